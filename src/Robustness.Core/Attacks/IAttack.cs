@@ -1,0 +1,120 @@
+using Robustness.Core.Geometry;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Robustness.Core.Attacks;
+
+/// <summary>Call-time context: randomness, progress and cancellation. Attacks themselves are immutable records.</summary>
+/// <param name="KeepModelMode">When true the attack runs in whatever mode the model is in (e.g. train mode inside
+/// adversarial training when asked for); by default attacks run in eval mode and restore the previous mode.</param>
+public sealed record AttackContext(Generator? Generator = null, IProgress<int>? StepProgress = null, CancellationToken Cancel = default, bool KeepModelMode = false)
+{
+    public static AttackContext Seeded(long seed) => new(new Generator((ulong)seed));
+}
+
+/// <summary>An attack within a threat model. The model and data come at call time.</summary>
+public interface IAttack
+{
+    /// <summary>Registry name, e.g. "pgd".</summary>
+    string Name { get; }
+    ThreatModel Threat { get; }
+    /// <summary>Every parameter that affects the result, for reports.</summary>
+    IReadOnlyDictionary<string, object> Parameters { get; }
+    /// <summary>True when the attack needs input gradients (white-box); false for score-based attacks.</summary>
+    bool NeedsGradients { get; }
+
+    AttackResult Run(IClassifier model, Tensor inputs, AttackTargets targets, AttackContext? context = null);
+}
+
+/// <summary>
+/// The outcome for a batch. <see cref="Adversarial"/> is inside the threat model (checked); <see cref="Success"/>
+/// comes from a fresh forward pass on it; <see cref="Distance"/> is ‖x_adv − x‖_p (float64). Minimum-norm attacks
+/// also give <see cref="MinimumNorm"/>: the smallest adversarial distance they found, +∞ where none.
+/// </summary>
+public sealed class AttackResult : IDisposable
+{
+    public AttackResult(Tensor adversarial, Tensor success, Tensor distance, Tensor logits, Tensor? minimumNorm = null)
+    {
+        Adversarial = adversarial;
+        Success = success;
+        Distance = distance;
+        Logits = logits;
+        MinimumNorm = minimumNorm;
+    }
+
+    public Tensor Adversarial { get; }
+    /// <summary>Bool [N].</summary>
+    public Tensor Success { get; }
+    /// <summary>Float64 [N].</summary>
+    public Tensor Distance { get; }
+    /// <summary>Logits on <see cref="Adversarial"/>, [N, K].</summary>
+    public Tensor Logits { get; }
+    public Tensor? MinimumNorm { get; }
+
+    public void MoveToOuterDisposeScope()
+    {
+        Adversarial.MoveToOuterDisposeScope();
+        Success.MoveToOuterDisposeScope();
+        Distance.MoveToOuterDisposeScope();
+        Logits.MoveToOuterDisposeScope();
+        MinimumNorm?.MoveToOuterDisposeScope();
+    }
+
+    public void Dispose()
+    {
+        Adversarial.Dispose();
+        Success.Dispose();
+        Distance.Dispose();
+        Logits.Dispose();
+        MinimumNorm?.Dispose();
+    }
+}
+
+/// <summary>
+/// Base of every attack. <see cref="Run"/> is not overridable: it validates, puts the model in eval mode
+/// (restored afterwards), lets the attack <see cref="Perturb"/>, then applies the shared final step
+/// (<see cref="ThreatModelCheck.Finalize"/>): clamp, project, measure, verify, and decide success from the model.
+/// </summary>
+public abstract record AttackBase(ThreatModel Threat) : IAttack
+{
+    public abstract string Name { get; }
+    public virtual bool NeedsGradients => true;
+    public abstract IReadOnlyDictionary<string, object> Parameters { get; }
+
+    public AttackResult Run(IClassifier model, Tensor inputs, AttackTargets targets, AttackContext? context = null)
+    {
+        Threat.Validate();
+        if (NeedsGradients && model is not IGradientClassifier)
+            throw new InputException($"attack '{Name}' needs input gradients, but the model only provides scores (use a score-based attack such as 'square')");
+        if (inputs.shape[0] != targets.Labels.shape[0])
+            throw new ArgumentException($"{inputs.shape[0]} inputs but {targets.Labels.shape[0]} labels");
+        context ??= new AttackContext();
+        using var mode = model is IGradientClassifier g && !context.KeepModelMode ? g.EvalMode() : null;
+        using var scope = NewDisposeScope();
+        var x = inputs.detach();
+        var perturbed = Perturb(model, x, targets, context);
+        var result = ThreatModelCheck.Finalize(model, x, perturbed.Adversarial, Threat, targets, perturbed.MinimumNorm);
+        result.MoveToOuterDisposeScope();
+        return result;
+    }
+
+    /// <summary>The attack proper. May return points slightly outside the ball or bounds; the final step fixes and checks that.</summary>
+    protected abstract Perturbation Perturb(IClassifier model, Tensor inputs, AttackTargets targets, AttackContext context);
+
+    protected IPerturbationGeometry Geometry => Geometries.For(Threat.Norm);
+
+    /// <summary>What <see cref="Perturb"/> hands to the final step.</summary>
+    protected readonly record struct Perturbation(Tensor Adversarial, Tensor? MinimumNorm = null);
+
+    protected static Dictionary<string, object> Describe(ThreatModel threat, params (string Key, object Value)[] extra)
+    {
+        var d = new Dictionary<string, object>
+        {
+            ["norm"] = threat.Norm.Name(),
+            ["eps"] = threat.Epsilon,
+            ["bounds"] = threat.Bounds.ToString(),
+        };
+        foreach (var (k, v) in extra) d[k] = v;
+        return d;
+    }
+}
