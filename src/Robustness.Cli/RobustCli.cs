@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Robustness.Cli.Common;
 
 namespace Robustness.Cli;
 
@@ -7,9 +8,29 @@ public static class RobustCli
 {
     public static RootCommand BuildRoot()
     {
-        var root = new RootCommand("Robustness: adversarial robustness evaluation and training for image classifiers.");
+        var root = new RootCommand("Robustness: how easily can your image classifier be fooled? Attack, evaluate and harden it.");
+        root.Options.Add(CommandRunner.VerboseOption);
+        foreach (var command in Verbs()) root.Subcommands.Add(command);
         return root;
     }
 
-    public static int Run(string[] args) => BuildRoot().Parse(args).Invoke();
+    private static IEnumerable<Command> Verbs() =>
+    [
+        Commands.Info.InfoCommand.Definition(),
+        Commands.Data.DataCommand.Definition(),
+        Commands.Train.TrainCommand.Definition(),
+    ];
+
+    public static int Run(string[] args)
+    {
+        var root = BuildRoot();
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            foreach (var error in parse.Errors.Take(1))
+                CommandRunner.Error($"error: {error.Message} (see 'robust --help')");
+            return ExitCodes.BadInput;
+        }
+        return parse.Invoke();
+    }
 }

@@ -1,0 +1,64 @@
+using System.CommandLine;
+using Robustness.Core;
+using Spectre.Console;
+
+namespace Robustness.Cli.Common;
+
+/// <summary>
+/// Runs a verb's body with the CLI's error policy: bad input → one line on stderr, exit 2; any other error →
+/// one line, exit 1; stack traces only with --verbose.
+/// </summary>
+public static class CommandRunner
+{
+    public static Option<bool> VerboseOption { get; } = CreateVerbose();
+
+    private static Option<bool> CreateVerbose()
+    {
+        var o = SharedOptions.Verbose();
+        o.Recursive = true;
+        return o;
+    }
+
+    public static void SetAction(Command command, Func<ParseResult, int> body)
+    {
+        command.SetAction(parse => Run(parse.GetValue(VerboseOption), () => body(parse)));
+    }
+
+    public static int Run(bool verbose, Func<int> body)
+    {
+        try
+        {
+            return body();
+        }
+        catch (Exception e) when (Unwrap(e) is InputException input)
+        {
+            Error($"error: {input.Message}");
+            if (verbose) Console.Error.WriteLine(e);
+            return ExitCodes.BadInput;
+        }
+        catch (OperationCanceledException)
+        {
+            Error("cancelled");
+            return ExitCodes.Failure;
+        }
+        catch (Exception e)
+        {
+            Error($"failure: {Unwrap(e).Message}");
+            if (verbose) Console.Error.WriteLine(e);
+            else Console.Error.WriteLine("robust: run again with --verbose for details");
+            return ExitCodes.Failure;
+        }
+    }
+
+    private static Exception Unwrap(Exception e)
+    {
+        while ((e is AggregateException || e is System.Reflection.TargetInvocationException || e is TypeInitializationException) && e.InnerException is not null)
+            e = e.InnerException;
+        return e;
+    }
+
+    public static void Error(string message) => Console.Error.WriteLine($"robust: {message.ReplaceLineEndings(" ")}");
+
+    /// <summary>Console for tables and progress; plain text when output is redirected.</summary>
+    public static IAnsiConsole Out { get; set; } = AnsiConsole.Console;
+}
