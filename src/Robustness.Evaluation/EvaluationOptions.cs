@@ -1,0 +1,98 @@
+using System.Globalization;
+using Robustness.Core;
+using Robustness.Core.Attacks;
+
+namespace Robustness.Evaluation;
+
+/// <summary>
+/// What to evaluate and how. Attacks come from <see cref="Attacks"/> (a factory per threat model), so the options
+/// stay independent of how attacks are configured: the CLI passes a <see cref="RegistryAttackSuite"/> built from
+/// attack names or a preset plus the attack library's <c>AttackOptions</c>.
+/// </summary>
+public sealed record EvaluationOptions
+{
+    public required Norm Norm { get; init; }
+    /// <summary>The main ε, in the units of the model's input bounds.</summary>
+    public required double Epsilon { get; init; }
+    /// <summary>Extra ε values for the accuracy-vs-ε sweep (the main ε is always included).</summary>
+    public IReadOnlyList<double> SweepEpsilons { get; init; } = [];
+    public required IAttackSuite Attacks { get; init; }
+    public int BatchSize { get; init; } = 128;
+    public long Seed { get; init; }
+    /// <summary>Evaluate this many samples (a seeded random subset, in increasing row order); null = all.</summary>
+    public int? SampleCount { get; init; }
+    /// <summary>Explicit dataset rows; overrides <see cref="SampleCount"/>.</summary>
+    public IReadOnlyList<long>? SampleIndices { get; init; }
+    /// <summary>How many adversarial examples to keep for the perturbation gallery.</summary>
+    public int ImageCount { get; init; } = 16;
+    public bool SanityChecks { get; init; } = true;
+    /// <summary>Samples the model-based sanity checks run on (the first ones in evaluation order).</summary>
+    public int SanitySubset { get; init; } = 100;
+    public ShardSpec? Shard { get; init; }
+    public string? ModelPath { get; init; }
+    public string? ModelSha256 { get; init; }
+
+    /// <summary>The sorted, distinct ε list the evaluator runs (main ε included).</summary>
+    public IReadOnlyList<double> AllEpsilons() =>
+        SweepEpsilons.Append(Epsilon).Distinct().Order().ToArray();
+
+    public void Validate(Bounds bounds)
+    {
+        foreach (var eps in AllEpsilons())
+            new ThreatModel(Norm, eps, bounds).Validate(eps == Epsilon ? "--eps" : "--eps-sweep");
+        if (BatchSize <= 0) throw new InputException($"--batch-size: must be > 0, got {BatchSize}");
+        if (SampleCount is <= 0) throw new InputException($"--samples: must be > 0, got {SampleCount}");
+        if (ImageCount < 0) throw new InputException($"--images: must be ≥ 0, got {ImageCount}");
+        if (SanitySubset <= 0) throw new InputException($"--sanity-subset: must be > 0, got {SanitySubset}");
+    }
+}
+
+/// <summary>
+/// Shard <see cref="Index"/> of <see cref="Count"/>. The unit of sharding is the batch: the evaluation order is cut
+/// into batches of the batch size, and batch b belongs to shard b mod n. Because every shard forms exactly the
+/// batches an unsharded run forms, and each batch's attack randomness is seeded from (seed, ε, attack, first
+/// position of the batch), a merge of all shards reproduces the unsharded run's per-sample results exactly.
+/// (Splitting single samples k mod n would change batch composition, and with it random starts and the
+/// floating-point order of batched kernels.)
+/// </summary>
+public sealed record ShardSpec(int Index, int Count)
+{
+    public const string Description = "batch b of the evaluation order goes to shard b mod n; attack randomness is seeded per (seed, eps, attack, batch start)";
+
+    public static ShardSpec Parse(string text, string option = "--shard")
+    {
+        var parts = text.Split('/', StringSplitOptions.TrimEntries);
+        if (parts.Length != 2
+            || !int.TryParse(parts[0], NumberStyles.Integer, CultureInfo.InvariantCulture, out var i)
+            || !int.TryParse(parts[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out var n))
+            throw new InputException($"{option}: '{text}' is not of the form i/n (e.g. 0/4)");
+        return new ShardSpec(i, n).Validate(option);
+    }
+
+    public ShardSpec Validate(string option = "--shard")
+    {
+        if (Count < 1 || Index < 0 || Index >= Count)
+            throw new InputException($"{option}: need 0 ≤ i < n, got {Index}/{Count}");
+        return this;
+    }
+
+    public bool OwnsBatch(int batchNumber) => batchNumber % Count == Index;
+
+    public override string ToString() => FormattableString.Invariant($"{Index}/{Count}");
+}
+
+/// <summary>Progress in attack-batch units: one unit is one attack on one batch at one ε (plus the clean pass).</summary>
+public sealed record EvaluationProgress(string Phase, int Completed, int Total, double? Epsilon = null, string? Attack = null);
+
+/// <summary>Builds the attacks of an evaluation for a threat model, plus the reference attacks sanity checks need.</summary>
+public interface IAttackSuite
+{
+    /// <summary>For reports, e.g. "preset fast" or "fgsm, pgd".</summary>
+    string Description { get; }
+    /// <summary>The ensemble, in the order the worst case runs them.</summary>
+    IReadOnlyList<IAttack> Build(ThreatModel threat);
+    IAttack Fgsm(ThreatModel threat);
+    IAttack Pgd(ThreatModel threat, int steps, int restarts);
+    /// <summary>Steps and restarts of the suite's PGD, the baseline the "more iterations" spot check doubles.</summary>
+    (int Steps, int Restarts) PgdBudget { get; }
+}

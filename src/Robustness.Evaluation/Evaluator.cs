@@ -1,0 +1,272 @@
+using System.Diagnostics;
+using Robustness.Core;
+using Robustness.Core.Attacks;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Robustness.Evaluation;
+
+/// <summary>A kept adversarial example for the perturbation gallery (CPU arrays, [C,H,W] row-major).</summary>
+public sealed record AdversarialExample(
+    long Index, int Label, float[] Clean, float[] Adversarial, int[] Shape,
+    int CleanPrediction, double CleanConfidence, int AdversarialPrediction, double AdversarialConfidence,
+    bool Broken, string AttackName, double Distance, Bounds Bounds);
+
+public sealed record EvaluationResult(RobustnessReport Report, IReadOnlyList<AdversarialExample> Examples);
+
+/// <summary>
+/// Clean accuracy plus the per-sample worst case over an attack ensemble (AutoAttack semantics): per batch and ε,
+/// keep a robust mask (clean-correct points), run each attack only on still-robust points, record the first attack
+/// that breaks each point. Works on <see cref="IAttack"/> directly. Per-sample outcomes stay on the CPU as small
+/// arrays; a dispose scope per batch keeps native memory flat.
+/// </summary>
+public sealed class Evaluator
+{
+    public static string ToolVersion =>
+        typeof(Evaluator).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
+
+    public EvaluationResult Evaluate(IClassifier model, ImageDataset data, EvaluationOptions options,
+        IProgress<EvaluationProgress>? progress = null, CancellationToken cancel = default)
+    {
+        var started = Stopwatch.StartNew();
+        var date = DateTimeOffset.UtcNow;
+        var bounds = model.Spec.Bounds;
+        options.Validate(bounds);
+        options.Shard?.Validate();
+        if (model.Spec.MultiLabel)
+            throw new InputException("evaluate: multi-label models are not supported by the robustness report (per-class accuracy needs one label)");
+        var indices = ResolveIndices(data, options);
+        var epsilons = options.AllEpsilons();
+        int mainEps = epsilons.ToList().IndexOf(options.Epsilon);
+        var suites = epsilons.Select(e => options.Attacks.Build(new ThreatModel(options.Norm, e, bounds))).ToArray();
+        var attackNames = suites[mainEps].Select(a => a.Name).ToArray();
+        if (attackNames.Length == 0) throw new InputException("--attacks: the attack list is empty");
+        foreach (var s in suites)
+            if (!s.Select(a => a.Name).SequenceEqual(attackNames))
+                throw new InvalidOperationException("the attack suite must build the same attacks (by name) for every ε");
+
+        int batchSize = options.BatchSize;
+        int batchCount = (indices.Count + batchSize - 1) / batchSize;
+        var ownedBatches = Enumerable.Range(0, batchCount).Where(b => options.Shard?.OwnsBatch(b) ?? true).ToArray();
+        int totalUnits = ownedBatches.Length * (1 + epsilons.Count * attackNames.Length);
+        int done = 0;
+        var seconds = new double[epsilons.Count, attackNames.Length];
+        var samples = new List<SampleOutcome>();
+        var brokenExamples = new List<AdversarialExample>();
+        var robustExamples = new List<AdversarialExample>();
+        var sampleShape = data.SampleShape;
+
+        foreach (var b in ownedBatches)
+        {
+            cancel.ThrowIfCancellationRequested();
+            int start = b * batchSize;
+            int len = Math.Min(batchSize, indices.Count - start);
+            var rows = indices.Skip(start).Take(len).ToArray();
+            using var scope = NewDisposeScope();
+            using var idx = tensor(rows, ScalarType.Int64);
+            var x = data.Images.index_select(0, idx).to(model.Device);
+            var y = data.Labels.index_select(0, idx).to(model.Device);
+            var labels = y.cpu().data<long>().Select(v => (int)v).ToArray();
+            int[] cleanPred;
+            double[] cleanConf;
+            using (no_grad())
+            using (EvalScope(model))
+            {
+                var logits = model.Logits(x);
+                (cleanPred, cleanConf) = PredictionsOf(logits);
+            }
+            Report(progress, "clean", ++done, totalUnits);
+
+            var perEps = new SampleEpsilonOutcome[len, epsilons.Count];
+            // Gallery candidates at the main ε: clean-correct points in evaluation order, until enough broken and
+            // enough robust examples are kept (broken ones are shown first; robust ones fill up).
+            bool galleryFull = brokenExamples.Count >= options.ImageCount && robustExamples.Count >= options.ImageCount;
+            var galleryRows = galleryFull ? [] : Enumerable.Range(0, len).Where(i => cleanPred[i] == labels[i]).ToArray();
+            var galleryAdv = new Dictionary<int, (float[] Adv, int Pred, double Conf, bool Broken, string Attack, double Dist)>();
+
+            for (int e = 0; e < epsilons.Count; e++)
+            {
+                var brokenBy = Enumerable.Repeat(-1, len).ToArray();
+                var distance = new double[len];
+                var advPred = Enumerable.Repeat(-1, len).ToArray();
+                var advConf = new double[len];
+                var minNorm = new double?[len];
+                var attacks = suites[e];
+                for (int a = 0; a < attacks.Count; a++)
+                {
+                    cancel.ThrowIfCancellationRequested();
+                    var remaining = Enumerable.Range(0, len).Where(i => cleanPred[i] == labels[i] && brokenBy[i] < 0).ToArray();
+                    if (remaining.Length > 0)
+                    {
+                        var watch = Stopwatch.StartNew();
+                        using var attackScope = NewDisposeScope();
+                        using var sel = tensor(remaining.Select(i => (long)i).ToArray(), ScalarType.Int64, device: model.Device);
+                        var xs = x.index_select(0, sel);
+                        var targets = new AttackTargets(y.index_select(0, sel));
+                        using var generator = new Generator(MixSeed(options.Seed, e, a, start));
+                        var context = new AttackContext(generator, null, cancel);
+                        using var result = attacks[a].Run(model, xs, targets, context);
+                        var success = result.Success.cpu().data<bool>().ToArray();
+                        var dist = result.Distance.cpu().to(ScalarType.Float64).data<double>().ToArray();
+                        var (pred, conf) = PredictionsOf(result.Logits);
+                        var mins = result.MinimumNorm?.cpu().to(ScalarType.Float64).data<double>().ToArray();
+                        bool wantGallery = e == mainEps && galleryRows.Length > 0;
+                        var advCpu = wantGallery ? result.Adversarial.cpu().to(ScalarType.Float32) : null;
+                        for (int j = 0; j < remaining.Length; j++)
+                        {
+                            int i = remaining[j];
+                            if (mins is not null && double.IsFinite(mins[j]))
+                                minNorm[i] = Math.Min(minNorm[i] ?? double.PositiveInfinity, mins[j]);
+                            if (success[j])
+                            {
+                                brokenBy[i] = a;
+                                distance[i] = dist[j];
+                                advPred[i] = pred[j];
+                                advConf[i] = conf[j];
+                            }
+                            if (advCpu is not null && galleryRows.Contains(i))
+                                galleryAdv[i] = (advCpu[j].flatten().data<float>().ToArray(), pred[j], conf[j], success[j], attacks[a].Name, dist[j]);
+                        }
+                        seconds[e, a] += watch.Elapsed.TotalSeconds;
+                    }
+                    Report(progress, "attack", ++done, totalUnits, epsilons[e], attacks[a].Name);
+                }
+                for (int i = 0; i < len; i++)
+                    perEps[i, e] = new SampleEpsilonOutcome(epsilons[e], brokenBy[i], distance[i], advPred[i], advConf[i], minNorm[i]);
+            }
+
+            if (galleryRows.Length > 0)
+            {
+                var cleanCpu = x.cpu().to(ScalarType.Float32);
+                foreach (var i in galleryRows)
+                {
+                    if (!galleryAdv.TryGetValue(i, out var g)) continue;
+                    var list = g.Broken ? brokenExamples : robustExamples;
+                    if (list.Count >= options.ImageCount) continue;
+                    list.Add(new AdversarialExample(rows[i], labels[i], cleanCpu[i].flatten().data<float>().ToArray(), g.Adv, sampleShape,
+                        cleanPred[i], cleanConf[i], g.Pred, g.Conf, g.Broken, g.Attack, g.Dist, bounds));
+                }
+            }
+
+            for (int i = 0; i < len; i++)
+                samples.Add(new SampleOutcome
+                {
+                    Position = start + i,
+                    Index = rows[i],
+                    Label = labels[i],
+                    CleanPrediction = cleanPred[i],
+                    CleanConfidence = cleanConf[i],
+                    PerEpsilon = Enumerable.Range(0, epsilons.Count).Select(e => perEps[i, e]).ToArray(),
+                });
+        }
+
+        var checks = new List<SanityCheckResult>();
+        if (options.SanityChecks && (options.Shard is null || options.Shard.Index == 0))
+        {
+            Report(progress, "sanity checks", done, totalUnits);
+            var subset = indices.Take(options.SanitySubset).ToArray();
+            checks.AddRange(SanityChecks.RunModelChecks(model, data, subset, options, suites[mainEps]));
+        }
+
+        var attackDescriptions = suites[mainEps].Select(Describe).ToArray();
+        var provenance = new Provenance
+        {
+            ToolVersion = ToolVersion,
+            TorchSharpVersion = Devices.TorchSharpVersion,
+            Libtorch = Devices.Describe(),
+            Device = model.Device.ToString(),
+            Seed = options.Seed,
+            BatchSize = options.BatchSize,
+            Attacks = attackDescriptions,
+            DatasetName = data.Name,
+            DatasetSource = data.Source,
+            ClassNames = ClassNamesOf(model, data),
+            SampleIndices = indices,
+            ModelPath = options.ModelPath,
+            ModelSha256 = options.ModelSha256,
+            ModelArch = model.Spec.Arch,
+            WallSeconds = started.Elapsed.TotalSeconds,
+            Date = date,
+        };
+        var report = ReportAggregator.Build(new ReportInputs(
+            options.Norm.Name(), options.Epsilon, epsilons, attackNames, seconds, samples, checks, provenance,
+            options.Shard is { Count: > 1 } s2 ? new ShardInfo(s2.Index, s2.Count) : null));
+        Report(progress, "done", totalUnits, totalUnits);
+        var examples = brokenExamples.Concat(robustExamples).Take(options.ImageCount).ToArray();
+        return new EvaluationResult(report, examples);
+    }
+
+    /// <summary>Explicit indices, else a seeded random subset of <see cref="EvaluationOptions.SampleCount"/> rows (sorted), else all rows.</summary>
+    public static IReadOnlyList<long> ResolveIndices(ImageDataset data, EvaluationOptions options)
+    {
+        if (options.SampleIndices is { } given)
+        {
+            if (given.Count == 0) throw new InputException("--indices: the list is empty");
+            foreach (var i in given)
+                if (i < 0 || i >= data.Count) throw new InputException($"--indices: {i} is outside the dataset '{data.Name}' (0..{data.Count - 1})");
+            if (given.Distinct().Count() != given.Count) throw new InputException("--indices: duplicate indices");
+            return given.ToArray();
+        }
+        if (options.SampleCount is { } n && n < data.Count)
+        {
+            var rng = new Random(unchecked((int)(options.Seed ^ (options.Seed >> 32))));
+            var all = Enumerable.Range(0, data.Count).Select(i => (long)i).ToArray();
+            rng.Shuffle(all);
+            return all.Take(n).Order().ToArray();
+        }
+        return Enumerable.Range(0, data.Count).Select(i => (long)i).ToArray();
+    }
+
+    /// <summary>SplitMix64 of the parts: decorrelated seeds that depend only on what identifies the work unit.</summary>
+    public static ulong MixSeed(long seed, int epsIndex, int attackIndex, int batchStart)
+    {
+        ulong h = (ulong)seed;
+        foreach (var part in new ulong[] { (ulong)epsIndex, (ulong)attackIndex, (ulong)batchStart })
+        {
+            h ^= part + 0x9E3779B97F4A7C15UL + (h << 6) + (h >> 2);
+            h = SplitMix(h);
+        }
+        return h;
+    }
+
+    private static ulong SplitMix(ulong z)
+    {
+        z += 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
+
+    internal static (int[] Pred, double[] Conf) PredictionsOf(Tensor logits)
+    {
+        using var scope = NewDisposeScope();
+        var l = logits.detach().to(ScalarType.Float64);
+        var probs = l.softmax(1);
+        var (conf, pred) = probs.max(1);
+        return (pred.cpu().data<long>().Select(v => (int)v).ToArray(), conf.cpu().data<double>().ToArray());
+    }
+
+    internal static IDisposable? EvalScope(IClassifier model) => model is IGradientClassifier g ? g.EvalMode() : null;
+
+    internal static IReadOnlyList<string> ClassNamesOf(IClassifier model, ImageDataset data)
+    {
+        if (data.ClassNames.Count >= model.Spec.NumClasses) return data.ClassNames;
+        if (model.Spec.Labels.Count >= model.Spec.NumClasses) return model.Spec.Labels;
+        return Enumerable.Range(0, model.Spec.NumClasses).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+    }
+
+    public static AttackDescription Describe(IAttack attack) =>
+        new(attack.Name, attack.NeedsGradients,
+            attack.Parameters.OrderBy(p => p.Key, StringComparer.Ordinal)
+                .ToDictionary(p => p.Key, p => FormatParameter(p.Value)));
+
+    private static string FormatParameter(object value) => value switch
+    {
+        IFormattable f => f.ToString(null, System.Globalization.CultureInfo.InvariantCulture),
+        System.Collections.IEnumerable list and not string => string.Join(",", list.Cast<object>().Select(FormatParameter)),
+        _ => value.ToString() ?? "",
+    };
+
+    private static void Report(IProgress<EvaluationProgress>? progress, string phase, int done, int total, double? eps = null, string? attack = null) =>
+        progress?.Report(new EvaluationProgress(phase, done, total, eps, attack));
+}

@@ -1,0 +1,123 @@
+using System.Globalization;
+using System.Text;
+using Robustness.Core;
+
+namespace Robustness.Evaluation;
+
+/// <summary>The report as Markdown tables. Every string that comes from data, labels or file names is escaped.</summary>
+public static class MarkdownReportWriter
+{
+    public static string Render(RobustnessReport r)
+    {
+        var sb = new StringBuilder();
+        var p = r.Provenance;
+        sb.AppendLine("# Robustness report").AppendLine();
+        sb.AppendLine($"Model {Code(p.ModelPath ?? p.ModelArch)} on {Escape(p.DatasetName)} ({r.Total} samples), threat model {Escape(r.Norm)} ε = {Num(r.Epsilon)}.");
+        if (r.Shard is { } s) sb.AppendLine().AppendLine($"**Shard {s.Index}/{s.Count} only** — merge all shards for the full result.");
+        sb.AppendLine();
+        sb.AppendLine("| metric | value |").AppendLine("|---|---|");
+        sb.AppendLine($"| clean accuracy | {Pct(r.CleanAccuracy)} |");
+        sb.AppendLine($"| robust accuracy (worst case, ε = {Num(r.Epsilon)}) | {Pct(r.RobustAccuracy)} |");
+        sb.AppendLine($"| successful adversarials | {r.Perturbation.Successful} |");
+        sb.AppendLine($"| max ‖δ‖ / mean ‖δ‖ | {Num(r.Perturbation.MaxNorm)} / {Num(r.Perturbation.MeanNorm)} |");
+        if (r.Perturbation.MedianMinimumNorm is { } med)
+            sb.AppendLine($"| median minimum-norm distance ({r.Perturbation.MinimumNormCount} points) | {Num(med)} |");
+        sb.AppendLine($"| warnings | {r.Warnings.Count} |").AppendLine();
+
+        sb.AppendLine("## Attacks (cumulative, AutoAttack order)").AppendLine();
+        sb.AppendLine("| attack | broke | robust after | robust accuracy after | seconds |").AppendLine("|---|---:|---:|---:|---:|");
+        foreach (var a in r.PerAttack)
+            sb.AppendLine($"| {Escape(a.Name)} | {a.Broken} | {a.RobustAfter} | {Pct(a.RobustAccuracyAfter)} | {Num(a.Seconds, "0.##")} |");
+        sb.AppendLine();
+
+        if (r.EpsSweep.Count > 1)
+        {
+            sb.AppendLine("## Accuracy vs ε").AppendLine();
+            sb.Append("| ε | worst case |");
+            foreach (var a in r.PerAttack) sb.Append($" after {Escape(a.Name)} |");
+            sb.AppendLine().Append("|---:|---:|");
+            foreach (var _ in r.PerAttack) sb.Append("---:|");
+            sb.AppendLine();
+            foreach (var e in r.EpsSweep)
+            {
+                sb.Append($"| {Num(e.Epsilon)} | {Pct(e.RobustAccuracy)} |");
+                foreach (var a in e.PerAttack) sb.Append($" {Pct(a.RobustAccuracyAfter)} |");
+                sb.AppendLine();
+            }
+            sb.AppendLine();
+        }
+
+        sb.AppendLine("## Per class").AppendLine();
+        sb.AppendLine("| class | label | count | clean | robust |").AppendLine("|---:|---|---:|---:|---:|");
+        foreach (var c in r.PerClass)
+            sb.AppendLine($"| {c.Class} | {Escape(c.Label)} | {c.Count} | {Pct(c.CleanAccuracy)} ({c.CleanCorrect}) | {Pct(c.RobustAccuracy)} ({c.RobustCorrect}) |");
+        sb.AppendLine();
+
+        sb.AppendLine("## Warnings").AppendLine();
+        if (r.Warnings.Count == 0) sb.AppendLine("No sanity check fired.");
+        foreach (var w in r.Warnings)
+            sb.AppendLine($"- **{Escape(w.Code)}**: {Escape(w.Message)} *What to do:* {Escape(w.Advice)}");
+        sb.AppendLine();
+
+        sb.AppendLine("## Provenance").AppendLine();
+        sb.AppendLine("| field | value |").AppendLine("|---|---|");
+        void Row(string k, string v) => sb.AppendLine($"| {k} | {v} |");
+        Row("tool", Escape($"robustness {p.ToolVersion}"));
+        Row("TorchSharp / libtorch", Escape($"{p.TorchSharpVersion} / {p.Libtorch}"));
+        Row("device", Escape(p.Device));
+        Row("seed", p.Seed.ToString(CultureInfo.InvariantCulture));
+        Row("batch size", p.BatchSize.ToString(CultureInfo.InvariantCulture));
+        Row("dataset", $"{Escape(p.DatasetName)} ({Code(p.DatasetSource)})");
+        Row("model", p.ModelPath is null ? Escape(p.ModelArch) : $"{Code(p.ModelPath)} ({Escape(p.ModelArch)})");
+        if (p.ModelSha256 is not null) Row("model SHA-256", Code(p.ModelSha256));
+        Row("samples", SampleSummary(p.SampleIndices));
+        Row("wall time", Num(p.WallSeconds, "0.#") + " s");
+        Row("date", p.Date.ToString("yyyy-MM-dd HH:mm:ss 'UTC'", CultureInfo.InvariantCulture));
+        Row("sharding", Escape(p.Sharding));
+        foreach (var a in p.Attacks)
+            Row($"attack {Escape(a.Name)}", Escape(string.Join(", ", a.Parameters.Select(kv => $"{kv.Key}={kv.Value}"))));
+        return sb.ToString();
+    }
+
+    public static void Write(RobustnessReport report, string path) => AtomicFile.WriteAllText(path, Render(report));
+
+    /// <summary>
+    /// Escapes text for Markdown table cells and inline text: backslash, pipe, backticks, emphasis and link
+    /// characters are backslash-escaped; &lt;, &gt; and &amp; become entities (no raw HTML); newlines become spaces.
+    /// </summary>
+    public static string Escape(string text)
+    {
+        var sb = new StringBuilder(text.Length + 8);
+        foreach (var ch in text)
+        {
+            switch (ch)
+            {
+                case '<': sb.Append("&lt;"); break;
+                case '>': sb.Append("&gt;"); break;
+                case '&': sb.Append("&amp;"); break;
+                case '\r': break;
+                case '\n': sb.Append(' '); break;
+                case '\\' or '|' or '`' or '*' or '_' or '[' or ']' or '#' or '!' or '~' or '{' or '}' or '(' or ')':
+                    sb.Append('\\').Append(ch);
+                    break;
+                default: sb.Append(ch); break;
+            }
+        }
+        return sb.ToString();
+    }
+
+    /// <summary>A file name or hash shown as text; escaped rather than put in backticks (which cannot hold a `).</summary>
+    private static string Code(string text) => Escape(text);
+
+    private static string SampleSummary(IReadOnlyList<long> idx)
+    {
+        if (idx.Count == 0) return "none";
+        bool contiguous = idx.Zip(idx.Skip(1)).All(pair => pair.Second == pair.First + 1);
+        return contiguous ? $"{idx.Count} (rows {idx[0]}–{idx[^1]})" : $"{idx.Count} (listed in report.json)";
+    }
+
+    /// <summary>A fraction as a percentage with two decimals, e.g. "93.50%".</summary>
+    public static string Pct(double v) => (v * 100).ToString("0.00", CultureInfo.InvariantCulture) + "%";
+
+    internal static string Num(double v, string format = "0.#####") => v.ToString(format, CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,90 @@
+using System.Globalization;
+using ScottPlot;
+
+namespace Robustness.Evaluation;
+
+/// <summary>
+/// Report charts rendered with ScottPlot (SkiaSharp). Text needs a system font: on Debian install
+/// <c>fonts-dejavu-core</c> (CI does), otherwise labels render empty while the data still draws.
+/// </summary>
+public static class Plots
+{
+    public const int Width = 800;
+    public const int Height = 480;
+
+    /// <summary>Robust accuracy against ε: one line per attack (cumulative, as attacks are added) and the worst case.</summary>
+    public static byte[] AccuracyVersusEpsilonPng(RobustnessReport report, int width = Width, int height = Height)
+    {
+        using var plot = AccuracyVersusEpsilon(report);
+        return plot.GetImageBytes(width, height, ImageFormat.Png);
+    }
+
+    public static Plot AccuracyVersusEpsilon(RobustnessReport report)
+    {
+        var plot = new Plot();
+        var xs = report.EpsSweep.Select(e => e.Epsilon).ToArray();
+        var names = report.PerAttack.Select(a => a.Name).ToArray();
+        var palette = new ScottPlot.Palettes.Category10();
+        // The worst case first and thick, the per-attack stages dashed on top, so coinciding lines stay visible.
+        var worst = plot.Add.Scatter(xs, report.EpsSweep.Select(e => e.RobustAccuracy).ToArray(), palette.GetColor(0));
+        worst.LegendText = names.Length == 1 ? $"{names[0]} (worst case)" : "worst case (all attacks)";
+        worst.LineWidth = 3;
+        worst.MarkerSize = 8;
+        for (int a = 0; a < names.Length - 1; a++)
+        {
+            var ys = report.EpsSweep.Select(e => e.PerAttack[a].RobustAccuracyAfter).ToArray();
+            var line = plot.Add.Scatter(xs, ys, palette.GetColor(a + 1));
+            line.LegendText = a == 0 ? $"after {names[a]}" : $"+ {names[a]}";
+            line.LineWidth = 1.5f;
+            line.MarkerSize = 6;
+            line.LinePattern = LinePattern.Dashed;
+        }
+        var clean = plot.Add.HorizontalLine(report.CleanAccuracy, 1, Colors.Gray, LinePattern.Dotted);
+        clean.LegendText = "clean accuracy";
+        plot.Title($"Robust accuracy vs {report.Norm} epsilon");
+        plot.XLabel($"epsilon ({report.Norm})");
+        plot.YLabel("accuracy");
+        plot.Axes.SetLimitsY(0, 1.05);
+        if (xs.Length == 1) plot.Axes.SetLimitsX(xs[0] - 0.5 * Math.Max(xs[0], 1e-3), xs[0] + 0.5 * Math.Max(xs[0], 1e-3));
+        plot.ShowLegend(Alignment.UpperRight);
+        return plot;
+    }
+
+    /// <summary>Per-class clean and robust accuracy at the main ε as grouped bars.</summary>
+    public static byte[] PerClassPng(RobustnessReport report, int width = Width, int height = Height)
+    {
+        using var plot = PerClass(report);
+        return plot.GetImageBytes(width, height, ImageFormat.Png);
+    }
+
+    public static Plot PerClass(RobustnessReport report)
+    {
+        var plot = new Plot();
+        var cleanColor = new Color(70, 130, 180);
+        var robustColor = new Color(220, 90, 60);
+        var bars = new List<Bar>();
+        var ticks = new List<Tick>();
+        for (int i = 0; i < report.PerClass.Count; i++)
+        {
+            var c = report.PerClass[i];
+            bars.Add(new Bar { Position = 3 * i, Value = c.CleanAccuracy, FillColor = cleanColor, Size = 1 });
+            bars.Add(new Bar { Position = 3 * i + 1, Value = c.RobustAccuracy, FillColor = robustColor, Size = 1 });
+            ticks.Add(new Tick(3 * i + 0.5, ShortLabel(c.Label), isMajor: true));
+        }
+        plot.Add.Bars(bars);
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(ticks.ToArray());
+        // Many or long labels would overlap horizontally: slant them (anchored at their end, under the tick).
+        bool slant = report.PerClass.Count > 12 || report.PerClass.Any(c => c.Label.Length > 9);
+        plot.Axes.Bottom.TickLabelStyle.Rotation = slant ? -35 : 0;
+        plot.Axes.Bottom.TickLabelStyle.Alignment = slant ? Alignment.MiddleRight : Alignment.UpperCenter;
+        plot.Legend.ManualItems.Add(new LegendItem { LabelText = "clean", FillColor = cleanColor });
+        plot.Legend.ManualItems.Add(new LegendItem { LabelText = $"robust (eps {report.Epsilon.ToString("G4", CultureInfo.InvariantCulture)})", FillColor = robustColor });
+        plot.ShowLegend(Alignment.UpperRight);
+        plot.Title("Per-class accuracy");
+        plot.YLabel("accuracy");
+        plot.Axes.SetLimits(-1, 3 * report.PerClass.Count, 0, 1.3); // headroom so the legend does not cover bars
+        return plot;
+    }
+
+    private static string ShortLabel(string label) => label.Length <= 14 ? label : label[..12] + "..";
+}

@@ -1,0 +1,138 @@
+using Robustness.Core;
+
+namespace Robustness.Evaluation;
+
+/// <summary>Everything a report is computed from: per-sample outcomes, timings, model-check results, provenance.</summary>
+/// <param name="Seconds">[ε index, attack index] wall time.</param>
+public sealed record ReportInputs(
+    string Norm, double Epsilon, IReadOnlyList<double> Epsilons, IReadOnlyList<string> AttackNames,
+    double[,] Seconds, IReadOnlyList<SampleOutcome> Samples, IReadOnlyList<SanityCheckResult> ModelChecks,
+    Provenance Provenance, ShardInfo? Shard);
+
+/// <summary>
+/// Derives every number of a <see cref="RobustnessReport"/> from per-sample outcomes. The evaluator and
+/// <see cref="ReportMerger"/> both go through here, which is what makes a merged report equal an unsharded one.
+/// </summary>
+public static class ReportAggregator
+{
+    public static RobustnessReport Build(ReportInputs inputs)
+    {
+        var samples = inputs.Samples.OrderBy(s => s.Position).ToArray();
+        int total = samples.Length;
+        int mainEps = inputs.Epsilons.ToList().IndexOf(inputs.Epsilon);
+        if (mainEps < 0) throw new ArgumentException("the main ε is not in the ε list");
+        int cleanCorrect = samples.Count(s => s.CleanCorrect);
+
+        var sweep = new List<EpsilonResult>();
+        for (int e = 0; e < inputs.Epsilons.Count; e++)
+        {
+            var stages = new List<AttackStageReport>();
+            int robust = cleanCorrect;
+            for (int a = 0; a < inputs.AttackNames.Count; a++)
+            {
+                int broken = samples.Count(s => s.CleanCorrect && s.PerEpsilon[e].BrokenBy == a);
+                robust -= broken;
+                stages.Add(new AttackStageReport(inputs.AttackNames[a], Fraction(robust, total), robust, broken, inputs.Seconds[e, a]));
+            }
+            sweep.Add(new EpsilonResult(inputs.Epsilons[e], Fraction(robust, total), robust, stages));
+        }
+
+        var classNames = inputs.Provenance.ClassNames;
+        int classCount = Math.Max(classNames.Count, samples.Length == 0 ? 0 : samples.Max(s => Math.Max(s.Label, s.CleanPrediction)) + 1);
+        var perClass = Enumerable.Range(0, classCount)
+            .Select(c =>
+            {
+                var of = samples.Where(s => s.Label == c).ToArray();
+                int clean = of.Count(s => s.CleanCorrect);
+                int rob = of.Count(s => IsRobust(s, mainEps));
+                return new ClassAccuracy(c, c < classNames.Count ? classNames[c] : c.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    of.Length, clean, rob, Fraction(clean, of.Length), Fraction(rob, of.Length));
+            })
+            .Where(c => c.Count > 0 || c.Class < classNames.Count)
+            .ToArray();
+
+        var brokenMain = samples.Where(s => s.CleanCorrect && s.PerEpsilon[mainEps].Broken).Select(s => s.PerEpsilon[mainEps].Distance).ToArray();
+        var minNorms = samples.Select(s => s.PerEpsilon[mainEps].MinimumNorm).Where(m => m is { } v && double.IsFinite(v)).Select(m => m!.Value).Order().ToArray();
+        var perturbation = new PerturbationStatistics(
+            brokenMain.Length,
+            brokenMain.Length > 0 ? brokenMain.Max() : 0,
+            brokenMain.Length > 0 ? brokenMain.Average() : 0,
+            minNorms.Length > 0 ? Median(minNorms) : null,
+            minNorms.Length);
+
+        var dataChecks = SanityChecks.RunDataChecks(sweep, samples, inputs.Provenance.Attacks, mainEps);
+        var allChecks = inputs.ModelChecks.Concat(dataChecks).ToArray();
+        var warnings = allChecks.Where(c => c.Fired).Select(SanityChecks.WarningFor).ToArray();
+
+        return new RobustnessReport
+        {
+            Norm = inputs.Norm,
+            Epsilon = inputs.Epsilon,
+            Total = total,
+            CleanAccuracy = Fraction(cleanCorrect, total),
+            RobustAccuracy = sweep[mainEps].RobustAccuracy,
+            PerAttack = sweep[mainEps].PerAttack,
+            EpsSweep = sweep,
+            PerClass = perClass,
+            Perturbation = perturbation,
+            Warnings = warnings,
+            SanityChecks = allChecks,
+            Provenance = inputs.Provenance,
+            Samples = samples,
+            Shard = inputs.Shard,
+        };
+    }
+
+    public static bool IsRobust(SampleOutcome s, int epsIndex) => s.CleanCorrect && !s.PerEpsilon[epsIndex].Broken;
+
+    private static double Fraction(int count, int total) => total == 0 ? 0 : (double)count / total;
+
+    private static double Median(double[] sorted) =>
+        sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : 0.5 * (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]);
+}
+
+/// <summary>Combines shard reports into the report an unsharded run with the same options and seed produces.</summary>
+public static class ReportMerger
+{
+    public static RobustnessReport Merge(IEnumerable<RobustnessReport> reports)
+    {
+        var parts = reports.ToArray();
+        if (parts.Length == 0) throw new InputException("merge: no reports given");
+        var first = parts[0];
+        foreach (var p in parts.Skip(1))
+        {
+            if (p.Norm != first.Norm || p.Epsilon != first.Epsilon)
+                throw new InputException($"merge: reports disagree on the threat model ({first.Norm} ε={first.Epsilon} vs {p.Norm} ε={p.Epsilon})");
+            if (!p.EpsSweep.Select(e => e.Epsilon).SequenceEqual(first.EpsSweep.Select(e => e.Epsilon)))
+                throw new InputException("merge: reports were run with different ε sweeps");
+            if (!p.PerAttack.Select(a => a.Name).SequenceEqual(first.PerAttack.Select(a => a.Name)))
+                throw new InputException("merge: reports were run with different attacks");
+            if (p.Provenance.Seed != first.Provenance.Seed || p.Provenance.BatchSize != first.Provenance.BatchSize)
+                throw new InputException("merge: reports were run with different seeds or batch sizes (shards would not match an unsharded run)");
+            if (!p.Provenance.SampleIndices.SequenceEqual(first.Provenance.SampleIndices))
+                throw new InputException("merge: reports cover different sample selections");
+            if (p.Shard?.Count != first.Shard?.Count)
+                throw new InputException("merge: reports come from different shard counts");
+        }
+        var shardIds = parts.Select(p => p.Shard?.Index ?? -1).ToArray();
+        if (shardIds.Distinct().Count() != shardIds.Length)
+            throw new InputException("merge: the same shard is given twice");
+
+        var samples = parts.SelectMany(p => p.Samples).OrderBy(s => s.Position).ToArray();
+        int expected = first.Provenance.SampleIndices.Count;
+        if (samples.Length != expected || samples.Select(s => s.Position).Distinct().Count() != samples.Length)
+            throw new InputException($"merge: shards cover {samples.Length} samples but the evaluation selected {expected} (missing or overlapping shards)");
+
+        var epsilons = first.EpsSweep.Select(e => e.Epsilon).ToArray();
+        var names = first.PerAttack.Select(a => a.Name).ToArray();
+        var seconds = new double[epsilons.Length, names.Length];
+        foreach (var p in parts)
+            for (int e = 0; e < epsilons.Length; e++)
+                for (int a = 0; a < names.Length; a++)
+                    seconds[e, a] += p.EpsSweep[e].PerAttack[a].Seconds;
+        // Model checks ran on shard 0 only (on the global subset), so taking them from every part is a union.
+        var modelChecks = parts.SelectMany(p => p.SanityChecks.Where(c => c.Scope == SanityChecks.ModelScope)).ToArray();
+        var provenance = first.Provenance with { WallSeconds = parts.Sum(p => p.Provenance.WallSeconds) };
+        return ReportAggregator.Build(new ReportInputs(first.Norm, first.Epsilon, epsilons, names, seconds, samples, modelChecks, provenance, null));
+    }
+}

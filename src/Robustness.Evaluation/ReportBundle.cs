@@ -1,0 +1,92 @@
+using System.Globalization;
+using Robustness.Core;
+
+namespace Robustness.Evaluation;
+
+/// <summary>Paths written by <see cref="ReportBundle.WriteAll"/>.</summary>
+public sealed record ReportBundleFiles(string Json, string Markdown, string Html, IReadOnlyList<string> Images, IReadOnlyList<string> Plots);
+
+/// <summary>
+/// Writes a report directory: report.json, report.md, report.html (self-contained), images/*.png (one strip per
+/// example plus grid.png) and plots/*.png. Every file is written atomically.
+/// </summary>
+public static class ReportBundle
+{
+    public static ReportBundleFiles WriteAll(RobustnessReport report, string directory, IReadOnlyList<AdversarialExample>? images = null, bool plots = true)
+    {
+        images ??= [];
+        var dir = Path.GetFullPath(directory);
+        var classNames = report.Provenance.ClassNames;
+        var imagePaths = new List<string>();
+        var gallery = new List<(byte[] Png, string Caption)>();
+        foreach (var e in images)
+        {
+            var png = PerturbationImages.StripPng(e, classNames);
+            var path = Path.Combine(dir, "images", $"sample-{e.Index.ToString(CultureInfo.InvariantCulture)}.png");
+            AtomicFile.WriteAllBytes(path, png);
+            imagePaths.Add(path);
+            string Name(int c) => c >= 0 && c < classNames.Count ? classNames[c] : c.ToString(CultureInfo.InvariantCulture);
+            gallery.Add((png, e.Broken
+                ? $"sample {e.Index}: {Name(e.Label)} → {Name(e.AdversarialPrediction)} by {e.AttackName}, ‖δ‖ = {e.Distance.ToString("0.####", CultureInfo.InvariantCulture)}"
+                : $"sample {e.Index}: {Name(e.Label)}, robust (last attempt by {e.AttackName})"));
+        }
+        byte[]? grid = null;
+        if (images.Count > 0 && images.Select(e => string.Join("x", e.Shape)).Distinct().Count() == 1)
+        {
+            grid = PerturbationImages.GridPng(images);
+            var path = Path.Combine(dir, "images", "grid.png");
+            AtomicFile.WriteAllBytes(path, grid);
+            imagePaths.Add(path);
+        }
+
+        byte[]? accuracyPlot = null, perClassPlot = null;
+        var plotPaths = new List<string>();
+        if (plots)
+        {
+            accuracyPlot = Plots.AccuracyVersusEpsilonPng(report);
+            perClassPlot = Plots.PerClassPng(report);
+            foreach (var (name, png) in new[] { ("accuracy-vs-eps.png", accuracyPlot), ("per-class.png", perClassPlot) })
+            {
+                var path = Path.Combine(dir, "plots", name);
+                AtomicFile.WriteAllBytes(path, png);
+                plotPaths.Add(path);
+            }
+        }
+
+        var json = Path.Combine(dir, "report.json");
+        var md = Path.Combine(dir, "report.md");
+        var html = Path.Combine(dir, "report.html");
+        JsonReportWriter.Write(report, json);
+        MarkdownReportWriter.Write(report, md);
+        HtmlReportWriter.Write(report, html, new HtmlAssets(accuracyPlot, perClassPlot, grid, gallery));
+        return new ReportBundleFiles(json, md, html, imagePaths, plotPaths);
+    }
+}
+
+/// <summary>Plain rows for a console summary; the CLI renders them (e.g. as a Spectre.Console table).</summary>
+public sealed record SummaryRow(string Key, string Value);
+
+public static class ConsoleSummary
+{
+    /// <summary>Headline numbers, the attack stages, and one row per warning. Text is raw (the renderer escapes markup).</summary>
+    public static IReadOnlyList<SummaryRow> Rows(RobustnessReport r)
+    {
+        var rows = new List<SummaryRow>
+        {
+            new("samples", r.Total.ToString(CultureInfo.InvariantCulture) + (r.Shard is { } s ? $" (shard {s.Index}/{s.Count})" : "")),
+            new("threat model", $"{r.Norm} eps={r.Epsilon.ToString("G6", CultureInfo.InvariantCulture)}"),
+            new("clean accuracy", MarkdownReportWriter.Pct(r.CleanAccuracy)),
+            new("robust accuracy", MarkdownReportWriter.Pct(r.RobustAccuracy)),
+        };
+        foreach (var a in r.PerAttack)
+            rows.Add(new($"  after {a.Name}", $"{MarkdownReportWriter.Pct(a.RobustAccuracyAfter)} ({a.Seconds.ToString("0.0", CultureInfo.InvariantCulture)} s)"));
+        if (r.EpsSweep.Count > 1)
+            rows.Add(new("eps sweep", string.Join("  ", r.EpsSweep.Select(e =>
+                $"{e.Epsilon.ToString("G4", CultureInfo.InvariantCulture)}: {MarkdownReportWriter.Pct(e.RobustAccuracy)}"))));
+        if (r.Perturbation.Successful > 0)
+            rows.Add(new("max / mean |delta|", $"{r.Perturbation.MaxNorm.ToString("G4", CultureInfo.InvariantCulture)} / {r.Perturbation.MeanNorm.ToString("G4", CultureInfo.InvariantCulture)}"));
+        foreach (var w in r.Warnings)
+            rows.Add(new($"WARNING {w.Code}", w.Message));
+        return rows;
+    }
+}

@@ -1,0 +1,110 @@
+namespace Robustness.Evaluation;
+
+/// <summary>
+/// The result of an evaluation. Every aggregate (accuracies, stages, sweep, per-class, perturbation statistics) is
+/// derived from <see cref="Samples"/> by <see cref="ReportAggregator"/>, so that shards can be merged into exactly the
+/// report an unsharded run produces. Accuracies are fractions in [0, 1].
+/// </summary>
+public sealed record RobustnessReport
+{
+    public const int CurrentSchemaVersion = 1;
+
+    public int SchemaVersion { get; init; } = CurrentSchemaVersion;
+    public required string Norm { get; init; }
+    /// <summary>The main ε (the one <see cref="RobustAccuracy"/> refers to).</summary>
+    public required double Epsilon { get; init; }
+    public required int Total { get; init; }
+    public required double CleanAccuracy { get; init; }
+    /// <summary>Per-sample worst case over every attack at the main ε.</summary>
+    public required double RobustAccuracy { get; init; }
+    /// <summary>AutoAttack-style stages at the main ε: robust accuracy after each attack, cumulatively.</summary>
+    public required IReadOnlyList<AttackStageReport> PerAttack { get; init; }
+    /// <summary>One entry per evaluated ε (the main ε included), in increasing ε.</summary>
+    public required IReadOnlyList<EpsilonResult> EpsSweep { get; init; }
+    public required IReadOnlyList<ClassAccuracy> PerClass { get; init; }
+    public required PerturbationStatistics Perturbation { get; init; }
+    public required IReadOnlyList<ReportWarning> Warnings { get; init; }
+    /// <summary>What each sanity check measured, whether or not it fired (lets a merge recompute warnings).</summary>
+    public required IReadOnlyList<SanityCheckResult> SanityChecks { get; init; }
+    public required Provenance Provenance { get; init; }
+    /// <summary>Per-sample outcomes in evaluation order (small: labels, predictions, breaking attack, distance).</summary>
+    public required IReadOnlyList<SampleOutcome> Samples { get; init; }
+    /// <summary>Set when this report covers one shard only; null for a complete (or merged) report.</summary>
+    public ShardInfo? Shard { get; init; }
+}
+
+/// <param name="Name">Attack name as in the registry.</param>
+/// <param name="RobustAccuracyAfter">Robust accuracy after this attack and every attack before it.</param>
+/// <param name="RobustAfter">Number of points still robust after this attack.</param>
+/// <param name="Broken">Points this attack broke first (that no earlier attack broke).</param>
+/// <param name="Seconds">Wall time spent in this attack (summed over batches and shards).</param>
+public sealed record AttackStageReport(string Name, double RobustAccuracyAfter, int RobustAfter, int Broken, double Seconds);
+
+/// <param name="PerAttack">Robust accuracy after each attack (cumulative, as in <see cref="AttackStageReport"/>).</param>
+public sealed record EpsilonResult(double Epsilon, double RobustAccuracy, int Robust, IReadOnlyList<AttackStageReport> PerAttack);
+
+public sealed record ClassAccuracy(int Class, string Label, int Count, int CleanCorrect, int RobustCorrect, double CleanAccuracy, double RobustAccuracy);
+
+/// <summary>
+/// Norms of successful adversarial perturbations at the main ε (in the threat model's norm). The median minimum
+/// norm is only set when a minimum-norm attack (e.g. C&amp;W, DeepFool) reported one.
+/// </summary>
+public sealed record PerturbationStatistics(int Successful, double MaxNorm, double MeanNorm, double? MedianMinimumNorm, int MinimumNormCount);
+
+/// <param name="Code">Stable identifier, e.g. "zero-gradients".</param>
+/// <param name="Message">What was observed and what it means.</param>
+/// <param name="Advice">What to do about it.</param>
+public sealed record ReportWarning(string Code, string Message, string Advice);
+
+/// <summary>One sanity check's outcome: the measured value, the threshold, whether it fired.</summary>
+/// <param name="Scope">"data" checks are recomputed from the samples after a merge; "model" checks ran the model on a subset.</param>
+public sealed record SanityCheckResult(string Code, string Scope, bool Fired, double Measured, double Threshold, int SubsetSize, string Detail);
+
+public sealed record SampleOutcome
+{
+    /// <summary>Position in the evaluation order (0..Total−1), the unit of sharding.</summary>
+    public required int Position { get; init; }
+    /// <summary>Row in the dataset.</summary>
+    public required long Index { get; init; }
+    public required int Label { get; init; }
+    public required int CleanPrediction { get; init; }
+    public required double CleanConfidence { get; init; }
+    /// <summary>One entry per ε of <see cref="RobustnessReport.EpsSweep"/>, same order.</summary>
+    public required IReadOnlyList<SampleEpsilonOutcome> PerEpsilon { get; init; }
+    public bool CleanCorrect => CleanPrediction == Label;
+}
+
+/// <param name="BrokenBy">Index of the first attack that broke the point, −1 when it stayed robust or was misclassified clean (not attacked).</param>
+/// <param name="Distance">‖δ‖ of the breaking adversarial, 0 when not broken.</param>
+/// <param name="AdversarialPrediction">Prediction on the breaking adversarial, −1 when not broken.</param>
+/// <param name="MinimumNorm">Smallest adversarial norm a minimum-norm attack found, null when none reported one.</param>
+public sealed record SampleEpsilonOutcome(double Epsilon, int BrokenBy, double Distance, int AdversarialPrediction, double AdversarialConfidence, double? MinimumNorm = null)
+{
+    public bool Broken => BrokenBy >= 0;
+}
+
+public sealed record ShardInfo(int Index, int Count);
+
+public sealed record AttackDescription(string Name, bool NeedsGradients, IReadOnlyDictionary<string, string> Parameters);
+
+public sealed record Provenance
+{
+    public required string ToolVersion { get; init; }
+    public required string TorchSharpVersion { get; init; }
+    public required string Libtorch { get; init; }
+    public required string Device { get; init; }
+    public required long Seed { get; init; }
+    public required int BatchSize { get; init; }
+    /// <summary>Attacks at the main ε, in order, with every parameter.</summary>
+    public required IReadOnlyList<AttackDescription> Attacks { get; init; }
+    public required string DatasetName { get; init; }
+    public required string DatasetSource { get; init; }
+    public required IReadOnlyList<string> ClassNames { get; init; }
+    public required IReadOnlyList<long> SampleIndices { get; init; }
+    public string? ModelPath { get; init; }
+    public string? ModelSha256 { get; init; }
+    public required string ModelArch { get; init; }
+    public required double WallSeconds { get; init; }
+    public required DateTimeOffset Date { get; init; }
+    public string Sharding { get; init; } = ShardSpec.Description;
+}

@@ -1,0 +1,384 @@
+using System.Globalization;
+using Robustness.Core;
+using Robustness.Core.Attacks;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Robustness.Evaluation;
+
+/// <summary>What a model-based check gets: a small subset of the evaluation on the model's device.</summary>
+public sealed record SanityCheckContext(
+    IClassifier Model, Tensor Inputs, Tensor Labels, ThreatModel Threat, IAttackSuite Suite,
+    IReadOnlyList<IAttack> Attacks, long Seed, int NumClasses)
+{
+    public int Count => (int)Inputs.shape[0];
+}
+
+/// <summary>A check that runs the model (on a small subset) and reports what it measured.</summary>
+public interface IModelSanityCheck
+{
+    IReadOnlyList<SanityCheckResult> Run(SanityCheckContext context);
+}
+
+/// <summary>
+/// Evaluation sanity checks after Carlini et al. 2019 ("On Evaluating Adversarial Robustness") and AutoAttack's
+/// checks. A fired check becomes a <see cref="ReportWarning"/> with what it means and what to do.
+/// </summary>
+public static class SanityChecks
+{
+    public const string ModelScope = "model";
+    public const string DataScope = "data";
+
+    public static IReadOnlyList<IModelSanityCheck> ModelChecks { get; } =
+    [
+        new ProbabilityOutputCheck(), new DeterminismCheck(), new GradientCheck(), new EpsilonZeroCheck(),
+        new FgsmVersusPgdCheck(), new MoreIterationsCheck(), new LargeEpsilonCheck(),
+    ];
+
+    public static IReadOnlyList<SanityCheckResult> RunModelChecks(IClassifier model, ImageDataset data, IReadOnlyList<long> rows,
+        EvaluationOptions options, IReadOnlyList<IAttack> attacks)
+    {
+        using var scope = NewDisposeScope();
+        using var idx = tensor(rows.ToArray(), ScalarType.Int64);
+        var x = data.Images.index_select(0, idx).to(model.Device);
+        var y = data.Labels.index_select(0, idx).to(model.Device);
+        var context = new SanityCheckContext(model, x, y, new ThreatModel(options.Norm, options.Epsilon, model.Spec.Bounds),
+            options.Attacks, attacks, options.Seed, model.Spec.NumClasses);
+        return ModelChecks.SelectMany(c => c.Run(context)).ToArray();
+    }
+
+    public static IReadOnlyList<SanityCheckResult> RunDataChecks(IReadOnlyList<EpsilonResult> sweep, IReadOnlyList<SampleOutcome> samples,
+        IReadOnlyList<AttackDescription> attacks, int mainEps) =>
+        [MonotoneSweepCheck.Run(sweep, samples.Count), BlackBoxCheck.Run(samples, attacks, mainEps)];
+
+    public static ReportWarning WarningFor(SanityCheckResult r)
+    {
+        string m = r.Detail;
+        return r.Code switch
+        {
+            ProbabilityOutputCheck.Code => new(r.Code,
+                $"The model's outputs look like probabilities (non-negative rows summing to 1), not logits. {m}",
+                "Remove the final softmax so the model returns logits; losses on probabilities saturate and make gradient attacks look weak."),
+            DeterminismCheck.Code => new(r.Code,
+                $"Two forward passes in eval mode gave different outputs: the model is randomised. {m}",
+                "Evaluate with Expectation over Transformation (average gradients over many samples of the randomness) and report accuracy averaged over several passes."),
+            GradientCheck.ZeroCode => new(r.Code,
+                $"Many input gradients are exactly zero: gradient masking (quantisation, saturation, non-differentiable layers). {m}",
+                "Do not trust white-box numbers: use BPDA (straight-through gradients) for non-differentiable layers and add a score-based attack such as 'square'."),
+            GradientCheck.NonFiniteCode => new(r.Code,
+                $"Some input gradients are NaN or Inf. {m}",
+                "Find the numerically unstable layer (log of 0, division by 0); gradient attacks are unreliable until it is fixed."),
+            EpsilonZeroCheck.Code => new(r.Code,
+                $"At ε = 0 the attacks report an accuracy different from the clean accuracy. {m}",
+                "With no perturbation allowed, robust accuracy must equal clean accuracy: look for randomness in the model or a bug in preprocessing."),
+            FgsmVersusPgdCheck.Code => new(r.Code,
+                $"FGSM (one step) broke points that PGD (iterative) did not. {m}",
+                "An iterative attack should dominate a single step: increase PGD steps/restarts or tune the step size; the loss surface may be masked."),
+            MoreIterationsCheck.StrongerWeakerCode => new(r.Code,
+                $"PGD with twice the steps and restarts gave a higher robust accuracy than the baseline PGD. {m}",
+                "A stronger attack must not do worse: check the step size, randomness in the model and the attack's loss."),
+            MoreIterationsCheck.NotConvergedCode => new(r.Code,
+                $"PGD with twice the steps and restarts lowered robust accuracy noticeably: the attack has not converged. {m}",
+                "Increase --steps and --restarts until robust accuracy stops falling, and report the stronger number."),
+            LargeEpsilonCheck.Code => new(r.Code,
+                $"At a very large ε (enough to turn every image mid-grey) the accuracy stays well above chance. {m}",
+                "An unbounded attack must reach chance accuracy: the attack is failing (gradient masking or a bug), so the robust accuracy is not meaningful."),
+            MonotoneSweepCheck.Code => new(r.Code,
+                $"Robust accuracy rises as ε grows. {m}",
+                "A larger ball contains the smaller one, so accuracy must not rise: attacks are not converging; use more steps/restarts or check for gradient masking."),
+            BlackBoxCheck.Code => new(r.Code,
+                $"The black-box attack broke points every white-box attack failed on. {m}",
+                "White-box attacks should be stronger than black-box ones: suspect gradient masking and use adaptive attacks (BPDA/EOT)."),
+            _ => new(r.Code, m, "See the report's sanity_checks entry."),
+        };
+    }
+
+    internal static SanityCheckResult Result(string code, string scope, bool fired, double measured, double threshold, int n, string detail) =>
+        new(code, scope, fired, measured, threshold, n, detail);
+
+    internal static string F(double v) => v.ToString("0.####", CultureInfo.InvariantCulture);
+
+    /// <summary>Clean-correct rows of the subset as an int64 index tensor (on the model's device).</summary>
+    internal static (Tensor Index, int Count) CorrectRows(SanityCheckContext c)
+    {
+        Tensor pred;
+        using (no_grad())
+        using (Evaluator.EvalScope(c.Model))
+            pred = c.Model.Logits(c.Inputs).argmax(1);
+        var idx = pred.eq(c.Labels).nonzero().flatten();
+        return (idx, (int)idx.shape[0]);
+    }
+
+    /// <summary>Success mask (CPU) of the worst case over <paramref name="attacks"/> on the rows, AutoAttack-style.</summary>
+    internal static bool[] WorstCase(SanityCheckContext c, Tensor x, Tensor y, IReadOnlyList<IAttack> attacks, int seedSalt)
+    {
+        int n = (int)x.shape[0];
+        var broken = new bool[n];
+        for (int a = 0; a < attacks.Count; a++)
+        {
+            var remaining = Enumerable.Range(0, n).Where(i => !broken[i]).ToArray();
+            if (remaining.Length == 0) break;
+            using var scope = NewDisposeScope();
+            var sel = tensor(remaining.Select(i => (long)i).ToArray(), ScalarType.Int64, device: x.device);
+            using var gen = new Generator(Evaluator.MixSeed(c.Seed, 1000 + seedSalt, a, 0));
+            using var result = attacks[a].Run(c.Model, x.index_select(0, sel), new AttackTargets(y.index_select(0, sel)), new AttackContext(gen));
+            var success = result.Success.cpu().data<bool>().ToArray();
+            for (int j = 0; j < remaining.Length; j++) if (success[j]) broken[remaining[j]] = true;
+        }
+        return broken;
+    }
+}
+
+/// <summary>Rows non-negative and summing to 1: the model returns probabilities (AutoAttack's softmax check).</summary>
+public sealed class ProbabilityOutputCheck : IModelSanityCheck
+{
+    public const string Code = "probability-outputs";
+
+    public IReadOnlyList<SanityCheckResult> Run(SanityCheckContext c)
+    {
+        using var scope = NewDisposeScope();
+        Tensor out_;
+        using (no_grad())
+        using (Evaluator.EvalScope(c.Model))
+            out_ = c.Model.Logits(c.Inputs).to(ScalarType.Float64);
+        var looksLikeProb = out_.min(1).values.ge(-1e-6).logical_and(out_.sum(1).sub(1).abs().le(1e-3));
+        double fraction = looksLikeProb.to(ScalarType.Float64).mean().ToDouble();
+        const double threshold = 0.99;
+        return [SanityChecks.Result(Code, SanityChecks.ModelScope, fraction >= threshold, fraction, threshold, c.Count,
+            $"{SanityChecks.F(fraction * 100)}% of {c.Count} output rows are probability vectors.")];
+    }
+}
+
+/// <summary>Two eval-mode forward passes must agree; otherwise the model is randomised and needs EOT.</summary>
+public sealed class DeterminismCheck : IModelSanityCheck
+{
+    public const string Code = "nondeterministic-model";
+
+    public IReadOnlyList<SanityCheckResult> Run(SanityCheckContext c)
+    {
+        using var scope = NewDisposeScope();
+        double diff, scale;
+        using (no_grad())
+        using (Evaluator.EvalScope(c.Model))
+        {
+            var a = c.Model.Logits(c.Inputs).to(ScalarType.Float64);
+            var b = c.Model.Logits(c.Inputs).to(ScalarType.Float64);
+            diff = (a - b).abs().max().ToDouble();
+            scale = a.abs().max().ToDouble();
+        }
+        double threshold = 1e-5 * Math.Max(1, scale);
+        return [SanityChecks.Result(Code, SanityChecks.ModelScope, !(diff <= threshold), diff, threshold, c.Count,
+            $"Largest output difference between two passes: {diff:G3}.")];
+    }
+}
+
+/// <summary>
+/// Input gradients of the margin loss (largest other logit − true logit). The margin is used rather than cross-entropy
+/// because its gradient does not vanish on confidently classified points, so zero means masked, not merely confident.
+/// </summary>
+public sealed class GradientCheck : IModelSanityCheck
+{
+    public const string ZeroCode = "zero-gradients";
+    public const string NonFiniteCode = "nonfinite-gradients";
+    public const double ZeroFractionThreshold = 0.05;
+
+    public IReadOnlyList<SanityCheckResult> Run(SanityCheckContext c)
+    {
+        if (c.Model is not IGradientClassifier g)
+            return [SanityChecks.Result(ZeroCode, SanityChecks.ModelScope, false, 0, ZeroFractionThreshold, 0, "Skipped: the model provides no gradients.")];
+        using var scope = NewDisposeScope();
+        using var mode = g.EvalMode();
+        using var grad_ = enable_grad();
+        var x = c.Inputs.detach().clone().requires_grad_(true);
+        var logits = c.Model.Logits(x);
+        var trueLogit = logits.gather(1, c.Labels.unsqueeze(1)).squeeze(1);
+        var trueMask = nn.functional.one_hot(c.Labels, logits.shape[1]).to(ScalarType.Bool);
+        var others = logits.masked_fill(trueMask, double.NegativeInfinity);
+        var margin = others.max(1).values - trueLogit;
+        var grad = autograd.grad([margin.sum()], [x], allow_unused: true)[0];
+        var flat = grad.reshape(grad.shape[0], -1).to(ScalarType.Float64);
+        var finite = flat.isfinite().all(1);
+        double nonFinite = 1 - finite.to(ScalarType.Float64).mean().ToDouble();
+        var norms = flat.abs().sum(1);
+        double zero = norms.le(1e-12).logical_and(finite).to(ScalarType.Float64).mean().ToDouble();
+        return
+        [
+            SanityChecks.Result(ZeroCode, SanityChecks.ModelScope, zero > ZeroFractionThreshold, zero, ZeroFractionThreshold, c.Count,
+                $"{SanityChecks.F(zero * 100)}% of {c.Count} samples have a zero input gradient."),
+            SanityChecks.Result(NonFiniteCode, SanityChecks.ModelScope, nonFinite > 0, nonFinite, 0, c.Count,
+                $"{SanityChecks.F(nonFinite * 100)}% of {c.Count} samples have NaN/Inf input gradients."),
+        ];
+    }
+}
+
+/// <summary>The ensemble at ε = 0 must leave exactly the clean-correct points robust.</summary>
+public sealed class EpsilonZeroCheck : IModelSanityCheck
+{
+    public const string Code = "eps-zero-differs";
+
+    public IReadOnlyList<SanityCheckResult> Run(SanityCheckContext c)
+    {
+        using var scope = NewDisposeScope();
+        var (rows, correct) = SanityChecks.CorrectRows(c);
+        if (correct == 0)
+            return [SanityChecks.Result(Code, SanityChecks.ModelScope, false, 0, 0, c.Count, "Skipped: no clean-correct points in the subset.")];
+        var zero = c.Threat with { Epsilon = 0 };
+        var attacks = c.Suite.Build(zero);
+        var broken = SanityChecks.WorstCase(c, c.Inputs.index_select(0, rows), c.Labels.index_select(0, rows), attacks, 1);
+        int n = broken.Count(b => b);
+        return [SanityChecks.Result(Code, SanityChecks.ModelScope, n > 0, (double)n / c.Count, 0, c.Count,
+            $"Clean accuracy on the subset {SanityChecks.F((double)correct / c.Count)}, accuracy under attack at ε = 0 {SanityChecks.F((double)(correct - n) / c.Count)}.")];
+    }
+}
+
+/// <summary>Per sample, FGSM must not break a point PGD left robust.</summary>
+public sealed class FgsmVersusPgdCheck : IModelSanityCheck
+{
+    public const string Code = "fgsm-beats-pgd";
+    public const double Threshold = 0.01;
+
+    public IReadOnlyList<SanityCheckResult> Run(SanityCheckContext c)
+    {
+        using var scope = NewDisposeScope();
+        if (c.Model is not IGradientClassifier)
+            return [SanityChecks.Result(Code, SanityChecks.ModelScope, false, 0, Threshold, 0, "Skipped: the model provides no gradients.")];
+        var (rows, correct) = SanityChecks.CorrectRows(c);
+        if (correct == 0)
+            return [SanityChecks.Result(Code, SanityChecks.ModelScope, false, 0, Threshold, c.Count, "Skipped: no clean-correct points in the subset.")];
+        var x = c.Inputs.index_select(0, rows);
+        var y = c.Labels.index_select(0, rows);
+        var (steps, restarts) = c.Suite.PgdBudget;
+        var pgdBroken = SanityChecks.WorstCase(c, x, y, [c.Suite.Pgd(c.Threat, steps, restarts)], 2);
+        var survivors = Enumerable.Range(0, correct).Where(i => !pgdBroken[i]).Select(i => (long)i).ToArray();
+        int fgsmOnly = 0;
+        if (survivors.Length > 0)
+        {
+            var sel = tensor(survivors, ScalarType.Int64, device: x.device);
+            fgsmOnly = SanityChecks.WorstCase(c, x.index_select(0, sel), y.index_select(0, sel), [c.Suite.Fgsm(c.Threat)], 3).Count(b => b);
+        }
+        double fraction = (double)fgsmOnly / c.Count;
+        return [SanityChecks.Result(Code, SanityChecks.ModelScope, fraction > Threshold, fraction, Threshold, c.Count,
+            $"PGD ({steps} steps, {restarts} restart(s)) left {survivors.Length} of {correct} correct points robust; FGSM broke {fgsmOnly} of those.")];
+    }
+}
+
+/// <summary>Spot check: PGD with 2× steps and 2× restarts versus the suite's PGD on the subset.</summary>
+public sealed class MoreIterationsCheck : IModelSanityCheck
+{
+    public const string StrongerWeakerCode = "stronger-attack-weaker";
+    public const string NotConvergedCode = "attack-not-converged";
+    /// <summary>Difference in robust accuracy (fraction of the subset) beyond sampling noise of the random starts.</summary>
+    public const double Tolerance = 0.03;
+
+    public IReadOnlyList<SanityCheckResult> Run(SanityCheckContext c)
+    {
+        using var scope = NewDisposeScope();
+        if (c.Model is not IGradientClassifier)
+            return [SanityChecks.Result(NotConvergedCode, SanityChecks.ModelScope, false, 0, Tolerance, 0, "Skipped: the model provides no gradients.")];
+        var (rows, correct) = SanityChecks.CorrectRows(c);
+        if (correct == 0)
+            return [SanityChecks.Result(NotConvergedCode, SanityChecks.ModelScope, false, 0, Tolerance, c.Count, "Skipped: no clean-correct points in the subset.")];
+        var x = c.Inputs.index_select(0, rows);
+        var y = c.Labels.index_select(0, rows);
+        var (steps, restarts) = c.Suite.PgdBudget;
+        int baseRobust = correct - SanityChecks.WorstCase(c, x, y, [c.Suite.Pgd(c.Threat, steps, restarts)], 4).Count(b => b);
+        int strongRobust = correct - SanityChecks.WorstCase(c, x, y, [c.Suite.Pgd(c.Threat, 2 * steps, 2 * restarts)], 5).Count(b => b);
+        double baseAcc = (double)baseRobust / c.Count, strongAcc = (double)strongRobust / c.Count;
+        string detail = $"Robust accuracy on {c.Count} samples: PGD {steps}×{restarts} {SanityChecks.F(baseAcc)}, PGD {2 * steps}×{2 * restarts} {SanityChecks.F(strongAcc)}.";
+        return
+        [
+            SanityChecks.Result(StrongerWeakerCode, SanityChecks.ModelScope, strongAcc - baseAcc > Tolerance, strongAcc - baseAcc, Tolerance, c.Count, detail),
+            SanityChecks.Result(NotConvergedCode, SanityChecks.ModelScope, baseAcc - strongAcc > Tolerance, baseAcc - strongAcc, Tolerance, c.Count, detail),
+        ];
+    }
+}
+
+/// <summary>
+/// At an ε large enough to reach the mid-grey image from any input (L∞ 0.5·range, L2 0.5·range·√d, L1 0.5·range·d)
+/// an attack must bring accuracy to chance or below.
+/// </summary>
+public sealed class LargeEpsilonCheck : IModelSanityCheck
+{
+    public const string Code = "large-eps-not-broken";
+    public const double MarginOverChance = 0.1;
+
+    public static double LargeEpsilon(Norm norm, Bounds bounds, long dimension) => norm switch
+    {
+        Norm.Linf => 0.5 * bounds.Range,
+        Norm.L2 => 0.5 * bounds.Range * Math.Sqrt(dimension),
+        Norm.L1 => 0.5 * bounds.Range * dimension,
+        _ => throw new ArgumentOutOfRangeException(nameof(norm)),
+    };
+
+    public IReadOnlyList<SanityCheckResult> Run(SanityCheckContext c)
+    {
+        using var scope = NewDisposeScope();
+        double chance = 1.0 / Math.Max(1, c.NumClasses);
+        double threshold = chance + MarginOverChance;
+        var (rows, correct) = SanityChecks.CorrectRows(c);
+        long dimension = c.Inputs.numel() / Math.Max(1, c.Count);
+        double eps = LargeEpsilon(c.Threat.Norm, c.Threat.Bounds, dimension);
+        var threat = c.Threat with { Epsilon = eps };
+        int robust = correct;
+        if (correct > 0)
+        {
+            IAttack attack = c.Model is IGradientClassifier
+                ? c.Suite.Pgd(threat, Math.Max(20, c.Suite.PgdBudget.Steps), 1)
+                : c.Suite.Build(threat)[0];
+            robust -= SanityChecks.WorstCase(c, c.Inputs.index_select(0, rows), c.Labels.index_select(0, rows), [attack], 6).Count(b => b);
+        }
+        double acc = (double)robust / c.Count;
+        return [SanityChecks.Result(Code, SanityChecks.ModelScope, acc > threshold, acc, threshold, c.Count,
+            $"Accuracy at {c.Threat.Norm.Name()} ε = {SanityChecks.F(eps)}: {SanityChecks.F(acc)} (chance {SanityChecks.F(chance)}).")];
+    }
+}
+
+/// <summary>Robust accuracy must not rise with ε (the balls are nested).</summary>
+public static class MonotoneSweepCheck
+{
+    public const string Code = "non-monotone-sweep";
+
+    public static SanityCheckResult Run(IReadOnlyList<EpsilonResult> sweep, int total)
+    {
+        // One sample of slack: attacks with random starts may flip a single borderline point.
+        double tolerance = total > 0 ? 1.0 / total : 0;
+        double worstRise = 0;
+        string where_ = "";
+        for (int i = 1; i < sweep.Count; i++)
+        {
+            double rise = sweep[i].RobustAccuracy - sweep[i - 1].RobustAccuracy;
+            if (rise > worstRise)
+            {
+                worstRise = rise;
+                where_ = $" From ε = {SanityChecks.F(sweep[i - 1].Epsilon)} to {SanityChecks.F(sweep[i].Epsilon)} it rises by {SanityChecks.F(rise)}.";
+            }
+        }
+        return SanityChecks.Result(Code, SanityChecks.DataScope, worstRise > tolerance + 1e-12, worstRise, tolerance, total,
+            $"Largest rise of robust accuracy between consecutive ε: {SanityChecks.F(worstRise)}.{where_}");
+    }
+}
+
+/// <summary>Points first broken by a score-based attack after every gradient attack failed on them.</summary>
+public static class BlackBoxCheck
+{
+    public const string Code = "black-box-beats-white-box";
+
+    public static SanityCheckResult Run(IReadOnlyList<SampleOutcome> samples, IReadOnlyList<AttackDescription> attacks, int mainEps)
+    {
+        int firstBlackBox = -1;
+        bool whiteBefore = false;
+        for (int a = 0; a < attacks.Count; a++)
+        {
+            if (attacks[a].NeedsGradients) whiteBefore = true;
+            else if (whiteBefore) { firstBlackBox = a; break; }
+        }
+        if (firstBlackBox < 0)
+            return SanityChecks.Result(Code, SanityChecks.DataScope, false, 0, 0, samples.Count,
+                "Not applicable: no score-based attack runs after a white-box attack.");
+        int n = samples.Count(s => s.CleanCorrect && s.PerEpsilon[mainEps].BrokenBy >= firstBlackBox
+            && !attacks[s.PerEpsilon[mainEps].BrokenBy].NeedsGradients);
+        double fraction = samples.Count == 0 ? 0 : (double)n / samples.Count;
+        return SanityChecks.Result(Code, SanityChecks.DataScope, n > 0, fraction, 0, samples.Count,
+            $"{n} of {samples.Count} points were broken only by a black-box attack.");
+    }
+}
