@@ -1,0 +1,208 @@
+using Robustness.Core;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace Robustness.Models.Zoo;
+
+// Field names are the PyTorch attribute names: RegisterComponents() turns them into the state-dict keys
+// (conv1.weight, layer1.0.shortcut.0.weight, ...) that reference-models.md fixes.
+#pragma warning disable IDE1006 // naming: PyTorch attribute names
+
+/// <summary>tiny-cnn: two 3×3 conv/ReLU/max-pool stages (16, 32 channels), then 128 → classes.</summary>
+internal sealed class TinyCnn : nn.Module<Tensor, Tensor>
+{
+    private readonly Conv2d conv1;
+    private readonly Conv2d conv2;
+    private readonly Linear fc1;
+    private readonly Linear fc2;
+
+    public TinyCnn(int channels, int height, int width, int classes) : base("tiny-cnn")
+    {
+        conv1 = nn.Conv2d(channels, 16, 3, padding: 1);
+        conv2 = nn.Conv2d(16, 32, 3, padding: 1);
+        fc1 = nn.Linear(32L * (height / 2 / 2) * (width / 2 / 2), 128);
+        fc2 = nn.Linear(128, classes);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var h = F.max_pool2d(F.relu(conv1.call(x)), 2);
+        h = F.max_pool2d(F.relu(conv2.call(h)), 2);
+        h = F.relu(fc1.call(h.flatten(1)));
+        return fc2.call(h).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>fmnist-cnn: the MNIST CNN of Madry et al. (5×5 convs with 32, 64 channels, 1024 hidden units).</summary>
+internal sealed class FmnistCnn : nn.Module<Tensor, Tensor>
+{
+    private readonly Conv2d conv1;
+    private readonly Conv2d conv2;
+    private readonly Linear fc1;
+    private readonly Linear fc2;
+
+    public FmnistCnn(int channels, int height, int width, int classes) : base("fmnist-cnn")
+    {
+        conv1 = nn.Conv2d(channels, 32, 5, padding: 2);
+        conv2 = nn.Conv2d(32, 64, 5, padding: 2);
+        fc1 = nn.Linear(64L * (height / 2 / 2) * (width / 2 / 2), 1024);
+        fc2 = nn.Linear(1024, classes);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var h = F.max_pool2d(F.relu(conv1.call(x)), 2);
+        h = F.max_pool2d(F.relu(conv2.call(h)), 2);
+        h = F.relu(fc1.call(h.flatten(1)));
+        return fc2.call(h).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>LeNet-5 with ReLU and max-pooling (padding 2 on the first conv so 28×28 inputs keep LeNet's 32×32 geometry).</summary>
+internal sealed class LeNet5 : nn.Module<Tensor, Tensor>
+{
+    private readonly Conv2d conv1;
+    private readonly Conv2d conv2;
+    private readonly Linear fc1;
+    private readonly Linear fc2;
+    private readonly Linear fc3;
+
+    public LeNet5(int channels, int height, int width, int classes) : base("lenet5")
+    {
+        conv1 = nn.Conv2d(channels, 6, 5, padding: 2);
+        conv2 = nn.Conv2d(6, 16, 5);
+        fc1 = nn.Linear(16L * ((height / 2 - 4) / 2) * ((width / 2 - 4) / 2), 120);
+        fc2 = nn.Linear(120, 84);
+        fc3 = nn.Linear(84, classes);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var h = F.max_pool2d(F.relu(conv1.call(x)), 2);
+        h = F.max_pool2d(F.relu(conv2.call(h)), 2);
+        h = F.relu(fc1.call(h.flatten(1)));
+        h = F.relu(fc2.call(h));
+        return fc3.call(h).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>A fully connected network fc1 … fcN on the flattened input, with one activation between layers.</summary>
+internal sealed class Mlp : nn.Module<Tensor, Tensor>
+{
+    private readonly Linear[] _layers;
+    private readonly Func<Tensor, Tensor> _activation;
+
+    public Mlp(long inputs, IReadOnlyList<int> hidden, int classes, string activation) : base("mlp")
+    {
+        Hidden = hidden.ToArray();
+        Activation = activation;
+        _activation = activation switch
+        {
+            "relu" => t => t.relu(),
+            "tanh" => t => t.tanh(),
+            "sigmoid" => t => t.sigmoid(),
+            "linear" => t => t.alias(),
+            _ => throw new InputException($"mlp activation '{activation}' is not one of relu, tanh, sigmoid, linear"),
+        };
+        var widths = new List<long> { inputs };
+        widths.AddRange(hidden.Select(h => (long)h));
+        widths.Add(classes);
+        _layers = new Linear[widths.Count - 1];
+        for (int i = 0; i < _layers.Length; i++)
+        {
+            _layers[i] = nn.Linear(widths[i], widths[i + 1]);
+            register_module($"fc{i + 1}", _layers[i]);
+        }
+    }
+
+    public int[] Hidden { get; }
+    public string Activation { get; }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var h = x.flatten(1);
+        for (int i = 0; i < _layers.Length; i++)
+        {
+            h = _layers[i].call(h);
+            if (i < _layers.Length - 1) h = _activation(h);
+        }
+        return h.MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>
+/// Pre-activation basic block (He et al. 2016): BN → ReLU → conv3×3(stride) → BN → ReLU → conv3×3, added to the
+/// input, or to a 1×1 strided conv of the pre-activated input when the shape changes.
+/// </summary>
+internal sealed class PreActBlock : nn.Module<Tensor, Tensor>
+{
+    private readonly BatchNorm2d bn1;
+    private readonly Conv2d conv1;
+    private readonly BatchNorm2d bn2;
+    private readonly Conv2d conv2;
+    private readonly Sequential? shortcut;
+
+    public PreActBlock(int inPlanes, int planes, int stride) : base("PreActBlock")
+    {
+        bn1 = nn.BatchNorm2d(inPlanes);
+        conv1 = nn.Conv2d(inPlanes, planes, 3, stride: stride, padding: 1, bias: false);
+        bn2 = nn.BatchNorm2d(planes);
+        conv2 = nn.Conv2d(planes, planes, 3, stride: 1, padding: 1, bias: false);
+        if (stride != 1 || inPlanes != planes)
+            shortcut = nn.Sequential(nn.Conv2d(inPlanes, planes, 1, stride: stride, bias: false));
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var pre = F.relu(bn1.call(x));
+        var identity = shortcut is null ? x : shortcut.call(pre);
+        var h = conv1.call(pre);
+        h = conv2.call(F.relu(bn2.call(h)));
+        return (h + identity).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>The usual CIFAR-10 pre-activation ResNet-18.</summary>
+internal sealed class PreActResNet18 : nn.Module<Tensor, Tensor>
+{
+    private readonly Conv2d conv1;
+    private readonly Sequential layer1;
+    private readonly Sequential layer2;
+    private readonly Sequential layer3;
+    private readonly Sequential layer4;
+    private readonly BatchNorm2d bn;
+    private readonly Linear linear;
+
+    public PreActResNet18(int channels, int classes) : base("preact-resnet18")
+    {
+        conv1 = nn.Conv2d(channels, 64, 3, stride: 1, padding: 1, bias: false);
+        layer1 = nn.Sequential(new PreActBlock(64, 64, 1), new PreActBlock(64, 64, 1));
+        layer2 = nn.Sequential(new PreActBlock(64, 128, 2), new PreActBlock(128, 128, 1));
+        layer3 = nn.Sequential(new PreActBlock(128, 256, 2), new PreActBlock(256, 256, 1));
+        layer4 = nn.Sequential(new PreActBlock(256, 512, 2), new PreActBlock(512, 512, 1));
+        bn = nn.BatchNorm2d(512);
+        linear = nn.Linear(512, classes);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var h = conv1.call(x);
+        h = layer4.call(layer3.call(layer2.call(layer1.call(h))));
+        h = F.relu(bn.call(h));
+        h = F.adaptive_avg_pool2d(h, 1).flatten(1);
+        return linear.call(h).MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,186 @@
+using System.Globalization;
+using Robustness.Core;
+using Robustness.Models.Zoo;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Robustness.Models;
+
+/// <summary>
+/// The built-in architectures of shared/design/reference-models.md, with PyTorch-identical state-dict keys.
+/// Parameters use PyTorch's default initialisation; seed with <c>torch.random.manual_seed</c> before creating.
+/// </summary>
+public static class ModelZoo
+{
+    public const string MlpName = "mlp";
+    public const string LeNet5Name = "lenet5";
+    public const string TinyCnnName = "tiny-cnn";
+    public const string FmnistCnnName = "fmnist-cnn";
+    public const string PreActResNet18Name = "preact-resnet18";
+
+    public static IReadOnlyList<string> Names { get; } = [MlpName, LeNet5Name, TinyCnnName, FmnistCnnName, PreActResNet18Name];
+
+    public static readonly int[] DefaultMlpHidden = [256, 256];
+
+    /// <summary>The architecture's canonical name, or an <see cref="InputException"/> listing the valid ones.</summary>
+    public static string Canonical(string arch)
+    {
+        var name = (arch ?? "").Trim().ToLowerInvariant();
+        return Names.Contains(name) ? name
+            : throw new InputException($"--arch: unknown architecture '{arch}' (valid: {string.Join(", ", Names)})");
+    }
+
+    public static int[] DefaultInputShape(string arch) =>
+        Canonical(arch) == PreActResNet18Name ? [3, 32, 32] : [1, 28, 28];
+
+    /// <summary>The network alone (no normalisation), keys as in PyTorch.</summary>
+    public static nn.Module<Tensor, Tensor> Create(string arch, ZooOptions? options = null)
+    {
+        var name = Canonical(arch);
+        options ??= new ZooOptions();
+        var shape = options.InputShape ?? DefaultInputShape(name);
+        if (shape.Length == 0 || shape.Any(d => d <= 0))
+            throw new InputException($"{name}: input shape [{string.Join(",", shape)}] must have positive sizes");
+        if (options.NumClasses < 1) throw new InputException($"{name}: number of classes must be at least 1, got {options.NumClasses}");
+        if (name == MlpName)
+        {
+            var hidden = options.Hidden ?? DefaultMlpHidden;
+            if (hidden.Any(h => h < 1)) throw new InputException($"mlp: hidden widths [{string.Join(",", hidden)}] must be positive");
+            long inputs = shape.Aggregate(1L, (a, b) => a * b);
+            return new Mlp(inputs, hidden, options.NumClasses, options.Activation.Trim().ToLowerInvariant());
+        }
+        if (shape.Length != 3)
+            throw new InputException($"{name}: needs a C,H,W input shape, got [{string.Join(",", shape)}]");
+        int c = shape[0], h = shape[1], w = shape[2];
+        int minimum = name switch { LeNet5Name => 12, PreActResNet18Name => 1, _ => 4 };
+        if (h < minimum || w < minimum)
+            throw new InputException($"{name}: input {h}×{w} is too small (at least {minimum}×{minimum})");
+        return name switch
+        {
+            TinyCnnName => new TinyCnn(c, h, w, options.NumClasses),
+            FmnistCnnName => new FmnistCnn(c, h, w, options.NumClasses),
+            LeNet5Name => new LeNet5(c, h, w, options.NumClasses),
+            PreActResNet18Name => new PreActResNet18(c, options.NumClasses),
+            _ => throw new InvalidOperationException($"zoo entry '{name}' has no constructor"),
+        };
+    }
+
+    /// <summary>
+    /// The number of trainable parameters <see cref="Create"/> would allocate, computed without allocating
+    /// (saturates at <see cref="long.MaxValue"/>). Loading uses it to refuse metadata that asks for a network far
+    /// larger than the file's tensors before building it.
+    /// </summary>
+    public static long ParameterCount(string arch, ZooOptions? options = null)
+    {
+        var name = Canonical(arch);
+        options ??= new ZooOptions();
+        var shape = options.InputShape ?? DefaultInputShape(name);
+        long k = options.NumClasses;
+        try
+        {
+            checked
+            {
+                if (name == MlpName)
+                {
+                    var widths = new List<long> { shape.Aggregate(1L, (a, b) => a * b) };
+                    widths.AddRange((options.Hidden ?? DefaultMlpHidden).Select(h => (long)h));
+                    widths.Add(k);
+                    long total = 0;
+                    for (int i = 0; i + 1 < widths.Count; i++) total += (widths[i] + 1) * widths[i + 1];
+                    return total;
+                }
+                if (shape.Length != 3) return 0; // Create reports the bad shape
+                long c = shape[0], h = shape[1], w = shape[2];
+                return name switch
+                {
+                    TinyCnnName => c * 16 * 9 + 16 + 16 * 32 * 9 + 32 + 32 * (h / 4) * (w / 4) * 128 + 128 + 128 * k + k,
+                    FmnistCnnName => c * 32 * 25 + 32 + 32 * 64 * 25 + 64 + 64 * (h / 4) * (w / 4) * 1024 + 1024 + 1024 * k + k,
+                    LeNet5Name => c * 6 * 25 + 6 + 6 * 16 * 25 + 16 + 16 * Math.Max((h / 2 - 4) / 2, 0) * Math.Max((w / 2 - 4) / 2, 0) * 120 + 120
+                                  + 120 * 84 + 84 + 84 * k + k,
+                    PreActResNet18Name => c * 64 * 9 + PreActResNet18Body + 512 * k + k,
+                    _ => 0,
+                };
+            }
+        }
+        catch (OverflowException) { return long.MaxValue; }
+    }
+
+    /// <summary>Parameters of preact-resnet18 between its first conv and its classifier (convs, shortcuts, BN affine).</summary>
+    private const long PreActResNet18Body = 11_165_312; // checked against the built network by ParameterCountTests
+
+    /// <summary>The default spec: Fashion-MNIST shape (CIFAR-10 for preact-resnet18), 10 classes, bounds [0,1].</summary>
+    public static ModelSpec DefaultSpec(string arch) => DefaultSpec(arch, new ZooOptions());
+
+    /// <summary>A spec for the architecture built with <paramref name="options"/> (mlp widths go into <see cref="ModelSpec.Extra"/>).</summary>
+    public static ModelSpec DefaultSpec(string arch, ZooOptions options)
+    {
+        var name = Canonical(arch);
+        var extra = new Dictionary<string, string>();
+        if (name == MlpName)
+        {
+            extra[ModelMetadata.MlpHidden] = string.Join(",", (options.Hidden ?? DefaultMlpHidden).Select(h => h.ToString(CultureInfo.InvariantCulture)));
+            extra[ModelMetadata.MlpActivation] = options.Activation.Trim().ToLowerInvariant();
+        }
+        return new ModelSpec
+        {
+            Arch = name,
+            InputShape = options.InputShape ?? DefaultInputShape(name),
+            NumClasses = options.NumClasses,
+            Bounds = Bounds.Unit,
+            Extra = extra,
+        };
+    }
+
+    /// <summary>The zoo options that rebuild the network a spec describes.</summary>
+    public static ZooOptions OptionsFor(ModelSpec spec)
+    {
+        var options = new ZooOptions { InputShape = spec.InputShape, NumClasses = spec.NumClasses };
+        if (Canonical(spec.Arch) != MlpName) return options;
+        IReadOnlyList<int> hidden = DefaultMlpHidden;
+        if (spec.Extra.TryGetValue(ModelMetadata.MlpHidden, out var text))
+            hidden = ParseHidden(text, ModelMetadata.MlpHidden);
+        var activation = spec.Extra.TryGetValue(ModelMetadata.MlpActivation, out var a) ? a : "relu";
+        return options with { Hidden = hidden, Activation = activation };
+    }
+
+    /// <summary>Parses "256,256" (an empty string means no hidden layer).</summary>
+    public static int[] ParseHidden(string text, string source)
+    {
+        if (string.IsNullOrWhiteSpace(text)) return [];
+        var parts = text.Split(',', StringSplitOptions.TrimEntries);
+        var widths = new int[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (!int.TryParse(parts[i], NumberStyles.Integer, CultureInfo.InvariantCulture, out widths[i]) || widths[i] < 1)
+                throw new InputException($"{source}: '{text}' is not a comma-separated list of positive widths");
+        return widths;
+    }
+
+    /// <summary>A zoo network wrapped as a classifier, with <see cref="Normalize"/> in front when the spec has mean/std.</summary>
+    public static TorchClassifier CreateClassifier(string arch, Device? device = null, ModelSpec? spec = null)
+    {
+        var name = Canonical(arch);
+        spec ??= DefaultSpec(name);
+        if (Canonical(spec.Arch) != name)
+            throw new InputException($"--arch: '{name}' does not match the spec's architecture '{spec.Arch}'");
+        var network = Create(name, OptionsFor(spec));
+        return Wrap(network, spec, device);
+    }
+
+    /// <summary>Wraps a network (PyTorch keys) as a classifier: Sequential(normalize, network) when the spec has mean/std.</summary>
+    public static TorchClassifier Wrap(nn.Module<Tensor, Tensor> network, ModelSpec spec, Device? device = null)
+    {
+        if (spec.Mean is null != spec.Std is null)
+            throw new InputException($"{spec.Arch}: mean and std must be given together");
+        if (spec.Mean is null || spec.Std is null) return new TorchClassifier(network, spec, device);
+        if (spec.Mean.Length != spec.Std.Length)
+            throw new InputException($"{spec.Arch}: mean has {spec.Mean.Length} values but std has {spec.Std.Length}");
+        var channels = spec.InputShape.Length >= 2 ? spec.InputShape[0] : 1;
+        if (spec.Mean.Length != channels && spec.Mean.Length != 1)
+            throw new InputException($"{spec.Arch}: mean/std have {spec.Mean.Length} values but the input has {channels} channels");
+        Normalize normalize;
+        try { normalize = new Normalize(spec.Mean, spec.Std); }
+        catch (ArgumentException e) { throw new InputException($"{spec.Arch}: {e.Message}"); }
+        var pipeline = nn.Sequential(("normalize", normalize), ("network", network));
+        return new TorchClassifier(network, spec, device, pipeline);
+    }
+}
