@@ -19,6 +19,10 @@ public static class RobustCli
         Commands.Info.InfoCommand.Definition(),
         Commands.Data.DataCommand.Definition(),
         Commands.Train.TrainCommand.Definition(),
+        Commands.Attack.AttackCommand.Definition(),
+        Commands.Eval.EvalCommand.Definition(),
+        Commands.Demo.DemoCommand.Definition(),
+        Commands.Merge.MergeCommand.Definition(),
     ];
 
     public static int Run(string[] args)

@@ -1,0 +1,87 @@
+using System.CommandLine;
+using System.Globalization;
+using Robustness.Cli.Commands.Eval;
+using Robustness.Cli.Common;
+using Robustness.Core;
+using Robustness.Data;
+using Robustness.Evaluation;
+using Spectre.Console;
+
+namespace Robustness.Cli.Commands.Demo;
+
+/// <summary>
+/// `robust demo`: the main job on shipped defaults — the standard and the PGD-trained tiny-cnn, attacked on the shipped
+/// Fashion-MNIST test set at L∞ ε = 0.1 with a short ε sweep, side by side, with both reports written.
+/// </summary>
+public sealed class DemoCommand(string output, int? n, string preset, long seed, string device, int threads, string? modelsDir)
+{
+    public const double Epsilon = 0.1;
+    public static readonly double[] Sweep = [0, 0.05, 0.1, 0.15];
+    public static readonly string[] ModelNames = ["tiny-cnn-standard", "tiny-cnn-pgd"];
+
+    private static readonly Option<string> OutOption = new("--out") { Description = "Output directory (one report folder per model).", DefaultValueFactory = _ => "demo-report" };
+    private static readonly Option<int?> NOption = new("--n") { Description = "Test samples to evaluate (first N in file order; default 1000; 10000 = the whole test set)." };
+    private static readonly Option<string> PresetOption = new("--preset") { Description = "Attack ensemble: fast (apgd-ce, apgd-t) or standard (+ square).", DefaultValueFactory = _ => "fast" };
+    private static readonly Option<long> SeedOption = SharedOptions.Seed();
+    private static readonly Option<string> DeviceOption = SharedOptions.Device();
+    private static readonly Option<int> ThreadsOption = SharedOptions.Threads();
+    private static readonly Option<string?> ModelsOption = new("--models") { Description = "Folder with tiny-cnn-standard.safetensors and tiny-cnn-pgd.safetensors (default: the repo's data/models)." };
+
+    public static Command Definition()
+    {
+        var command = new Command("demo", "The main job on shipped defaults: standard vs adversarially trained tiny-cnn on Fashion-MNIST, L∞ ε = 0.1.")
+        {
+            OutOption, NOption, PresetOption, SeedOption, DeviceOption, ThreadsOption, ModelsOption,
+        };
+        CommandRunner.SetAction(command, p => new DemoCommand(p.GetValue(OutOption)!, p.GetValue(NOption), p.GetValue(PresetOption)!,
+            p.GetValue(SeedOption), p.GetValue(DeviceOption)!, p.GetValue(ThreadsOption), p.GetValue(ModelsOption)).Execute());
+        return command;
+    }
+
+    public static string? DefaultModelsDir() => DatasetCatalog.FindRepoData() is { } data ? Path.Combine(data, "models") : null;
+
+    public int Execute()
+    {
+        var dir = modelsDir ?? DefaultModelsDir()
+            ?? throw new InputException("--models: cannot find the repository's data/models; run from the repository or pass --models DIR");
+        var paths = ModelNames.Select(m => Path.Combine(dir, m + ".safetensors")).ToArray();
+        foreach (var p in paths)
+            if (!File.Exists(p))
+                throw new InputException($"{p}: shipped model missing; make it with the commands in data/README.md (robust train ...), or pass --models DIR");
+
+        var reports = new List<(string Name, RobustnessReport Report)>();
+        foreach (var (name, path) in ModelNames.Zip(paths))
+        {
+            CommandRunner.Out.MarkupLine($"[bold]{Markup.Escape(name)}[/]");
+            var report = EvalCommand.Run(new EvalRunOptions
+            {
+                Model = path,
+                Data = "fashion-mnist",
+                N = n ?? 1000,
+                Norm = Norm.Linf,
+                Epsilon = Epsilon,
+                Sweep = Sweep,
+                Attacks = preset,
+                Seed = seed,
+                Device = device,
+                Threads = threads,
+                Out = Path.Combine(output, name),
+            }, render: false)!;
+            reports.Add((name, report));
+        }
+
+        var table = new Table().Title($"Fashion-MNIST test, first {reports[0].Report.Total} images, L∞, {Markup.Escape(preset)} ensemble (per-sample worst case)");
+        table.AddColumn("");
+        foreach (var (name, _) in reports) table.AddColumn(new TableColumn(Markup.Escape(name)).RightAligned());
+        table.AddRow(["clean accuracy", .. reports.Select(r => Pct(r.Report.CleanAccuracy))]);
+        foreach (var e in reports[0].Report.EpsSweep.Select(s => s.Epsilon))
+            table.AddRow([$"robust, ε = {e.ToString("G3", CultureInfo.InvariantCulture)}", .. reports.Select(r => Pct(r.Report.EpsSweep.First(s => s.Epsilon == e).RobustAccuracy))]);
+        table.AddRow(["warnings", .. reports.Select(r => r.Report.Warnings.Count == 0 ? "none" : Markup.Escape(string.Join(", ", r.Report.Warnings.Select(w => w.Code))))]);
+        CommandRunner.Out.Write(table);
+        foreach (var (name, _) in reports)
+            CommandRunner.Out.MarkupLine($"report: [link]{Markup.Escape(Path.GetFullPath(Path.Combine(output, name, "report.html")))}[/]");
+        return ExitCodes.Ok;
+    }
+
+    private static string Pct(double v) => (100 * v).ToString("F1", CultureInfo.InvariantCulture) + " %";
+}

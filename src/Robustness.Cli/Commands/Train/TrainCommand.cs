@@ -1,0 +1,298 @@
+using System.CommandLine;
+using System.Globalization;
+using Robustness.Cli.Common;
+using Robustness.Core;
+using Robustness.Data;
+using Robustness.Defenses;
+using Robustness.Models;
+using Spectre.Console;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Robustness.Cli.Commands.Train;
+
+/// <summary>Everything `robust train` was asked to do.</summary>
+public sealed record TrainRunOptions
+{
+    public string Arch { get; init; } = "tiny-cnn";
+    public string Data { get; init; } = "fashion-mnist";
+    public string? DataDir { get; init; }
+    public int? TrainSize { get; init; }
+    public string Defense { get; init; } = "none";
+    public Norm Norm { get; init; } = Norm.Linf;
+    public double Epsilon { get; init; }
+    public int? Steps { get; init; }
+    public double? StepSize { get; init; }
+    public double AdvRatio { get; init; } = 1.0;
+    public double Beta { get; init; } = 6.0;
+    public double Sigma { get; init; } = 0.1;
+    public string AttackMode { get; init; } = "eval";
+    public string? MlpHidden { get; init; }
+    public string Activation { get; init; } = "relu";
+    public required TrainingOptions Training { get; init; }
+    public string? Resume { get; init; }
+    public required string Out { get; init; }
+}
+
+/// <summary>`robust train`: standard or adversarial training of a zoo model; best/last model files, metrics, curves, checkpoints.</summary>
+public sealed class TrainCommand(TrainRunOptions o)
+{
+    public static readonly IReadOnlyList<string> Defenses = ["none", "pgd", "fgsm-rs", "trades", "gaussian"];
+
+    private static readonly Option<string> ArchOption = new("--arch") { Description = $"Architecture: {string.Join(", ", ModelZoo.Names)}.", DefaultValueFactory = _ => "tiny-cnn" };
+    private static readonly Option<string> DataOption = SharedOptions.Data();
+    private static readonly Option<string?> DataDirOption = SharedOptions.DataDir();
+    private static readonly Option<int?> TrainSizeOption = new("--train-size") { Description = "Use only the first N training images (quick experiments)." };
+    private static readonly Option<int> EpochsOption = new("--epochs") { Description = "Passes over the training set.", DefaultValueFactory = _ => 10 };
+    private static readonly Option<string> OptimizerOption = new("--optimizer") { Description = "sgd or adam.", DefaultValueFactory = _ => "sgd" };
+    private static readonly Option<double> LrOption = new("--lr") { Description = "Learning rate (peak LR for one-cycle).", DefaultValueFactory = _ => 0.05 };
+    private static readonly Option<double> MomentumOption = new("--momentum") { Description = "SGD momentum.", DefaultValueFactory = _ => 0.9 };
+    private static readonly Option<double> WeightDecayOption = new("--weight-decay") { Description = "L2 weight decay.", DefaultValueFactory = _ => 5e-4 };
+    private static readonly Option<string> ScheduleOption = new("--schedule") { Description = "LR schedule: constant, step, cosine, one-cycle.", DefaultValueFactory = _ => "cosine" };
+    private static readonly Option<string> DefenseOption = new("--defense") { Description = "none (standard), pgd (Madry), fgsm-rs (Wong et al.), trades (Zhang et al.), gaussian (noise).", DefaultValueFactory = _ => "none" };
+    private static readonly Option<string> NormOption = SharedOptions.Norm();
+    private static readonly Option<double> EpsOption = new("--eps") { Description = "Training ε (pixels in [0,1]).", DefaultValueFactory = _ => 0.1 };
+    private static readonly Option<int?> StepsOption = new("--steps") { Description = "Inner attack steps (pgd default 7, trades 10)." };
+    private static readonly Option<double?> StepSizeOption = new("--step-size") { Description = "Inner attack step size α (default 2.5·ε/steps; fgsm-rs 1.25·ε)." };
+    private static readonly Option<double> AdvRatioOption = new("--adv-ratio") { Description = "pgd: weight of the adversarial loss (1 = adversarial only).", DefaultValueFactory = _ => 1.0 };
+    private static readonly Option<double> BetaOption = new("--beta") { Description = "trades: weight β of the KL term.", DefaultValueFactory = _ => 6.0 };
+    private static readonly Option<double> SigmaOption = new("--sigma") { Description = "gaussian: noise standard deviation.", DefaultValueFactory = _ => 0.1 };
+    private static readonly Option<string> AttackModeOption = new("--attack-mode") { Description = "Model mode while generating training attacks: eval (BatchNorm statistics untouched) or train.", DefaultValueFactory = _ => "eval" };
+    private static readonly Option<double> EpsRampOption = new("--eps-ramp") { Description = "Epochs over which ε grows linearly from 0.", DefaultValueFactory = _ => 0.0 };
+    private static readonly Option<int> ValSizeOption = new("--val-size") { Description = "Training images held out for per-epoch (robust) validation.", DefaultValueFactory = _ => 1000 };
+    private static readonly Option<string?> MlpHiddenOption = new("--mlp-hidden") { Description = "mlp: hidden widths, e.g. 256,256." };
+    private static readonly Option<string> ActivationOption = new("--activation") { Description = "mlp: relu, tanh, sigmoid or linear.", DefaultValueFactory = _ => "relu" };
+    private static readonly Option<long> SeedOption = SharedOptions.Seed();
+    private static readonly Option<int> BatchOption = SharedOptions.BatchSize(128);
+    private static readonly Option<string> DeviceOption = SharedOptions.Device();
+    private static readonly Option<int> ThreadsOption = SharedOptions.Threads();
+    private static readonly Option<string?> ResumeOption = new("--resume") { Description = "Continue the run checkpointed in this directory (after a crash or kill)." };
+    private static readonly Option<string?> OutOption = new("--out") { Description = "Output directory: best.safetensors, last.safetensors, metrics.jsonl, training-curves.png, checkpoint/." };
+
+    public static Command Definition()
+    {
+        var command = new Command("train", "Train a zoo model, normally or adversarially (PGD-AT, FGSM-RS, TRADES).")
+        {
+            ArchOption, DataOption, DataDirOption, TrainSizeOption, EpochsOption, OptimizerOption, LrOption, MomentumOption, WeightDecayOption,
+            ScheduleOption, DefenseOption, NormOption, EpsOption, StepsOption, StepSizeOption, AdvRatioOption, BetaOption, SigmaOption,
+            AttackModeOption, EpsRampOption, ValSizeOption, MlpHiddenOption, ActivationOption, SeedOption, BatchOption, DeviceOption,
+            ThreadsOption, ResumeOption, OutOption,
+        };
+        CommandRunner.SetAction(command, p =>
+        {
+            var resume = p.GetValue(ResumeOption);
+            var outDir = p.GetValue(OutOption) ?? resume ?? throw new InputException("--out: required (or --resume DIR)");
+            var threads = p.GetValue(ThreadsOption);
+            if (threads < 0) throw new InputException($"--threads: must be ≥ 0, got {threads}");
+            var training = new TrainingOptions
+            {
+                Epochs = p.GetValue(EpochsOption),
+                BatchSize = p.GetValue(BatchOption),
+                Optimizer = p.GetValue(OptimizerOption)!.Trim().ToLowerInvariant() switch
+                {
+                    "sgd" => OptimizerKind.Sgd,
+                    "adam" => OptimizerKind.Adam,
+                    var s => throw new InputException($"--optimizer: unknown optimizer '{s}' (valid: sgd, adam)"),
+                },
+                LearningRate = p.GetValue(LrOption),
+                Momentum = p.GetValue(MomentumOption),
+                WeightDecay = p.GetValue(WeightDecayOption),
+                Schedule = p.GetValue(ScheduleOption)!.Trim().ToLowerInvariant() switch
+                {
+                    "constant" => LearningRateScheduleKind.Constant,
+                    "step" => LearningRateScheduleKind.Step,
+                    "cosine" => LearningRateScheduleKind.Cosine,
+                    "one-cycle" or "onecycle" => LearningRateScheduleKind.OneCycle,
+                    var s => throw new InputException($"--schedule: unknown schedule '{s}' (valid: constant, step, cosine, one-cycle)"),
+                },
+                EpsRampEpochs = p.GetValue(EpsRampOption),
+                Seed = p.GetValue(SeedOption),
+                Device = p.GetValue(DeviceOption)!,
+                ValidationSize = p.GetValue(ValSizeOption),
+                Threads = threads == 0 ? Math.Max(1, Environment.ProcessorCount) : threads,
+                OutputDirectory = outDir,
+            };
+            return new TrainCommand(new TrainRunOptions
+            {
+                Arch = p.GetValue(ArchOption)!,
+                Data = p.GetValue(DataOption)!,
+                DataDir = p.GetValue(DataDirOption),
+                TrainSize = p.GetValue(TrainSizeOption),
+                Defense = p.GetValue(DefenseOption)!,
+                Norm = NormNames.Parse(p.GetValue(NormOption)!),
+                Epsilon = p.GetValue(EpsOption),
+                Steps = p.GetValue(StepsOption),
+                StepSize = p.GetValue(StepSizeOption),
+                AdvRatio = p.GetValue(AdvRatioOption),
+                Beta = p.GetValue(BetaOption),
+                Sigma = p.GetValue(SigmaOption),
+                AttackMode = p.GetValue(AttackModeOption)!,
+                MlpHidden = p.GetValue(MlpHiddenOption),
+                Activation = p.GetValue(ActivationOption)!,
+                Training = training,
+                Resume = resume,
+                Out = outDir,
+            }).Execute();
+        });
+        return command;
+    }
+
+    public ITrainingObjective Objective()
+    {
+        var keepMode = o.AttackMode.Trim().ToLowerInvariant() switch
+        {
+            "eval" => false,
+            "train" => true,
+            var s => throw new InputException($"--attack-mode: '{s}' is not eval or train"),
+        };
+        if (o.Defense != "none" && o.Defense != "gaussian")
+            new ThreatModel(o.Norm, o.Epsilon, Bounds.Unit).Validate();
+        if (o.Steps is <= 0) throw new InputException($"--steps: must be > 0, got {o.Steps}");
+        return o.Defense.Trim().ToLowerInvariant() switch
+        {
+            "none" or "standard" => new StandardObjective(),
+            "pgd" => new PgdAdversarialObjective(o.Epsilon, o.Norm) { Steps = o.Steps ?? 7, StepSize = o.StepSize, AdvRatio = o.AdvRatio, KeepModelMode = keepMode },
+            "fgsm-rs" => new FgsmRsObjective(o.Epsilon, o.Norm) { AlphaFactor = o.StepSize is { } a ? a / o.Epsilon : 1.25, KeepModelMode = keepMode },
+            "trades" => new TradesObjective(o.Epsilon, o.Norm) { Steps = o.Steps ?? 10, StepSize = o.StepSize, Beta = o.Beta, KeepModelMode = keepMode },
+            "gaussian" => new GaussianNoiseObjective(o.Sigma),
+            var s => throw new InputException($"--defense: unknown defense '{s}' (valid: {string.Join(", ", Defenses)})"),
+        };
+    }
+
+    public int Execute()
+    {
+        var objective = Objective();
+        var device = Devices.Parse(o.Training.Device);
+        if (o.Training.Threads is { } t) set_num_threads(t);
+        using var train = LoadTrain();
+        using var test = TryLoadTest();
+        var spec = ModelZoo.DefaultSpec(o.Arch, new ZooOptions
+        {
+            InputShape = train.SampleShape,
+            NumClasses = train.NumClasses,
+            Hidden = o.MlpHidden is { } h ? ModelZoo.ParseHidden(h, "--mlp-hidden") : null,
+            Activation = o.Activation,
+        }) with { Labels = train.ClassNames };
+        if (!spec.InputShape.SequenceEqual(train.SampleShape))
+            throw new InputException($"--arch: {o.Arch} takes inputs [{string.Join(",", spec.InputShape)}] but {o.Data} has [{string.Join(",", train.SampleShape)}]");
+        random.manual_seed(o.Training.Seed);
+        using var model = ModelZoo.CreateClassifier(o.Arch, device, spec);
+        using var outLock = OutputLock.Acquire(o.Out);
+
+        var hook = new ConsoleTrainingHook();
+        var trainer = new Trainer(model, objective, o.Training, [hook]) { ModelWriter = new ModelFileWriterAdapter(o.Data, o.Training.Seed) };
+        TrainingReport report = null!;
+        hook.Run(o.Training.Epochs, () =>
+        {
+            report = o.Resume is { } dir ? trainer.Resume(dir, train) : trainer.Fit(train);
+        });
+
+        var table = new Table().AddColumn("epoch").AddColumn("lr").AddColumn("loss").AddColumn("train clean").AddColumn("train adv").AddColumn("val clean").AddColumn("val robust").AddColumn("s");
+        foreach (var m in report.History)
+            table.AddRow(m.Epoch.ToString(CultureInfo.InvariantCulture), m.LearningRate.ToString("G3", CultureInfo.InvariantCulture), m.TrainLoss.ToString("F4", CultureInfo.InvariantCulture),
+                Pct(m.TrainCleanAccuracy), Pct(m.TrainAdversarialAccuracy), Pct(m.ValidationCleanAccuracy), Pct(m.ValidationRobustAccuracy), m.Seconds.ToString("F0", CultureInfo.InvariantCulture));
+        CommandRunner.Out.Write(table);
+        foreach (var e in report.Events)
+            CommandRunner.Out.MarkupLine($"[yellow]{Markup.Escape($"epoch {e.Epoch}: {e.Kind}: {e.Message}")}[/]");
+        if (test is not null && report.BestModelPath is { } best && File.Exists(best))
+        {
+            using var bestModel = ModelFile.Load(best, device);
+            var acc = CleanAccuracy(bestModel, test, o.Training.BatchSize * 2, device);
+            CommandRunner.Out.MarkupLine($"test accuracy of {Markup.Escape(best)}: [bold]{Pct(acc)}[/] ({test.Count} images)");
+        }
+        CommandRunner.Out.MarkupLine($"wall time {report.WallSeconds:F0} s; best epoch {report.BestEpoch}; files in {Markup.Escape(Path.GetFullPath(o.Out))}");
+        return ExitCodes.Ok;
+    }
+
+    private ImageDataset LoadTrain()
+    {
+        var full = DatasetCatalog.Load(o.Data, "train", o.DataDir);
+        if (o.TrainSize is not { } size) return full;
+        using (full)
+        {
+            if (size <= 0 || size > full.Count) throw new InputException($"--train-size: must be in 1..{full.Count}, got {size}");
+            return full.Take(size);
+        }
+    }
+
+    private ImageDataset? TryLoadTest()
+    {
+        try { return DatasetCatalog.Load(o.Data, "test", o.DataDir); }
+        catch (InputException) { return null; }
+    }
+
+    public static double CleanAccuracy(Robustness.Core.TorchClassifier model, ImageDataset data, int batchSize, Device device)
+    {
+        using var mode = ((IGradientClassifier)model).EvalMode();
+        using var _ = no_grad();
+        long correct = 0;
+        var counts = new List<Tensor>();
+        foreach (var batch in data.Batches(batchSize, device))
+        {
+            using var b = batch;
+            using var scope = NewDisposeScope();
+            var c = model.Logits(b.Inputs).argmax(1).eq(b.Labels).sum();
+            c.MoveToOuterDisposeScope();
+            counts.Add(c);
+        }
+        foreach (var c in counts) { correct += c.item<long>(); c.Dispose(); }
+        return (double)correct / data.Count;
+    }
+
+    private static string Pct(double? v) => v is { } x ? (100 * x).ToString("F2", CultureInfo.InvariantCulture) : "–";
+
+    /// <summary>Saves best/last through Robustness.Models so files carry the full model metadata.</summary>
+    private sealed class ModelFileWriterAdapter(string data, long seed) : IModelFileWriter
+    {
+        public void Save(IGradientClassifier model, string path, IReadOnlyDictionary<string, string> metadata)
+        {
+            var extra = new Dictionary<string, string>(metadata) { ["data"] = data, ["seed"] = seed.ToString(CultureInfo.InvariantCulture), ["tool_version"] = RunProvenance.ToolVersion };
+            ModelFile.Save((Robustness.Core.TorchClassifier)model, path, extra);
+        }
+    }
+}
+
+/// <summary>A live Spectre.Console progress bar over the training iterations with the running loss and accuracies.</summary>
+internal sealed class ConsoleTrainingHook : ITrainingHook
+{
+    private ProgressTask? _task;
+    private string _status = "";
+
+    public void Run(int epochs, Action work)
+    {
+        if (Console.IsOutputRedirected)
+        {
+            work();
+            return;
+        }
+        CommandRunner.Out.Progress()
+            .AutoClear(false)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .Start(ctx =>
+            {
+                _task = ctx.AddTask("training", maxValue: 1);
+                work();
+            });
+    }
+
+    public void OnBatchEnd(BatchProgress p, TrainingState state)
+    {
+        if (_task is null) return;
+        _task.MaxValue = Math.Max(1, (double)state.Epochs * p.BatchesPerEpoch);
+        _task.Value = p.Iteration;
+        if (p.RunningLoss is { } loss)
+            _status = FormattableString.Invariant($"loss {loss:F3} clean {100 * (p.RunningCleanAccuracy ?? 0):F1}% adv {(p.RunningAdversarialAccuracy is { } a ? $"{100 * a:F1}%" : "–")}");
+        _task.Description = Markup.Escape($"epoch {p.Epoch + 1}/{state.Epochs} {_status}");
+    }
+
+    public void OnEvent(TrainingEvent e)
+    {
+        if (Console.IsOutputRedirected) Console.WriteLine($"epoch {e.Epoch}: {e.Kind}: {e.Message}");
+    }
+
+    public void OnEpochEnd(EpochMetrics m, TrainingState state)
+    {
+        if (Console.IsOutputRedirected)
+            Console.WriteLine(FormattableString.Invariant($"epoch {m.Epoch}: loss {m.TrainLoss:F4} val clean {m.ValidationCleanAccuracy:P2} val robust {m.ValidationRobustAccuracy:P2} ({m.Seconds:F0} s)"));
+    }
+}

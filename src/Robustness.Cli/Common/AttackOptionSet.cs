@@ -1,0 +1,54 @@
+using System.CommandLine;
+using Robustness.Attacks;
+using Robustness.Core;
+
+namespace Robustness.Cli.Common;
+
+/// <summary>The attack hyper-parameter options shared by `attack` and `eval`, and their translation to <see cref="AttackOptions"/>.</summary>
+public sealed class AttackOptionSet
+{
+    public Option<int?> Steps { get; } = new("--steps") { Description = "Iterations (pgd/bim/mi-fgsm default 10; apgd 100; cw 100; deepfool 50)." };
+    public Option<double?> StepSize { get; } = new("--step-size") { Description = "Absolute step size α in input units (overrides --rel-step-size)." };
+    public Option<double?> RelStepSize { get; } = new("--rel-step-size") { Description = "Step size relative to ε (pgd default 2.5/steps, bim 1/steps·… see README)." };
+    public Option<int?> Restarts { get; } = new("--restarts") { Description = "Random restarts; per sample the best adversarial is kept." };
+    public Option<bool> Targeted { get; } = new("--targeted") { Description = "Targeted attack (targets from --target-mode)." };
+    public Option<string> TargetMode { get; } = new("--target-mode") { Description = "random (another class, seeded), least-likely, or top-k.", DefaultValueFactory = _ => "random" };
+    public Option<int?> TargetCount { get; } = new("--target-count") { Description = "Number of target classes for top-k / apgd-t (default 9)." };
+    public Option<string?> Loss { get; } = new("--loss") { Description = "Objective for gradient attacks: ce, margin, dlr." };
+    public Option<int?> Queries { get; } = new("--queries") { Description = "Query budget of the square attack (default 5000)." };
+    public Option<bool> EarlyStop { get; } = new("--early-stop") { Description = "Stop moving a sample once it is adversarial." };
+    public Option<double?> Momentum { get; } = new("--momentum") { Description = "Momentum decay of mi-fgsm (default 1.0)." };
+    public Option<double?> Confidence { get; } = new("--confidence") { Description = "C&W confidence κ (default 0)." };
+
+    public IEnumerable<Option> All => [Steps, StepSize, RelStepSize, Restarts, Targeted, TargetMode, TargetCount, Loss, Queries, EarlyStop, Momentum, Confidence];
+
+    public void AddTo(Command command)
+    {
+        foreach (var o in All) command.Options.Add(o);
+    }
+
+    public AttackOptions Read(ParseResult p)
+    {
+        var o = new AttackOptions
+        {
+            Steps = p.GetValue(Steps),
+            StepSize = p.GetValue(StepSize),
+            RelativeStepSize = p.GetValue(RelStepSize),
+            Restarts = p.GetValue(Restarts),
+            Targeted = p.GetValue(Targeted),
+            TargetMode = p.GetValue(TargetMode) ?? "random",
+            TargetCount = p.GetValue(TargetCount),
+            Loss = p.GetValue(Loss),
+            Queries = p.GetValue(Queries),
+            EarlyStop = p.GetValue(EarlyStop),
+            Momentum = p.GetValue(Momentum),
+            Confidence = p.GetValue(Confidence),
+        };
+        if (o.Steps is <= 0) throw new InputException($"--steps: must be > 0, got {o.Steps}");
+        if (o.Restarts is <= 0) throw new InputException($"--restarts: must be > 0, got {o.Restarts}");
+        if (o.Queries is <= 0) throw new InputException($"--queries: must be > 0, got {o.Queries}");
+        if (o.StepSize is { } a && (!(a > 0) || double.IsInfinity(a))) throw new InputException($"--step-size: must be a finite number > 0, got {a}");
+        if (o.RelativeStepSize is { } r && (!(r > 0) || double.IsInfinity(r))) throw new InputException($"--rel-step-size: must be a finite number > 0, got {r}");
+        return o;
+    }
+}
