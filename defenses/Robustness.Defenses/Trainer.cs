@@ -1,0 +1,401 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Robustness.Core;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Robustness.Defenses;
+
+/// <summary>
+/// Mini-batch training of a classifier with an <see cref="ITrainingObjective"/> (standard, PGD-AT, FGSM-RS, TRADES,
+/// noise): per-iteration LR and ε schedules, robust validation each epoch, best/last model files, checkpoints every
+/// epoch and exact resume, catastrophic-overfitting detection, hooks. Per batch: one dispose scope, the objective's
+/// loss, backward, one optimizer step; loss and accuracy accumulate on the device and are read every LogEvery batches.
+/// </summary>
+public sealed class Trainer
+{
+    public const string BestModelFile = "best.safetensors";
+    public const string LastModelFile = "last.safetensors";
+    public const string MetricsFile = "metrics.jsonl";
+    public const string CurvesFile = "training-curves.png";
+
+    private readonly IGradientClassifier _model;
+    private readonly ITrainingObjective _objective;
+    private readonly TrainingOptions _options;
+    private readonly List<ITrainingHook> _hooks;
+
+    public Trainer(IGradientClassifier model, ITrainingObjective objective, TrainingOptions options, IEnumerable<ITrainingHook>? hooks = null)
+    {
+        _model = model;
+        _objective = objective;
+        _options = options.Validate();
+        _hooks = hooks?.ToList() ?? [];
+    }
+
+    /// <summary>Replaces the default <see cref="RobustValidator"/> (tests feed constructed metric sequences through it).</summary>
+    public IValidator? Validator { get; init; }
+    public IModelFileWriter ModelWriter { get; init; } = new ModelFileWriter();
+
+    public TrainingOptions Options => _options;
+
+    /// <summary>Trains from the model's current weights. <paramref name="validation"/> null = hold out
+    /// <see cref="TrainingOptions.ValidationSize"/> images of <paramref name="train"/>.</summary>
+    public TrainingReport Fit(ImageDataset train, ImageDataset? validation = null) =>
+        Run(train, validation, _options.OutputDirectory, resume: false);
+
+    /// <summary>
+    /// Continues the run checkpointed in <paramref name="outputDirectory"/> (after a crash or kill): restores weights,
+    /// optimizer, schedule position, RNG states and best-so-far, and restarts the interrupted epoch from its start.
+    /// With the same data, options and seed it ends with the same weights as an uninterrupted run.
+    /// </summary>
+    public TrainingReport Resume(string outputDirectory, ImageDataset train, ImageDataset? validation = null) =>
+        Run(train, validation, outputDirectory, resume: true);
+
+    private TrainingReport Run(ImageDataset train, ImageDataset? validation, string? outputDir, bool resume)
+    {
+        var wall = Stopwatch.StartNew();
+        var o = _options;
+        if (o.Threads is { } threads) set_num_threads(threads);
+        var device = Devices.Parse(o.Device);
+        if (_model.Device.type != device.type || (device.index >= 0 && _model.Device.index != device.index))
+            throw new InputException($"--device: the model lives on {_model.Device} but training was asked for {device}; create the model on the training device");
+
+        ImageDataset trainSet = train, ownedTrain = train;
+        ImageDataset? valSet = validation, ownedVal = null;
+        bool ownsSplit = false;
+        if (validation is null && o.ValidationSize > 0)
+        {
+            (ownedTrain, ownedVal) = ValidationSplit.Split(train, o.ValidationSize, o.Seed);
+            (trainSet, valSet, ownsSplit) = (ownedTrain, ownedVal, true);
+        }
+        bool wasTraining = _model.Module.training;
+        try
+        {
+            return RunOn(trainSet, valSet, train, outputDir, resume, device, wall);
+        }
+        finally
+        {
+            _model.Module.train(wasTraining);
+            if (ownsSplit) { ownedTrain.Dispose(); ownedVal?.Dispose(); }
+        }
+    }
+
+    private TrainingReport RunOn(ImageDataset trainSet, ImageDataset? valSet, ImageDataset source, string? outputDir, bool resume, Device device, Stopwatch wall)
+    {
+        var o = _options;
+        int itersPerEpoch = o.DropLast ? trainSet.Count / o.BatchSize : (trainSet.Count + o.BatchSize - 1) / o.BatchSize;
+        if (itersPerEpoch == 0) throw new InputException($"--batch-size: {o.BatchSize} is larger than the training set ({trainSet.Count}) with drop-last");
+        var lrSchedule = LearningRateSchedules.Create(o, itersPerEpoch);
+        var epsSchedule = EpsilonSchedule.Create(_objective.Epsilon, o.EpsRampEpochs, itersPerEpoch);
+        bool detect = o.DetectCatastrophicOverfitting ?? _objective is FgsmRsObjective;
+        double validationEps = o.ValidationEpsilon ?? _objective.Epsilon;
+        var validator = Validator ?? new RobustValidator(
+            validationEps > 0 ? new ThreatModel(_objective.Norm, validationEps, _model.Spec.Bounds) : null,
+            o.ValidationPgdSteps, o.ValidationBatchSize, o.Seed, measureFgsm: detect);
+
+        // Parameters must be on their device before the optimizer takes references to them.
+        _model.Module.to(device);
+        using var optimizer = ParameterOptimizers.Create(_model.Module, o);
+        using var generator = new Generator((ulong)o.Seed, CPU);
+        random.manual_seed(o.Seed);
+
+        var tracker = new BestEpochTracker();
+        var detector = new CatastrophicOverfittingDetector();
+        var history = new List<EpochMetrics>();
+        var events = new List<TrainingEvent>();
+        Dictionary<string, Tensor>? best = null;
+        int startEpoch = 1;
+        long iteration = 0;
+        double elapsedBefore = 0;
+        string? stopReason = null;
+        bool finished = false;
+        var state = new TrainingState { Epochs = o.Epochs, IterationsPerEpoch = itersPerEpoch, History = history };
+
+        try
+        {
+            if (resume)
+            {
+                if (outputDir is null) throw new InputException("resume: no output directory");
+                var (manifest, tensors) = TrainingCheckpoint.Read(outputDir);
+                try
+                {
+                    CheckCompatible(manifest, trainSet.Count);
+                    LoadInto(_model.Module.state_dict(), tensors, "model.");
+                    optimizer.LoadState(Prefixed(tensors, "optim."));
+                    generator.set_state(tensors["rng.generator"]);
+                    random.set_rng_state(tensors["rng.torch"]);
+                    if (tensors.Keys.Any(k => k.StartsWith("best.", StringComparison.Ordinal)))
+                        best = Prefixed(tensors, "best.").ToDictionary(kv => kv.Key, kv => kv.Value.clone().DetachFromDisposeScope());
+                }
+                finally { foreach (var t in tensors.Values) t.Dispose(); }
+                tracker.Restore(manifest.BestEpoch, manifest.BestScore);
+                detector.Restore(manifest.DetectorBestRobust, manifest.DetectorPreviousFgsm);
+                history.AddRange(manifest.History);
+                events.AddRange(manifest.Events);
+                startEpoch = manifest.EpochsCompleted + 1;
+                iteration = manifest.Iteration;
+                elapsedBefore = manifest.ElapsedSeconds;
+                stopReason = manifest.StopReason;
+                finished = manifest.Finished;
+                if (!finished) Emit(events, new TrainingEvent(manifest.EpochsCompleted, TrainingEvent.Resumed, $"resuming after epoch {manifest.EpochsCompleted} of {o.Epochs}"));
+                AtomicFile.WriteAllText(Path.Combine(outputDir, MetricsFile), string.Concat(history.Select(m => MetricsLine(m) + "\n")));
+            }
+            else if (outputDir is not null)
+            {
+                Directory.CreateDirectory(outputDir);
+                AtomicFile.WriteAllText(Path.Combine(outputDir, MetricsFile), "");
+            }
+
+            for (int epoch = startEpoch; epoch <= o.Epochs && !finished; epoch++)
+            {
+                state.Epoch = epoch;
+                state.Iteration = iteration;
+                foreach (var h in _hooks) h.OnEpochStart(state);
+                var sw = Stopwatch.StartNew();
+                var train = RunEpoch(trainSet, epoch, ref iteration, itersPerEpoch, device, optimizer, generator, lrSchedule, epsSchedule, state);
+                var val = valSet is null ? null : validator.Validate(_model, valSet, epoch);
+                var epochEvents = new List<TrainingEvent>();
+                var metrics = train with
+                {
+                    ValidationCleanAccuracy = val?.CleanAccuracy,
+                    ValidationRobustAccuracy = val?.RobustAccuracy,
+                    ValidationFgsmAccuracy = val?.FgsmAccuracy,
+                    Seconds = sw.Elapsed.TotalSeconds,
+                };
+                var provenance = Report(source, trainSet, valSet, history.Append(metrics).ToList(), events, tracker, stopReason, elapsedBefore + wall.Elapsed.TotalSeconds, outputDir, epoch).ToMetadata();
+                if (tracker.Observe(metrics))
+                {
+                    DisposeAll(best);
+                    best = Snapshot(_model.Module);
+                    if (outputDir is not null) ModelWriter.Save(_model, Path.Combine(outputDir, BestModelFile), provenance);
+                }
+                if (outputDir is not null) ModelWriter.Save(_model, Path.Combine(outputDir, LastModelFile), provenance);
+                if (detect && detector.Observe(metrics) is { } collapse)
+                {
+                    RestoreWeights(_model.Module, best!);
+                    stopReason = $"catastrophic overfitting: {collapse}";
+                    epochEvents.Add(new TrainingEvent(epoch, TrainingEvent.CatastrophicOverfitting,
+                        $"{collapse}; stopped and restored the weights of epoch {tracker.BestEpoch}"));
+                }
+                foreach (var h in _hooks) h.OnEpochEnd(metrics, state);
+                if (stopReason is null && state.StopReason is { } hookStop)
+                {
+                    stopReason = hookStop;
+                    epochEvents.Add(new TrainingEvent(epoch, TrainingEvent.EarlyStop, hookStop));
+                }
+                foreach (var e in epochEvents) Emit(events, e);
+                metrics = metrics with { Events = epochEvents.Select(e => $"{e.Kind}: {e.Message}").ToList() };
+                history.Add(metrics);
+                finished = stopReason is not null || epoch == o.Epochs;
+                if (outputDir is not null)
+                {
+                    File.AppendAllText(Path.Combine(outputDir, MetricsFile), MetricsLine(metrics) + "\n");
+                    WriteCheckpoint(outputDir, epoch, iteration, finished, stopReason, optimizer, generator, best, tracker, detector, history, events,
+                        elapsedBefore + wall.Elapsed.TotalSeconds, source, trainSet, valSet);
+                    TrainingCurves.WritePng(history, Path.Combine(outputDir, CurvesFile));
+                }
+            }
+        }
+        finally
+        {
+            DisposeAll(best);
+        }
+        return Report(source, trainSet, valSet, history, events, tracker, stopReason, elapsedBefore + wall.Elapsed.TotalSeconds, outputDir, history.Count);
+    }
+
+    private EpochMetrics RunEpoch(ImageDataset data, int epoch, ref long iteration, int itersPerEpoch, Device device, IParameterOptimizer optimizer,
+        Generator generator, ILearningRateSchedule lrSchedule, EpsilonSchedule epsSchedule, TrainingState state)
+    {
+        var o = _options;
+        using var lossSum = zeros(1, ScalarType.Float64, device);
+        using var cleanCorrect = zeros(1, ScalarType.Int64, device);
+        using var advCorrect = zeros(1, ScalarType.Int64, device);
+        long seen = 0, cleanSeen = 0, advSeen = 0;
+        double lr = 0, eps = 0;
+        int batchIndex = 0;
+        _model.Module.train();
+        foreach (var batch in data.Batches(o.BatchSize, device, shuffleSeed: o.Seed * 1000 + epoch, dropLast: o.DropLast))
+        {
+            using (batch)
+            using (var scope = NewDisposeScope())
+            {
+                lr = lrSchedule.At(iteration);
+                eps = epsSchedule.At(iteration);
+                var step = _objective.Compute(_model, batch.Inputs, batch.Labels, new TrainingStepContext(eps, generator, epoch, iteration));
+                _model.Module.zero_grad(set_to_none: true);
+                step.Loss.backward();
+                optimizer.Step(lr);
+                using (no_grad())
+                {
+                    lossSum.add_(step.Loss.detach().to(ScalarType.Float64) * batch.Count);
+                    if (step.CleanLogits is { } c) { cleanCorrect.add_(c.argmax(1).eq(batch.Labels).sum()); cleanSeen += batch.Count; }
+                    if (step.AdversarialLogits is { } a) { advCorrect.add_(a.argmax(1).eq(batch.Labels).sum()); advSeen += batch.Count; }
+                }
+                seen += batch.Count;
+            }
+            iteration++;
+            batchIndex++;
+            state.Iteration = iteration;
+            bool sync = batchIndex % o.LogEvery == 0 || batchIndex == itersPerEpoch;
+            if (_hooks.Count > 0)
+            {
+                var progress = sync
+                    ? new BatchProgress(epoch, batchIndex, itersPerEpoch, iteration, lr, eps, lossSum.item<double>() / seen,
+                        cleanSeen > 0 ? cleanCorrect.item<long>() / (double)cleanSeen : null,
+                        advSeen > 0 ? advCorrect.item<long>() / (double)advSeen : null)
+                    : new BatchProgress(epoch, batchIndex, itersPerEpoch, iteration, lr, eps, null, null, null);
+                foreach (var h in _hooks) h.OnBatchEnd(progress, state);
+            }
+        }
+        return new EpochMetrics
+        {
+            Epoch = epoch,
+            LearningRate = lr,
+            Epsilon = eps,
+            TrainLoss = lossSum.item<double>() / Math.Max(1, seen),
+            TrainCleanAccuracy = cleanSeen > 0 ? cleanCorrect.item<long>() / (double)cleanSeen : null,
+            TrainAdversarialAccuracy = advSeen > 0 ? advCorrect.item<long>() / (double)advSeen : null,
+        };
+    }
+
+    private void Emit(List<TrainingEvent> events, TrainingEvent e)
+    {
+        events.Add(e);
+        foreach (var h in _hooks) h.OnEvent(e);
+    }
+
+    private void CheckCompatible(CheckpointManifest m, int trainCount)
+    {
+        var a = m.Options;
+        var b = _options;
+        var mismatches = new List<string>();
+        if (a.Seed != b.Seed) mismatches.Add($"seed {a.Seed} vs {b.Seed}");
+        if (a.Epochs != b.Epochs) mismatches.Add($"epochs {a.Epochs} vs {b.Epochs}");
+        if (a.BatchSize != b.BatchSize) mismatches.Add($"batch size {a.BatchSize} vs {b.BatchSize}");
+        if (a.Optimizer != b.Optimizer) mismatches.Add($"optimizer {a.Optimizer} vs {b.Optimizer}");
+        if (a.Schedule != b.Schedule) mismatches.Add($"LR schedule {a.Schedule} vs {b.Schedule}");
+        if (a.ValidationSize != b.ValidationSize) mismatches.Add($"validation size {a.ValidationSize} vs {b.ValidationSize}");
+        if (m.Objective != _objective.Name) mismatches.Add($"objective {m.Objective} vs {_objective.Name}");
+        if (m.TrainCount != trainCount) mismatches.Add($"training images {m.TrainCount} vs {trainCount}");
+        if (mismatches.Count > 0)
+            throw new InputException($"resume: the checkpoint was made by a different run ({string.Join("; ", mismatches)})");
+    }
+
+    private void WriteCheckpoint(string outputDir, int epoch, long iteration, bool finished, string? stopReason, IParameterOptimizer optimizer,
+        Generator generator, Dictionary<string, Tensor>? best, BestEpochTracker tracker, CatastrophicOverfittingDetector detector,
+        List<EpochMetrics> history, List<TrainingEvent> events, double elapsed, ImageDataset source, ImageDataset trainSet, ImageDataset? valSet)
+    {
+        using var scope = NewDisposeScope();
+        var tensors = new List<KeyValuePair<string, Tensor>>();
+        tensors.AddRange(_model.Module.state_dict().Select(kv => KeyValuePair.Create("model." + kv.Key, kv.Value)));
+        if (best is not null) tensors.AddRange(best.Select(kv => KeyValuePair.Create("best." + kv.Key, kv.Value)));
+        tensors.AddRange(optimizer.State().Select(kv => KeyValuePair.Create("optim." + kv.Key, kv.Value)));
+        tensors.Add(KeyValuePair.Create("rng.generator", generator.get_state()));
+        tensors.Add(KeyValuePair.Create("rng.torch", random.get_rng_state()));
+        var manifest = new CheckpointManifest
+        {
+            EpochsCompleted = epoch,
+            Iteration = iteration,
+            Finished = finished,
+            StopReason = stopReason,
+            Options = _options,
+            Objective = _objective.Name,
+            ObjectiveParameters = FormatParameters(_objective.Parameters),
+            BestEpoch = tracker.BestEpoch,
+            BestScore = tracker.BestScore,
+            DetectorBestRobust = detector.BestRobustAccuracy,
+            DetectorPreviousFgsm = detector.PreviousFgsmAccuracy,
+            History = history.ToList(),
+            Events = events.ToList(),
+            ElapsedSeconds = elapsed,
+            Data = source.Source,
+            TrainCount = trainSet.Count,
+            ValidationCount = valSet?.Count ?? 0,
+        };
+        TrainingCheckpoint.Write(outputDir, manifest, tensors);
+    }
+
+    private TrainingReport Report(ImageDataset source, ImageDataset trainSet, ImageDataset? valSet, IReadOnlyList<EpochMetrics> history,
+        IReadOnlyList<TrainingEvent> events, BestEpochTracker tracker, string? stopReason, double seconds, string? outputDir, int epochsRun) => new()
+    {
+        Defense = _objective.Name,
+        DefenseParameters = FormatParameters(_objective.Parameters),
+        Epsilon = _objective.Epsilon,
+        Norm = _objective.Norm.Name(),
+        EpochsPlanned = _options.Epochs,
+        EpochsRun = epochsRun,
+        Seed = _options.Seed,
+        Data = source.Source,
+        TrainCount = trainSet.Count,
+        ValidationCount = valSet?.Count ?? 0,
+        Options = _options,
+        Final = history.Count > 0 ? history[^1] : null,
+        BestEpoch = tracker.BestEpoch,
+        BestScore = tracker.BestScore,
+        History = history.ToList(),
+        Events = events.ToList(),
+        StopReason = stopReason,
+        WallSeconds = seconds,
+        OutputDirectory = outputDir,
+        BestModelPath = outputDir is null ? null : Path.Combine(outputDir, BestModelFile),
+        LastModelPath = outputDir is null ? null : Path.Combine(outputDir, LastModelFile),
+    };
+
+    internal static Dictionary<string, string> FormatParameters(IReadOnlyDictionary<string, object> parameters) =>
+        parameters.ToDictionary(kv => kv.Key, kv => kv.Value switch
+        {
+            double d => d.ToString("R", CultureInfo.InvariantCulture),
+            float f => f.ToString("R", CultureInfo.InvariantCulture),
+            bool b => b ? "true" : "false",
+            IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
+            var v => v.ToString() ?? "",
+        });
+
+    internal static string MetricsLine(EpochMetrics m) => JsonSerializer.Serialize(new Dictionary<string, object?>
+    {
+        ["epoch"] = m.Epoch,
+        ["lr"] = m.LearningRate,
+        ["train_loss"] = m.TrainLoss,
+        ["train_clean_acc"] = m.TrainCleanAccuracy,
+        ["train_adv_acc"] = m.TrainAdversarialAccuracy,
+        ["val_clean_acc"] = m.ValidationCleanAccuracy,
+        ["val_robust_acc"] = m.ValidationRobustAccuracy,
+        ["val_fgsm_acc"] = m.ValidationFgsmAccuracy,
+        ["seconds"] = m.Seconds,
+        ["eps"] = m.Epsilon,
+        ["events"] = m.Events,
+    });
+
+    /// <summary>CPU copies of every parameter and buffer (the best-so-far weights).</summary>
+    private static Dictionary<string, Tensor> Snapshot(nn.Module module)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        return module.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().cpu().clone().DetachFromDisposeScope());
+    }
+
+    private static void RestoreWeights(nn.Module module, Dictionary<string, Tensor> weights) => LoadInto(module.state_dict(), weights, "");
+
+    private static void LoadInto(Dictionary<string, Tensor> destination, IReadOnlyDictionary<string, Tensor> source, string prefix)
+    {
+        using var _ = no_grad();
+        foreach (var (key, dest) in destination)
+        {
+            if (!source.TryGetValue(prefix + key, out var t))
+                throw new InputException($"checkpoint: tensor '{prefix}{key}' is missing (was it made for another architecture?)");
+            if (!t.shape.SequenceEqual(dest.shape))
+                throw new InputException($"checkpoint: tensor '{prefix}{key}' has shape [{string.Join(",", t.shape)}], the model has [{string.Join(",", dest.shape)}]");
+            dest.copy_(t); // copy_ converts dtype and device itself (to() may alias its source)
+        }
+    }
+
+    private static Dictionary<string, Tensor> Prefixed(Dictionary<string, Tensor> tensors, string prefix) =>
+        tensors.Where(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal)).ToDictionary(kv => kv.Key[prefix.Length..], kv => kv.Value);
+
+    private static void DisposeAll(Dictionary<string, Tensor>? tensors)
+    {
+        if (tensors is null) return;
+        foreach (var t in tensors.Values) t.Dispose();
+    }
+}

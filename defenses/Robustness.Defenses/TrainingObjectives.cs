@@ -1,0 +1,303 @@
+using Robustness.Attacks;
+using Robustness.Core;
+using Robustness.Core.Attacks;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Robustness.Defenses;
+
+/// <summary>What an objective needs to know about the current iteration.</summary>
+/// <param name="Epsilon">ε at this iteration (after the ramp).</param>
+/// <param name="Generator">Randomness for attack starts and noise; checkpointed with the run.</param>
+public sealed record TrainingStepContext(double Epsilon, Generator Generator, int Epoch, long Iteration);
+
+/// <summary>
+/// The loss of one batch (a scalar with its graph, ready for backward) and, for the accuracy display, the logits on
+/// clean and on attacked/noisy inputs when the objective has them. All tensors belong to the caller's scope.
+/// </summary>
+public sealed record TrainingStepResult(Tensor Loss, Tensor? CleanLogits, Tensor? AdversarialLogits);
+
+/// <summary>The training loss of a batch: clean cross-entropy, an adversarial loss, TRADES, noise, ...</summary>
+public interface ITrainingObjective
+{
+    /// <summary>"standard", "pgd", "fgsm-rs", "trades", "gaussian".</summary>
+    string Name { get; }
+    Norm Norm { get; }
+    /// <summary>The full training ε (0 when the objective does not attack).</summary>
+    double Epsilon { get; }
+    /// <summary>Every setting that shapes the loss, for provenance.</summary>
+    IReadOnlyDictionary<string, object> Parameters { get; }
+    /// <summary>The model is in train mode when called.</summary>
+    TrainingStepResult Compute(IGradientClassifier model, Tensor inputs, Tensor labels, TrainingStepContext context);
+}
+
+/// <summary>Plain cross-entropy on clean inputs.</summary>
+public sealed record StandardObjective : ITrainingObjective
+{
+    public string Name => "standard";
+    public Norm Norm => Norm.Linf;
+    public double Epsilon => 0;
+    public IReadOnlyDictionary<string, object> Parameters => new Dictionary<string, object>();
+
+    public TrainingStepResult Compute(IGradientClassifier model, Tensor inputs, Tensor labels, TrainingStepContext context)
+    {
+        var logits = model.Logits(inputs);
+        return new TrainingStepResult(nn.functional.cross_entropy(logits, labels), logits.detach(), null);
+    }
+}
+
+/// <summary>Helpers the adversarial objectives share.</summary>
+internal static class ObjectiveMath
+{
+    /// <summary>Clean logits for the accuracy display only: eval mode (BatchNorm statistics untouched), no graph.</summary>
+    public static Tensor CleanLogitsForDisplay(IGradientClassifier model, Tensor inputs)
+    {
+        using var mode = model.EvalMode();
+        using var _ = no_grad();
+        return model.Logits(inputs).detach();
+    }
+
+    /// <summary>The attack's step size at ramped ε: the step keeps its ratio to ε so the ramp shrinks both.</summary>
+    public static double ScaledStep(double fullStep, double fullEpsilon, double epsilon) =>
+        fullEpsilon > 0 ? fullStep * epsilon / fullEpsilon : 0;
+
+    public static void CheckEpsilon(double eps, string option = "--eps")
+    {
+        if (!(eps > 0) || double.IsInfinity(eps)) throw new InputException($"{option}: adversarial training needs a finite ε > 0, got {eps}");
+    }
+}
+
+/// <summary>
+/// Madry et al. (2018) PGD adversarial training: the inner maximisation is PGD with a random start, K steps of size α,
+/// run through <see cref="IAttack"/> (eval mode by default, so BatchNorm statistics are not polluted by attack
+/// iterates; <see cref="KeepModelMode"/> attacks the model in train mode as the original code does). The loss is
+/// (1 − r)·CE(clean) + r·CE(adversarial) with r = <see cref="AdvRatio"/> (1 = adversarial only).
+/// </summary>
+public sealed record PgdAdversarialObjective(double Epsilon, Norm Norm = Norm.Linf) : ITrainingObjective
+{
+    public int Steps { get; init; } = 10;
+    /// <summary>α at full ε; null = 2.5·ε/K (enough to cross the ball). Scaled with ε during the ramp.</summary>
+    public double? StepSize { get; init; }
+    public double AdvRatio { get; init; } = 1.0;
+    public bool KeepModelMode { get; init; }
+    /// <summary>Spend one eval-mode forward pass per batch on the clean accuracy display when <see cref="AdvRatio"/> = 1.</summary>
+    public bool MeasureCleanAccuracy { get; init; } = true;
+
+    public string Name => "pgd";
+    public double Alpha => StepSize ?? 2.5 * Epsilon / Steps;
+
+    public IReadOnlyDictionary<string, object> Parameters => new Dictionary<string, object>
+    {
+        ["eps"] = Epsilon, ["norm"] = Norm.Name(), ["steps"] = Steps, ["step_size"] = Alpha,
+        ["adv_ratio"] = AdvRatio, ["attack_mode"] = KeepModelMode ? "train" : "eval",
+    };
+
+    public TrainingStepResult Compute(IGradientClassifier model, Tensor inputs, Tensor labels, TrainingStepContext context)
+    {
+        ObjectiveMath.CheckEpsilon(Epsilon);
+        if (Steps < 1) throw new InputException($"--steps: PGD training needs at least 1 step, got {Steps}");
+        if (!(AdvRatio >= 0 && AdvRatio <= 1)) throw new InputException($"--adv-ratio: must be in [0, 1], got {AdvRatio}");
+        var attack = new ProjectedGradientAttack(new ThreatModel(Norm, context.Epsilon, model.Spec.Bounds))
+        {
+            Steps = Steps,
+            AbsoluteStepSize = ObjectiveMath.ScaledStep(Alpha, Epsilon, context.Epsilon),
+            RandomStart = true,
+            EarlyStop = false,
+        };
+        var adversarial = attack.Run(model, inputs, new AttackTargets(labels), new AttackContext(context.Generator, KeepModelMode: KeepModelMode)).Adversarial;
+        var advLogits = model.Logits(adversarial);
+        var advLoss = nn.functional.cross_entropy(advLogits, labels);
+        if (AdvRatio >= 1)
+        {
+            var clean = MeasureCleanAccuracy ? ObjectiveMath.CleanLogitsForDisplay(model, inputs) : null;
+            return new TrainingStepResult(advLoss, clean, advLogits.detach());
+        }
+        var cleanLogits = model.Logits(inputs);
+        var loss = nn.functional.cross_entropy(cleanLogits, labels) * (1 - AdvRatio) + advLoss * AdvRatio;
+        return new TrainingStepResult(loss, cleanLogits.detach(), advLogits.detach());
+    }
+}
+
+/// <summary>
+/// "Fast is better than free" (Wong, Rice &amp; Kolter 2020): FGSM from a uniform random start in the ε-ball with
+/// α = 1.25·ε, i.e. a one-step <see cref="ProjectedGradientAttack"/>. The attack's sealed final step projects δ back
+/// into [−ε, ε], which is what the paper does. Prone to catastrophic overfitting: the trainer watches for it.
+/// </summary>
+public sealed record FgsmRsObjective(double Epsilon, Norm Norm = Norm.Linf) : ITrainingObjective
+{
+    /// <summary>α / ε; 1.25 in the paper.</summary>
+    public double AlphaFactor { get; init; } = 1.25;
+    public bool KeepModelMode { get; init; }
+    public bool MeasureCleanAccuracy { get; init; } = true;
+
+    public string Name => "fgsm-rs";
+
+    public IReadOnlyDictionary<string, object> Parameters => new Dictionary<string, object>
+    {
+        ["eps"] = Epsilon, ["norm"] = Norm.Name(), ["steps"] = 1, ["step_size"] = AlphaFactor * Epsilon,
+        ["alpha_factor"] = AlphaFactor, ["attack_mode"] = KeepModelMode ? "train" : "eval",
+    };
+
+    public TrainingStepResult Compute(IGradientClassifier model, Tensor inputs, Tensor labels, TrainingStepContext context)
+    {
+        ObjectiveMath.CheckEpsilon(Epsilon);
+        if (!(AlphaFactor > 0)) throw new InputException($"--alpha-factor: must be > 0, got {AlphaFactor}");
+        var attack = new ProjectedGradientAttack(new ThreatModel(Norm, context.Epsilon, model.Spec.Bounds))
+        {
+            AttackName = "fgsm-rs",
+            Steps = 1,
+            AbsoluteStepSize = AlphaFactor * context.Epsilon,
+            RandomStart = true,
+            EarlyStop = false,
+        };
+        var adversarial = attack.Run(model, inputs, new AttackTargets(labels), new AttackContext(context.Generator, KeepModelMode: KeepModelMode)).Adversarial;
+        var advLogits = model.Logits(adversarial);
+        var clean = MeasureCleanAccuracy ? ObjectiveMath.CleanLogitsForDisplay(model, inputs) : null;
+        return new TrainingStepResult(nn.functional.cross_entropy(advLogits, labels), clean, advLogits.detach());
+    }
+}
+
+/// <summary>
+/// TRADES (Zhang et al. 2019): CE(f(x), y) + β·KL(softmax f(x) ‖ softmax f(x′)), where x′ maximises the KL term
+/// by K steps of size α from x + 0.001·N(0, I) (<see cref="KlPerturbationAttack"/>, in eval mode as the reference
+/// code does). The KL is the batch mean of the per-sample sums; gradients flow through both softmaxes.
+/// </summary>
+public sealed record TradesObjective(double Epsilon, Norm Norm = Norm.Linf) : ITrainingObjective
+{
+    public double Beta { get; init; } = 6.0;
+    public int Steps { get; init; } = 10;
+    /// <summary>α at full ε; null = 2.5·ε/K. Scaled with ε during the ramp.</summary>
+    public double? StepSize { get; init; }
+    public bool KeepModelMode { get; init; }
+
+    public string Name => "trades";
+    public double Alpha => StepSize ?? 2.5 * Epsilon / Steps;
+
+    public IReadOnlyDictionary<string, object> Parameters => new Dictionary<string, object>
+    {
+        ["eps"] = Epsilon, ["norm"] = Norm.Name(), ["steps"] = Steps, ["step_size"] = Alpha, ["beta"] = Beta,
+        ["attack_mode"] = KeepModelMode ? "train" : "eval",
+    };
+
+    public TrainingStepResult Compute(IGradientClassifier model, Tensor inputs, Tensor labels, TrainingStepContext context)
+    {
+        ObjectiveMath.CheckEpsilon(Epsilon);
+        if (Steps < 1) throw new InputException($"--steps: TRADES needs at least 1 step, got {Steps}");
+        if (!(Beta >= 0) || double.IsInfinity(Beta)) throw new InputException($"--beta: must be a finite number ≥ 0, got {Beta}");
+        Tensor cleanProbabilities;
+        using (KeepModelMode ? null : model.EvalMode())
+        using (no_grad())
+            cleanProbabilities = nn.functional.softmax(model.Logits(inputs), 1).detach();
+        var attack = new KlPerturbationAttack(new ThreatModel(Norm, context.Epsilon, model.Spec.Bounds))
+        {
+            Steps = Steps,
+            StepSize = ObjectiveMath.ScaledStep(Alpha, Epsilon, context.Epsilon),
+        };
+        var adversarial = attack.Run(model, inputs, new AttackTargets(cleanProbabilities), new AttackContext(context.Generator, KeepModelMode: KeepModelMode)).Adversarial;
+
+        var cleanLogits = model.Logits(inputs);
+        var advLogits = model.Logits(adversarial);
+        var natural = nn.functional.cross_entropy(cleanLogits, labels);
+        var robust = KlDivergence(cleanLogits, advLogits).mean();
+        return new TrainingStepResult(natural + robust * Beta, cleanLogits.detach(), advLogits.detach());
+    }
+
+    /// <summary>Per-sample KL(softmax(p) ‖ softmax(q)) from logits, [N].</summary>
+    public static Tensor KlDivergence(Tensor pLogits, Tensor qLogits)
+    {
+        var logP = nn.functional.log_softmax(pLogits, 1);
+        var logQ = nn.functional.log_softmax(qLogits, 1);
+        return (logP.exp() * (logP - logQ)).sum(1);
+    }
+}
+
+/// <summary>
+/// KL(p ‖ softmax(logits)) per sample, where p (float [N, K]) travels in <see cref="AttackTargets.Labels"/>:
+/// the TRADES inner objective. Objectives are values, so soft labels are just another target.
+/// </summary>
+public sealed class KlDivergenceObjective : IAttackObjective
+{
+    public static KlDivergenceObjective Instance { get; } = new();
+    public string Name => "kl";
+
+    public Tensor Loss(Tensor logits, AttackTargets targets)
+    {
+        var p = targets.Labels;
+        if (p.dim() != 2 || !p.is_floating_point())
+            throw new ArgumentException("the KL objective needs clean probabilities [N, K] (float) as labels");
+        return (p.xlogy(p) - p * nn.functional.log_softmax(logits, 1)).sum(1);
+    }
+}
+
+/// <summary>
+/// The TRADES inner maximisation as an attack: start at x + 0.001·N(0, I) (the KL has a zero gradient at x itself),
+/// then K steps of α along the norm's steepest direction of the KL to the clean prediction, projected and clamped.
+/// A separate record from <see cref="ProjectedGradientAttack"/> only because of that Gaussian start.
+/// </summary>
+public sealed record KlPerturbationAttack(ThreatModel Threat) : AttackBase(Threat)
+{
+    public int Steps { get; init; } = 10;
+    public double StepSize { get; init; }
+    public double StartStd { get; init; } = 0.001;
+
+    public override string Name => "trades-kl";
+
+    public override IReadOnlyDictionary<string, object> Parameters => Describe(Threat, ("steps", Steps), ("step_size", StepSize), ("start_std", StartStd));
+
+    protected override Perturbation Perturb(IClassifier model, Tensor inputs, AttackTargets targets, AttackContext context)
+    {
+        if (Threat.Epsilon == 0) return new Perturbation(inputs);
+        var geometry = Geometry;
+        var (lo, hi) = (Threat.Bounds.Lower, Threat.Bounds.Upper);
+        Tensor adv;
+        using (no_grad())
+            adv = (inputs + randn(inputs.shape, dtype: inputs.dtype, generator: context.Generator).to(inputs.device) * StartStd).clamp(lo, hi);
+        for (int step = 0; step < Steps; step++)
+        {
+            context.Cancel.ThrowIfCancellationRequested();
+            using var scope = NewDisposeScope();
+            Tensor grad;
+            using (enable_grad())
+            {
+                var leaf = adv.detach().requires_grad_(true);
+                var loss = KlDivergenceObjective.Instance.Loss(model.Logits(leaf), targets);
+                grad = autograd.grad([loss.sum()], [leaf])[0];
+            }
+            using (no_grad())
+            {
+                var moved = adv + geometry.Direction(grad, adv, Threat.Bounds) * StepSize;
+                var next = (inputs + geometry.Project(moved - inputs, Threat.Epsilon)).clamp(lo, hi).MoveToOuterDisposeScope();
+                adv.Dispose();
+                adv = next;
+            }
+        }
+        return new Perturbation(adv);
+    }
+}
+
+/// <summary>
+/// Gaussian data augmentation (Cohen et al. 2019), the base-classifier training of randomized smoothing:
+/// CE on x + N(0, σ²I). The noise is not clipped to the bounds, as in the smoothing literature.
+/// </summary>
+public sealed record GaussianNoiseObjective(double Sigma) : ITrainingObjective
+{
+    public bool MeasureCleanAccuracy { get; init; } = true;
+    public string Name => "gaussian";
+    public Norm Norm => Norm.L2;
+    public double Epsilon => 0;
+    public IReadOnlyDictionary<string, object> Parameters => new Dictionary<string, object> { ["sigma"] = Sigma };
+
+    public TrainingStepResult Compute(IGradientClassifier model, Tensor inputs, Tensor labels, TrainingStepContext context)
+    {
+        if (!(Sigma >= 0) || double.IsInfinity(Sigma)) throw new InputException($"--sigma: must be a finite number ≥ 0, got {Sigma}");
+        var noisy = inputs + randn(inputs.shape, dtype: inputs.dtype, generator: context.Generator).to(inputs.device) * Sigma;
+        var logits = model.Logits(noisy);
+        var clean = MeasureCleanAccuracy ? ObjectiveMath.CleanLogitsForDisplay(model, inputs) : null;
+        return new TrainingStepResult(nn.functional.cross_entropy(logits, labels), clean, logits.detach());
+    }
+}
+
+public static class TrainingObjectives
+{
+    public static readonly IReadOnlyList<string> Names = ["standard", "pgd", "fgsm-rs", "trades", "gaussian"];
+}

@@ -1,0 +1,80 @@
+using System.Globalization;
+using Robustness.Core;
+
+namespace Robustness.Defenses;
+
+public enum OptimizerKind { Sgd, Adam }
+
+public enum LearningRateScheduleKind { Constant, Step, Cosine, OneCycle }
+
+/// <summary>
+/// Everything that shapes a training run (model, data and objective come separately). Stored in checkpoints so a
+/// resumed run can check it continues the same experiment.
+/// </summary>
+public sealed record TrainingOptions
+{
+    public int Epochs { get; init; } = 10;
+    public int BatchSize { get; init; } = 128;
+    public OptimizerKind Optimizer { get; init; } = OptimizerKind.Sgd;
+    /// <summary>Base (constant/step/cosine) or peak (one-cycle) learning rate.</summary>
+    public double LearningRate { get; init; } = 0.1;
+    public double Momentum { get; init; } = 0.9;
+    public double WeightDecay { get; init; } = 5e-4;
+    public bool Nesterov { get; init; }
+    public double AdamBeta1 { get; init; } = 0.9;
+    public double AdamBeta2 { get; init; } = 0.999;
+    public double AdamEpsilon { get; init; } = 1e-8;
+    public LearningRateScheduleKind Schedule { get; init; } = LearningRateScheduleKind.Constant;
+    /// <summary>Step schedule: epochs (fractional allowed) at which the LR is multiplied by <see cref="StepGamma"/>;
+    /// empty = at 50% and 75% of the run.</summary>
+    public IReadOnlyList<double> StepMilestones { get; init; } = [];
+    public double StepGamma { get; init; } = 0.1;
+    /// <summary>ε grows linearly from 0 to the objective's ε over this many epochs (per iteration); 0 = full ε from the start.</summary>
+    public double EpsRampEpochs { get; init; }
+    public long Seed { get; init; }
+    /// <summary>"cpu", "cuda", "cuda:N" or "auto".</summary>
+    public string Device { get; init; } = "cpu";
+    /// <summary>Images held out of the training set (seeded permutation) for per-epoch validation; 0 = none.</summary>
+    public int ValidationSize { get; init; } = 1000;
+    public int ValidationBatchSize { get; init; } = 256;
+    /// <summary>PGD steps of the robust validation (α = ε/4, random start).</summary>
+    public int ValidationPgdSteps { get; init; } = 10;
+    /// <summary>ε for robust validation; null = the objective's training ε (no robust validation when that is 0).</summary>
+    public double? ValidationEpsilon { get; init; }
+    /// <summary>Stop and restore the best epoch when robust validation accuracy collapses; null = on for FGSM-RS.</summary>
+    public bool? DetectCatastrophicOverfitting { get; init; }
+    /// <summary>Intra-op threads for libtorch; null = leave as is. Fixed thread counts keep CPU runs bit-reproducible.</summary>
+    public int? Threads { get; init; }
+    /// <summary>Loss and accuracy are read to the host only every this many batches (and at the end of an epoch).</summary>
+    public int LogEvery { get; init; } = 50;
+    /// <summary>Where checkpoints, best/last model files, metrics.jsonl and curves go; null = keep nothing on disk.</summary>
+    public string? OutputDirectory { get; init; }
+    /// <summary>Drop the last incomplete batch of each epoch.</summary>
+    public bool DropLast { get; init; }
+
+    /// <summary>Throws <see cref="InputException"/> naming the option that is out of range.</summary>
+    public TrainingOptions Validate()
+    {
+        if (Epochs < 1) throw new InputException($"--epochs: must be ≥ 1, got {Epochs}");
+        if (BatchSize < 1) throw new InputException($"--batch-size: must be ≥ 1, got {BatchSize}");
+        if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) throw new InputException($"--lr: must be a finite number > 0, got {Inv(LearningRate)}");
+        if (!(Momentum >= 0 && Momentum < 1)) throw new InputException($"--momentum: must be in [0, 1), got {Inv(Momentum)}");
+        if (!(WeightDecay >= 0) || double.IsInfinity(WeightDecay)) throw new InputException($"--weight-decay: must be a finite number ≥ 0, got {Inv(WeightDecay)}");
+        if (Nesterov && Momentum == 0) throw new InputException("--nesterov: needs --momentum > 0");
+        if (!(AdamBeta1 >= 0 && AdamBeta1 < 1) || !(AdamBeta2 >= 0 && AdamBeta2 < 1)) throw new InputException("--adam-betas: both must be in [0, 1)");
+        if (!(AdamEpsilon > 0)) throw new InputException($"--adam-eps: must be > 0, got {Inv(AdamEpsilon)}");
+        if (!(StepGamma > 0) || double.IsInfinity(StepGamma)) throw new InputException($"--lr-gamma: must be a finite number > 0, got {Inv(StepGamma)}");
+        if (StepMilestones.Any(m => !(m >= 0) || double.IsInfinity(m))) throw new InputException("--lr-milestones: epochs must be finite numbers ≥ 0");
+        if (!(EpsRampEpochs >= 0) || EpsRampEpochs > Epochs) throw new InputException($"--eps-ramp: must be in [0, epochs = {Epochs}], got {Inv(EpsRampEpochs)}");
+        if (ValidationSize < 0) throw new InputException($"--val-size: must be ≥ 0, got {ValidationSize}");
+        if (ValidationBatchSize < 1) throw new InputException($"--val-batch-size: must be ≥ 1, got {ValidationBatchSize}");
+        if (ValidationPgdSteps < 1) throw new InputException($"--val-steps: must be ≥ 1, got {ValidationPgdSteps}");
+        if (ValidationEpsilon is { } ve && (!(ve >= 0) || double.IsInfinity(ve))) throw new InputException($"--val-eps: must be a finite number ≥ 0, got {Inv(ve)}");
+        if (Threads is { } t && t < 1) throw new InputException($"--threads: must be ≥ 1, got {t}");
+        if (LogEvery < 1) throw new InputException($"--log-every: must be ≥ 1, got {LogEvery}");
+        if (Seed < 0) throw new InputException($"--seed: must be ≥ 0, got {Seed}");
+        return this;
+    }
+
+    private static string Inv(double v) => v.ToString(CultureInfo.InvariantCulture);
+}

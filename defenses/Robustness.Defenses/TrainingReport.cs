@@ -1,0 +1,59 @@
+using System.Globalization;
+using System.Text.Json;
+
+namespace Robustness.Defenses;
+
+/// <summary>The summary of a run; <see cref="ToMetadata"/> is the model file's provenance.</summary>
+public sealed record TrainingReport
+{
+    public required string Defense { get; init; }
+    public required IReadOnlyDictionary<string, string> DefenseParameters { get; init; }
+    public double Epsilon { get; init; }
+    public string Norm { get; init; } = "linf";
+    public int EpochsPlanned { get; init; }
+    public int EpochsRun { get; init; }
+    public long Seed { get; init; }
+    public string Data { get; init; } = "";
+    public int TrainCount { get; init; }
+    public int ValidationCount { get; init; }
+    public required TrainingOptions Options { get; init; }
+    public EpochMetrics? Final { get; init; }
+    public int? BestEpoch { get; init; }
+    public double? BestScore { get; init; }
+    public IReadOnlyList<EpochMetrics> History { get; init; } = [];
+    public IReadOnlyList<TrainingEvent> Events { get; init; } = [];
+    public string? StopReason { get; init; }
+    public double WallSeconds { get; init; }
+    public string? OutputDirectory { get; init; }
+    public string? BestModelPath { get; init; }
+    public string? LastModelPath { get; init; }
+
+    /// <summary>String metadata for the model file: what defense, ε, steps, step size, epochs, seed, data and final metrics.</summary>
+    public IReadOnlyDictionary<string, string> ToMetadata()
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var d = new Dictionary<string, string>
+        {
+            ["training.defense"] = Defense,
+            ["training.eps"] = Epsilon.ToString("R", inv),
+            ["training.norm"] = Norm,
+            ["training.epochs"] = EpochsRun.ToString(inv),
+            ["training.epochs_planned"] = EpochsPlanned.ToString(inv),
+            ["training.seed"] = Seed.ToString(inv),
+            ["training.data"] = Data,
+            ["training.train_count"] = TrainCount.ToString(inv),
+            ["training.val_count"] = ValidationCount.ToString(inv),
+            ["training.optimizer"] = Options.Optimizer.ToString().ToLowerInvariant(),
+            ["training.lr"] = Options.LearningRate.ToString("R", inv),
+            ["training.lr_schedule"] = Options.Schedule.ToString().ToLowerInvariant(),
+            ["training.batch_size"] = Options.BatchSize.ToString(inv),
+            ["training.wall_seconds"] = WallSeconds.ToString("F1", inv),
+        };
+        foreach (var (k, v) in DefenseParameters) d[$"training.{k}"] = v;
+        if (Final is { } f) d["training.final_metrics"] = JsonSerializer.Serialize(f, TrainingCheckpoint.Json).ReplaceLineEndings("");
+        if (BestEpoch is { } b) d["training.best_epoch"] = b.ToString(inv);
+        if (StopReason is { } s) d["training.stop_reason"] = s;
+        if (Events.Count > 0) d["training.events"] = string.Join("; ", Events.Select(e => e.ToString()));
+        return d;
+    }
+}
