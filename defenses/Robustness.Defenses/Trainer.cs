@@ -163,8 +163,10 @@ public sealed class Trainer
                     ValidationFgsmAccuracy = val?.FgsmAccuracy,
                     Seconds = sw.Elapsed.TotalSeconds,
                 };
+                bool improved = tracker.Observe(metrics);
+                // After Observe, so a best file names its own epoch as the best one.
                 var provenance = Report(source, trainSet, valSet, history.Append(metrics).ToList(), events, tracker, stopReason, elapsedBefore + wall.Elapsed.TotalSeconds, outputDir, epoch).ToMetadata();
-                if (tracker.Observe(metrics))
+                if (improved)
                 {
                     DisposeAll(best);
                     best = Snapshot(_model.Module);

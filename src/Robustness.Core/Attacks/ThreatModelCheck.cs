@@ -10,6 +10,9 @@ public static class ThreatModelCheck
     /// <summary>Relative tolerance on ‖δ‖ ≤ ε.</summary>
     public const double RelativeTolerance = 1e-6;
 
+    /// <summary>Float-step corrections of x + δ rounding; more than a few means the attack left the ball (a bug).</summary>
+    private const int MaxRoundingFixes = 16;
+
     public static AttackResult Finalize(IClassifier model, Tensor clean, Tensor adversarial, ThreatModel threat, AttackTargets targets, Tensor? minimumNorm = null)
     {
         using var scope = NewDisposeScope();
@@ -19,18 +22,23 @@ public static class ThreatModelCheck
         using (no_grad())
         {
             var x = clean.detach();
+            var x64 = x.to(ScalarType.Float64);
             var delta = geometry.Project(adversarial.detach().to(x.dtype) - x, threat.Epsilon);
             adv = (x + delta).clamp(lo, hi);
-            // Float rounding of x+δ can overshoot ε by an ulp; pull those rows in by a hair and clamp again.
-            var over = geometry.Distance(adv - x).gt(threat.Epsilon);
-            if (over.any().ToBoolean())
+            // x + δ is rounded to float32, which can overshoot ε by an ulp of x (relative to a tiny ε, a lot).
+            // Rows that overshoot move every changed coordinate one float step towards x until they fit: this stays
+            // between x and x_adv (so inside the bounds) and shrinks |δ_i| by exactly the rounding that caused it.
+            for (int fix = 0; fix < MaxRoundingFixes; fix++)
             {
-                var shrunk = (x + geometry.Project(adv - x, threat.Epsilon * (1 - 1e-5))).clamp(lo, hi);
-                adv = where(Geometries.PerSample(over, adv), shrunk, adv);
+                var over = geometry.Distance(adv.to(ScalarType.Float64) - x64).gt(threat.Epsilon);
+                if (!over.any().ToBoolean()) break;
+                var move = Geometries.PerSample(over, adv).logical_and(adv.ne(x));
+                adv = where(move, adv.nextafter(x), adv);
             }
             adv = adv.contiguous();
         }
-        var distance = geometry.Distance(adv - clean);
+        // In float64: the difference of two float32 values is exact there.
+        var distance = geometry.Distance(adv.to(ScalarType.Float64) - clean.to(ScalarType.Float64));
         Verify(clean, adv, distance, threat);
         Tensor logits;
         using (no_grad())

@@ -131,7 +131,7 @@ public sealed class L1Geometry(double sparsity = L1Geometry.DefaultSparsity) : I
         var score = g.abs().masked_fill(blocked, 0);
         var d = g.shape[1];
         var k = Math.Max(1L, (long)Math.Ceiling((1 - Sparsity) * d));
-        var threshold = score.topk((int)k, 1).values[.., -1..];
+        var threshold = score.topk((int)k, 1).values.narrow(1, k - 1, 1);
         var chosen = score.ge(threshold).logical_and(score.gt(0));
         var count = chosen.sum(1, true, ScalarType.Float32).clamp_min(1).to(g.dtype);
         return (g.sign() * chosen.to(g.dtype) / count).reshape(grad.shape);
@@ -142,7 +142,8 @@ public sealed class L1Geometry(double sparsity = L1Geometry.DefaultSparsity) : I
     /// <summary>Exact Euclidean projection of each row onto {‖δ‖₁ ≤ ε} (sort-based, Duchi et al. 2008).</summary>
     public static Tensor ProjectL1(Tensor delta, double eps)
     {
-        var v = Geometries.Flat(delta);
+        // Sorting and cumulative sums in float32 lose θ when coordinates are large; work in float64.
+        var v = Geometries.Flat(delta).to(ScalarType.Float64);
         var abs = v.abs();
         var inside = abs.sum(1, true).le(eps);
         if (eps <= 0) return zeros_like(delta);
@@ -154,7 +155,7 @@ public sealed class L1Geometry(double sparsity = L1Geometry.DefaultSparsity) : I
         var rho = cond.sum(1, true, ScalarType.Int64).clamp_min(1);
         var theta = ((css.gather(1, rho - 1) - eps) / rho.to(v.dtype)).clamp_min(0);
         var projected = v.sign() * (abs - theta).clamp_min(0);
-        return where(inside, v, projected).reshape(delta.shape);
+        return where(inside, v, projected).to(delta.dtype).reshape(delta.shape);
     }
 
     public Tensor Distance(Tensor delta) => Geometries.Flat(delta).to(ScalarType.Float64).abs().sum(1);

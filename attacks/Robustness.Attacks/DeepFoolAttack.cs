@@ -1,0 +1,105 @@
+using Robustness.Core;
+using Robustness.Core.Attacks;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Robustness.Attacks;
+
+/// <summary>
+/// DeepFool (Moosavi-Dezfooli et al. 2016), L2 and L∞: linearise the decision boundaries to the top
+/// <see cref="Candidates"/> classes, step to the closest one, repeat until misclassified; the accumulated
+/// perturbation is scaled by 1 + <see cref="Overshoot"/>. <see cref="AttackResult.MinimumNorm"/> is the distance of
+/// the adversarial found (+∞ where none within <see cref="Steps"/>). Untargeted only.
+/// </summary>
+public sealed record DeepFoolAttack(ThreatModel Threat) : AttackBase(Threat)
+{
+    public int Steps { get; init; } = 50;
+    public double Overshoot { get; init; } = 0.02;
+    /// <summary>How many of the most likely classes (the true one included) are considered.</summary>
+    public int Candidates { get; init; } = 10;
+
+    public override string Name => "deepfool";
+
+    public override IReadOnlyDictionary<string, object> Parameters => Describe(Threat,
+        ("steps", Steps), ("overshoot", Overshoot), ("candidates", Candidates));
+
+    protected override Perturbation Perturb(IClassifier model, Tensor x, AttackTargets targets, AttackContext context)
+    {
+        if (Threat.Norm == Norm.L1) throw new InputException("attack 'deepfool': supports the linf and l2 norms, not l1");
+        if (targets.Targeted) throw new InputException("attack 'deepfool': is untargeted; drop --targeted");
+        if (targets.Labels.dim() != 1) throw new InputException("attack 'deepfool': needs class labels, not multi-hot labels");
+        if (Candidates < 2) throw new InputException($"attack 'deepfool': needs at least 2 candidate classes, got {Candidates}");
+        if (Steps < 1) throw new InputException($"--steps: deepfool needs at least 1 step, got {Steps}");
+
+        var (lo, hi) = (Threat.Bounds.Lower, Threat.Bounds.Upper);
+        var labels = targets.Labels;
+        var clean = AttackMath.CleanLogits(model, x);
+        int others = (int)Math.Min(Candidates, clean.shape[1]) - 1;
+        var candidates = TargetSelection.TopKOthers(clean, labels, others);
+        var total = zeros_like(x);
+        var adv = x.clone();
+        bool linf = Threat.Norm == Norm.Linf;
+        // Work only on the points still classified correctly: most cross within a few steps.
+        var open = AttackMath.Indices(clean.argmax(1).eq(labels));
+
+        for (int step = 0; step < Steps && open.numel() > 0; step++)
+        {
+            context.Cancel.ThrowIfCancellationRequested();
+            using var scope = NewDisposeScope();
+            var y = labels.index_select(0, open);
+            var classes = candidates.index_select(0, open);
+            Tensor active, bestW, bestF;
+            using (enable_grad())
+            {
+                var leaf = adv.index_select(0, open).requires_grad_(true);
+                var logits = model.Logits(leaf);
+                active = logits.detach().argmax(1).eq(y);
+                var zy = Objectives.Pick(logits, y);
+                Tensor? bestDistance = null, bf = null, bw = null;
+                for (int k = 0; k < others; k++)
+                {
+                    var f = Objectives.Pick(logits, classes[.., k]) - zy;
+                    var w = autograd.grad([f.sum()], [leaf], retain_graph: k < others - 1)[0];
+                    using var _ = no_grad();
+                    var wFlat = AttackMath.Flat(w);
+                    var dual = linf ? wFlat.abs().sum(1) : wFlat.norm(1, false, 2);
+                    var distance = f.detach().abs() / (dual + 1e-8);
+                    if (bestDistance is null) (bestDistance, bf, bw) = (distance, f.detach(), w);
+                    else
+                    {
+                        var closer = distance.lt(bestDistance);
+                        bestDistance = where(closer, distance, bestDistance);
+                        bf = where(closer, f.detach(), bf!);
+                        bw = where(AttackMath.PerSample(closer, w), w, bw!);
+                    }
+                }
+                (bestW, bestF) = (bw!, bf!);
+            }
+            using (no_grad())
+            {
+                var wFlat = AttackMath.Flat(bestW);
+                var magnitude = bestF.abs() + 1e-4;
+                var r = linf
+                    ? bestW.sign() * AttackMath.PerSample(magnitude / (wFlat.abs().sum(1) + 1e-8), bestW)
+                    : bestW * AttackMath.PerSample(magnitude / (wFlat.pow(2).sum(1) + 1e-8), bestW);
+                // Points already across stay where they are.
+                r = r * AttackMath.PerSample(active.to(r.dtype), r);
+                total.index_add_(0, open, r, 1);
+                var moved = (x.index_select(0, open) + total.index_select(0, open) * (1 + Overshoot)).clamp(lo, hi);
+                adv.index_copy_(0, open, moved);
+                var next = open.masked_select(active).MoveToOuterDisposeScope();
+                open.Dispose();
+                open = next;
+            }
+            context.StepProgress?.Report(1);
+        }
+        using (no_grad())
+        {
+            var logits = model.Logits(adv);
+            var success = logits.argmax(1).ne(labels);
+            var distance = Geometry.Distance(adv - x);
+            var minimumNorm = where(success, distance, full_like(distance, double.PositiveInfinity));
+            return new Perturbation(adv, minimumNorm);
+        }
+    }
+}

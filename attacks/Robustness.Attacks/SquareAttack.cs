@@ -1,0 +1,246 @@
+using Robustness.Core;
+using Robustness.Core.Attacks;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Robustness.Attacks;
+
+/// <summary>
+/// Square Attack (Andriushchenko et al. 2020): score-based random search that needs only the logits. Per query each
+/// sample gets a random square window (its own position) set to a vertex of the L∞ ball, or, for L2, filled with a
+/// pseudo-Gaussian pattern that moves mass between two windows; the change is kept if the margin
+/// z_y − max_{j≠y} z_j decreases. The window size follows the paper's piecewise schedule for p (p_init = 0.8 for L∞).
+/// Inputs of shape [N, D] or [N, C, D] are treated as images of height 1. Randomness comes from context.Generator.
+/// </summary>
+public sealed record SquareAttack(ThreatModel Threat) : AttackBase(Threat)
+{
+    public int Queries { get; init; } = 5000;
+    /// <summary>Initial fraction of coordinates changed per query (0.8 for L∞ and L2 in the paper's AutoAttack setting).</summary>
+    public double PInit { get; init; } = 0.8;
+    /// <summary>How often (in queries) the set of still-robust samples is recomputed (a host sync).</summary>
+    public int CompactEvery { get; init; } = 10;
+
+    public override string Name => "square";
+    public override bool NeedsGradients => false;
+
+    public override IReadOnlyDictionary<string, object> Parameters => Describe(Threat,
+        ("queries", Queries), ("p_init", PInit), ("loss", "margin"));
+
+    /// <summary>The paper's piecewise-constant schedule, defined on a 10,000-query budget and rescaled.</summary>
+    public static double PSchedule(double pInit, int iteration, int queries)
+    {
+        int it = (int)((long)iteration * 10000 / Math.Max(1, queries));
+        double divisor = it switch
+        {
+            > 10 and <= 50 => 2,
+            > 50 and <= 200 => 4,
+            > 200 and <= 500 => 8,
+            > 500 and <= 1000 => 16,
+            > 1000 and <= 2000 => 32,
+            > 2000 and <= 4000 => 64,
+            > 4000 and <= 6000 => 128,
+            > 6000 and <= 8000 => 256,
+            > 8000 => 512,
+            _ => 1,
+        };
+        return pInit / divisor;
+    }
+
+    protected override Perturbation Perturb(IClassifier model, Tensor inputs, AttackTargets targets, AttackContext context)
+    {
+        if (Threat.Norm == Norm.L1) throw new InputException("attack 'square': supports the linf and l2 norms, not l1");
+        if (targets.Labels.dim() != 1) throw new InputException("attack 'square': needs class labels, not multi-hot labels");
+        if (Queries < 1) throw new InputException($"--queries: must be ≥ 1, got {Queries}");
+        if (!(PInit > 0 && PInit <= 1)) throw new InputException($"attack 'square': p_init must be in (0,1], got {PInit}");
+        if (Threat.Epsilon == 0) return new Perturbation(inputs);
+
+        using var noGrad = no_grad();
+        var shape = inputs.shape;
+        var x = inputs.dim() switch
+        {
+            4 => inputs,
+            3 => inputs.reshape(shape[0], shape[1], 1, shape[2]),
+            _ => inputs.reshape(shape[0], 1, 1, -1),
+        };
+        var search = new Search(this, model, x, shape, targets, context);
+        var best = search.Run();
+        return new Perturbation(best.reshape(shape));
+    }
+
+    /// <summary>The mutable state of one run (kept out of the immutable record).</summary>
+    private sealed class Search(SquareAttack attack, IClassifier model, Tensor x, long[] originalShape, AttackTargets targets, AttackContext context)
+    {
+        private readonly long _n = x.shape[0], _c = x.shape[1], _h = x.shape[2], _w = x.shape[3];
+        private readonly double _eps = attack.Threat.Epsilon;
+        private readonly Bounds _bounds = attack.Threat.Bounds;
+        private readonly Generator? _gen = context.Generator;
+        private readonly bool _linf = attack.Threat.Norm == Norm.Linf;
+
+        private Tensor Margin(Tensor images, AttackTargets t) =>
+            -Objectives.Margin.Loss(model.Logits(images.reshape(ImageShape(images.shape[0]))), t);
+
+        private long[] ImageShape(long n) { var s = (long[])originalShape.Clone(); s[0] = n; return s; }
+
+        private Tensor RandomSigns(params long[] shape) =>
+            rand(shape, generator: _gen).lt(0.5).to(x.dtype).mul(2).sub(1).to(x.device);
+
+        public Tensor Run()
+        {
+            var best = Initial();
+            var margin = Margin(best, targets);
+            int queries = attack.Queries;
+            Tensor? open = null, xs = null, bests = null, margins = null;
+            AttackTargets? subTargets = null;
+            for (int i = 1; i < queries; i++)
+            {
+                context.Cancel.ThrowIfCancellationRequested();
+                if (open is null || (i - 1) % Math.Max(1, attack.CompactEvery) == 0)
+                {
+                    // Write the working set back and pick the points that still stand (one host sync).
+                    if (open is not null) (best, margin) = WriteBack(best, margin, open, bests!, margins!);
+                    open?.Dispose(); xs?.Dispose(); bests?.Dispose(); margins?.Dispose();
+                    open = AttackMath.Indices(margin.gt(0));
+                    if (open.numel() == 0) { open.Dispose(); open = null; break; }
+                    xs = x.index_select(0, open);
+                    bests = best.index_select(0, open);
+                    margins = margin.index_select(0, open);
+                    subTargets = targets.Select(open);
+                }
+                using var scope = NewDisposeScope();
+                var p = PSchedule(attack.PInit, i, queries);
+                var candidate = _linf ? LinfCandidate(xs!, bests!, p) : L2Candidate(xs!, bests!, p);
+                var newMargin = Margin(candidate, subTargets!);
+                var better = newMargin.lt(margins!);
+                var nextBest = where(AttackMath.PerSample(better, candidate), candidate, bests!).MoveToOuterDisposeScope();
+                var nextMargin = where(better, newMargin, margins!).MoveToOuterDisposeScope();
+                bests!.Dispose(); margins!.Dispose();
+                (bests, margins) = (nextBest, nextMargin);
+                context.StepProgress?.Report(1);
+            }
+            if (open is not null) (best, margin) = WriteBack(best, margin, open, bests!, margins!);
+            open?.Dispose(); xs?.Dispose(); bests?.Dispose(); margins?.Dispose();
+            return best;
+        }
+
+        private static (Tensor, Tensor) WriteBack(Tensor best, Tensor margin, Tensor open, Tensor bests, Tensor margins)
+        {
+            var b = best.index_copy(0, open, bests);
+            var m = margin.index_copy(0, open, margins);
+            best.Dispose(); margin.Dispose();
+            return (b, m);
+        }
+
+        private Tensor Initial()
+        {
+            using var scope = NewDisposeScope();
+            if (_linf)
+                // Vertical stripes of ±ε, as in the paper.
+                return (x + RandomSigns(_n, _c, 1, _w) * _eps).clamp(_bounds.Lower, _bounds.Upper).MoveToOuterDisposeScope();
+            // L2: a grid of pseudo-Gaussian tiles with random signs, scaled to norm ε.
+            var delta = zeros_like(x);
+            long th = Math.Max(1, _h / 5), tw = Math.Max(1, _w / 5);
+            long startH = (_h - th * (_h / th)) / 2, startW = (_w - tw * (_w / tw)) / 2;
+            var tile = Pattern((int)th, (int)tw, transpose: false).to(x.device);
+            for (long vh = startH; vh + th <= _h; vh += th)
+                for (long vw = startW; vw + tw <= _w; vw += tw)
+                {
+                    var window = delta.narrow(2, vh, th).narrow(3, vw, tw);
+                    window.add_(tile.view(1, 1, th, tw) * RandomSigns(_n, _c, 1, 1));
+                }
+            return (x + Normalize(delta) * _eps).clamp(_bounds.Lower, _bounds.Upper).MoveToOuterDisposeScope();
+        }
+
+        private static Tensor Normalize(Tensor delta) =>
+            delta / AttackMath.PerSample(AttackMath.Flat(delta).norm(1, false, 2).clamp_min(1e-12), delta);
+
+        /// <summary>Per-sample random window of sh×sw: a [N,1,H,W] bool mask and its row/column offsets.</summary>
+        private (Tensor Mask, Tensor Rows, Tensor Cols) Window(long n, long sh, long sw)
+        {
+            var vh = randint(0, _h - sh + 1, [n], dtype: ScalarType.Int64, generator: _gen).to(x.device);
+            var vw = randint(0, _w - sw + 1, [n], dtype: ScalarType.Int64, generator: _gen).to(x.device);
+            var rows = arange(_h, dtype: ScalarType.Int64, device: x.device).unsqueeze(0) - vh.unsqueeze(1);
+            var cols = arange(_w, dtype: ScalarType.Int64, device: x.device).unsqueeze(0) - vw.unsqueeze(1);
+            var inRows = rows.ge(0).logical_and(rows.lt(sh));
+            var inCols = cols.ge(0).logical_and(cols.lt(sw));
+            var mask = inRows.unsqueeze(2).logical_and(inCols.unsqueeze(1)).unsqueeze(1);
+            return (mask, rows.clamp(0, sh - 1), cols.clamp(0, sw - 1));
+        }
+
+        private Tensor LinfCandidate(Tensor xs, Tensor bests, double p)
+        {
+            long n = xs.shape[0];
+            long s = Math.Max(1, (long)Math.Round(Math.Sqrt(p * _c * _h * _w / _c)));
+            var (mask, _, _) = Window(n, Math.Min(s, _h), Math.Min(s, _w));
+            var vertex = (xs + RandomSigns(n, _c, 1, 1) * _eps).clamp(_bounds.Lower, _bounds.Upper);
+            return where(mask, vertex, bests);
+        }
+
+        private Tensor L2Candidate(Tensor xs, Tensor bests, double p)
+        {
+            long n = xs.shape[0];
+            long s = Math.Max(3, (long)Math.Round(Math.Sqrt(p * _c * _h * _w / _c)));
+            if (s % 2 == 0) s++;
+            long sh = Math.Min(s, _h), sw = Math.Min(s, _w);
+            var delta = bests - xs;
+            var (mask1, rows, cols) = Window(n, sh, sw);
+            var (mask2, _, _) = Window(n, sh, sw);
+            var m1 = mask1.to(x.dtype);
+            var normsWindow1 = (delta * m1).pow(2).sum([2L, 3L], keepdim: true).sqrt();
+            var normsImage = AttackMath.PerSample(AttackMath.Flat(delta).norm(1, false, 2), delta);
+            var normsWindows = AttackMath.PerSample(AttackMath.Flat(delta * mask1.logical_or(mask2).to(x.dtype)).norm(1, false, 2), delta);
+
+            // The pseudo-Gaussian pattern placed at each sample's window (transposed at random when square).
+            var index = rows.unsqueeze(2) * sw + cols.unsqueeze(1);
+            var pattern = Pattern((int)sh, (int)sw, transpose: false).to(x.device).flatten().take(index);
+            if (sh == sw)
+            {
+                var transposed = Pattern((int)sh, (int)sw, transpose: true).to(x.device).flatten().take(index);
+                var coin = rand([n], generator: _gen).lt(0.5).to(x.device).reshape(n, 1, 1);
+                pattern = where(coin, transposed, pattern);
+            }
+            var fresh = pattern.unsqueeze(1) * m1 * RandomSigns(n, _c, 1, 1) + delta * m1 / (normsWindow1 + 1e-12);
+            var freshNorm = fresh.pow(2).sum([2L, 3L], keepdim: true).sqrt();
+            var budget = ((_eps * _eps - normsImage.pow(2)).clamp_min(0) / _c + normsWindows.pow(2)).sqrt();
+            fresh = fresh / (freshNorm + 1e-12) * budget;
+            var moved = delta * mask2.logical_not().to(x.dtype);
+            moved = moved * (1 - m1) + fresh;
+            return (xs + Normalize(moved) * _eps).clamp(_bounds.Lower, _bounds.Upper);
+        }
+
+        /// <summary>The paper's "meta" pseudo-Gaussian pattern: two opposite-signed halves, unit L2 norm.</summary>
+        private static Tensor Pattern(int rows, int cols, bool transpose)
+        {
+            var values = new float[rows * cols];
+            int top = rows / 2;
+            if (top > 0) Add(values, cols, 0, PseudoGaussian(top, cols), 1);
+            Add(values, cols, top, PseudoGaussian(rows - top, cols), top > 0 ? -1 : 1);
+            var norm = Math.Sqrt(values.Sum(v => (double)v * v));
+            for (int i = 0; i < values.Length; i++) values[i] = (float)(values[i] / Math.Max(norm, 1e-12));
+            var t = tensor(values).reshape(rows, cols);
+            return transpose ? t.t().contiguous() : t;
+        }
+
+        private static void Add(float[] target, int cols, int rowOffset, double[,] block, int sign)
+        {
+            for (int r = 0; r < block.GetLength(0); r++)
+                for (int c = 0; c < cols; c++)
+                    target[(rowOffset + r) * cols + c] += (float)(sign * block[r, c]);
+        }
+
+        /// <summary>Concentric rectangles with weights 1/(k+1)², normalised to unit L2 norm.</summary>
+        private static double[,] PseudoGaussian(int rows, int cols)
+        {
+            var delta = new double[rows, cols];
+            int r0 = rows / 2, c0 = cols / 2;
+            for (int k = 0; k < Math.Max(rows / 2 + 1, cols / 2 + 1); k++, r0--, c0--)
+                for (int r = Math.Max(r0, 0); r < Math.Min(r0 + 2 * k + 1, rows); r++)
+                    for (int c = Math.Max(c0, 0); c < Math.Min(c0 + 2 * k + 1, cols); c++)
+                        delta[r, c] += 1.0 / ((k + 1) * (k + 1));
+            double norm = 0;
+            foreach (var v in delta) norm += v * v;
+            norm = Math.Sqrt(norm);
+            for (int r = 0; r < rows; r++) for (int c = 0; c < cols; c++) delta[r, c] /= Math.Max(norm, 1e-12);
+            return delta;
+        }
+    }
+}

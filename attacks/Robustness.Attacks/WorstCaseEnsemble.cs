@@ -1,0 +1,109 @@
+using System.Diagnostics;
+using Robustness.Core;
+using Robustness.Core.Attacks;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Robustness.Attacks;
+
+/// <summary>Robust accuracy after one stage of an ensemble ("clean" first, then each attack).</summary>
+public sealed record AttackStage(string Name, int RobustAfter, double RobustAccuracyAfter, double Seconds);
+
+/// <summary>The per-sample worst case over an ensemble, with the attack that first broke each point.</summary>
+/// <remarks><see cref="FirstSuccess"/> is −1 for points no attack broke, including those already adversarial on the
+/// clean input (those are flagged in <see cref="CleanBroken"/>).</remarks>
+public sealed record EnsembleResult(AttackResult Final, int[] FirstSuccess, IReadOnlyList<AttackStage> Stages) : IDisposable
+{
+    /// <summary>Per point: adversarial before any attack ran (misclassified clean, or the target already hit).</summary>
+    public bool[] CleanBroken { get; init; } = [];
+
+    public void Dispose() => Final.Dispose();
+}
+
+/// <summary>
+/// AutoAttack's evaluation protocol: points already adversarial on the clean input count as broken at stage "clean";
+/// each attack then runs only on the points still robust, and the first success per point is kept. Robust accuracy
+/// after the last stage is the per-sample worst case over all attacks. Every member shares the ensemble's threat model.
+/// </summary>
+public sealed record WorstCaseEnsemble : AttackBase
+{
+    public WorstCaseEnsemble(ThreatModel threat, IReadOnlyList<IAttack> attacks) : base(threat)
+    {
+        if (attacks.Count == 0) throw new InputException("--attacks: the ensemble needs at least one attack");
+        foreach (var a in attacks)
+            if (a.Threat != threat)
+                throw new InputException($"--attacks: attack '{a.Name}' has threat model {a.Threat}, but the ensemble uses {threat}");
+        Attacks = attacks;
+    }
+
+    public IReadOnlyList<IAttack> Attacks { get; }
+
+    public override string Name => "ensemble(" + string.Join("+", Attacks.Select(a => a.Name)) + ")";
+    public override bool NeedsGradients => Attacks.Any(a => a.NeedsGradients);
+
+    public override IReadOnlyDictionary<string, object> Parameters => Describe(Threat,
+        ("attacks", Attacks.Select(a => (object)new Dictionary<string, object>(a.Parameters) { ["name"] = a.Name }).ToArray()));
+
+    /// <summary>Like <see cref="AttackBase.Run"/> (same checks, modes and final step) with per-stage accounting.</summary>
+    public EnsembleResult RunDetailed(IClassifier model, Tensor inputs, AttackTargets targets, AttackContext? context = null)
+    {
+        Threat.Validate();
+        if (NeedsGradients && model is not IGradientClassifier)
+            throw new InputException($"attack '{Name}' needs input gradients, but the model only provides scores (use a score-based attack such as 'square')");
+        if (inputs.shape[0] != targets.Labels.shape[0])
+            throw new ArgumentException($"{inputs.shape[0]} inputs but {targets.Labels.shape[0]} labels");
+        context ??= new AttackContext();
+        using var mode = model is IGradientClassifier g && !context.KeepModelMode ? g.EvalMode() : null;
+        using var scope = NewDisposeScope();
+        var x = inputs.detach();
+        var (adversarial, firstSuccess, stages, cleanBroken) = Search(model, x, targets, context);
+        var final = ThreatModelCheck.Finalize(model, x, adversarial, Threat, targets);
+        final.MoveToOuterDisposeScope();
+        return new EnsembleResult(final, firstSuccess, stages) { CleanBroken = cleanBroken };
+    }
+
+    protected override Perturbation Perturb(IClassifier model, Tensor inputs, AttackTargets targets, AttackContext context) =>
+        new(Search(model, inputs, targets, context).Adversarial);
+
+    private (Tensor Adversarial, int[] FirstSuccess, IReadOnlyList<AttackStage> Stages, bool[] CleanBroken) Search(
+        IClassifier model, Tensor x, AttackTargets targets, AttackContext context)
+    {
+        int n = (int)x.shape[0];
+        var stages = new List<AttackStage>();
+        var first = Enumerable.Repeat(-1, n).ToArray();
+        var criterion = Criteria.For(targets);
+        var clock = Stopwatch.StartNew();
+        var broken = criterion.IsAdversarial(AttackMath.CleanLogits(model, x), targets);
+        var cleanBroken = broken.cpu().data<bool>().ToArray();
+        var adv = x.clone();
+        var inner = context with { KeepModelMode = true };
+        void Record(string name)
+        {
+            int robust = n - (int)broken.sum().ToInt64();
+            stages.Add(new AttackStage(name, robust, n == 0 ? 0 : (double)robust / n, clock.Elapsed.TotalSeconds));
+            clock.Restart();
+        }
+        Record("clean");
+
+        for (int i = 0; i < Attacks.Count; i++)
+        {
+            context.Cancel.ThrowIfCancellationRequested();
+            var open = AttackMath.Indices(broken.logical_not());
+            if (open.numel() > 0)
+            {
+                using var scope = NewDisposeScope();
+                using var result = Attacks[i].Run(model, x.index_select(0, open), targets.Select(open), inner);
+                var hit = result.Success;
+                var rows = AttackMath.PerSample(hit, result.Adversarial);
+                var newAdv = adv.index_copy(0, open, where(rows, result.Adversarial, adv.index_select(0, open))).MoveToOuterDisposeScope();
+                var newBroken = broken.index_copy(0, open, hit).MoveToOuterDisposeScope();
+                var hitRows = open.masked_select(hit).cpu().data<long>().ToArray();
+                foreach (var r in hitRows) first[r] = i;
+                adv.Dispose(); broken.Dispose();
+                (adv, broken) = (newAdv, newBroken);
+            }
+            Record(Attacks[i].Name);
+        }
+        return (adv, first, stages, cleanBroken);
+    }
+}
