@@ -23,6 +23,7 @@ public static class RobustCli
         Commands.Eval.EvalCommand.Definition(),
         Commands.Demo.DemoCommand.Definition(),
         Commands.Merge.MergeCommand.Definition(),
+        Commands.Bench.BenchCommand.Definition(),
     ];
 
     public static int Run(string[] args)
@@ -31,10 +32,23 @@ public static class RobustCli
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
-            foreach (var error in parse.Errors.Take(1))
-                CommandRunner.Error($"error: {error.Message} (see 'robust --help')");
+            // One line only: prefer the error that names what the user typed (an unknown verb also yields a
+            // "required command was not provided" error first, which does not say what was wrong).
+            var unmatched = parse.UnmatchedTokens.FirstOrDefault();
+            var error = (unmatched is null ? null : parse.Errors.FirstOrDefault(e => e.Message.Contains(unmatched, StringComparison.Ordinal))) ?? parse.Errors[0];
+            CommandRunner.Error($"error: {FriendlyTypeNames(error.Message)} (see 'robust --help')");
             return ExitCodes.BadInput;
         }
         return parse.Invoke();
     }
+
+    /// <summary>"as expected type 'System.Nullable`1[System.Int32]'" → "as a whole number": users don't read CLR names.</summary>
+    private static string FriendlyTypeNames(string message) =>
+        System.Text.RegularExpressions.Regex.Replace(message, @"as expected type '(?:System\.Nullable`1\[)?System\.(\w+)\]?'", m => m.Groups[1].Value switch
+        {
+            "Int32" or "Int64" => "as a whole number",
+            "Double" or "Single" => "as a number",
+            "Boolean" => "as true or false",
+            _ => m.Value,
+        });
 }

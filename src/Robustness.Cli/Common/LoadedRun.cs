@@ -35,16 +35,11 @@ public sealed class LoadedRun : IDisposable
         var model = ModelFile.Load(modelPath, device, arch);
         try
         {
+            CheckFinite(model, modelPath);
             var dataset = DatasetCatalog.Load(data, split, dataDir);
             try
             {
-                var expected = model.Spec.InputShape;
-                if (!dataset.SampleShape.SequenceEqual(expected))
-                    throw new InputException($"--data: {data} has samples of shape [{string.Join(",", dataset.SampleShape)}] but the model expects [{string.Join(",", expected)}]");
-                if (dataset.NumClasses > model.Spec.NumClasses)
-                    throw new InputException($"--data: {data} has {dataset.NumClasses} classes but the model outputs {model.Spec.NumClasses}");
-                if (!dataset.Images.isfinite().all().item<bool>())
-                    throw new InputException($"--data: {data} contains NaN or Inf pixels");
+                CheckCompatible(dataset, model.Spec, data);
                 var indices = SampleSelection.Indices(dataset.Count, n, sampleMode, seed);
                 return new LoadedRun(model, dataset, indices, device, modelPath, ModelFile.Sha256(modelPath));
             }
@@ -58,6 +53,37 @@ public sealed class LoadedRun : IDisposable
         {
             model.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Refuses a dataset the model cannot take: another sample shape, more classes than outputs, or NaN/Inf pixels.
+    /// No shipped reader can produce NaN (their formats hold bytes); the check guards datasets built in code.
+    /// </summary>
+    public static void CheckCompatible(ImageDataset dataset, ModelSpec spec, string data)
+    {
+        var expected = spec.InputShape;
+        if (!dataset.SampleShape.SequenceEqual(expected))
+            throw new InputException($"--data: {data} has samples of shape [{string.Join(",", dataset.SampleShape)}] but the model expects [{string.Join(",", expected)}]");
+        if (dataset.NumClasses > spec.NumClasses)
+            throw new InputException($"--data: {data} has {dataset.NumClasses} classes but the model outputs {spec.NumClasses}");
+        using var scope = NewDisposeScope();
+        if (!dataset.Images.isfinite().all().item<bool>())
+            throw new InputException($"--data: {data} contains NaN or Inf pixels");
+    }
+
+    /// <summary>
+    /// Refuses a model whose weights hold NaN or Inf (a corrupt or diverged file): every logit would be NaN and the run
+    /// would report 0 % accuracy as if it were a finding.
+    /// </summary>
+    public static void CheckFinite(TorchClassifier model, string modelPath)
+    {
+        using var scope = NewDisposeScope();
+        foreach (var (name, tensor) in model.Network.named_parameters().Select(p => (p.name, (Tensor)p.parameter)).Concat(model.Network.named_buffers()))
+        {
+            if (!tensor.is_floating_point()) continue;
+            if (!tensor.isfinite().all().item<bool>())
+                throw new InputException($"--model: {modelPath}: tensor {name} contains NaN or Inf values");
         }
     }
 

@@ -63,9 +63,26 @@ public sealed class OutputLock : IDisposable
     private static bool IsAlive(int pid)
     {
         if (pid == Environment.ProcessId) return true;
+        if (IsZombie(pid)) return false;
         try { using var p = Process.GetProcessById(pid); return !p.HasExited; }
         catch (ArgumentException) { return false; }
         catch (InvalidOperationException) { return false; }
+    }
+
+    /// <summary>
+    /// A run killed with SIGKILL stays a zombie until its parent reaps it (forever, if the parent is gone and init does
+    /// not reap); .NET still reports it as running, but it will never write again, so its lock is stale.
+    /// </summary>
+    private static bool IsZombie(int pid)
+    {
+        if (!OperatingSystem.IsLinux()) return false;
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var afterName = stat.LastIndexOf(')');
+            return afterName >= 0 && afterName + 2 < stat.Length && stat[afterName + 2] is 'Z' or 'X';
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
     }
 
     private static void TryDelete(string path)

@@ -96,7 +96,7 @@ public sealed class AttackCommand(AttackRunOptions o)
         if (o.Images < 0) throw new InputException($"--images: must be ≥ 0, got {o.Images}");
         using var run = LoadedRun.Open(o.Model, o.Arch, o.Data, o.Split, o.DataDir, o.N, o.SampleMode, o.Seed, o.Device, o.Threads);
         var threat = new ThreatModel(o.Norm, o.Epsilon, run.Model.Spec.Bounds).Validate();
-        var attacks = AttackRegistry.Preset(o.Attack, threat, o.AttackOptions);
+        var attacks = AttackLists.Build(o.Attack, threat, o.AttackOptions);
         IAttack attack = attacks.Count == 1 ? attacks[0] : new WorstCaseEnsemble(threat, attacks);
         using var outLock = OutputLock.Acquire(o.Out);
 

@@ -121,7 +121,7 @@ public sealed class EvalCommand(EvalRunOptions o)
             Norm = o.Norm,
             Epsilon = epsilon,
             SweepEpsilons = o.Sweep,
-            Attacks = new RegistryAttackSuite(o.Attacks, o.AttackOptions),
+            Attacks = new CliAttackSuite(o.Attacks, o.AttackOptions),
             BatchSize = o.BatchSize,
             Seed = o.Seed,
             SampleIndices = run.Indices,
