@@ -36,6 +36,9 @@ public sealed class Evaluator
         if (model.Spec.MultiLabel)
             throw new InputException("evaluate: multi-label models are not supported by the robustness report (per-class accuracy needs one label)");
         var indices = ResolveIndices(data, options);
+        using (var finite = data.Images.isfinite().all())
+            if (!finite.item<bool>())
+                throw new InputException($"{data.Name}: the dataset contains NaN or Inf pixels");
         var epsilons = options.AllEpsilons();
         int mainEps = epsilons.ToList().IndexOf(options.Epsilon);
         var suites = epsilons.Select(e => options.Attacks.Build(new ThreatModel(options.Norm, e, bounds))).ToArray();

@@ -73,6 +73,7 @@ public static class ModelFile
         try
         {
             CopyInto(network, stateDict, path);
+            CheckFinite(network, path);
             var classifier = ModelZoo.Wrap(network, spec, device);
             classifier.Module.eval();
             return classifier;
@@ -81,6 +82,18 @@ public static class ModelFile
         {
             network.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>Refuses weights with NaN or Inf: such a model reports meaningless accuracies rather than failing.</summary>
+    public static void CheckFinite(nn.Module network, string path)
+    {
+        using var scope = NewDisposeScope();
+        foreach (var (name, tensor) in network.named_parameters().Select(p => (p.name, (Tensor)p.parameter)).Concat(network.named_buffers()))
+        {
+            if (!tensor.is_floating_point()) continue;
+            if (!tensor.isfinite().all().item<bool>())
+                throw new ModelFormatException($"{path}: tensor {name} contains NaN or Inf values");
         }
     }
 

@@ -192,7 +192,7 @@ public sealed class NonFiniteModelTests
         }
         var path = temp.Sub("nan.safetensors");
         var attackOut = temp.Sub("a");
-        Expect.BadInput(Cli.Run("attack", "--model", path, "--n", "4", "--attack", "fgsm", "--eps", "0.1", "--threads", "1", "--out", attackOut), "--model", path, key, "NaN or Inf");
+        Expect.BadInput(Cli.Run("attack", "--model", path, "--n", "4", "--attack", "fgsm", "--eps", "0.1", "--threads", "1", "--out", attackOut), path, key, "NaN or Inf");
         Expect.NoPartialOutput(attackOut);
         var evalOut = temp.Sub("e");
         Expect.BadInput(Cli.Run("eval", "--model", path, "--n", "4", "--attacks", "fgsm", "--eps", "0.1", "--threads", "1", "--out", evalOut), key, "NaN or Inf");

@@ -35,7 +35,6 @@ public sealed class LoadedRun : IDisposable
         var model = ModelFile.Load(modelPath, device, arch);
         try
         {
-            CheckFinite(model, modelPath);
             var dataset = DatasetCatalog.Load(data, split, dataDir);
             try
             {
@@ -70,21 +69,6 @@ public sealed class LoadedRun : IDisposable
         using var scope = NewDisposeScope();
         if (!dataset.Images.isfinite().all().item<bool>())
             throw new InputException($"--data: {data} contains NaN or Inf pixels");
-    }
-
-    /// <summary>
-    /// Refuses a model whose weights hold NaN or Inf (a corrupt or diverged file): every logit would be NaN and the run
-    /// would report 0 % accuracy as if it were a finding.
-    /// </summary>
-    public static void CheckFinite(TorchClassifier model, string modelPath)
-    {
-        using var scope = NewDisposeScope();
-        foreach (var (name, tensor) in model.Network.named_parameters().Select(p => (p.name, (Tensor)p.parameter)).Concat(model.Network.named_buffers()))
-        {
-            if (!tensor.is_floating_point()) continue;
-            if (!tensor.isfinite().all().item<bool>())
-                throw new InputException($"--model: {modelPath}: tensor {name} contains NaN or Inf values");
-        }
     }
 
     /// <summary>Class names for display: the model's labels when it has them, else the dataset's.</summary>

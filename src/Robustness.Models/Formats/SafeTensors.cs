@@ -44,6 +44,11 @@ public static class SafeTensors
         stream.Position = 0;
         ReadExactly(stream, lengthBytes, name);
         ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(lengthBytes);
+        // A safetensors header is a JSON object: anything else after the length is some other kind of file.
+        int first = fileLength > 8 ? stream.ReadByte() : -1;
+        stream.Position = 8;
+        if (first != '{')
+            throw Error(name, "not a safetensors file (expected an 8-byte header length followed by a JSON header)");
         if (headerLength > MaxHeaderBytes)
             throw Error(name, $"header length {headerLength} exceeds the {MaxHeaderBytes / 1_000_000} MB limit");
         if ((long)headerLength > fileLength - 8)
