@@ -99,7 +99,10 @@ public sealed class Evaluator
                 {
                     cancel.ThrowIfCancellationRequested();
                     var remaining = Enumerable.Range(0, len).Where(i => cleanPred[i] == labels[i] && brokenBy[i] < 0).ToArray();
-                    if (remaining.Length > 0)
+                    // At ε = 0 the only admissible input is x itself, which the model already classifies correctly:
+                    // nothing can break, so don't spend the attack budget. (Whether attacks at ε = 0 really leave the
+                    // predictions alone — randomised models — is the eps-zero sanity check's job, on a subset.)
+                    if (remaining.Length > 0 && epsilons[e] > 0)
                     {
                         var watch = Stopwatch.StartNew();
                         using var attackScope = NewDisposeScope();

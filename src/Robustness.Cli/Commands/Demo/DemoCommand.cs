@@ -20,7 +20,7 @@ public sealed class DemoCommand(string output, int? n, string preset, long seed,
     public static readonly string[] ModelNames = ["tiny-cnn-standard", "tiny-cnn-pgd"];
 
     private static readonly Option<string> OutOption = new("--out") { Description = "Output directory (one report folder per model).", DefaultValueFactory = _ => "demo-report" };
-    private static readonly Option<int?> NOption = new("--n") { Description = "Test samples to evaluate (first N in file order; default 1000; 10000 = the whole test set)." };
+    private static readonly Option<int?> NOption = new("--n") { Description = "Test samples to evaluate (first N in file order; default 500; 10000 = the whole test set)." };
     private static readonly Option<string> PresetOption = new("--preset") { Description = "Attack ensemble: fast (apgd-ce, apgd-t) or standard (+ square).", DefaultValueFactory = _ => "fast" };
     private static readonly Option<long> SeedOption = SharedOptions.Seed();
     private static readonly Option<string> DeviceOption = SharedOptions.Device();
@@ -57,7 +57,7 @@ public sealed class DemoCommand(string output, int? n, string preset, long seed,
             {
                 Model = path,
                 Data = "fashion-mnist",
-                N = n ?? 1000,
+                N = n ?? 500,
                 Norm = Norm.Linf,
                 Epsilon = Epsilon,
                 Sweep = Sweep,
