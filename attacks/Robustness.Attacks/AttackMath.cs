@@ -26,7 +26,8 @@ internal static class AttackMath
         IClassifier model, Tensor input, IAttackObjective objective, AttackTargets targets)
     {
         using var grad = enable_grad();
-        var leaf = input.detach().requires_grad_(true);
+        // Channels-last: the convolutions' fast oneDNN path (MemoryLayout); the gradient comes back in that layout.
+        var leaf = MemoryLayout.ChannelsLast(input).requires_grad_(true);
         var logits = model.Logits(leaf);
         var loss = objective.Loss(logits, targets);
         var g = autograd.grad([loss.sum()], [leaf])[0];

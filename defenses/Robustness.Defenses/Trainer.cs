@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using Robustness.Attacks;
 using Robustness.Core;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -224,7 +225,8 @@ public sealed class Trainer
             {
                 lr = lrSchedule.At(iteration);
                 eps = epsSchedule.At(iteration);
-                var step = _objective.Compute(_model, batch.Inputs, batch.Labels, new TrainingStepContext(eps, generator, epoch, iteration));
+                // Channels-last inputs put the convolutions on libtorch's fast oneDNN path (Attacks.MemoryLayout).
+                var step = _objective.Compute(_model, MemoryLayout.ChannelsLast(batch.Inputs), batch.Labels, new TrainingStepContext(eps, generator, epoch, iteration));
                 _model.Module.zero_grad(set_to_none: true);
                 step.Loss.backward();
                 optimizer.Step(lr);

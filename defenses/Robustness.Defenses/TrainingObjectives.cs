@@ -105,7 +105,7 @@ public sealed record PgdAdversarialObjective(double Epsilon, Norm Norm = Norm.Li
             EarlyStop = false,
         };
         var adversarial = attack.Run(model, inputs, new AttackTargets(labels), new AttackContext(context.Generator, KeepModelMode: KeepModelMode)).Adversarial;
-        var advLogits = model.Logits(adversarial);
+        var advLogits = model.Logits(MemoryLayout.ChannelsLast(adversarial));
         var advLoss = nn.functional.cross_entropy(advLogits, labels);
         if (AdvRatio >= 1)
         {
@@ -151,7 +151,7 @@ public sealed record FgsmRsObjective(double Epsilon, Norm Norm = Norm.Linf) : IT
             EarlyStop = false,
         };
         var adversarial = attack.Run(model, inputs, new AttackTargets(labels), new AttackContext(context.Generator, KeepModelMode: KeepModelMode)).Adversarial;
-        var advLogits = model.Logits(adversarial);
+        var advLogits = model.Logits(MemoryLayout.ChannelsLast(adversarial));
         var clean = MeasureCleanAccuracy ? ObjectiveMath.CleanLogitsForDisplay(model, inputs) : null;
         return new TrainingStepResult(nn.functional.cross_entropy(advLogits, labels), clean, advLogits.detach());
     }
@@ -196,7 +196,7 @@ public sealed record TradesObjective(double Epsilon, Norm Norm = Norm.Linf) : IT
         var adversarial = attack.Run(model, inputs, new AttackTargets(cleanProbabilities), new AttackContext(context.Generator, KeepModelMode: KeepModelMode)).Adversarial;
 
         var cleanLogits = model.Logits(inputs);
-        var advLogits = model.Logits(adversarial);
+        var advLogits = model.Logits(MemoryLayout.ChannelsLast(adversarial));
         var natural = nn.functional.cross_entropy(cleanLogits, labels);
         var robust = KlDivergence(cleanLogits, advLogits).mean();
         return new TrainingStepResult(natural + robust * Beta, cleanLogits.detach(), advLogits.detach());
@@ -259,7 +259,7 @@ public sealed record KlPerturbationAttack(ThreatModel Threat) : AttackBase(Threa
             Tensor grad;
             using (enable_grad())
             {
-                var leaf = adv.detach().requires_grad_(true);
+                var leaf = MemoryLayout.ChannelsLast(adv).requires_grad_(true);
                 var loss = KlDivergenceObjective.Instance.Loss(model.Logits(leaf), targets);
                 grad = autograd.grad([loss.sum()], [leaf])[0];
             }

@@ -2,8 +2,11 @@
 """Plain-PyTorch reference for `robust bench`: the same workloads, models and settings, the same JSON lines.
 
 Run with Debian's python3-torch (needs libopenblas0 for a fast BLAS):
-    /usr/bin/python3 tests/bench/pytorch_reference.py --threads 2 [--quick]
+    /usr/bin/python3 tests/bench/pytorch_reference.py --threads 2 [--quick] [--only attack,train,matmul,scaling]
 Each line: {"workload", "model", "batch", "threads", "impl": "pytorch", <figure>_per_s | <figure>_s}.
+`robust bench --compare "/usr/bin/python3 tests/bench/pytorch_reference.py"` runs it one group at a time (--only),
+interleaved with its own groups. `--scaling` (or --only scaling) times the attack over batch sizes 8..512 and the
+models tiny-cnn, lenet5 and fmnist-cnn.
 """
 import argparse, gzip, json, os, platform, statistics, sys, time
 
@@ -40,7 +43,26 @@ class FmnistCnn(nn.Module):
         return self.fc2(F.relu(self.fc1(x.flatten(1))))
 
 
+class LeNet5(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, 5, padding=2)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.fc1 = nn.Linear(16 * 5 * 5, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = F.relu(self.fc1(x.flatten(1)))
+        return self.fc3(F.relu(self.fc2(x)))
+
+
 MODELS = {"tiny-cnn": TinyCnn, "fmnist-cnn": FmnistCnn}
+SCALING_MODELS = {"tiny-cnn": TinyCnn, "lenet5": LeNet5, "fmnist-cnn": FmnistCnn}
+SCALING_BATCHES = (8, 32, 128, 256, 512)
+GROUPS = ("matmul", "attack", "train")
 
 
 def forward_flops(model, batch):
@@ -108,16 +130,43 @@ def timed(fn, warmup, reps):
     return statistics.median(times)
 
 
+def attack_line(name, model, x_all, y_all, batch, gen, warmup, reps, with_flops):
+    eps, steps = 0.1, 10
+    x, y = x_all[:batch], y_all[:batch]
+    t = timed(lambda: pgd(model, x, y, eps, eps / 4, steps, gen), warmup, reps)
+    d = {"workload": "attack-pgd-linf", "model": name, "batch": batch, "img_steps_per_s": batch * steps / t}
+    if with_flops:
+        flops = 3 * forward_flops(model, batch) * steps  # forward + input-gradient backward ≈ 3× forward
+        d["gflop_per_s"] = flops / t / 1e9
+    return d
+
+
+def frozen(cls):
+    torch.manual_seed(0)
+    model = cls().eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", default=",".join(GROUPS), help="comma-separated groups: matmul, attack, train, scaling")
+    ap.add_argument("--scaling", action="store_true", help="add the batch-size / model-size sweep")
     ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "data", "fashion-mnist"))
     args = ap.parse_args()
+    groups = [g.strip() for g in args.only.split(",") if g.strip()]
+    if args.scaling and "scaling" not in groups:
+        groups.append("scaling")
+    for g in groups:
+        if g not in GROUPS + ("scaling", "eval"):
+            ap.error(f"--only: unknown group {g!r}")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
-    reps, warmup = (3, 1) if args.quick else (5, 2)
+    reps, warmup = (1, 0) if args.quick else (5, 2)
     x_all = load_images(os.path.join(args.data, "t10k-images-idx3-ubyte.gz"), 2048)
     y_all = load_labels(os.path.join(args.data, "t10k-labels-idx1-ubyte.gz"), 2048)
     common = {"threads": args.threads, "impl": "pytorch", "torch": torch.__version__,
@@ -127,54 +176,58 @@ def main():
         d.update(common)
         print(json.dumps(d), flush=True)
 
-    eps, steps = 0.1, 10
-    for name, cls in MODELS.items():
-        model = cls().eval()
-        for p in model.parameters():
-            p.requires_grad_(False)
-        for batch in (256, 32):
-            x, y = x_all[:batch], y_all[:batch]
-            t = timed(lambda: pgd(model, x, y, eps, eps / 4, steps, gen), warmup, reps)
-            d = {"workload": "attack-pgd-linf", "model": name, "batch": batch, "img_steps_per_s": batch * steps / t}
-            if name == "fmnist-cnn" and batch == 256:
-                flops = 3 * forward_flops(model, batch) * steps  # forward + input-gradient backward ≈ 3× forward
-                d["gflop_per_s"] = flops / t / 1e9
-            emit(d)
+    eps = 0.1
+    if "matmul" in groups:
+        size = 2048
+        a, b = torch.randn(size, size), torch.randn(size, size)
+        t = timed(lambda: a @ b, max(1, warmup), max(3, reps))
+        emit({"workload": "matmul-peak", "model": f"{size}x{size}", "batch": 1, "gflop_per_s": 2 * size ** 3 / t / 1e9})
 
-    batch = 128
-    n_batches = 4 if args.quick else 8
-    for workload in ("train-standard", "train-fgsm-rs", "train-pgd7"):
-        model = TinyCnn()
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    if "attack" in groups:
+        for name, cls in MODELS.items():
+            model = frozen(cls)
+            for batch in (256, 32):
+                emit(attack_line(name, model, x_all, y_all, batch, gen, warmup, reps,
+                                 name == "fmnist-cnn" and batch == 256))
 
-        def epoch():
-            for b in range(n_batches):
-                x = x_all[b * batch:(b + 1) * batch]
-                y = y_all[b * batch:(b + 1) * batch]
-                if workload == "train-standard":
-                    inp = x
-                else:
-                    model.eval()
-                    for p in model.parameters():
-                        p.requires_grad_(False)
-                    if workload == "train-fgsm-rs":
-                        inp = pgd(model, x, y, eps, 1.25 * eps, 1, gen)
+    if "train" in groups:
+        batch = 128
+        n_batches = 1 if args.quick else 8
+        for workload in ("train-standard", "train-fgsm-rs", "train-pgd7"):
+            torch.manual_seed(0)
+            model = TinyCnn()
+            opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+
+            def epoch():
+                for b in range(n_batches):
+                    x = x_all[b * batch:(b + 1) * batch]
+                    y = y_all[b * batch:(b + 1) * batch]
+                    if workload == "train-standard":
+                        inp = x
                     else:
-                        inp = pgd(model, x, y, eps, eps / 4, 7, gen)
-                    for p in model.parameters():
-                        p.requires_grad_(True)
-                    model.train()
-                opt.zero_grad(set_to_none=True)
-                F.cross_entropy(model(inp), y).backward()
-                opt.step()
+                        model.eval()
+                        for p in model.parameters():
+                            p.requires_grad_(False)
+                        if workload == "train-fgsm-rs":
+                            inp = pgd(model, x, y, eps, 1.25 * eps, 1, gen)
+                        else:
+                            inp = pgd(model, x, y, eps, eps / 4, 7, gen)
+                        for p in model.parameters():
+                            p.requires_grad_(True)
+                        model.train()
+                    opt.zero_grad(set_to_none=True)
+                    F.cross_entropy(model(inp), y).backward()
+                    opt.step()
 
-        t = timed(epoch, 1, reps)
-        emit({"workload": workload, "model": "tiny-cnn", "batch": batch, "images_per_s": n_batches * batch / t})
+            t = timed(epoch, min(1, warmup), reps)
+            emit({"workload": workload, "model": "tiny-cnn", "batch": batch, "images_per_s": n_batches * batch / t})
 
-    size = 2048
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    t = timed(lambda: a @ b, 2, reps)
-    emit({"workload": "matmul-peak", "model": f"{size}x{size}", "batch": 1, "gflop_per_s": 2 * size ** 3 / t / 1e9})
+    if "scaling" in groups:
+        s_reps, s_warmup = (1, 0) if args.quick else (3, 1)
+        for name, cls in SCALING_MODELS.items():
+            model = frozen(cls)
+            for batch in SCALING_BATCHES:
+                emit(attack_line(name, model, x_all, y_all, batch, gen, s_warmup, s_reps, False))
 
 
 if __name__ == "__main__":

@@ -106,16 +106,17 @@ public sealed class BenchCommand(BenchOptions o)
         using (var data = DatasetCatalog.Load("fashion-mnist"))
         {
             var workloads = new BenchWorkloads(data, budget, threads);
+            var scalingWorkloads = new BenchWorkloads(data, o.Quick ? budget : BenchBudget.Scaling, threads);
             for (int round = 0; round < o.Rounds; round++)
             {
                 foreach (var group in groups)
                 {
                     Progress($"bench: {group} (ours{(o.Rounds > 1 ? $", round {round + 1}/{o.Rounds}" : "")})");
-                    ours.AddRange(RunGroup(group, workloads, data));
+                    ours.AddRange(RunGroup(group, group == "scaling" ? scalingWorkloads : workloads));
                     if (reference is not null && group != "eval")
                     {
                         Progress($"bench: {group} (reference)");
-                        theirs.AddRange(reference.Run(group == "scaling" ? "scaling" : group));
+                        theirs.AddRange(reference.Run(group));
                     }
                 }
             }
@@ -186,7 +187,7 @@ public sealed class BenchCommand(BenchOptions o)
         return ExitCodes.Ok;
     }
 
-    private IEnumerable<BenchMeasurement> RunGroup(string group, BenchWorkloads w, ImageDataset data)
+    private IEnumerable<BenchMeasurement> RunGroup(string group, BenchWorkloads w)
     {
         switch (group)
         {
@@ -334,7 +335,11 @@ public sealed class BenchCommand(BenchOptions o)
             row.Add(string.Join("; ", detail));
             t.AddRow(row.Select(Markup.Escape).ToArray());
         }
-        console.Write(t);
+        // Redirected output defaults to 80 columns, which wraps every row of this table.
+        var width = console.Profile.Width;
+        console.Profile.Width = Math.Max(width, 160);
+        try { console.Write(t); }
+        finally { console.Profile.Width = width; }
         var refPeak = theirs.FirstOrDefault(m => m.Extra.ContainsKey("peak_fraction"));
         if (refPeak is not null)
             console.MarkupLine(Markup.Escape(string.Create(inv, $"reference fmnist-cnn attack: {refPeak.Extra["gflop_per_s"]:F1} GFLOP/s, {100 * refPeak.Extra["peak_fraction"]:F0}% of its matmul peak")));

@@ -14,7 +14,10 @@ namespace Robustness.Cli.Commands.Bench;
 public sealed record BenchBudget(int Warmup, int Repetitions, int TrainBatches, int EvalImages)
 {
     public static BenchBudget Full { get; } = new(2, 5, 8, 1000);
-    public static BenchBudget Quick { get; } = new(1, 1, 2, 64);
+    /// <summary>No warm-up, one repetition, one training batch, 32 evaluation images: proves every path runs.</summary>
+    public static BenchBudget Quick { get; } = new(0, 1, 1, 32);
+    /// <summary>The batch-size / model-size sweep: 15 configurations, so fewer repetitions each.</summary>
+    public static BenchBudget Scaling { get; } = new(1, 3, 8, 1000);
 }
 
 /// <summary>
@@ -34,7 +37,7 @@ public sealed class BenchWorkloads(ImageDataset data, BenchBudget budget, int th
     /// <summary>Median and all samples (seconds) of <paramref name="run"/> after <paramref name="warmup"/> untimed calls.</summary>
     public static (double Median, double[] Samples) Time(Action run, int warmup, int repetitions)
     {
-        var live = Robustness.Core.LiveTensors.Count;
+        var live = SettledLiveTensors();
         for (int i = 0; i < warmup; i++) run();
         var samples = new double[repetitions];
         for (int i = 0; i < repetitions; i++)
@@ -43,8 +46,17 @@ public sealed class BenchWorkloads(ImageDataset data, BenchBudget budget, int th
             run();
             samples[i] = watch.Elapsed.TotalSeconds;
         }
-        TensorLedger.AddDrift(Robustness.Core.LiveTensors.Count - live);
+        TensorLedger.AddDrift(SettledLiveTensors() - live);
         return (Median(samples), samples);
+    }
+
+    /// <summary>The live tensor count once the GC has finalized what it can: without it, the count depends on GC timing.</summary>
+    private static long SettledLiveTensors()
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        return Robustness.Core.LiveTensors.Count;
     }
 
     public static double Median(IReadOnlyList<double> values)
@@ -111,7 +123,7 @@ public sealed class BenchWorkloads(ImageDataset data, BenchBudget budget, int th
             Device = "cpu",
             Seed = 0,
         });
-        var (t, samples) = Time(() => trainer.Fit(subset), 1, budget.Repetitions);
+        var (t, samples) = Time(() => trainer.Fit(subset), Math.Min(1, budget.Warmup), budget.Repetitions);
         return new BenchMeasurement(workload, "tiny-cnn", TrainBatch, "images_per_s", subset.Count / t)
         {
             Threads = threads, Samples = samples,
@@ -138,7 +150,7 @@ public sealed class BenchWorkloads(ImageDataset data, BenchBudget budget, int th
         };
         var evaluator = new Evaluator();
         // Warm up on one small batch, not on the whole set: one evaluation of 1,000 images takes tens of seconds.
-        evaluator.Evaluate(model, data, options with { SampleIndices = options.SampleIndices.Take(Math.Min(32, n)).ToArray() });
+        if (budget.Warmup > 0) evaluator.Evaluate(model, data, options with { SampleIndices = options.SampleIndices.Take(Math.Min(32, n)).ToArray() });
         var (t, samples) = Time(() => evaluator.Evaluate(model, data, options), 0, Math.Min(budget.Repetitions, 3));
         return new BenchMeasurement("eval-fast", modelName, batch, "seconds_per_1000_s", t * 1000.0 / n)
         {
@@ -152,7 +164,7 @@ public sealed class BenchWorkloads(ImageDataset data, BenchBudget budget, int th
         random.manual_seed(0);
         using var a = randn(MatmulSize, MatmulSize);
         using var b = randn(MatmulSize, MatmulSize);
-        var (t, samples) = Time(() => { using var c = a.matmul(b); }, 2, Math.Max(3, budget.Repetitions));
+        var (t, samples) = Time(() => { using var c = a.matmul(b); }, Math.Max(1, budget.Warmup), Math.Max(3, budget.Repetitions));
         return new BenchMeasurement("matmul-peak", $"{MatmulSize}x{MatmulSize}", 1, "gflop_per_s", 2.0 * Math.Pow(MatmulSize, 3) / t / 1e9)
         {
             Threads = threads, Samples = samples,

@@ -21,7 +21,7 @@ public static class ScalingPlot
                 var points = attackLines.Where(m => m.Model == models[i] && (m.Impl == BenchMeasurement.Ours) == ours).OrderBy(m => m.Batch).ToList();
                 if (points.Count == 0) continue;
                 var line = plot.Add.Scatter(points.Select(p => Math.Log2(p.Batch)).ToArray(), points.Select(p => p.Value).ToArray(), palette.GetColor(i));
-                line.LegendText = $"{models[i]} ({(ours ? "Robustness" : points[0].Impl)})";
+                line.LegendText = $"{models[i]} ({(ours ? "Robustness" : points[0].Note ?? points[0].Impl)})";
                 line.LineWidth = ours ? 2.5f : 1.5f;
                 line.MarkerSize = ours ? 8 : 5;
                 if (!ours) line.LinePattern = LinePattern.Dashed;
@@ -29,11 +29,11 @@ public static class ScalingPlot
         }
         var batches = attackLines.Select(m => m.Batch).Distinct().Order().ToArray();
         plot.Axes.Bottom.SetTicks(batches.Select(b => Math.Log2(b)).ToArray(), batches.Select(b => b.ToString(CultureInfo.InvariantCulture)).ToArray());
-        plot.Title($"L-inf PGD-10 throughput vs batch size ({threads} threads, {machine.CpuModel})");
+        plot.Title($"L-inf PGD-10 vs batch size ({threads} thread{(threads == 1 ? "" : "s")}; dashed: reference)");
         plot.XLabel("batch size");
         plot.YLabel("image-steps per second");
         plot.Axes.SetLimitsY(0, attackLines.Count == 0 ? 1 : attackLines.Max(m => m.Value) * 1.1);
-        plot.ShowLegend(Alignment.UpperRight);
+        plot.ShowLegend(Edge.Right);
         return plot.GetImageBytes(width, height, ImageFormat.Png);
     }
 }
