@@ -47,13 +47,8 @@ public sealed record WorstCaseEnsemble : AttackBase
     /// <summary>Like <see cref="AttackBase.Run"/> (same checks, modes and final step) with per-stage accounting.</summary>
     public EnsembleResult RunDetailed(IClassifier model, Tensor inputs, AttackTargets targets, AttackContext? context = null)
     {
-        Threat.Validate();
-        if (NeedsGradients && model is not IGradientClassifier)
-            throw new InputException($"attack '{Name}' needs input gradients, but the model only provides scores (use a score-based attack such as 'square')");
-        if (inputs.shape[0] != targets.Labels.shape[0])
-            throw new ArgumentException($"{inputs.shape[0]} inputs but {targets.Labels.shape[0]} labels");
-        context ??= new AttackContext();
-        using var mode = model is IGradientClassifier g && !context.KeepModelMode ? g.EvalMode() : null;
+        context = CheckCall(model, inputs, targets, context);
+        using var mode = AttackMode(model, context);
         using var scope = NewDisposeScope();
         var x = inputs.detach();
         var (adversarial, firstSuccess, stages, cleanBroken) = Search(model, x, targets, context);

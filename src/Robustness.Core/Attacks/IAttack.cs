@@ -83,13 +83,8 @@ public abstract record AttackBase(ThreatModel Threat) : IAttack
 
     public AttackResult Run(IClassifier model, Tensor inputs, AttackTargets targets, AttackContext? context = null)
     {
-        Threat.Validate();
-        if (NeedsGradients && model is not IGradientClassifier)
-            throw new InputException($"attack '{Name}' needs input gradients, but the model only provides scores (use a score-based attack such as 'square')");
-        if (inputs.shape[0] != targets.Labels.shape[0])
-            throw new ArgumentException($"{inputs.shape[0]} inputs but {targets.Labels.shape[0]} labels");
-        context ??= new AttackContext();
-        using var mode = model is IGradientClassifier g && !context.KeepModelMode ? g.EvalMode() : null;
+        context = CheckCall(model, inputs, targets, context);
+        using var mode = AttackMode(model, context);
         using var scope = NewDisposeScope();
         var x = inputs.detach();
         var perturbed = Perturb(model, x, targets, context);
@@ -97,6 +92,21 @@ public abstract record AttackBase(ThreatModel Threat) : IAttack
         result.MoveToOuterDisposeScope();
         return result;
     }
+
+    /// <summary>The checks every entry point makes before attacking; returns the context to use.</summary>
+    protected AttackContext CheckCall(IClassifier model, Tensor inputs, AttackTargets targets, AttackContext? context)
+    {
+        Threat.Validate();
+        if (NeedsGradients && model is not IGradientClassifier)
+            throw new InputException($"attack '{Name}' needs input gradients, but the model only provides scores (use a score-based attack such as 'square')");
+        if (inputs.shape[0] != targets.Labels.shape[0])
+            throw new ArgumentException($"{inputs.shape[0]} inputs but {targets.Labels.shape[0]} labels");
+        return context ?? new AttackContext();
+    }
+
+    /// <summary>Eval mode for the attack (restored on dispose), unless the context keeps the model's mode.</summary>
+    protected static IDisposable? AttackMode(IClassifier model, AttackContext context) =>
+        model is IGradientClassifier g && !context.KeepModelMode ? g.EvalMode() : null;
 
     /// <summary>The attack proper. May return points slightly outside the ball or bounds; the final step fixes and checks that.</summary>
     protected abstract Perturbation Perturb(IClassifier model, Tensor inputs, AttackTargets targets, AttackContext context);
