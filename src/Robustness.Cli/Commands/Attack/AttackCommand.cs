@@ -37,13 +37,7 @@ public sealed record AttackRunOptions
 /// <summary>`robust attack`: one attack (or preset ensemble) on N samples; result.json, adversarial.safetensors, images.</summary>
 public sealed class AttackCommand(AttackRunOptions o)
 {
-    private static readonly Option<string> ModelOption = SharedOptions.Model();
-    private static readonly Option<string?> ArchOption = SharedOptions.Arch();
-    private static readonly Option<string> DataOption = SharedOptions.Data();
-    private static readonly Option<string> SplitOption = new("--split") { Description = "train or test.", DefaultValueFactory = _ => "test" };
-    private static readonly Option<string?> DataDirOption = SharedOptions.DataDir();
-    private static readonly Option<int?> NOption = SharedOptions.N();
-    private static readonly Option<string> SampleOption = SharedOptions.Sample();
+    private static readonly ModelDataOptionSet Inputs = new();
     private static readonly Option<string> AttackOption = new("--attack")
     {
         Description = $"Attack name ({string.Join(", ", AttackRegistry.Names)}) or preset ({string.Join(", ", AttackRegistry.PresetNames)}), or a comma-separated list (worst case over them).",
@@ -63,19 +57,20 @@ public sealed class AttackCommand(AttackRunOptions o)
     {
         var command = new Command("attack", "Attack a model on a dataset within an L_p ball and record what happened.")
         {
-            ModelOption, ArchOption, DataOption, SplitOption, DataDirOption, NOption, SampleOption, AttackOption, NormOption, EpsOption,
+            AttackOption, NormOption, EpsOption,
             SeedOption, BatchOption, DeviceOption, ThreadsOption, ImagesOption, OutOption,
         };
+        Inputs.AddTo(command);
         AttackOptions.AddTo(command);
         CommandRunner.SetAction(command, p => new AttackCommand(new AttackRunOptions
         {
-            Model = p.GetValue(ModelOption)!,
-            Arch = p.GetValue(ArchOption),
-            Data = p.GetValue(DataOption)!,
-            Split = p.GetValue(SplitOption)!,
-            DataDir = p.GetValue(DataDirOption),
-            N = p.GetValue(NOption),
-            SampleMode = p.GetValue(SampleOption)!,
+            Model = p.GetValue(Inputs.Model)!,
+            Arch = p.GetValue(Inputs.Arch),
+            Data = p.GetValue(Inputs.Data)!,
+            Split = p.GetValue(Inputs.Split)!,
+            DataDir = p.GetValue(Inputs.DataDir),
+            N = p.GetValue(Inputs.N),
+            SampleMode = p.GetValue(Inputs.Sample)!,
             Attack = p.GetValue(AttackOption)!,
             Norm = NormNames.Parse(p.GetValue(NormOption)!),
             Epsilon = SharedOptions.ParseDouble(p.GetValue(EpsOption)!, "--eps"),

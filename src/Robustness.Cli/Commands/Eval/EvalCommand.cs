@@ -35,13 +35,7 @@ public sealed record EvalRunOptions
 /// <summary>`robust eval`: clean and worst-case robust accuracy over an attack ensemble, ε sweep, sanity checks, reports.</summary>
 public sealed class EvalCommand(EvalRunOptions o)
 {
-    private static readonly Option<string> ModelOption = SharedOptions.Model();
-    private static readonly Option<string?> ArchOption = SharedOptions.Arch();
-    private static readonly Option<string> DataOption = SharedOptions.Data();
-    private static readonly Option<string> SplitOption = new("--split") { Description = "train or test.", DefaultValueFactory = _ => "test" };
-    private static readonly Option<string?> DataDirOption = SharedOptions.DataDir();
-    private static readonly Option<int?> NOption = SharedOptions.N();
-    private static readonly Option<string> SampleOption = SharedOptions.Sample();
+    private static readonly ModelDataOptionSet Inputs = new();
     private static readonly Option<string> NormOption = SharedOptions.Norm();
     private static readonly Option<string?> EpsOption = new("--eps") { Description = "Main radius ε (input units). Default: the largest value of --eps-sweep." };
     private static readonly Option<string?> SweepOption = new("--eps-sweep") { Description = "Comma-separated radii for the accuracy-vs-ε curve, e.g. 0,0.02,0.05,0.1,0.2." };
@@ -61,9 +55,10 @@ public sealed class EvalCommand(EvalRunOptions o)
     {
         var command = new Command("eval", "Evaluate robustness: clean vs worst-case robust accuracy over an attack ensemble, ε sweep, per class, sanity checks, reports.")
         {
-            ModelOption, ArchOption, DataOption, SplitOption, DataDirOption, NOption, SampleOption, NormOption, EpsOption, SweepOption,
+            NormOption, EpsOption, SweepOption,
             PresetOption, AttacksOption, SeedOption, BatchOption, DeviceOption, ThreadsOption, ImagesOption, NoSanityOption, ShardOption, OutOption,
         };
+        Inputs.AddTo(command);
         AttackOptions.AddTo(command);
         CommandRunner.SetAction(command, p =>
         {
@@ -75,13 +70,13 @@ public sealed class EvalCommand(EvalRunOptions o)
             if (eps is null && sweep.Count == 0) throw new InputException("--eps: give --eps or --eps-sweep");
             return new EvalCommand(new EvalRunOptions
             {
-                Model = p.GetValue(ModelOption)!,
-                Arch = p.GetValue(ArchOption),
-                Data = p.GetValue(DataOption)!,
-                Split = p.GetValue(SplitOption)!,
-                DataDir = p.GetValue(DataDirOption),
-                N = p.GetValue(NOption),
-                SampleMode = p.GetValue(SampleOption)!,
+                Model = p.GetValue(Inputs.Model)!,
+                Arch = p.GetValue(Inputs.Arch),
+                Data = p.GetValue(Inputs.Data)!,
+                Split = p.GetValue(Inputs.Split)!,
+                DataDir = p.GetValue(Inputs.DataDir),
+                N = p.GetValue(Inputs.N),
+                SampleMode = p.GetValue(Inputs.Sample)!,
                 Norm = NormNames.Parse(p.GetValue(NormOption)!),
                 Epsilon = eps,
                 Sweep = sweep,

@@ -1,0 +1,22 @@
+using System.CommandLine;
+
+namespace Robustness.Cli.Common;
+
+/// <summary>The model and sample-selection options shared by `attack` and `eval`, defined once.</summary>
+public sealed class ModelDataOptionSet
+{
+    public Option<string> Model { get; } = SharedOptions.Model();
+    public Option<string?> Arch { get; } = SharedOptions.Arch();
+    public Option<string> Data { get; } = SharedOptions.Data();
+    public Option<string> Split { get; } = new("--split") { Description = "train or test.", DefaultValueFactory = _ => "test" };
+    public Option<string?> DataDir { get; } = SharedOptions.DataDir();
+    public Option<int?> N { get; } = SharedOptions.N();
+    public Option<string> Sample { get; } = SharedOptions.Sample();
+
+    /// <summary>Adds the options in front of the command's others, so help and "required" errors list the model first.</summary>
+    public void AddTo(Command command)
+    {
+        var options = new Option[] { Model, Arch, Data, Split, DataDir, N, Sample };
+        for (int i = 0; i < options.Length; i++) command.Options.Insert(i, options[i]);
+    }
+}
