@@ -233,7 +233,13 @@ public sealed class Trainer
                 using (no_grad())
                 {
                     lossSum.add_(step.Loss.detach().to(ScalarType.Float64) * batch.Count);
-                    if (step.CleanLogits is { } c) { cleanCorrect.add_(c.argmax(1).eq(batch.Labels).sum()); cleanSeen += batch.Count; }
+                    if (step.CleanLogits is { } c)
+                    {
+                        // Objectives may score only the first rows of the batch for the display (CleanAccuracySample).
+                        var rows = (int)c.shape[0];
+                        cleanCorrect.add_(c.argmax(1).eq(batch.Labels.narrow(0, 0, rows)).sum());
+                        cleanSeen += rows;
+                    }
                     if (step.AdversarialLogits is { } a) { advCorrect.add_(a.argmax(1).eq(batch.Labels).sum()); advSeen += batch.Count; }
                 }
                 seen += batch.Count;

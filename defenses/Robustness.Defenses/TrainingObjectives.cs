@@ -49,13 +49,22 @@ public sealed record StandardObjective : ITrainingObjective
 /// <summary>Helpers the adversarial objectives share.</summary>
 internal static class ObjectiveMath
 {
-    /// <summary>Clean logits for the accuracy display only: eval mode (BatchNorm statistics untouched), no graph.</summary>
-    public static Tensor CleanLogitsForDisplay(IGradientClassifier model, Tensor inputs)
+    /// <summary>
+    /// Clean logits for the accuracy display only: eval mode (BatchNorm statistics untouched), no graph, on the first
+    /// <paramref name="sample"/> inputs of the (shuffled) batch — an unbiased estimate of the clean training accuracy
+    /// at a fraction of a forward pass; null when <paramref name="sample"/> is 0. The trainer scores the rows it gets.
+    /// </summary>
+    public static Tensor? CleanLogitsForDisplay(IGradientClassifier model, Tensor inputs, int sample)
     {
+        if (sample <= 0) return null;
         using var mode = model.EvalMode();
         using var _ = no_grad();
-        return model.Logits(inputs).detach();
+        var rows = Math.Min(sample, inputs.shape[0]);
+        return model.Logits(rows < inputs.shape[0] ? inputs.narrow(0, 0, rows) : inputs).detach();
     }
+
+    /// <summary>Default of the objectives' <c>CleanAccuracySample</c>: a quarter of a batch of 128.</summary>
+    public const int DefaultCleanAccuracySample = 32;
 
     /// <summary>The attack's step size at ramped ε: the step keeps its ratio to ε so the ramp shrinks both.</summary>
     public static double ScaledStep(double fullStep, double fullEpsilon, double epsilon) =>
@@ -80,8 +89,9 @@ public sealed record PgdAdversarialObjective(double Epsilon, Norm Norm = Norm.Li
     public double? StepSize { get; init; }
     public double AdvRatio { get; init; } = 1.0;
     public bool KeepModelMode { get; init; }
-    /// <summary>Spend one eval-mode forward pass per batch on the clean accuracy display when <see cref="AdvRatio"/> = 1.</summary>
-    public bool MeasureCleanAccuracy { get; init; } = true;
+    /// <summary>When <see cref="AdvRatio"/> = 1: how many inputs of each batch get an eval-mode clean forward pass for
+    /// the clean-accuracy display (0 = none; the batch size or more = all).</summary>
+    public int CleanAccuracySample { get; init; } = ObjectiveMath.DefaultCleanAccuracySample;
 
     public string Name => "pgd";
     public double Alpha => StepSize ?? 2.5 * Epsilon / Steps;
@@ -104,12 +114,12 @@ public sealed record PgdAdversarialObjective(double Epsilon, Norm Norm = Norm.Li
             RandomStart = true,
             EarlyStop = false,
         };
-        var adversarial = attack.Run(model, inputs, new AttackTargets(labels), new AttackContext(context.Generator, KeepModelMode: KeepModelMode)).Adversarial;
+        var adversarial = attack.Craft(model, inputs, new AttackTargets(labels), new AttackContext(context.Generator, KeepModelMode: KeepModelMode));
         var advLogits = model.Logits(MemoryLayout.ChannelsLast(adversarial));
         var advLoss = nn.functional.cross_entropy(advLogits, labels);
         if (AdvRatio >= 1)
         {
-            var clean = MeasureCleanAccuracy ? ObjectiveMath.CleanLogitsForDisplay(model, inputs) : null;
+            var clean = ObjectiveMath.CleanLogitsForDisplay(model, inputs, CleanAccuracySample);
             return new TrainingStepResult(advLoss, clean, advLogits.detach());
         }
         var cleanLogits = model.Logits(inputs);
@@ -128,7 +138,8 @@ public sealed record FgsmRsObjective(double Epsilon, Norm Norm = Norm.Linf) : IT
     /// <summary>α / ε; 1.25 in the paper.</summary>
     public double AlphaFactor { get; init; } = 1.25;
     public bool KeepModelMode { get; init; }
-    public bool MeasureCleanAccuracy { get; init; } = true;
+    /// <summary>How many inputs of each batch get an eval-mode clean forward pass for the display (0 = none).</summary>
+    public int CleanAccuracySample { get; init; } = ObjectiveMath.DefaultCleanAccuracySample;
 
     public string Name => "fgsm-rs";
 
@@ -150,9 +161,9 @@ public sealed record FgsmRsObjective(double Epsilon, Norm Norm = Norm.Linf) : IT
             RandomStart = true,
             EarlyStop = false,
         };
-        var adversarial = attack.Run(model, inputs, new AttackTargets(labels), new AttackContext(context.Generator, KeepModelMode: KeepModelMode)).Adversarial;
+        var adversarial = attack.Craft(model, inputs, new AttackTargets(labels), new AttackContext(context.Generator, KeepModelMode: KeepModelMode));
         var advLogits = model.Logits(MemoryLayout.ChannelsLast(adversarial));
-        var clean = MeasureCleanAccuracy ? ObjectiveMath.CleanLogitsForDisplay(model, inputs) : null;
+        var clean = ObjectiveMath.CleanLogitsForDisplay(model, inputs, CleanAccuracySample);
         return new TrainingStepResult(nn.functional.cross_entropy(advLogits, labels), clean, advLogits.detach());
     }
 }
@@ -193,7 +204,7 @@ public sealed record TradesObjective(double Epsilon, Norm Norm = Norm.Linf) : IT
             Steps = Steps,
             StepSize = ObjectiveMath.ScaledStep(Alpha, Epsilon, context.Epsilon),
         };
-        var adversarial = attack.Run(model, inputs, new AttackTargets(cleanProbabilities), new AttackContext(context.Generator, KeepModelMode: KeepModelMode)).Adversarial;
+        var adversarial = attack.Craft(model, inputs, new AttackTargets(cleanProbabilities), new AttackContext(context.Generator, KeepModelMode: KeepModelMode));
 
         var cleanLogits = model.Logits(inputs);
         var advLogits = model.Logits(MemoryLayout.ChannelsLast(adversarial));
@@ -281,7 +292,8 @@ public sealed record KlPerturbationAttack(ThreatModel Threat) : AttackBase(Threa
 /// </summary>
 public sealed record GaussianNoiseObjective(double Sigma) : ITrainingObjective
 {
-    public bool MeasureCleanAccuracy { get; init; } = true;
+    /// <summary>How many inputs of each batch get an eval-mode clean forward pass for the display (0 = none).</summary>
+    public int CleanAccuracySample { get; init; } = ObjectiveMath.DefaultCleanAccuracySample;
     public string Name => "gaussian";
     public Norm Norm => Norm.L2;
     public double Epsilon => 0;
@@ -292,7 +304,7 @@ public sealed record GaussianNoiseObjective(double Sigma) : ITrainingObjective
         if (!(Sigma >= 0) || double.IsInfinity(Sigma)) throw new InputException($"--sigma: must be a finite number ≥ 0, got {Sigma}");
         var noisy = inputs + randn(inputs.shape, dtype: inputs.dtype, generator: context.Generator).to(inputs.device) * Sigma;
         var logits = model.Logits(noisy);
-        var clean = MeasureCleanAccuracy ? ObjectiveMath.CleanLogitsForDisplay(model, inputs) : null;
+        var clean = ObjectiveMath.CleanLogitsForDisplay(model, inputs, CleanAccuracySample);
         return new TrainingStepResult(nn.functional.cross_entropy(logits, labels), clean, logits.detach());
     }
 }

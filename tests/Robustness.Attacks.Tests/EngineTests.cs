@@ -93,6 +93,35 @@ public class EngineTests
     }
 
     [Fact]
+    public void CraftGivesRunsPointsWithoutTheFinalForwardPass()
+    {
+        using var scope = NewDisposeScope();
+        var probe = new ModeProbe();
+        var net = nn.Sequential(("flatten", nn.Flatten()), ("fc", nn.Linear(64, 10)), ("probe", probe));
+        var model = new TorchClassifier(net, Fixtures.Spec([1, 8, 8], 10));
+        var (x, y) = Fixtures.RandomData(model, 16, 3);
+        var attack = new ProjectedGradientAttack(Linf) { Steps = 3, RandomStart = true, EarlyStop = false };
+        net.train();
+
+        probe.Seen.Clear();
+        using var run = attack.Run(model, x, new AttackTargets(y), AttackContext.Seeded(5));
+        var runPasses = probe.Seen.Count;
+        probe.Seen.Clear();
+        var crafted = attack.Craft(model, x, new AttackTargets(y), AttackContext.Seeded(5));
+
+        Assert.Equal(3, probe.Seen.Count);            // the three steps, no final forward pass
+        Assert.Equal(runPasses - 1, probe.Seen.Count);
+        Assert.All(probe.Seen, training => Assert.False(training));
+        Assert.True(net.training, "train mode not restored");
+        Assert.False(crafted.requires_grad);
+        // Same points as Run up to its float rounding fix (one ulp), inside the ball and the bounds.
+        Assert.True(crafted.sub(run.Adversarial).abs().max().ToSingle() <= 1e-6f);
+        Assert.True(crafted.sub(x).abs().max().ToDouble() <= 0.1 + 1e-6);
+        Assert.True(crafted.min().ToSingle() >= 0f && crafted.max().ToSingle() <= 1f);
+        Assert.True(crafted.ne(x).any().ToBoolean(), "nothing moved");
+    }
+
+    [Fact]
     public void ScoreOnlyModelIsRejectedByGradientAttacksAndAcceptedBySquare()
     {
         using var scope = NewDisposeScope();

@@ -72,6 +72,29 @@ public class TrainingTests
         Assert.All(report.History, m => Assert.NotNull(m.ValidationRobustAccuracy));
         Assert.Equal(report.History.MaxBy(m => m.ValidationRobustAccuracy)!.Epoch, report.BestEpoch);
         Assert.Equal(TrainedModels.Eps, report.History[0].Epsilon, 9); // the ramp ends with epoch 1
+        // The clean-accuracy display is estimated on a sample of each batch (CleanAccuracySample), never skipped.
+        Assert.All(report.History, m => Assert.InRange(m.TrainCleanAccuracy!.Value, 0.3, 1.0));
+    }
+
+    [Fact]
+    public void CleanAccuracyDisplayScoresTheRequestedSampleOfEachBatch()
+    {
+        using var scope = NewDisposeScope();
+        var model = Fixtures.TinyMlp(2, hidden: 16);
+        var data = Fixtures.TrainSubset(40);
+        var (x, y) = (data.Images, data.Labels);
+        var context = new TrainingStepContext(0.1, new Generator(1), 1, 0);
+        foreach (var (sample, rows) in new[] { (8, 8L), (0, -1L), (100, 40L) })
+        {
+            var pgd = new PgdAdversarialObjective(0.1) { Steps = 2, CleanAccuracySample = sample }.Compute(model, x, y, context);
+            var fgsm = new FgsmRsObjective(0.1) { CleanAccuracySample = sample }.Compute(model, x, y, context);
+            foreach (var step in new[] { pgd, fgsm })
+            {
+                Assert.Equal(rows, step.CleanLogits?.shape[0] ?? -1);
+                Assert.Equal(40, step.AdversarialLogits!.shape[0]);
+                Assert.True(step.Loss.requires_grad);
+            }
+        }
     }
 
     [Fact]

@@ -93,6 +93,23 @@ public abstract record AttackBase(ThreatModel Threat) : IAttack
         return result;
     }
 
+    /// <summary>
+    /// The attack's points only, for adversarial training: the same <see cref="Perturb"/> as <see cref="Run"/>,
+    /// then projected into the ε-ball and clamped to the bounds (<see cref="ThreatModelCheck.Contain"/>), but without
+    /// the final step's forward pass, distances and verification — a training step needs neither success nor
+    /// distances, and skipping them saves one forward pass and every host synchronisation per batch.
+    /// Evaluation must use <see cref="Run"/>: only its result is checked and says which points are adversarial.
+    /// </summary>
+    public Tensor Craft(IClassifier model, Tensor inputs, AttackTargets targets, AttackContext? context = null)
+    {
+        context = CheckCall(model, inputs, targets, context);
+        using var mode = AttackMode(model, context);
+        using var scope = NewDisposeScope();
+        var x = inputs.detach();
+        var perturbed = Perturb(model, x, targets, context);
+        return ThreatModelCheck.Contain(x, perturbed.Adversarial, Threat).MoveToOuterDisposeScope();
+    }
+
     /// <summary>The checks every entry point makes before attacking; returns the context to use.</summary>
     protected AttackContext CheckCall(IClassifier model, Tensor inputs, AttackTargets targets, AttackContext? context)
     {

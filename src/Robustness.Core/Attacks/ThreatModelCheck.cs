@@ -17,14 +17,12 @@ public static class ThreatModelCheck
     {
         using var scope = NewDisposeScope();
         var geometry = Geometries.For(threat.Norm);
-        var (lo, hi) = (threat.Bounds.Lower, threat.Bounds.Upper);
         Tensor adv;
         using (no_grad())
         {
             var x = clean.detach();
             var x64 = x.to(ScalarType.Float64);
-            var delta = geometry.Project(adversarial.detach().to(x.dtype) - x, threat.Epsilon);
-            adv = (x + delta).clamp(lo, hi);
+            adv = Contain(x, adversarial, threat);
             // x + δ is rounded to float32, which can overshoot ε by an ulp of x (relative to a tiny ε, a lot).
             // Rows that overshoot move every changed coordinate one float step towards x until they fit: this stays
             // between x and x_adv (so inside the bounds) and shrinks |δ_i| by exactly the rounding that caused it.
@@ -47,6 +45,19 @@ public static class ThreatModelCheck
         var result = new AttackResult(adv, success, distance, logits, minimumNorm?.detach());
         result.MoveToOuterDisposeScope();
         return result;
+    }
+
+    /// <summary>
+    /// x + Π_ε(x_adv − x), clamped to the bounds: the projection of the final step without its measurements (no host
+    /// synchronisation, no forward pass). What adversarial training uses (<see cref="AttackBase.Craft"/>), where only
+    /// the points matter. Float rounding of x + δ can exceed ε by an ulp; <see cref="Finalize"/> corrects that.
+    /// </summary>
+    public static Tensor Contain(Tensor clean, Tensor adversarial, ThreatModel threat)
+    {
+        using var _ = no_grad();
+        var x = clean.detach();
+        var delta = Geometries.For(threat.Norm).Project(adversarial.detach().to(x.dtype) - x, threat.Epsilon);
+        return (x + delta).clamp(threat.Bounds.Lower, threat.Bounds.Upper);
     }
 
     /// <summary>
