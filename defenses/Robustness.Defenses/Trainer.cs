@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using Robustness.Attacks;
 using Robustness.Core;
+using Robustness.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -23,6 +24,7 @@ public sealed class Trainer
 
     private readonly IGradientClassifier _model;
     private readonly ITrainingObjective _objective;
+    private Bf16GradientClassifier? _attackView;
     private readonly TrainingOptions _options;
     private readonly List<ITrainingHook> _hooks;
 
@@ -97,6 +99,10 @@ public sealed class Trainer
 
         // Parameters must be on their device before the optimizer takes references to them.
         _model.Module.to(device);
+        using var attackView = o.AttackPrecision == GradientPrecision.Float32 ? null
+            : _model is TorchClassifier tc ? GradientPrecisions.Bf16View(tc, o.AttackPrecision)
+            : throw new InputException($"--attack-precision {o.AttackPrecision.Name()}: needs a zoo model (the bf16 copy is rebuilt from its architecture)");
+        _attackView = attackView;
         using var optimizer = ParameterOptimizers.Create(_model.Module, o);
         using var generator = new Generator((ulong)o.Seed, CPU);
         random.manual_seed(o.Seed);
@@ -203,6 +209,7 @@ public sealed class Trainer
         finally
         {
             DisposeAll(best);
+            _attackView = null;
         }
         return Report(source, trainSet, valSet, history, events, tracker, stopReason, elapsedBefore + wall.Elapsed.TotalSeconds, outputDir, history.Count);
     }
@@ -226,7 +233,10 @@ public sealed class Trainer
                 lr = lrSchedule.At(iteration);
                 eps = epsSchedule.At(iteration);
                 // Channels-last inputs put the convolutions on libtorch's fast oneDNN path (Attacks.MemoryLayout).
-                var step = _objective.Compute(_model, MemoryLayout.ChannelsLast(batch.Inputs), batch.Labels, new TrainingStepContext(eps, generator, epoch, iteration));
+                // A bf16 attack view follows the weights of the last optimizer step (a copy, no host sync).
+                _attackView?.Refresh();
+                var step = _objective.Compute(_model, MemoryLayout.ChannelsLast(batch.Inputs), batch.Labels,
+                    new TrainingStepContext(eps, generator, epoch, iteration, _attackView));
                 _model.Module.zero_grad(set_to_none: true);
                 step.Loss.backward();
                 optimizer.Step(lr);
@@ -286,6 +296,7 @@ public sealed class Trainer
         if (a.Optimizer != b.Optimizer) mismatches.Add($"optimizer {a.Optimizer} vs {b.Optimizer}");
         if (a.Schedule != b.Schedule) mismatches.Add($"LR schedule {a.Schedule} vs {b.Schedule}");
         if (a.ValidationSize != b.ValidationSize) mismatches.Add($"validation size {a.ValidationSize} vs {b.ValidationSize}");
+        if (a.AttackPrecision != b.AttackPrecision) mismatches.Add($"attack precision {a.AttackPrecision.Name()} vs {b.AttackPrecision.Name()}");
         if (m.Objective != _objective.Name) mismatches.Add($"objective {m.Objective} vs {_objective.Name}");
         if (m.TrainCount != trainCount) mismatches.Add($"training images {m.TrainCount} vs {trainCount}");
         if (mismatches.Count > 0)

@@ -9,7 +9,9 @@ namespace Robustness.Defenses;
 /// <summary>What an objective needs to know about the current iteration.</summary>
 /// <param name="Epsilon">ε at this iteration (after the ramp).</param>
 /// <param name="Generator">Randomness for attack starts and noise; checkpointed with the run.</param>
-public sealed record TrainingStepContext(double Epsilon, Generator Generator, int Epoch, long Iteration);
+/// <param name="AttackModel">What the inner attack differentiates when it is not the model itself (a bf16 view of the
+/// current weights, <see cref="TrainingOptions.AttackPrecision"/>); the loss is always taken on the model.</param>
+public sealed record TrainingStepContext(double Epsilon, Generator Generator, int Epoch, long Iteration, IGradientClassifier? AttackModel = null);
 
 /// <summary>
 /// The loss of one batch (a scalar with its graph, ready for backward) and, for the accuracy display, the logits on
@@ -114,7 +116,7 @@ public sealed record PgdAdversarialObjective(double Epsilon, Norm Norm = Norm.Li
             RandomStart = true,
             EarlyStop = false,
         };
-        var adversarial = attack.Craft(model, inputs, new AttackTargets(labels), new AttackContext(context.Generator, KeepModelMode: KeepModelMode));
+        var adversarial = attack.Craft(context.AttackModel ?? model, inputs, new AttackTargets(labels), new AttackContext(context.Generator, KeepModelMode: KeepModelMode));
         var advLogits = model.Logits(MemoryLayout.ChannelsLast(adversarial));
         var advLoss = nn.functional.cross_entropy(advLogits, labels);
         if (AdvRatio >= 1)
@@ -161,7 +163,7 @@ public sealed record FgsmRsObjective(double Epsilon, Norm Norm = Norm.Linf) : IT
             RandomStart = true,
             EarlyStop = false,
         };
-        var adversarial = attack.Craft(model, inputs, new AttackTargets(labels), new AttackContext(context.Generator, KeepModelMode: KeepModelMode));
+        var adversarial = attack.Craft(context.AttackModel ?? model, inputs, new AttackTargets(labels), new AttackContext(context.Generator, KeepModelMode: KeepModelMode));
         var advLogits = model.Logits(MemoryLayout.ChannelsLast(adversarial));
         var clean = ObjectiveMath.CleanLogitsForDisplay(model, inputs, CleanAccuracySample);
         return new TrainingStepResult(nn.functional.cross_entropy(advLogits, labels), clean, advLogits.detach());
@@ -204,7 +206,7 @@ public sealed record TradesObjective(double Epsilon, Norm Norm = Norm.Linf) : IT
             Steps = Steps,
             StepSize = ObjectiveMath.ScaledStep(Alpha, Epsilon, context.Epsilon),
         };
-        var adversarial = attack.Craft(model, inputs, new AttackTargets(cleanProbabilities), new AttackContext(context.Generator, KeepModelMode: KeepModelMode));
+        var adversarial = attack.Craft(context.AttackModel ?? model, inputs, new AttackTargets(cleanProbabilities), new AttackContext(context.Generator, KeepModelMode: KeepModelMode));
 
         var cleanLogits = model.Logits(inputs);
         var advLogits = model.Logits(MemoryLayout.ChannelsLast(adversarial));

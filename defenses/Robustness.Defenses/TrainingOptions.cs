@@ -1,5 +1,6 @@
 using System.Globalization;
 using Robustness.Core;
+using Robustness.Models;
 
 namespace Robustness.Defenses;
 
@@ -49,6 +50,10 @@ public sealed record TrainingOptions
     public int LogEvery { get; init; } = 50;
     /// <summary>Where checkpoints, best/last model files, metrics.jsonl and curves go; null = keep nothing on disk.</summary>
     public string? OutputDirectory { get; init; }
+    /// <summary>Arithmetic of the training attack's gradient passes. Bf16 runs them through a bf16 copy of the network,
+    /// refreshed from the float32 weights before every batch; the training step itself (forward, backward, optimizer),
+    /// validation and the saved model stay float32. Needs a zoo architecture (the copy is rebuilt from it).</summary>
+    public GradientPrecision AttackPrecision { get; init; } = GradientPrecision.Float32;
     /// <summary>Drop the last incomplete batch of each epoch.</summary>
     public bool DropLast { get; init; }
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using Robustness.Models;
 
 namespace Robustness.Defenses;
 
@@ -47,6 +48,7 @@ public sealed record TrainingReport
             ["training.lr"] = Options.LearningRate.ToString("R", inv),
             ["training.lr_schedule"] = Options.Schedule.ToString().ToLowerInvariant(),
             ["training.batch_size"] = Options.BatchSize.ToString(inv),
+            ["training.attack_precision"] = Options.AttackPrecision.Name(),
             ["training.wall_seconds"] = WallSeconds.ToString("F1", inv),
         };
         foreach (var (k, v) in DefenseParameters) d[$"training.{k}"] = v;

@@ -183,6 +183,7 @@ public sealed class Evaluator
             Device = model.Device.ToString(),
             Seed = options.Seed,
             BatchSize = options.BatchSize,
+            AttackPrecision = options.AttackPrecision,
             Attacks = attackDescriptions,
             DatasetName = data.Name,
             DatasetSource = data.Source,

@@ -109,6 +109,7 @@ public static class HtmlReportWriter
         Row("device", E(p.Device));
         Row("seed", p.Seed.ToString(CultureInfo.InvariantCulture));
         Row("batch size", p.BatchSize.ToString(CultureInfo.InvariantCulture));
+        Row("attack gradients", E(p.AttackPrecision) + (p.AttackPrecision == "float32" ? "" : " (points judged in float32)"));
         Row("dataset", $"{E(p.DatasetName)} (<code>{E(p.DatasetSource)}</code>)");
         Row("model", $"<code>{E(p.ModelPath ?? "(in memory)")}</code> ({E(p.ModelArch)})");
         if (p.ModelSha256 is not null) Row("model SHA-256", $"<code>{E(p.ModelSha256)}</code>");

@@ -67,6 +67,7 @@ public static class MarkdownReportWriter
         Row("device", Escape(p.Device));
         Row("seed", p.Seed.ToString(CultureInfo.InvariantCulture));
         Row("batch size", p.BatchSize.ToString(CultureInfo.InvariantCulture));
+        Row("attack gradients", Escape(p.AttackPrecision) + (p.AttackPrecision == "float32" ? "" : " (points judged in float32)"));
         Row("dataset", $"{Escape(p.DatasetName)} ({Code(p.DatasetSource)})");
         Row("model", p.ModelPath is null ? Escape(p.ModelArch) : $"{Code(p.ModelPath)} ({Escape(p.ModelArch)})");
         if (p.ModelSha256 is not null) Row("model SHA-256", Code(p.ModelSha256));

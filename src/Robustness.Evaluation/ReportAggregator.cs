@@ -109,6 +109,8 @@ public static class ReportMerger
                 throw new InputException("merge: reports were run with different attacks");
             if (p.Provenance.Seed != first.Provenance.Seed || p.Provenance.BatchSize != first.Provenance.BatchSize)
                 throw new InputException("merge: reports were run with different seeds or batch sizes (shards would not match an unsharded run)");
+            if (p.Provenance.AttackPrecision != first.Provenance.AttackPrecision)
+                throw new InputException($"merge: reports were run with different attack precisions ({first.Provenance.AttackPrecision} vs {p.Provenance.AttackPrecision})");
             if (!p.Provenance.SampleIndices.SequenceEqual(first.Provenance.SampleIndices))
                 throw new InputException("merge: reports cover different sample selections");
             if (p.Shard?.Count != first.Shard?.Count)

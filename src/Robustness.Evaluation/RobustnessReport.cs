@@ -95,6 +95,8 @@ public sealed record Provenance
     public required string Device { get; init; }
     public required long Seed { get; init; }
     public required int BatchSize { get; init; }
+    /// <summary>Arithmetic of the attacks' gradient passes: "float32" or "bf16" (verdicts are always float32).</summary>
+    public string AttackPrecision { get; init; } = "float32";
     /// <summary>Attacks at the main ε, in order, with every parameter.</summary>
     public required IReadOnlyList<AttackDescription> Attacks { get; init; }
     public required string DatasetName { get; init; }

@@ -122,3 +122,35 @@ public class TrainedModelTests
         return 100.0 * r.Success.logical_not().sum().ToInt64() / x.shape[0];
     }
 }
+
+/// <summary>bf16 gradient passes (Models.Bf16GradientClassifier) on the shipped PGD-trained model.</summary>
+public class Bf16AttackTests
+{
+    [Fact]
+    public void Bf16AttackIsJudgedInFloat32AndAsStrongAsFloat32()
+    {
+        using var scope = NewDisposeScope();
+        using var model = Models.ModelFile.Load(Path.Combine(Fixtures.FindRepoRoot(), "data", "models", "tiny-cnn-pgd.safetensors"), CPU);
+        using var view = new Models.Bf16GradientClassifier(model);
+        var (x, y) = Fixtures.Fashion;
+        (x, y) = (x.narrow(0, 0, 256), y.narrow(0, 0, 256));
+        var attack = Presets.Pgd(ThreatModel.Linf(0.1), steps: 10, restarts: 1) with { RelativeStepSize = 0.25 };
+
+        using var f32 = attack.Run(model, x, new AttackTargets(y), AttackContext.Seeded(7));
+        using var bf16 = attack.Run(view, x, new AttackTargets(y), AttackContext.Seeded(7));
+
+        // The verdict comes from the float32 model on the returned points, whatever arithmetic proposed them.
+        Tensor judged;
+        using (no_grad()) judged = model.Logits(bf16.Adversarial);
+        // (Equal up to summation order: the final step feeds the network a channels-last copy. bf16 would differ by ~1e-2.)
+        var gap = (judged - bf16.Logits).abs().max().ToSingle();
+        Assert.True(gap < 1e-4f, $"bf16 result's logits differ from the float32 model's by {gap}");
+        Assert.True(bf16.Distance.max().ToDouble() <= 0.1 * (1 + 1e-6));
+        Assert.False(bf16.Adversarial.eq(f32.Adversarial).all().ToBoolean(), "the bf16 view was not used");
+
+        double Robust(AttackResult r) => 100.0 * r.Logits.argmax(1).eq(y).logical_and(r.Success.logical_not()).sum().ToInt64() / 256;
+        var (a, b) = (Robust(f32), Robust(bf16));
+        Assert.InRange(a, 50, 95); // a robust model, so the comparison means something
+        Assert.True(Math.Abs(a - b) <= 2.0, $"PGD-10 robust accuracy float32 {a:F1}% vs bf16 {b:F1}%");
+    }
+}

@@ -26,6 +26,7 @@ public sealed record AttackRunOptions
     public Norm Norm { get; init; } = Norm.Linf;
     public required double Epsilon { get; init; }
     public AttackOptions AttackOptions { get; init; } = AttackOptions.Default;
+    public GradientPrecision Precision { get; init; } = GradientPrecision.Float32;
     public long Seed { get; init; }
     public int BatchSize { get; init; } = 256;
     public string Device { get; init; } = "auto";
@@ -75,6 +76,7 @@ public sealed class AttackCommand(AttackRunOptions o)
             Norm = NormNames.Parse(p.GetValue(NormOption)!),
             Epsilon = SharedOptions.ParseDouble(p.GetValue(EpsOption)!, "--eps"),
             AttackOptions = AttackOptions.Read(p),
+            Precision = AttackOptions.ReadPrecision(p),
             Seed = p.GetValue(SeedOption),
             BatchSize = p.GetValue(BatchOption),
             Device = p.GetValue(DeviceOption)!,
@@ -94,6 +96,9 @@ public sealed class AttackCommand(AttackRunOptions o)
         var attacks = AttackLists.Build(o.Attack, threat, o.AttackOptions);
         IAttack attack = attacks.Count == 1 ? attacks[0] : new WorstCaseEnsemble(threat, attacks);
         using var outLock = OutputLock.Acquire(o.Out);
+        // bf16 only for the gradient passes; the clean pass and every verdict below come from the float32 model.
+        using var bf16 = GradientPrecisions.Bf16View(run.Model, o.Precision);
+        IGradientClassifier attackModel = (IGradientClassifier?)bf16 ?? run.Model;
 
         var n = run.Indices.Length;
         var advAll = new float[n * run.Model.Spec.InputSize];
@@ -120,7 +125,7 @@ public sealed class AttackCommand(AttackRunOptions o)
                 using var scope = NewDisposeScope();
                 Tensor cleanLogits;
                 using (no_grad()) cleanLogits = run.Model.Logits(b.Inputs);
-                using var result = attack.Run(run.Model, b.Inputs, new AttackTargets(b.Labels), new AttackContext(generator));
+                using var result = attack.Run(attackModel, b.Inputs, new AttackTargets(b.Labels), new AttackContext(generator));
                 var cp = cleanLogits.softmax(1).max(1);
                 var ap = result.Logits.softmax(1).max(1);
                 int off = b.Offset, len = b.Count;
@@ -164,6 +169,7 @@ public sealed class AttackCommand(AttackRunOptions o)
             ["mean_perturbation_nonzero"] = changed.Length == 0 ? 0 : changed.Average(),
             ["median_minimum_norm"] = hasMinNorm && finiteMin.Length > 0 ? finiteMin[finiteMin.Length / 2] : null,
             ["minimum_norm_found"] = hasMinNorm ? finiteMin.Length : null,
+            ["precision"] = o.Precision.Name(),
             ["parameters"] = attacks.Select(a => new Dictionary<string, object?> { ["name"] = a.Name, ["parameters"] = a.Parameters }).ToArray(),
             ["seed"] = o.Seed,
             ["data"] = new Dictionary<string, object?> { ["name"] = run.Data.Name, ["source"] = run.Data.Source, ["split"] = o.Split, ["sample_mode"] = o.SampleMode, ["indices"] = run.Indices },

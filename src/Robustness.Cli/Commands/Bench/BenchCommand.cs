@@ -256,7 +256,8 @@ public sealed class BenchCommand(BenchOptions o)
     {
         var path = o.Bf16Model ?? ShippedModel() ?? throw new InputException("--bf16-model: no trained model given and data/models/tiny-cnn-standard.safetensors was not found");
         using var model = Tracked(ModelFile.Load(path, CPU));
-        using var half = new Bf16Classifier(model);
+        using var half = new Bf16GradientClassifier(model);
+        TensorLedger.Constructed(half.ParametersConstructed);
         var attack = BenchWorkloads.Pgd(model.Spec.Bounds);
         int n = Math.Min(o.Quick ? 256 : 1000, data.Count);
         double Accuracy(IGradientClassifier classifier)

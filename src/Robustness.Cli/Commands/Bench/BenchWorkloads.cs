@@ -72,7 +72,8 @@ public sealed class BenchWorkloads(ImageDataset data, BenchBudget budget, int th
         random.manual_seed(0);
         using var model = ModelZoo.CreateClassifier(arch, CPU);
         TensorLedger.Constructed(model.Module);
-        using var half = bf16 ? new Bf16Classifier(model) : null;
+        using var half = bf16 ? new Bf16GradientClassifier(model) : null;
+        if (half is not null) TensorLedger.Constructed(half.ParametersConstructed);
         IGradientClassifier classifier = half is null ? model : half;
         var attack = Pgd(model.Spec.Bounds);
         using var x = data.Images.narrow(0, 0, batch).contiguous();

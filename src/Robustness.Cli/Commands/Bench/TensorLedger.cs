@@ -24,6 +24,9 @@ public static class TensorLedger
         return module;
     }
 
+    /// <summary>Records parameters constructed elsewhere (e.g. <see cref="Models.Bf16GradientClassifier.ParametersConstructed"/>).</summary>
+    public static void Constructed(long parameters) => Interlocked.Add(ref _parameters, parameters);
+
     private static long _drift;
 
     /// <summary>Sum of live-count changes over timed workload repetitions (must be 0).</summary>

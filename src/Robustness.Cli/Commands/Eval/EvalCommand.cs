@@ -3,6 +3,7 @@ using Robustness.Attacks;
 using Robustness.Cli.Common;
 using Robustness.Core;
 using Robustness.Evaluation;
+using Robustness.Models;
 using Spectre.Console;
 
 namespace Robustness.Cli.Commands.Eval;
@@ -22,6 +23,7 @@ public sealed record EvalRunOptions
     public IReadOnlyList<double> Sweep { get; init; } = [];
     public string Attacks { get; init; } = "standard";
     public AttackOptions AttackOptions { get; init; } = AttackOptions.Default;
+    public GradientPrecision Precision { get; init; } = GradientPrecision.Float32;
     public long Seed { get; init; }
     public int BatchSize { get; init; } = 256;
     public string Device { get; init; } = "auto";
@@ -82,6 +84,7 @@ public sealed class EvalCommand(EvalRunOptions o)
                 Sweep = sweep,
                 Attacks = list ?? preset ?? "standard",
                 AttackOptions = AttackOptions.Read(p),
+                Precision = AttackOptions.ReadPrecision(p),
                 Seed = p.GetValue(SeedOption),
                 BatchSize = p.GetValue(BatchOption),
                 Device = p.GetValue(DeviceOption)!,
@@ -125,6 +128,7 @@ public sealed class EvalCommand(EvalRunOptions o)
             Shard = o.Shard,
             ModelPath = Path.GetFullPath(o.Model),
             ModelSha256 = run.ModelSha256,
+            AttackPrecision = o.Precision.Name(),
         };
         options.Validate(run.Model.Spec.Bounds);
         // Fail on a bad attack name before taking the output directory or spending time.
@@ -132,8 +136,11 @@ public sealed class EvalCommand(EvalRunOptions o)
         using var outLock = OutputLock.Acquire(o.Out);
         EvaluationResult? result = null;
         var label = $"eval {Path.GetFileName(o.Model)} {o.Norm.Name()} ε={epsilon}";
+        // bf16 only for the gradient passes: the clean pass and every verdict come from the float32 model.
+        using var bf16 = GradientPrecisions.Bf16View(run.Model, o.Precision);
+        IGradientClassifier model = (IGradientClassifier?)bf16 ?? run.Model;
         ProgressReporter.Run(label, progress =>
-            result = new Evaluator().Evaluate(run.Model, run.Data, options, progress));
+            result = new Evaluator().Evaluate(model, run.Data, options, progress));
         var files = ReportBundle.WriteAll(result!.Report, o.Out, result.Examples);
         if (render)
         {

@@ -58,6 +58,12 @@ public sealed class TrainCommand(TrainRunOptions o)
     private static readonly Option<double> BetaOption = new("--beta") { Description = "trades: weight β of the KL term.", DefaultValueFactory = _ => 6.0 };
     private static readonly Option<double> SigmaOption = new("--sigma") { Description = "gaussian: noise standard deviation.", DefaultValueFactory = _ => 0.1 };
     private static readonly Option<string> AttackModeOption = new("--attack-mode") { Description = "Model mode while generating training attacks: eval (BatchNorm statistics untouched) or train.", DefaultValueFactory = _ => "eval" };
+    private static readonly Option<string> AttackPrecisionOption = new("--attack-precision")
+    {
+        Description = "Arithmetic of the training attack's gradient passes: float32, or bf16 (a bf16 copy of the network refreshed every batch; " +
+            "the training step, validation and the saved model stay float32). See docs/performance.md for what it buys and costs in accuracy.",
+        DefaultValueFactory = _ => "float32",
+    };
     private static readonly Option<double> EpsRampOption = new("--eps-ramp") { Description = "Epochs over which ε grows linearly from 0.", DefaultValueFactory = _ => 0.0 };
     private static readonly Option<int> ValSizeOption = new("--val-size") { Description = "Training images held out for per-epoch (robust) validation.", DefaultValueFactory = _ => 1000 };
     private static readonly Option<string?> MlpHiddenOption = new("--mlp-hidden") { Description = "mlp: hidden widths, e.g. 256,256." };
@@ -75,7 +81,7 @@ public sealed class TrainCommand(TrainRunOptions o)
         {
             ArchOption, DataOption, DataDirOption, TrainSizeOption, EpochsOption, OptimizerOption, LrOption, MomentumOption, WeightDecayOption,
             ScheduleOption, DefenseOption, NormOption, EpsOption, StepsOption, StepSizeOption, AdvRatioOption, BetaOption, SigmaOption,
-            AttackModeOption, EpsRampOption, ValSizeOption, MlpHiddenOption, ActivationOption, SeedOption, BatchOption, DeviceOption,
+            AttackModeOption, AttackPrecisionOption, EpsRampOption, ValSizeOption, MlpHiddenOption, ActivationOption, SeedOption, BatchOption, DeviceOption,
             ThreadsOption, ResumeOption, OutOption,
         };
         CommandRunner.SetAction(command, p =>
@@ -106,6 +112,7 @@ public sealed class TrainCommand(TrainRunOptions o)
                     var s => throw new InputException($"--schedule: unknown schedule '{s}' (valid: constant, step, cosine, one-cycle)"),
                 },
                 EpsRampEpochs = p.GetValue(EpsRampOption),
+                AttackPrecision = GradientPrecisions.Parse(p.GetValue(AttackPrecisionOption)!, "--attack-precision"),
                 Seed = p.GetValue(SeedOption),
                 Device = p.GetValue(DeviceOption)!,
                 ValidationSize = p.GetValue(ValSizeOption),

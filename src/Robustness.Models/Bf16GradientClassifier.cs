@@ -1,0 +1,101 @@
+using Robustness.Core;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Robustness.Models;
+
+/// <summary>Arithmetic of the attacks' gradient passes: float32, or bfloat16 on CPUs with native bf16 (AVX512-BF16, AMX).</summary>
+public enum GradientPrecision
+{
+    Float32,
+    Bf16,
+}
+
+public static class GradientPrecisions
+{
+    public static readonly IReadOnlyList<string> Names = ["float32", "bf16"];
+
+    public static GradientPrecision Parse(string text, string option = "--precision") => text.Trim().ToLowerInvariant() switch
+    {
+        "float32" or "fp32" or "f32" => GradientPrecision.Float32,
+        "bf16" or "bfloat16" => GradientPrecision.Bf16,
+        _ => throw new InputException($"{option}: unknown precision '{text}' (valid: {string.Join(", ", Names)})"),
+    };
+
+    public static string Name(this GradientPrecision p) => p == GradientPrecision.Bf16 ? "bf16" : "float32";
+
+    /// <summary>The bf16 view of <paramref name="model"/> the attacks should differentiate, or null for float32 (use the model).</summary>
+    public static Bf16GradientClassifier? Bf16View(TorchClassifier model, GradientPrecision precision) =>
+        precision == GradientPrecision.Bf16 ? new Bf16GradientClassifier(model) : null;
+}
+
+/// <summary>
+/// A float32 classifier whose gradient passes run in bfloat16 (TorchSharp 0.107 has no autocast; this is the manual
+/// equivalent for attack steps). While grad mode is on, inputs are cast to bf16, go through a bf16 copy of the
+/// network, and the logits come back as float32, with gradients flowing through both casts. Under no_grad — every
+/// pass that judges a point: the sealed final step of every attack, the evaluator's clean pass, restart and
+/// best-point comparisons — the float32 model itself answers. So bf16 can only change which points an attack
+/// proposes, never how they are scored: at worst it weakens the attack, which is why its robust accuracy must be
+/// compared with float32 before it is trusted (docs/performance.md, `robust bench --bf16`).
+/// The copy follows the source's weights only when <see cref="Refresh"/> is called (the trainer does so per batch).
+/// </summary>
+public sealed class Bf16GradientClassifier : IGradientClassifier, IDisposable
+{
+    private readonly TorchClassifier _source;
+    private readonly TorchClassifier _copy;
+    private readonly List<(Tensor From, Tensor To)> _pairs;
+
+    public Bf16GradientClassifier(TorchClassifier source)
+    {
+        _source = source;
+        if (!ModelZoo.Names.Contains(source.Spec.Arch))
+            throw new InputException($"bf16: the copy is rebuilt from a zoo architecture ({string.Join(", ", ModelZoo.Names)}), but the model is '{source.Spec.Arch}'");
+        var network = ModelZoo.Create(source.Spec.Arch, ModelZoo.OptionsFor(source.Spec));
+        _copy = ModelZoo.Wrap(network, source.Spec, source.Device);
+        _copy.Module.to(ScalarType.BFloat16);
+        var from = source.Module.state_dict();
+        _pairs = _copy.Module.state_dict().Select(kv => from.TryGetValue(kv.Key, out var f)
+            ? (f, kv.Value)
+            : throw new ArgumentException($"bf16 copy: the source model has no '{kv.Key}'")).ToList();
+        // Parameters created here: the network's, and once more by the dtype change (TorchSharp counts both).
+        ParametersConstructed = 2 * network.parameters().Count();
+        _copy.Module.train(source.Module.training);
+        Refresh();
+    }
+
+    public ModelSpec Spec => _source.Spec;
+    public Device Device => _source.Device;
+    /// <summary>The float32 pipeline: the model of record.</summary>
+    public nn.Module<Tensor, Tensor> Module => _source.Module;
+    /// <summary>How many <c>Parameter</c>s this wrapper constructed (for live-tensor accounting).</summary>
+    public int ParametersConstructed { get; }
+
+    public IDisposable EvalMode() => new Both(new ModeScope(_source.Module, false), new ModeScope(_copy.Module, false));
+    public IDisposable TrainMode() => new Both(new ModeScope(_source.Module, true), new ModeScope(_copy.Module, true));
+
+    public Tensor Logits(Tensor inputs)
+    {
+        if (!is_grad_enabled()) return _source.Logits(inputs);
+        using var scope = NewDisposeScope();
+        return _copy.Module.call(inputs.to(ScalarType.BFloat16)).to(ScalarType.Float32).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Copies the source's current weights, buffers (BatchNorm statistics) and train/eval mode into the bf16 copy.</summary>
+    public void Refresh()
+    {
+        using var _ = no_grad();
+        foreach (var (from, to) in _pairs) to.copy_(from);
+        _copy.Module.train(_source.Module.training);
+    }
+
+    public void Dispose() => _copy.Dispose();
+
+    private sealed class Both(IDisposable a, IDisposable b) : IDisposable
+    {
+        public void Dispose()
+        {
+            b.Dispose();
+            a.Dispose();
+        }
+    }
+}
