@@ -59,7 +59,9 @@ public sealed class TorchClassifier : IGradientClassifier, IDisposable
     public ModelSpec Spec { get; }
     public Device Device { get; }
 
-    public Tensor Logits(Tensor inputs) => Module.call(inputs);
+    /// <summary>The pipeline's logits; 4-D batches enter in channels-last layout (<see cref="Layout"/>), the fast
+    /// convolution path, whatever layout the caller holds them in. The values do not depend on the layout.</summary>
+    public Tensor Logits(Tensor inputs) => Module.call(Layout.ChannelsLastView(inputs));
 
     public long ParameterCount => Network.parameters().Sum(p => p.numel());
 

@@ -40,7 +40,7 @@ public static class ThreatModelCheck
         Verify(clean, adv, distance, threat);
         Tensor logits;
         using (no_grad())
-            logits = model.Logits(ChannelsLast(adv)).detach();
+            logits = model.Logits(Layout.ChannelsLastView(adv)).detach();
         var success = Criteria.For(targets).IsAdversarial(logits, targets);
         var result = new AttackResult(adv, success, distance, logits, minimumNorm?.detach());
         result.MoveToOuterDisposeScope();
@@ -58,18 +58,6 @@ public static class ThreatModelCheck
         var x = clean.detach();
         var delta = Geometries.For(threat.Norm).Project(adversarial.detach().to(x.dtype) - x, threat.Epsilon);
         return (x + delta).clamp(threat.Bounds.Lower, threat.Bounds.Upper);
-    }
-
-    /// <summary>
-    /// A channels-last copy of a 4-D image batch (same shape and values, NHWC in memory): libtorch's oneDNN
-    /// convolutions run much faster on it (the attacks' gradient steps use the same layout, Attacks.MemoryLayout).
-    /// </summary>
-    private static Tensor ChannelsLast(Tensor batch)
-    {
-        if (batch.dim() != 4) return batch;
-        var s = batch.shape;
-        var copy = empty_strided(s, [s[1] * s[2] * s[3], 1, s[3] * s[1], s[1]], batch.dtype, batch.device);
-        return copy.copy_(batch);
     }
 
     /// <summary>Throws <see cref="ThreatModelViolationException"/> when any row leaves the ball or the bounds, or is not finite.</summary>
