@@ -81,17 +81,10 @@ public abstract record AttackBase(ThreatModel Threat) : IAttack
     public virtual bool NeedsGradients => true;
     public abstract IReadOnlyDictionary<string, object> Parameters { get; }
 
-    public AttackResult Run(IClassifier model, Tensor inputs, AttackTargets targets, AttackContext? context = null)
-    {
-        context = CheckCall(model, inputs, targets, context);
-        using var mode = AttackMode(model, context);
-        using var scope = NewDisposeScope();
-        var x = inputs.detach();
-        var perturbed = Perturb(model, x, targets, context);
-        var result = ThreatModelCheck.Finalize(model, x, perturbed.Adversarial, Threat, targets, perturbed.MinimumNorm);
-        result.MoveToOuterDisposeScope();
-        return result;
-    }
+    public AttackResult Run(IClassifier model, Tensor inputs, AttackTargets targets, AttackContext? context = null) =>
+        Attack(model, inputs, targets, context,
+            (x, p) => ThreatModelCheck.Finalize(model, x, p.Adversarial, Threat, targets, p.MinimumNorm),
+            r => r.MoveToOuterDisposeScope());
 
     /// <summary>
     /// The attack's points only, for adversarial training: the same <see cref="Perturb"/> as <see cref="Run"/>,
@@ -100,14 +93,23 @@ public abstract record AttackBase(ThreatModel Threat) : IAttack
     /// distances, and skipping them saves one forward pass and every host synchronisation per batch.
     /// Evaluation must use <see cref="Run"/>: only its result is checked and says which points are adversarial.
     /// </summary>
-    public Tensor Craft(IClassifier model, Tensor inputs, AttackTargets targets, AttackContext? context = null)
+    public Tensor Craft(IClassifier model, Tensor inputs, AttackTargets targets, AttackContext? context = null) =>
+        Attack(model, inputs, targets, context,
+            (x, p) => ThreatModelCheck.Contain(x, p.Adversarial, Threat),
+            t => t.MoveToOuterDisposeScope());
+
+    /// <summary>Checks, eval mode (restored after), a dispose scope, <see cref="Perturb"/>, then <paramref name="finish"/>;
+    /// <paramref name="keep"/> moves what finish returns out of the scope.</summary>
+    private T Attack<T>(IClassifier model, Tensor inputs, AttackTargets targets, AttackContext? context,
+        Func<Tensor, Perturbation, T> finish, Action<T> keep)
     {
         context = CheckCall(model, inputs, targets, context);
         using var mode = AttackMode(model, context);
         using var scope = NewDisposeScope();
         var x = inputs.detach();
-        var perturbed = Perturb(model, x, targets, context);
-        return ThreatModelCheck.Contain(x, perturbed.Adversarial, Threat).MoveToOuterDisposeScope();
+        var result = finish(x, Perturb(model, x, targets, context));
+        keep(result);
+        return result;
     }
 
     /// <summary>The checks every entry point makes before attacking; returns the context to use.</summary>
