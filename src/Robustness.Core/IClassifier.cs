@@ -23,6 +23,18 @@ public interface IGradientClassifier : IClassifier
     IDisposable TrainMode() => new ModeScope(Module, training: true);
 }
 
+/// <summary>
+/// A view of a float32 classifier whose gradient passes run in reduced precision (e.g. bf16). Passes without grad —
+/// every verdict — come from <see cref="FullPrecision"/>. The evaluator uses this to check that reduced precision did
+/// not weaken the attacks.
+/// </summary>
+public interface IReducedPrecisionClassifier : IGradientClassifier
+{
+    IGradientClassifier FullPrecision { get; }
+    /// <summary>"bf16", ...</summary>
+    string Precision { get; }
+}
+
 /// <summary>Sets a module's train/eval mode and restores the previous mode on dispose.</summary>
 public sealed class ModeScope : IDisposable
 {

@@ -32,7 +32,7 @@ public static class SanityChecks
     public static IReadOnlyList<IModelSanityCheck> ModelChecks { get; } =
     [
         new ProbabilityOutputCheck(), new DeterminismCheck(), new GradientCheck(), new EpsilonZeroCheck(),
-        new FgsmVersusPgdCheck(), new MoreIterationsCheck(), new LargeEpsilonCheck(),
+        new FgsmVersusPgdCheck(), new MoreIterationsCheck(), new LargeEpsilonCheck(), new ReducedPrecisionCheck(),
     ];
 
     public static IReadOnlyList<SanityCheckResult> RunModelChecks(IClassifier model, ImageDataset data, IReadOnlyList<long> rows,
@@ -83,6 +83,9 @@ public static class SanityChecks
             LargeEpsilonCheck.Code => new(r.Code,
                 $"At a very large ε (enough to turn every image mid-grey) the accuracy stays well above chance. {m}",
                 "An unbounded attack must reach chance accuracy: the attack is failing (gradient masking or a bug), so the robust accuracy is not meaningful."),
+            ReducedPrecisionCheck.Code => new(r.Code,
+                $"The attacks with reduced-precision gradients left more points robust than the same attacks in float32. {m}",
+                "Rerun with --precision float32 and report that number; reduced precision is only safe where it matches float32."),
             MonotoneSweepCheck.Code => new(r.Code,
                 $"Robust accuracy rises as ε grows. {m}",
                 "A larger ball contains the smaller one, so accuracy must not rise: attacks are not converging; use more steps/restarts or check for gradient masking."),
@@ -380,5 +383,35 @@ public static class BlackBoxCheck
         double fraction = samples.Count == 0 ? 0 : (double)n / samples.Count;
         return SanityChecks.Result(Code, SanityChecks.DataScope, n > 0, fraction, 0, samples.Count,
             $"{n} of {samples.Count} points were broken only by a black-box attack.");
+    }
+}
+
+/// <summary>
+/// When the attacks differentiate a reduced-precision view (<see cref="IReducedPrecisionClassifier"/>, e.g.
+/// <c>--precision bf16</c>): the main-ε attacks, same seeds, on the subset's clean-correct points, once through the view
+/// and once through the float32 model. Fires when the view leaves more than 0.5 points more robust — the bar under which
+/// bf16 is offered at all. Not run (no result) for float32 evaluations.
+/// </summary>
+public sealed class ReducedPrecisionCheck : IModelSanityCheck
+{
+    public const string Code = "reduced-precision-weaker";
+    /// <summary>Robust accuracy (fraction of the subset) the reduced-precision attacks may exceed float32 by.</summary>
+    public const double Tolerance = 0.005;
+
+    public IReadOnlyList<SanityCheckResult> Run(SanityCheckContext c)
+    {
+        if (c.Model is not IReducedPrecisionClassifier view) return [];
+        using var scope = NewDisposeScope();
+        var (rows, correct) = SanityChecks.CorrectRows(c);
+        if (correct == 0)
+            return [SanityChecks.Result(Code, SanityChecks.ModelScope, false, 0, Tolerance, c.Count, "Skipped: no clean-correct points in the subset.")];
+        var x = c.Inputs.index_select(0, rows);
+        var y = c.Labels.index_select(0, rows);
+        int reduced = correct - SanityChecks.WorstCase(c, x, y, c.Attacks, 6).Count(b => b);
+        int full = correct - SanityChecks.WorstCase(c with { Model = view.FullPrecision }, x, y, c.Attacks, 6).Count(b => b);
+        double gap = (double)(reduced - full) / c.Count;
+        string detail = $"Robust accuracy on {c.Count} samples under the main-ε attacks: {view.Precision} gradients {SanityChecks.F((double)reduced / c.Count)}, " +
+            $"float32 gradients {SanityChecks.F((double)full / c.Count)}.";
+        return [SanityChecks.Result(Code, SanityChecks.ModelScope, gap > Tolerance, gap, Tolerance, c.Count, detail)];
     }
 }

@@ -39,7 +39,7 @@ public static class GradientPrecisions
 /// compared with float32 before it is trusted (docs/performance.md, `robust bench --bf16`).
 /// The copy follows the source's weights only when <see cref="Refresh"/> is called (the trainer does so per batch).
 /// </summary>
-public sealed class Bf16GradientClassifier : IGradientClassifier, IDisposable
+public sealed class Bf16GradientClassifier : IReducedPrecisionClassifier, IDisposable
 {
     private readonly TorchClassifier _source;
     private readonly TorchClassifier _copy;
@@ -67,6 +67,8 @@ public sealed class Bf16GradientClassifier : IGradientClassifier, IDisposable
     public Device Device => _source.Device;
     /// <summary>The float32 pipeline: the model of record.</summary>
     public nn.Module<Tensor, Tensor> Module => _source.Module;
+    public IGradientClassifier FullPrecision => _source;
+    public string Precision => "bf16";
     /// <summary>How many <c>Parameter</c>s this wrapper constructed (for live-tensor accounting).</summary>
     public int ParametersConstructed { get; }
 

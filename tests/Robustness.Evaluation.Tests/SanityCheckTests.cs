@@ -10,14 +10,14 @@ namespace Robustness.Evaluation.Tests;
 /// <summary>Each check against a model (or attack) built to trigger it, and against the healthy model.</summary>
 public class SanityCheckTests
 {
-    private static IReadOnlyList<SanityCheckResult> RunCheck(IModelSanityCheck check, IClassifier model, IAttackSuite? suite = null, int n = 60, Tensor? inputs = null)
+    private static IReadOnlyList<SanityCheckResult> RunCheck(IModelSanityCheck check, IClassifier model, IAttackSuite? suite = null, int n = 60, Tensor? inputs = null, double eps = 0.1)
     {
         using var scope = NewDisposeScope();
         var data = Fixtures.Data;
         var x = inputs ?? data.Images.narrow(0, 0, n);
         var y = data.Labels.narrow(0, 0, x.shape[0]);
         suite ??= Fixtures.FgsmPgd();
-        var threat = ThreatModel.Linf(0.1);
+        var threat = ThreatModel.Linf(eps);
         var context = new SanityCheckContext(model, x, y, threat, suite, suite.Build(threat), 5, Fixtures.Classes);
         return check.Run(context);
     }
@@ -144,11 +144,39 @@ public class SanityCheckTests
     }
 
     [Fact]
+    public void Reduced_precision_fires_when_its_gradients_are_worse_than_float32()
+    {
+        var full = Fixtures.Healthy();
+        // A view whose gradient passes carry no information (what a broken reduced-precision path would do)...
+        var broken = One(RunCheck(new ReducedPrecisionCheck(), new GradientView(full, useful: false), n: 100, eps: 0.3), ReducedPrecisionCheck.Code);
+        Assert.True(broken.Fired, broken.Detail);
+        Assert.True(broken.Measured > 0.1, broken.Detail);
+        // ...and one that differentiates exactly like float32.
+        var faithful = One(RunCheck(new ReducedPrecisionCheck(), new GradientView(full, useful: true), n: 100, eps: 0.3), ReducedPrecisionCheck.Code);
+        Assert.False(faithful.Fired, faithful.Detail);
+        Assert.Equal(0, faithful.Measured);
+        // Float32 evaluations do not run it.
+        Assert.Empty(RunCheck(new ReducedPrecisionCheck(), full));
+    }
+
+    /// <summary>A reduced-precision stand-in: no_grad passes are the full model's; gradient passes useful or blind.</summary>
+    private sealed class GradientView(TorchClassifier full, bool useful) : IReducedPrecisionClassifier
+    {
+        public IGradientClassifier FullPrecision => full;
+        public string Precision => "test";
+        public ModelSpec Spec => full.Spec;
+        public Device Device => full.Device;
+        public nn.Module<Tensor, Tensor> Module => full.Module;
+        public Tensor Logits(Tensor inputs) =>
+            !is_grad_enabled() || useful ? full.Logits(inputs) : full.Logits(inputs.detach()) + inputs.sum() * 0;
+    }
+
+    [Fact]
     public void Every_check_code_has_specific_advice()
     {
         var codes = new[] { ProbabilityOutputCheck.Code, DeterminismCheck.Code, GradientCheck.ZeroCode, GradientCheck.NonFiniteCode,
             EpsilonZeroCheck.Code, FgsmVersusPgdCheck.Code, MoreIterationsCheck.NotConvergedCode, MoreIterationsCheck.StrongerWeakerCode,
-            LargeEpsilonCheck.Code, MonotoneSweepCheck.Code, BlackBoxCheck.Code };
+            LargeEpsilonCheck.Code, MonotoneSweepCheck.Code, BlackBoxCheck.Code, ReducedPrecisionCheck.Code };
         var advice = codes.Select(c => SanityChecks.WarningFor(new SanityCheckResult(c, "model", true, 1, 0, 1, "detail")).Advice).ToArray();
         Assert.Equal(codes.Length, advice.Distinct().Count());
     }
