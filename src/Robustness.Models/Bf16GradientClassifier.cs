@@ -57,8 +57,7 @@ public sealed class Bf16GradientClassifier : IReducedPrecisionClassifier, IDispo
         _pairs = _copy.Module.state_dict().Select(kv => from.TryGetValue(kv.Key, out var f)
             ? (f, kv.Value)
             : throw new ArgumentException($"bf16 copy: the source model has no '{kv.Key}'")).ToList();
-        // Parameters created here: the network's, and once more by the dtype change (TorchSharp counts both).
-        ParametersConstructed = 2 * network.parameters().Count();
+        ParametersConstructed = ConstructedParameters(source);
         _copy.Module.train(source.Module.training);
         Refresh();
     }
@@ -71,6 +70,10 @@ public sealed class Bf16GradientClassifier : IReducedPrecisionClassifier, IDispo
     public string Precision => "bf16";
     /// <summary>How many <c>Parameter</c>s this wrapper constructed (for live-tensor accounting).</summary>
     public int ParametersConstructed { get; }
+
+    /// <summary>Parameters a view of <paramref name="source"/> constructs: the copy's, and once more by its dtype
+    /// change (TorchSharp 0.107 counts both for good; nothing native is held).</summary>
+    public static int ConstructedParameters(TorchClassifier source) => 2 * source.Network.parameters().Count();
 
     public IDisposable EvalMode() => new Both(new ModeScope(_source.Module, false), new ModeScope(_copy.Module, false));
     public IDisposable TrainMode() => new Both(new ModeScope(_source.Module, true), new ModeScope(_copy.Module, true));

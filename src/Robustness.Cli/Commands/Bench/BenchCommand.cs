@@ -46,7 +46,7 @@ public sealed class BenchCommand(BenchOptions o)
         Description = "Reference command to run interleaved per workload group, e.g. \"/usr/bin/python3 tests/bench/pytorch_reference.py\" (gets --threads T --only GROUP appended); prints ours/reference.",
     };
     private static readonly Option<int> RoundsOption = new("--rounds") { Description = "Run every group (ours, then the reference) this many times and report the median of the rounds.", DefaultValueFactory = _ => 1 };
-    private static readonly Option<bool> Bf16Option = new("--bf16") { Description = "Also time the attacks with the network in bfloat16 and compare robust accuracy with float32." };
+    private static readonly Option<bool> Bf16Option = new("--bf16") { Description = "Also time the attacks and the adversarial-training workloads with bfloat16 gradient passes, and compare robust accuracy with float32." };
     private static readonly Option<string?> Bf16ModelOption = new("--bf16-model") { Description = "Trained model for the bf16 accuracy check (default: the shipped data/models/tiny-cnn-standard.safetensors)." };
     private static readonly Option<string?> OnlyOption = new("--only") { Description = $"Comma-separated workload groups to run ({string.Join(", ", Groups)}, scaling)." };
     private static readonly Option<bool> ScalingOption = new("--scaling") { Description = $"Attack throughput over batch sizes {string.Join(", ", ScalingBatches)} and models {string.Join(", ", ScalingModels)}." };
@@ -210,7 +210,10 @@ public sealed class BenchCommand(BenchOptions o)
                 break;
             case "train":
                 foreach (var workload in new[] { "train-standard", "train-fgsm-rs", "train-pgd7" })
+                {
                     yield return w.Train(workload);
+                    if (o.Bf16 && workload != "train-standard") yield return w.Train(workload, bf16: true);
+                }
                 break;
             case "eval":
             {

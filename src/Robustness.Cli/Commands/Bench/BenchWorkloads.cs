@@ -35,7 +35,8 @@ public sealed class BenchWorkloads(ImageDataset data, BenchBudget budget, int th
     public const int MatmulSize = 2048;
 
     /// <summary>Median and all samples (seconds) of <paramref name="run"/> after <paramref name="warmup"/> untimed calls.</summary>
-    public static (double Median, double[] Samples) Time(Action run, int warmup, int repetitions)
+    /// <param name="parametersPerRun">Parameters each run constructs (counted for good by TorchSharp, see TensorLedger).</param>
+    public static (double Median, double[] Samples) Time(Action run, int warmup, int repetitions, int parametersPerRun = 0)
     {
         var live = SettledLiveTensors();
         for (int i = 0; i < warmup; i++) run();
@@ -46,7 +47,9 @@ public sealed class BenchWorkloads(ImageDataset data, BenchBudget budget, int th
             run();
             samples[i] = watch.Elapsed.TotalSeconds;
         }
-        TensorLedger.AddDrift(SettledLiveTensors() - live);
+        long constructed = (long)parametersPerRun * (warmup + repetitions);
+        TensorLedger.Constructed(constructed);
+        TensorLedger.AddDrift(SettledLiveTensors() - live - constructed);
         return (Median(samples), samples);
     }
 
@@ -98,7 +101,8 @@ public sealed class BenchWorkloads(ImageDataset data, BenchBudget budget, int th
     /// 5e-4, no validation, nothing written), as `robust train` runs it: the objective's attack, the clean-accuracy
     /// display pass, backward and the optimizer step are all inside the timed region.
     /// </summary>
-    public BenchMeasurement Train(string workload)
+    /// <param name="bf16">The objective's attack differentiates a bf16 copy (<see cref="TrainingOptions.AttackPrecision"/>).</param>
+    public BenchMeasurement Train(string workload, bool bf16 = false)
     {
         random.manual_seed(0);
         using var model = ModelZoo.CreateClassifier("tiny-cnn", CPU);
@@ -123,11 +127,14 @@ public sealed class BenchWorkloads(ImageDataset data, BenchBudget budget, int th
             DetectCatastrophicOverfitting = false,
             Device = "cpu",
             Seed = 0,
+            AttackPrecision = bf16 ? GradientPrecision.Bf16 : GradientPrecision.Float32,
         });
-        var (t, samples) = Time(() => trainer.Fit(subset), Math.Min(1, budget.Warmup), budget.Repetitions);
+        // Each Fit with bf16 builds its bf16 view of the model.
+        var perRun = bf16 ? Bf16GradientClassifier.ConstructedParameters(model) : 0;
+        var (t, samples) = Time(() => trainer.Fit(subset), Math.Min(1, budget.Warmup), budget.Repetitions, perRun);
         return new BenchMeasurement(workload, "tiny-cnn", TrainBatch, "images_per_s", subset.Count / t)
         {
-            Threads = threads, Samples = samples,
+            Threads = threads, Samples = samples, Dtype = bf16 ? "bfloat16" : "float32",
         };
     }
 
