@@ -26,9 +26,10 @@ public sealed class LoadedRun : IDisposable
     public string ModelPath { get; }
     public string ModelSha256 { get; }
 
-    public static LoadedRun Open(string modelPath, string? arch, string data, string split, string? dataDir,
-        int? n, string sampleMode, long seed, string deviceText, int threads)
+    public static LoadedRun Open(ModelDataSelection inputs, long seed, string deviceText, int threads)
     {
+        var (modelPath, arch, data, split, dataDir, n, sampleMode) =
+            (inputs.Model, inputs.Arch, inputs.Data, inputs.Split, inputs.DataDir, inputs.N, inputs.SampleMode);
         SharedOptions.ApplyThreads(threads);
         var device = Devices.Parse(deviceText);
         Seeding.Seed(seed);

@@ -2,6 +2,18 @@ using System.CommandLine;
 
 namespace Robustness.Cli.Common;
 
+/// <summary>Which model, and which samples of which dataset, an `attack` or `eval` run works on.</summary>
+public sealed record ModelDataSelection
+{
+    public required string Model { get; init; }
+    public string? Arch { get; init; }
+    public string Data { get; init; } = "fashion-mnist";
+    public string Split { get; init; } = "test";
+    public string? DataDir { get; init; }
+    public int? N { get; init; }
+    public string SampleMode { get; init; } = "first";
+}
+
 /// <summary>The model and sample-selection options shared by `attack` and `eval`, defined once.</summary>
 public sealed class ModelDataOptionSet
 {
@@ -12,6 +24,17 @@ public sealed class ModelDataOptionSet
     public Option<string?> DataDir { get; } = SharedOptions.DataDir();
     public Option<int?> N { get; } = SharedOptions.N();
     public Option<string> Sample { get; } = SharedOptions.Sample();
+
+    public ModelDataSelection Read(ParseResult p) => new()
+    {
+        Model = p.GetValue(Model)!,
+        Arch = p.GetValue(Arch),
+        Data = p.GetValue(Data)!,
+        Split = p.GetValue(Split)!,
+        DataDir = p.GetValue(DataDir),
+        N = p.GetValue(N),
+        SampleMode = p.GetValue(Sample)!,
+    };
 
     /// <summary>Adds the options in front of the command's others, so help and "required" errors list the model first.</summary>
     public void AddTo(Command command)

@@ -15,13 +15,7 @@ namespace Robustness.Cli.Commands.Attack;
 /// <summary>Everything `robust attack` was asked to do.</summary>
 public sealed record AttackRunOptions
 {
-    public required string Model { get; init; }
-    public string? Arch { get; init; }
-    public string Data { get; init; } = "fashion-mnist";
-    public string Split { get; init; } = "test";
-    public string? DataDir { get; init; }
-    public int? N { get; init; }
-    public string SampleMode { get; init; } = "first";
+    public required ModelDataSelection Inputs { get; init; }
     public required string Attack { get; init; }
     public Norm Norm { get; init; } = Norm.Linf;
     public required double Epsilon { get; init; }
@@ -65,13 +59,7 @@ public sealed class AttackCommand(AttackRunOptions o)
         AttackOptions.AddTo(command);
         CommandRunner.SetAction(command, p => new AttackCommand(new AttackRunOptions
         {
-            Model = p.GetValue(Inputs.Model)!,
-            Arch = p.GetValue(Inputs.Arch),
-            Data = p.GetValue(Inputs.Data)!,
-            Split = p.GetValue(Inputs.Split)!,
-            DataDir = p.GetValue(Inputs.DataDir),
-            N = p.GetValue(Inputs.N),
-            SampleMode = p.GetValue(Inputs.Sample)!,
+            Inputs = Inputs.Read(p),
             Attack = p.GetValue(AttackOption)!,
             Norm = NormNames.Parse(p.GetValue(NormOption)!),
             Epsilon = SharedOptions.ParseDouble(p.GetValue(EpsOption)!, "--eps"),
@@ -91,7 +79,7 @@ public sealed class AttackCommand(AttackRunOptions o)
     {
         SharedOptions.RequirePositive(o.BatchSize, "--batch-size");
         if (o.Images < 0) throw new InputException($"--images: must be ≥ 0, got {o.Images}");
-        using var run = LoadedRun.Open(o.Model, o.Arch, o.Data, o.Split, o.DataDir, o.N, o.SampleMode, o.Seed, o.Device, o.Threads);
+        using var run = LoadedRun.Open(o.Inputs, o.Seed, o.Device, o.Threads);
         var threat = new ThreatModel(o.Norm, o.Epsilon, run.Model.Spec.Bounds).Validate();
         var attacks = AttackLists.Build(o.Attack, threat, o.AttackOptions);
         IAttack attack = attacks.Count == 1 ? attacks[0] : new WorstCaseEnsemble(threat, attacks);
@@ -172,9 +160,9 @@ public sealed class AttackCommand(AttackRunOptions o)
             ["precision"] = o.Precision.Name(),
             ["parameters"] = attacks.Select(a => new Dictionary<string, object?> { ["name"] = a.Name, ["parameters"] = a.Parameters }).ToArray(),
             ["seed"] = o.Seed,
-            ["data"] = new Dictionary<string, object?> { ["name"] = run.Data.Name, ["source"] = run.Data.Source, ["split"] = o.Split, ["sample_mode"] = o.SampleMode, ["indices"] = run.Indices },
+            ["data"] = new Dictionary<string, object?> { ["name"] = run.Data.Name, ["source"] = run.Data.Source, ["split"] = o.Inputs.Split, ["sample_mode"] = o.Inputs.SampleMode, ["indices"] = run.Indices },
             ["timing"] = new Dictionary<string, object?> { ["seconds"] = watch.Elapsed.TotalSeconds, ["samples_per_s"] = n / Math.Max(1e-9, watch.Elapsed.TotalSeconds) },
-            ["provenance"] = RunProvenance.Describe(run.Device, o.Seed, o.Model, run.ModelSha256),
+            ["provenance"] = RunProvenance.Describe(run.Device, o.Seed, o.Inputs.Model, run.ModelSha256),
         };
 
         var advPath = Path.Combine(o.Out, "adversarial.safetensors");

@@ -55,9 +55,7 @@ public sealed class DemoCommand(string output, int? n, string preset, long seed,
             CommandRunner.Out.MarkupLine($"[bold]{Markup.Escape(name)}[/]");
             var report = EvalCommand.Run(new EvalRunOptions
             {
-                Model = path,
-                Data = "fashion-mnist",
-                N = n ?? 500,
+                Inputs = new ModelDataSelection { Model = path, Data = "fashion-mnist", N = n ?? 500 },
                 Norm = Norm.Linf,
                 Epsilon = Epsilon,
                 Sweep = Sweep,

@@ -11,13 +11,7 @@ namespace Robustness.Cli.Commands.Eval;
 /// <summary>Everything `robust eval` was asked to do.</summary>
 public sealed record EvalRunOptions
 {
-    public required string Model { get; init; }
-    public string? Arch { get; init; }
-    public string Data { get; init; } = "fashion-mnist";
-    public string Split { get; init; } = "test";
-    public string? DataDir { get; init; }
-    public int? N { get; init; }
-    public string SampleMode { get; init; } = "first";
+    public required ModelDataSelection Inputs { get; init; }
     public Norm Norm { get; init; } = Norm.Linf;
     public double? Epsilon { get; init; }
     public IReadOnlyList<double> Sweep { get; init; } = [];
@@ -72,13 +66,7 @@ public sealed class EvalCommand(EvalRunOptions o)
             if (eps is null && sweep.Count == 0) throw new InputException("--eps: give --eps or --eps-sweep");
             return new EvalCommand(new EvalRunOptions
             {
-                Model = p.GetValue(Inputs.Model)!,
-                Arch = p.GetValue(Inputs.Arch),
-                Data = p.GetValue(Inputs.Data)!,
-                Split = p.GetValue(Inputs.Split)!,
-                DataDir = p.GetValue(Inputs.DataDir),
-                N = p.GetValue(Inputs.N),
-                SampleMode = p.GetValue(Inputs.Sample)!,
+                Inputs = Inputs.Read(p),
                 Norm = NormNames.Parse(p.GetValue(NormOption)!),
                 Epsilon = eps,
                 Sweep = sweep,
@@ -112,7 +100,7 @@ public sealed class EvalCommand(EvalRunOptions o)
     public static RobustnessReport? Run(EvalRunOptions o, bool render)
     {
         SharedOptions.RequirePositive(o.BatchSize, "--batch-size");
-        using var run = LoadedRun.Open(o.Model, o.Arch, o.Data, o.Split, o.DataDir, o.N, o.SampleMode, o.Seed, o.Device, o.Threads);
+        using var run = LoadedRun.Open(o.Inputs, o.Seed, o.Device, o.Threads);
         var epsilon = o.Epsilon ?? o.Sweep.Max();
         var options = new EvaluationOptions
         {
@@ -126,7 +114,7 @@ public sealed class EvalCommand(EvalRunOptions o)
             ImageCount = o.Images,
             SanityChecks = o.Sanity,
             Shard = o.Shard,
-            ModelPath = Path.GetFullPath(o.Model),
+            ModelPath = Path.GetFullPath(o.Inputs.Model),
             ModelSha256 = run.ModelSha256,
             AttackPrecision = o.Precision.Name(),
         };
@@ -135,7 +123,7 @@ public sealed class EvalCommand(EvalRunOptions o)
         options.Attacks.Build(new ThreatModel(o.Norm, epsilon, run.Model.Spec.Bounds));
         using var outLock = OutputLock.Acquire(o.Out);
         EvaluationResult? result = null;
-        var label = $"eval {Path.GetFileName(o.Model)} {o.Norm.Name()} ε={epsilon}";
+        var label = $"eval {Path.GetFileName(o.Inputs.Model)} {o.Norm.Name()} ε={epsilon}";
         // bf16 only for the gradient passes: the clean pass and every verdict come from the float32 model.
         using var bf16 = GradientPrecisions.Bf16View(run.Model, o.Precision);
         IGradientClassifier model = (IGradientClassifier?)bf16 ?? run.Model;
