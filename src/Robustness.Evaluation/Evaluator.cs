@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using Robustness.Core;
-using Robustness.Core.Attacks;
+using Robustness.Core.Attacking;
 using TorchSharp;
 using static TorchSharp.torch;
 

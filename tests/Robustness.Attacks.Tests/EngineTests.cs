@@ -1,5 +1,5 @@
 using Robustness.Core;
-using Robustness.Core.Attacks;
+using Robustness.Core.Attacking;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,4 +1,4 @@
-using Robustness.Core.Attacks;
+using Robustness.Core.Attacking;
 using Robustness.Core.Geometry;
 using TorchSharp;
 using static TorchSharp.torch;

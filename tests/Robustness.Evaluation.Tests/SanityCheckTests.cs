@@ -1,6 +1,6 @@
 using Robustness.Attacks;
 using Robustness.Core;
-using Robustness.Core.Attacks;
+using Robustness.Core.Attacking;
 using Robustness.Evaluation;
 using TorchSharp;
 using static TorchSharp.torch;

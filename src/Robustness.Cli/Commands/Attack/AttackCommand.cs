@@ -3,7 +3,7 @@ using System.Diagnostics;
 using Robustness.Attacks;
 using Robustness.Cli.Common;
 using Robustness.Core;
-using Robustness.Core.Attacks;
+using Robustness.Core.Attacking;
 using Robustness.Evaluation;
 using Robustness.Models;
 using Spectre.Console;

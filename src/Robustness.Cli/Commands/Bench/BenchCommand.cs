@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using Robustness.Cli.Common;
 using Robustness.Core;
-using Robustness.Core.Attacks;
+using Robustness.Core.Attacking;
 using Robustness.Data;
 using Robustness.Models;
 using Spectre.Console;

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using Robustness.Attacks;
 using Robustness.Core;
-using Robustness.Core.Attacks;
+using Robustness.Core.Attacking;
 using Robustness.Defenses;
 using Robustness.Evaluation;
 using Robustness.Models;

@@ -2,7 +2,7 @@ using TorchSharp;
 using Robustness.Core.Geometry;
 using static TorchSharp.torch;
 
-namespace Robustness.Core.Attacks;
+namespace Robustness.Core.Attacking;
 
 /// <summary>The one final step every attack goes through. A violation after it is a bug and throws.</summary>
 public static class ThreatModelCheck

@@ -2,7 +2,7 @@ using Robustness.Core.Geometry;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Robustness.Core.Attacks;
+namespace Robustness.Core.Attacking;
 
 /// <summary>Call-time context: randomness, progress and cancellation. Attacks themselves are immutable records.</summary>
 /// <param name="KeepModelMode">When true the attack runs in whatever mode the model is in (e.g. train mode inside
