@@ -1,4 +1,5 @@
 using Robustness.Core;
+using Robustness.Core.Geometry;
 using Robustness.Core.Attacking;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -79,7 +80,7 @@ public sealed record CarliniWagnerL2Attack(ThreatModel Threat) : AttackBase(Thre
                     var real = Objectives.Pick(logits, goal);
                     var other = logits.masked_fill(goalMask, float.NegativeInfinity).amax([1L]);
                     var hinge = (targeted ? other - real : real - other).add(Confidence).clamp_min(0);
-                    var distSq = AttackMath.Flat(candidate - x).pow(2).sum(1);
+                    var distSq = Geometries.Flat(candidate - x).pow(2).sum(1);
                     loss = distSq + cx * hinge;
                     grad = autograd.grad([loss.sum()], [leaf])[0];
                 }
@@ -96,10 +97,10 @@ public sealed record CarliniWagnerL2Attack(ThreatModel Threat) : AttackBase(Thre
                     var real = Objectives.Pick(logits, goal).detach();
                     var other = logits.detach().masked_fill(goalMask, float.NegativeInfinity).amax([1L]);
                     var success = targeted ? (real - Confidence).gt(other) : other.gt(real + Confidence);
-                    var dist = AttackMath.Flat(candidate.detach() - x).to(ScalarType.Float64).norm(1, false, 2);
+                    var dist = Geometries.Flat(candidate.detach() - x).to(ScalarType.Float64).norm(1, false, 2);
                     var improved = success.logical_and(dist.lt(bestNorm));
                     bestNorm.copy_(where(improved, dist, bestNorm));
-                    bestAdv.copy_(where(AttackMath.PerSample(improved, x), candidate.detach(), bestAdv));
+                    bestAdv.copy_(where(Geometries.PerSample(improved, x), candidate.detach(), bestAdv));
                     succeeded.logical_or_(success);
                     if (AbortEarly && (step + 1) % abortEvery == 0)
                     {

@@ -232,10 +232,10 @@ public sealed class Trainer
             {
                 lr = lrSchedule.At(iteration);
                 eps = epsSchedule.At(iteration);
-                // Channels-last inputs put the convolutions on libtorch's fast oneDNN path (Attacks.MemoryLayout).
+                // Channels-last inputs put the convolutions on libtorch's fast oneDNN path (Core.Layout).
                 // A bf16 attack view follows the weights of the last optimizer step (a copy, no host sync).
                 _attackView?.Refresh();
-                var step = _objective.Compute(_model, MemoryLayout.ChannelsLast(batch.Inputs), batch.Labels,
+                var step = _objective.Compute(_model, Layout.ChannelsLastView(batch.Inputs), batch.Labels,
                     new TrainingStepContext(eps, generator, epoch, iteration, _attackView));
                 _model.Module.zero_grad(set_to_none: true);
                 step.Loss.backward();

@@ -46,7 +46,7 @@ public sealed class RobustValidator : IValidator
         long fgsmCount = 0;
         using var generator = new Generator(unchecked((ulong)(_seed * 1_000_003 + epoch)), CPU);
         var context = new AttackContext(generator);
-        var pgd = _threat is null ? null : new ProjectedGradientAttack(_threat) { Steps = _steps, RelativeStepSize = 0.25, RandomStart = true, EarlyStop = false };
+        var pgd = _threat is null ? null : new ProjectedGradientAttack(_threat) { Steps = _steps, RelativeStepSize = 0.25, Start = Starts.Uniform, EarlyStop = false };
         bool first = true;
         foreach (var batch in data.Batches(_batchSize, device))
         {

@@ -37,10 +37,11 @@ public static class Geometries
         _ => throw new ArgumentOutOfRangeException(nameof(norm)),
     };
 
-    internal static Tensor Flat(Tensor t) => t.reshape(t.shape[0], -1);
+    /// <summary>[N, ...] as [N, d].</summary>
+    public static Tensor Flat(Tensor t) => t.reshape(t.shape[0], -1);
 
     /// <summary>Reshapes a per-sample [N] tensor to broadcast against [N, ...].</summary>
-    internal static Tensor PerSample(Tensor perSample, Tensor like)
+    public static Tensor PerSample(Tensor perSample, Tensor like)
     {
         var shape = new long[like.dim()];
         Array.Fill(shape, 1L);
