@@ -31,10 +31,10 @@ public sealed record CarliniWagnerL2Attack(ThreatModel Threat) : AttackBase(Thre
 
     protected override Perturbation Perturb(IClassifier model, Tensor x, AttackTargets targets, AttackContext context)
     {
-        if (Threat.Norm != Norm.L2) throw new InputException($"attack 'cw': the Carlini–Wagner attack is an L2 attack; use --norm l2 (got {Threat.Norm.Name()})");
+        if (Threat.Norm != Norm.L2) throw new ParameterException("Norm", $"cw (Carlini–Wagner) is an L2 attack, got {Threat.Norm.Name()}");
         if (targets.Labels.dim() != 1) throw new InputException("attack 'cw': needs class labels, not multi-hot labels");
-        if (Steps < 1 || BinarySearchSteps < 1) throw new InputException($"attack 'cw': --steps and binary search steps must be ≥ 1");
-        if (!(LearningRate > 0)) throw new InputException($"attack 'cw': learning rate must be > 0, got {LearningRate}");
+        if (Steps < 1 || BinarySearchSteps < 1) throw new ParameterException(Steps < 1 ? nameof(Steps) : nameof(BinarySearchSteps), $"cw needs at least 1, got {Math.Min(Steps, BinarySearchSteps)}");
+        if (!(LearningRate > 0)) throw new ParameterException(nameof(LearningRate), $"cw needs a learning rate > 0, got {LearningRate}");
 
         var (lo, hi) = ((double)Threat.Bounds.Lower, (double)Threat.Bounds.Upper);
         var n = x.shape[0];

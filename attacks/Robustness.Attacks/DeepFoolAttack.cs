@@ -26,11 +26,11 @@ public sealed record DeepFoolAttack(ThreatModel Threat) : AttackBase(Threat)
 
     protected override Perturbation Perturb(IClassifier model, Tensor x, AttackTargets targets, AttackContext context)
     {
-        if (Threat.Norm == Norm.L1) throw new InputException("attack 'deepfool': supports the linf and l2 norms, not l1");
-        if (targets.Targeted) throw new InputException("attack 'deepfool': is untargeted; drop --targeted");
+        if (Threat.Norm == Norm.L1) throw new ParameterException("Norm", "deepfool supports the linf and l2 norms, not l1");
+        if (targets.Targeted) throw new ParameterException("Targeted", "deepfool is an untargeted attack");
         if (targets.Labels.dim() != 1) throw new InputException("attack 'deepfool': needs class labels, not multi-hot labels");
-        if (Candidates < 2) throw new InputException($"attack 'deepfool': needs at least 2 candidate classes, got {Candidates}");
-        if (Steps < 1) throw new InputException($"--steps: deepfool needs at least 1 step, got {Steps}");
+        if (Candidates < 2) throw new ParameterException(nameof(Candidates), $"deepfool needs at least 2 candidate classes, got {Candidates}");
+        if (Steps < 1) throw new ParameterException("Steps", $"deepfool needs at least 1 step, got {Steps}");
 
         var (lo, hi) = (Threat.Bounds.Lower, Threat.Bounds.Upper);
         var labels = targets.Labels;

@@ -49,10 +49,10 @@ public sealed record SquareAttack(ThreatModel Threat) : AttackBase(Threat)
 
     protected override Perturbation Perturb(IClassifier model, Tensor inputs, AttackTargets targets, AttackContext context)
     {
-        if (Threat.Norm == Norm.L1) throw new InputException("attack 'square': supports the linf and l2 norms, not l1");
+        if (Threat.Norm == Norm.L1) throw new ParameterException("Norm", "square supports the linf and l2 norms, not l1");
         if (targets.Labels.dim() != 1) throw new InputException("attack 'square': needs class labels, not multi-hot labels");
-        if (Queries < 1) throw new InputException($"--queries: must be ≥ 1, got {Queries}");
-        if (!(PInit > 0 && PInit <= 1)) throw new InputException($"attack 'square': p_init must be in (0,1], got {PInit}");
+        if (Queries < 1) throw new ParameterException("Queries", $"must be ≥ 1, got {Queries}");
+        if (!(PInit > 0 && PInit <= 1)) throw new ParameterException(nameof(PInit), $"must be in (0,1], got {PInit}");
         if (Threat.Epsilon == 0) return new Perturbation(inputs);
 
         using var noGrad = no_grad();

@@ -72,9 +72,9 @@ internal static class ObjectiveMath
     public static double ScaledStep(double fullStep, double fullEpsilon, double epsilon) =>
         fullEpsilon > 0 ? fullStep * epsilon / fullEpsilon : 0;
 
-    public static void CheckEpsilon(double eps, string option = "--eps")
+    public static void CheckEpsilon(double eps, string parameter = "Epsilon")
     {
-        if (!(eps > 0) || double.IsInfinity(eps)) throw new InputException($"{option}: adversarial training needs a finite ε > 0, got {eps}");
+        if (!(eps > 0) || double.IsInfinity(eps)) throw new ParameterException(parameter, $"adversarial training needs a finite ε > 0, got {eps}");
     }
 }
 
@@ -107,8 +107,8 @@ public sealed record PgdAdversarialObjective(double Epsilon, Norm Norm = Norm.Li
     public TrainingStepResult Compute(IGradientClassifier model, Tensor inputs, Tensor labels, TrainingStepContext context)
     {
         ObjectiveMath.CheckEpsilon(Epsilon);
-        if (Steps < 1) throw new InputException($"--steps: PGD training needs at least 1 step, got {Steps}");
-        if (!(AdvRatio >= 0 && AdvRatio <= 1)) throw new InputException($"--adv-ratio: must be in [0, 1], got {AdvRatio}");
+        if (Steps < 1) throw new ParameterException("Steps", $"PGD training needs at least 1 step, got {Steps}");
+        if (!(AdvRatio >= 0 && AdvRatio <= 1)) throw new ParameterException("AdvRatio", $"must be in [0, 1], got {AdvRatio}");
         var attack = new ProjectedGradientAttack(new ThreatModel(Norm, context.Epsilon, model.Spec.Bounds))
         {
             Steps = Steps,
@@ -154,7 +154,7 @@ public sealed record FgsmRsObjective(double Epsilon, Norm Norm = Norm.Linf) : IT
     public TrainingStepResult Compute(IGradientClassifier model, Tensor inputs, Tensor labels, TrainingStepContext context)
     {
         ObjectiveMath.CheckEpsilon(Epsilon);
-        if (!(AlphaFactor > 0)) throw new InputException($"--alpha-factor: must be > 0, got {AlphaFactor}");
+        if (!(AlphaFactor > 0)) throw new ParameterException("AlphaFactor", $"must be > 0, got {AlphaFactor}");
         var attack = new ProjectedGradientAttack(new ThreatModel(Norm, context.Epsilon, model.Spec.Bounds))
         {
             AttackName = "fgsm-rs",
@@ -195,8 +195,8 @@ public sealed record TradesObjective(double Epsilon, Norm Norm = Norm.Linf) : IT
     public TrainingStepResult Compute(IGradientClassifier model, Tensor inputs, Tensor labels, TrainingStepContext context)
     {
         ObjectiveMath.CheckEpsilon(Epsilon);
-        if (Steps < 1) throw new InputException($"--steps: TRADES needs at least 1 step, got {Steps}");
-        if (!(Beta >= 0) || double.IsInfinity(Beta)) throw new InputException($"--beta: must be a finite number ≥ 0, got {Beta}");
+        if (Steps < 1) throw new ParameterException("Steps", $"TRADES needs at least 1 step, got {Steps}");
+        if (!(Beta >= 0) || double.IsInfinity(Beta)) throw new ParameterException("Beta", $"must be a finite number ≥ 0, got {Beta}");
         Tensor cleanProbabilities;
         using (KeepModelMode ? null : model.EvalMode())
         using (no_grad())
@@ -273,7 +273,7 @@ public sealed record GaussianNoiseObjective(double Sigma) : ITrainingObjective
 
     public TrainingStepResult Compute(IGradientClassifier model, Tensor inputs, Tensor labels, TrainingStepContext context)
     {
-        if (!(Sigma >= 0) || double.IsInfinity(Sigma)) throw new InputException($"--sigma: must be a finite number ≥ 0, got {Sigma}");
+        if (!(Sigma >= 0) || double.IsInfinity(Sigma)) throw new ParameterException("Sigma", $"must be a finite number ≥ 0, got {Sigma}");
         var noisy = inputs + randn(inputs.shape, dtype: inputs.dtype, generator: context.Generator).to(inputs.device) * Sigma;
         var logits = model.Logits(noisy);
         var clean = ObjectiveMath.CleanLogitsForDisplay(model, inputs, CleanAccuracySample);

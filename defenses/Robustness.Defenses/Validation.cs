@@ -86,7 +86,7 @@ public static class ValidationSplit
     public static (ImageDataset Train, ImageDataset Validation) Split(ImageDataset data, int validationSize, long seed)
     {
         if (validationSize <= 0 || validationSize >= data.Count)
-            throw new InputException($"--val-size: {validationSize} must be between 1 and the training set size − 1 ({data.Count - 1})");
+            throw new ParameterException("ValidationSize", $"{validationSize} must be between 1 and the training set size − 1 ({data.Count - 1})");
         var order = Enumerable.Range(0, data.Count).Select(i => (long)i).ToArray();
         new Random(unchecked((int)(seed ^ (seed >> 32)) ^ 0x5EED)).Shuffle(order);
         var held = order.Take(validationSize).Order().ToArray();

@@ -44,7 +44,7 @@ public sealed class Evaluator
         int mainEps = epsilons.ToList().IndexOf(options.Epsilon);
         var suites = epsilons.Select(e => options.Attacks.Build(new ThreatModel(options.Norm, e, bounds))).ToArray();
         var attackNames = suites[mainEps].Select(a => a.Name).ToArray();
-        if (attackNames.Length == 0) throw new InputException("--attacks: the attack list is empty");
+        if (attackNames.Length == 0) throw new ParameterException("Attacks", "the attack list is empty");
         foreach (var s in suites)
             if (!s.Select(a => a.Name).SequenceEqual(attackNames))
                 throw new InvalidOperationException("the attack suite must build the same attacks (by name) for every ε");
@@ -209,10 +209,10 @@ public sealed class Evaluator
     {
         if (options.SampleIndices is { } given)
         {
-            if (given.Count == 0) throw new InputException("--indices: the list is empty");
+            if (given.Count == 0) throw new ParameterException("SampleIndices", "the list is empty");
             foreach (var i in given)
-                if (i < 0 || i >= data.Count) throw new InputException($"--indices: {i} is outside the dataset '{data.Name}' (0..{data.Count - 1})");
-            if (given.Distinct().Count() != given.Count) throw new InputException("--indices: duplicate indices");
+                if (i < 0 || i >= data.Count) throw new ParameterException("SampleIndices", $"{i} is outside the dataset '{data.Name}' (0..{data.Count - 1})");
+            if (given.Distinct().Count() != given.Count) throw new ParameterException("SampleIndices", "duplicate indices");
             return given.ToArray();
         }
         if (options.SampleCount is { } n && n < data.Count)

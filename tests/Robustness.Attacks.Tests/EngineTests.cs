@@ -133,7 +133,7 @@ public class EngineTests
             var error = Assert.ThrowsAny<InputException>(() => AttackRegistry.Create(name, Linf).Run(model, x, new AttackTargets(y)));
             Assert.Contains("gradients", error.Message);
         }
-        Assert.Throws<InputException>(() => AttackRegistry.Ensemble("standard", Linf).Run(model, x, new AttackTargets(y)));
+        Assert.ThrowsAny<InputException>(() => AttackRegistry.Ensemble("standard", Linf).Run(model, x, new AttackTargets(y)));
         var square = AttackRegistry.Create("square", Linf, new AttackOptions { Queries = 50 });
         Assert.False(square.NeedsGradients);
         using var r = square.Run(model, x, new AttackTargets(y), AttackContext.Seeded(1));
@@ -152,13 +152,13 @@ public class EngineTests
             Assert.True(attack.Parameters.ContainsKey("eps"));
             Assert.NotEmpty(AttackRegistry.Describe(name));
         }
-        var unknown = Assert.Throws<InputException>(() => AttackRegistry.Create("pgdd", Linf));
+        var unknown = Assert.ThrowsAny<InputException>(() => AttackRegistry.Create("pgdd", Linf));
         Assert.Contains("apgd-ce", unknown.Message);
-        Assert.Throws<InputException>(() => AttackRegistry.Preset("quick", Linf));
-        Assert.Throws<InputException>(() => AttackRegistry.Create("fgsm", Linf, new AttackOptions { Steps = 5 }));
-        Assert.Throws<InputException>(() => AttackRegistry.Create("pgd", Linf, new AttackOptions { Loss = "hinge" }));
-        Assert.Throws<InputException>(() => AttackRegistry.Create("pgd", Linf, new AttackOptions { Targeted = true, TargetMode = "nearest" }));
-        Assert.Throws<InputException>(() => AttackRegistry.Create("deepfool", Linf, new AttackOptions { Targeted = true }));
+        Assert.ThrowsAny<InputException>(() => AttackRegistry.Preset("quick", Linf));
+        Assert.ThrowsAny<InputException>(() => AttackRegistry.Create("fgsm", Linf, new AttackOptions { Steps = 5 }));
+        Assert.ThrowsAny<InputException>(() => AttackRegistry.Create("pgd", Linf, new AttackOptions { Loss = "hinge" }));
+        Assert.ThrowsAny<InputException>(() => AttackRegistry.Create("pgd", Linf, new AttackOptions { Targeted = true, TargetMode = "nearest" }));
+        Assert.ThrowsAny<InputException>(() => AttackRegistry.Create("deepfool", Linf, new AttackOptions { Targeted = true }));
 
         Assert.Equal(["apgd-ce", "apgd-t"], AttackRegistry.Preset("fast", Linf).Select(a => a.Name));
         Assert.Equal(["apgd-ce", "apgd-t", "square"], AttackRegistry.Preset("standard", Linf).Select(a => a.Name));

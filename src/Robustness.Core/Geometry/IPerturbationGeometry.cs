@@ -109,7 +109,7 @@ public sealed class L1Geometry(double sparsity = L1Geometry.DefaultSparsity) : I
     /// <summary>Fraction of coordinates moved per step (q = 0.99 percentile ⇒ 1% of coordinates).</summary>
     public const double DefaultSparsity = 0.99;
     public Norm Norm => Norm.L1;
-    public double Sparsity { get; } = sparsity is > 0 and < 1 ? sparsity : throw new InputException($"--l1-sparsity: must be in (0,1), got {sparsity}");
+    public double Sparsity { get; } = sparsity is > 0 and < 1 ? sparsity : throw new ParameterException("L1Sparsity", $"must be in (0,1), got {sparsity}");
 
     public Tensor RandomStart(Tensor like, double eps, Generator? generator)
     {
