@@ -1,3 +1,4 @@
+using Robustness.Core.Formats;
 using System.CommandLine;
 using System.Diagnostics;
 using Robustness.Attacks;
@@ -85,7 +86,7 @@ public sealed class AttackCommand(AttackRunOptions o)
         IAttack attack = attacks.Count == 1 ? attacks[0] : new WorstCaseEnsemble(threat, attacks);
         using var outLock = OutputLock.Acquire(o.Out);
         // bf16 only for the gradient passes; the clean pass and every verdict below come from the float32 model.
-        using var bf16 = GradientPrecisions.Bf16View(run.Model, o.Precision);
+        using var bf16 = Bf16Views.ViewOf(run.Model, o.Precision);
         IGradientClassifier attackModel = (IGradientClassifier?)bf16 ?? run.Model;
 
         var n = run.Indices.Length;

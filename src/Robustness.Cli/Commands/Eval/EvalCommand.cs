@@ -125,7 +125,7 @@ public sealed class EvalCommand(EvalRunOptions o)
         EvaluationResult? result = null;
         var label = $"eval {Path.GetFileName(o.Inputs.Model)} {o.Norm.Name()} ε={epsilon}";
         // bf16 only for the gradient passes: the clean pass and every verdict come from the float32 model.
-        using var bf16 = GradientPrecisions.Bf16View(run.Model, o.Precision);
+        using var bf16 = Bf16Views.ViewOf(run.Model, o.Precision);
         IGradientClassifier model = (IGradientClassifier?)bf16 ?? run.Model;
         ProgressReporter.Run(label, progress =>
             result = new Evaluator().Evaluate(model, run.Data, options, progress));

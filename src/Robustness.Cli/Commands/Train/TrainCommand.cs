@@ -37,7 +37,7 @@ public sealed record TrainRunOptions
 /// <summary>`robust train`: standard or adversarial training of a zoo model; best/last model files, metrics, curves, checkpoints.</summary>
 public sealed class TrainCommand(TrainRunOptions o)
 {
-    public static readonly IReadOnlyList<string> Defenses = ["none", "pgd", "fgsm-rs", "trades", "gaussian"];
+    public static readonly IReadOnlyList<string> Defenses = ["none", .. TrainingObjectives.Names.Skip(1)];
 
     private static readonly Option<string> ArchOption = new("--arch") { Description = $"Architecture: {string.Join(", ", ModelZoo.Names)}.", DefaultValueFactory = _ => "tiny-cnn" };
     private static readonly Option<string> DataOption = SharedOptions.Data();
@@ -152,33 +152,17 @@ public sealed class TrainCommand(TrainRunOptions o)
             "train" => true,
             var s => throw new InputException($"--attack-mode: '{s}' is not eval or train"),
         };
-        if (o.Defense != "none" && o.Defense != "gaussian")
-            new ThreatModel(o.Norm, o.Epsilon, Bounds.Unit).Validate();
-        if (o.Steps is <= 0) throw new InputException($"--steps: must be > 0, got {o.Steps}");
-        return o.Defense.Trim().ToLowerInvariant() switch
+        return TrainingObjectives.Create(o.Defense, new DefenseSettings
         {
-            "none" or "standard" => new StandardObjective(),
-            "pgd" => new PgdAdversarialObjective(o.Epsilon, o.Norm) { Steps = o.Steps ?? 7, StepSize = o.StepSize, AdvRatio = o.AdvRatio, KeepModelMode = keepMode },
-            "fgsm-rs" => new FgsmRsObjective(o.Epsilon, o.Norm) { AlphaFactor = o.StepSize is { } a ? a / o.Epsilon : 1.25, KeepModelMode = keepMode },
-            "trades" => new TradesObjective(o.Epsilon, o.Norm) { Steps = o.Steps ?? 10, StepSize = o.StepSize, Beta = o.Beta, KeepModelMode = keepMode },
-            "gaussian" => new GaussianNoiseObjective(o.Sigma),
-            var s => throw new InputException($"--defense: unknown defense '{s}' (valid: {string.Join(", ", Defenses)})"),
-        };
+            Norm = o.Norm, Epsilon = o.Epsilon, Steps = o.Steps, StepSize = o.StepSize,
+            AdvRatio = o.AdvRatio, Beta = o.Beta, Sigma = o.Sigma, KeepModelMode = keepMode,
+        });
     }
-
-    /// <summary>
-    /// Defenses for which bf16 attack passes were measured to keep PGD-20 robust accuracy within 0.5 points of float32
-    /// (docs/performance.md): PGD-7 on tiny-cnn 75.29 % vs 75.34 %. FGSM-RS lost 0.58 points (73.99 % vs 74.57 %) and
-    /// TRADES was not measured, so the CLI does not offer it there.
-    /// </summary>
-    public static readonly IReadOnlyList<string> Bf16Defenses = ["pgd"];
 
     public int Execute()
     {
-        if (o.Training.AttackPrecision == GradientPrecision.Bf16 && !Bf16Defenses.Contains(o.Defense.Trim().ToLowerInvariant()))
-            throw new InputException($"--attack-precision bf16: offered only with --defense {string.Join(", ", Bf16Defenses)}, where it matched " +
-                $"float32 robust accuracy within 0.5 points; with '{o.Defense}' it did not or was not measured (docs/performance.md)");
         var objective = Objective();
+        Trainer.CheckPrecision(objective, o.Training);
         var device = Devices.Parse(o.Training.Device);
         if (o.Training.Threads is { } t) set_num_threads(t);
         using var train = LoadTrain();
@@ -197,7 +181,7 @@ public sealed class TrainCommand(TrainRunOptions o)
         using var outLock = OutputLock.Acquire(o.Out);
 
         var hook = new ConsoleTrainingHook();
-        var trainer = new Trainer(model, objective, o.Training, [hook]) { ModelWriter = new ModelFileWriterAdapter(o.Data, o.Training.Seed) };
+        var trainer = new Trainer(model, objective, o.Training, [hook]) { ModelWriter = ModelFileWriter.Instance, ReducedPrecisionViews = Bf16Views.Instance };
         TrainingReport report = null!;
         hook.Run(o.Training.Epochs, () =>
         {
@@ -214,7 +198,7 @@ public sealed class TrainCommand(TrainRunOptions o)
         if (test is not null && report.BestModelPath is { } best && File.Exists(best))
         {
             using var bestModel = ModelFile.Load(best, device);
-            var acc = CleanAccuracy(bestModel, test, o.Training.BatchSize * 2, device);
+            var acc = Accuracy.Clean(bestModel, test, o.Training.BatchSize * 2);
             CommandRunner.Out.MarkupLine($"test accuracy of {Markup.Escape(best)}: [bold]{Pct(acc)}[/] ({test.Count} images)");
         }
         CommandRunner.Out.MarkupLine($"wall time {report.WallSeconds:F0} s; best epoch {report.BestEpoch}; files in {Markup.Escape(Path.GetFullPath(o.Out))}");
@@ -238,35 +222,7 @@ public sealed class TrainCommand(TrainRunOptions o)
         catch (InputException) { return null; }
     }
 
-    public static double CleanAccuracy(Robustness.Core.TorchClassifier model, ImageDataset data, int batchSize, Device device)
-    {
-        using var mode = ((IGradientClassifier)model).EvalMode();
-        using var _ = no_grad();
-        long correct = 0;
-        var counts = new List<Tensor>();
-        foreach (var batch in data.Batches(batchSize, device))
-        {
-            using var b = batch;
-            using var scope = NewDisposeScope();
-            var c = model.Logits(b.Inputs).argmax(1).eq(b.Labels).sum();
-            c.MoveToOuterDisposeScope();
-            counts.Add(c);
-        }
-        foreach (var c in counts) { correct += c.item<long>(); c.Dispose(); }
-        return (double)correct / data.Count;
-    }
-
     private static string Pct(double? v) => v is { } x ? (100 * x).ToString("F2", CultureInfo.InvariantCulture) : "–";
-
-    /// <summary>Saves best/last through Robustness.Models so files carry the full model metadata.</summary>
-    private sealed class ModelFileWriterAdapter(string data, long seed) : IModelFileWriter
-    {
-        public void Save(IGradientClassifier model, string path, IReadOnlyDictionary<string, string> metadata)
-        {
-            var extra = new Dictionary<string, string>(metadata) { ["data"] = data, ["seed"] = seed.ToString(CultureInfo.InvariantCulture), ["tool_version"] = RunProvenance.ToolVersion };
-            ModelFile.Save((Robustness.Core.TorchClassifier)model, path, extra);
-        }
-    }
 }
 
 /// <summary>A live Spectre.Console progress bar over the training iterations with the running loss and accuracies.</summary>
@@ -299,7 +255,7 @@ internal sealed class ConsoleTrainingHook : ITrainingHook
         _task.Value = p.Iteration;
         if (p.RunningLoss is { } loss)
             _status = FormattableString.Invariant($"loss {loss:F3} clean {100 * (p.RunningCleanAccuracy ?? 0):F1}% adv {(p.RunningAdversarialAccuracy is { } a ? $"{100 * a:F1}%" : "–")}");
-        _task.Description = Markup.Escape($"epoch {p.Epoch + 1}/{state.Epochs} {_status}");
+        _task.Description = Markup.Escape($"epoch {p.Epoch}/{state.Epochs} {_status}");
     }
 
     public void OnEvent(TrainingEvent e)
