@@ -34,6 +34,9 @@ public sealed record EvaluationOptions
     /// <summary>Arithmetic of the attacks' gradient passes ("float32", "bf16"), as recorded in the report. The caller
     /// chooses it by the model it passes (a bf16 gradient view judges every point in float32).</summary>
     public string AttackPrecision { get; init; } = "float32";
+    /// <summary>Also return the point kept per sample at the main ε (<see cref="EvaluationResult.Kept"/>): the
+    /// adversarial where an attack broke it, else the first attack's attempt.</summary>
+    public bool KeepAdversarials { get; init; }
 
     /// <summary>The sorted, distinct ε list the evaluator runs (main ε included).</summary>
     public IReadOnlyList<double> AllEpsilons() =>
