@@ -102,6 +102,17 @@ internal static class OnnxTensors
         return OnnxValue.Constant(result, ints, reals);
     }
 
+    /// <summary>The bytes of an external initializer (same checks as <see cref="Read"/>), for handing the graph to a
+    /// reference runtime with its data inline, so that it opens no file itself.</summary>
+    public static byte[] ExternalBytes(TensorProto t, OnnxFile file)
+    {
+        var what = $"initializer '{t.Name}'";
+        if (!t.HasDataType || !Types.TryGetValue(t.DataType, out var type))
+            throw new ModelFormatException($"{file.Path}: {what} has an unknown or unsupported data type {t.DataType}");
+        long bytes = ElementCount(t.Dims.ToArray(), what, file) * type.Size;
+        return ReadExternal(t, what, bytes, file);
+    }
+
     private static long StoredCount(TensorProto t, string typeName) => t.DataType switch
     {
         (int)TensorProto.Types.DataType.Float => t.FloatData.Count,
