@@ -23,6 +23,19 @@ public sealed class TorchScriptNetwork : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor input) => script.call(input);
 
+    private bool _disposed;
+
+    /// <summary>TorchSharp disposes submodules by listing them, which a script module whose handle failed cannot do:
+    /// release the script module first, then whatever the base class still can.</summary>
+    protected override void Dispose(bool disposing)
+    {
+        if (_disposed) return;
+        _disposed = true;
+        if (disposing) script.Dispose();
+        try { base.Dispose(disposing); }
+        catch (ObjectDisposedException) { }
+    }
+
     /// <summary>Writes the archive back (<c>torch.jit.save</c>) with the current weights, atomically.</summary>
     public void Save(string path) => Core.AtomicFile.Write(path, stream =>
     {
@@ -64,20 +77,23 @@ public sealed class TorchScriptNetwork : nn.Module<Tensor, Tensor>
             module.Dispose();
             throw new ModelFormatException($"{path}: the TorchScript archive has no forward method ({FirstLine(e.Message)}); save a module, not a function");
         }
-        // libtorch counts `self`.
-        if (inputs != 2)
+        if (inputs != 1)
         {
             module.Dispose();
-            throw new ModelFormatException($"{path}: the TorchScript module's forward takes {inputs - 1} inputs; an image classifier takes one batch tensor");
+            throw new ModelFormatException($"{path}: the TorchScript module's forward takes {inputs} inputs; an image classifier takes one batch tensor");
         }
         var network = new TorchScriptNetwork(module);
         network.eval();
         return network;
     }
 
+    /// <summary>The informative line of a libtorch message: the last "...Error: ..." line (TorchScript tracebacks end
+    /// with it), else the first line.</summary>
     internal static string FirstLine(string message)
     {
-        var line = message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault() ?? "failed";
+        var lines = message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var error = lines.LastOrDefault(l => l.Contains("Error: ", StringComparison.Ordinal));
+        var line = error is null ? lines.FirstOrDefault() ?? "failed" : error[(error.IndexOf("Error: ", StringComparison.Ordinal) + 7)..];
         return line.Length > 200 ? line[..200] + "…" : line;
     }
 }
