@@ -37,5 +37,9 @@ public sealed class OnnxAgreementTests
         double diff = (comparable - pytorch).abs().max().item<float>();
         Assert.True(diff / scale <= Tolerance, $"{file}: ours vs PyTorch differ by {diff}");
         Assert.Equal(pytorch.argmax(1).data<long>().ToArray(), ours.argmax(1).data<long>().ToArray());
+
+        // Exact input gradients: autograd through the executed graph against PyTorch's autograd on the original model.
+        if (head == "none")
+            GradientCheck.AssertMatches(model.Classifier, x, inputs.Tensors[modelName + ".grad"], file);
     }
 }

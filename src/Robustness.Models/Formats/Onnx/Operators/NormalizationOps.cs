@@ -28,7 +28,10 @@ internal static class NormalizationOps
         var (scale, bias, mean, variance) = (n.F(1), n.F(2), n.F(3), n.F(4));
         foreach (var (t, name) in new[] { (scale, "scale"), (bias, "B"), (mean, "mean"), (variance, "var") })
             if (t.dim() != 1 || t.shape[0] != channels) throw n.Error($"{name} has shape {OnnxTensors.Dims(t.shape)}, expected [{channels}]");
-        return [OnnxValue.Of(nn.functional.batch_norm(x, mean, variance, scale, bias, training: false, eps: n.Float("epsilon", 1e-5f)))];
+        // The statistics are constants of the graph (parameters only because every float initializer is one).
+        using var fixedMean = mean.detach();
+        using var fixedVariance = variance.detach();
+        return [OnnxValue.Of(nn.functional.batch_norm(x, fixedMean, fixedVariance, scale, bias, training: false, eps: n.Float("epsilon", 1e-5f)))];
     }
 
     /// <summary>Opset 17: normalise over axes [axis, rank); Scale and B broadcast to the normalised shape.</summary>
