@@ -48,7 +48,7 @@ public static class ImageFolderReader
         var (channels, height, width) = (options.Channels, options.Height, options.Width);
         if (options.Resize is <= 0) throw new ParameterException(nameof(ImageFolderOptions.Resize), $"must be > 0, got {options.Resize}");
         if (options.CenterCrop is <= 0) throw new ParameterException(nameof(ImageFolderOptions.CenterCrop), $"must be > 0, got {options.CenterCrop}");
-        if (channels is { } c && c != 1 && c != 3) throw new InputException($"--channels: must be 1 or 3, got {c}");
+        if (channels is { } c && c != 1 && c != 3) throw new ParameterException("Channels", $"must be 1 or 3, got {c}");
         if (height.HasValue != width.HasValue) throw new InputException("image shape: give both height and width, or neither");
         if (height is <= 0 || width is <= 0) throw new InputException($"image shape: height and width must be > 0, got {height}x{width}");
         if (!Directory.Exists(directory)) throw new InputException($"{directory}: image folder not found");

@@ -38,7 +38,11 @@ public static class ModelLoader
         if (torchScript) return LoadTorchScript(path, device, contract, arch);
 
         if (contract.IsGiven)
-            throw new ParameterException(nameof(InputContract), "input shape, bounds, mean, std and labels are for ONNX and TorchScript models; this file's come from its metadata or its zoo architecture");
+        {
+            var field = contract.InputShape is not null ? nameof(InputContract.InputShape) : contract.Bounds is not null ? nameof(InputContract.Bounds)
+                : contract.Mean is not null ? nameof(InputContract.Mean) : contract.Std is not null ? nameof(InputContract.Std) : nameof(InputContract.Labels);
+            throw new ParameterException(field, $"is for ONNX and TorchScript models; {path} carries its input contract in its metadata or its zoo architecture");
+        }
         var classifier = ModelFile.Load(path, device, arch);
         var spec = classifier.Spec;
         var facts = new List<ModelFact>

@@ -119,7 +119,7 @@ public sealed class ByomCliTests : IDisposable
     public void Contract_options_on_our_own_model_files_are_refused()
     {
         var r = Cli.Run("info", Make.TinyCnn, "--mean", "0.5", "--std", "0.5");
-        Expect.BadInput(r, "--input-shape/--bounds/--mean/--std/--labels");
+        Expect.BadInput(r, "--mean", "ONNX and TorchScript");
     }
 
     [Fact]

@@ -63,23 +63,23 @@ public sealed class LoadedRun : IDisposable
     /// </summary>
     private static (LoadedModel, ImageDataset) LoadModelAndData(ModelDataSelection inputs, Device device)
     {
-        ImageDataset LoadData(int[]? shape) => Flags.Map(() => DatasetCatalog.Load(inputs.Data, inputs.Split, inputs.DataDir, new ImageFolderOptions
+        ImageDataset LoadData(int[]? shape) => DatasetCatalog.Load(inputs.Data, inputs.Split, inputs.DataDir, new ImageFolderOptions
         {
             Channels = shape is { Length: 3 } && shape[0] is 1 or 3 ? shape[0] : null,
             Height = shape is { Length: 3 } ? shape[1] : null,
             Width = shape is { Length: 3 } ? shape[2] : null,
             Resize = inputs.Resize,
             CenterCrop = inputs.CenterCrop,
-        }));
+        });
         LoadedModel model;
-        try { model = Flags.Map(() => ModelLoader.Load(inputs.Model, device, inputs.Contract, inputs.Arch)); }
-        catch (InputException e) when (e.InnerException is ParameterException { Parameter: nameof(InputContract.InputShape) } && inputs.Contract.InputShape is null)
+        try { model = ModelLoader.Load(inputs.Model, device, inputs.Contract, inputs.Arch); }
+        catch (ParameterException e) when (e.Parameter == nameof(InputContract.InputShape) && inputs.Contract.InputShape is null)
         {
             var data = LoadData(null);
             try
             {
                 var contract = inputs.Contract with { FallbackInputShape = data.SampleShape, FallbackSource = $"--data {inputs.Data}" };
-                return (Flags.Map(() => ModelLoader.Load(inputs.Model, device, contract, inputs.Arch)), data);
+                return (ModelLoader.Load(inputs.Model, device, contract, inputs.Arch), data);
             }
             catch
             {

@@ -37,7 +37,7 @@ public sealed class InfoCommand(string modelPath, string? arch, InputContract co
     public int Execute()
     {
         if (checkSamples is < 1) throw new InputException($"--check-samples: must be > 0, got {checkSamples}");
-        using var loaded = Flags.Map(() => ModelLoader.Load(modelPath, CPU, contract, arch));
+        using var loaded = ModelLoader.Load(modelPath, CPU, contract, arch);
         if (checkSamples is not null && loaded.Format != ModelFormat.Onnx)
             throw new InputException($"--check: compares an ONNX model with ONNX Runtime; {modelPath} is {loaded.Description.FormatName}");
         var model = loaded.Classifier;
