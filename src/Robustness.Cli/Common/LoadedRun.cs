@@ -58,16 +58,15 @@ public sealed class LoadedRun : IDisposable
     }
 
     /// <summary>
-    /// The model first (image folders are then decoded to its input shape); a model that does not fix its input
-    /// shape (TorchScript, an ONNX graph with symbolic sizes) and was given none takes the dataset's.
+    /// The model, then the data; a model that does not fix its input shape (TorchScript, an ONNX graph with symbolic
+    /// sizes) and was given none takes the dataset's.
     /// </summary>
     private static (LoadedModel, ImageDataset) LoadModelAndData(ModelDataSelection inputs, Device device)
     {
-        ImageDataset LoadData(int[]? shape) => DatasetCatalog.Load(inputs.Data, inputs.Split, inputs.DataDir, new ImageFolderOptions
+        // Image folders are decoded as they are (channels and size from the files, after --resize/--center-crop): a
+        // mismatch with the model is reported by CheckCompatible, never silently converted.
+        ImageDataset LoadData() => DatasetCatalog.Load(inputs.Data, inputs.Split, inputs.DataDir, new ImageFolderOptions
         {
-            Channels = shape is { Length: 3 } && shape[0] is 1 or 3 ? shape[0] : null,
-            Height = shape is { Length: 3 } ? shape[1] : null,
-            Width = shape is { Length: 3 } ? shape[2] : null,
             Resize = inputs.Resize,
             CenterCrop = inputs.CenterCrop,
         });
@@ -75,7 +74,7 @@ public sealed class LoadedRun : IDisposable
         try { model = ModelLoader.Load(inputs.Model, device, inputs.Contract, inputs.Arch); }
         catch (ParameterException e) when (e.Parameter == nameof(InputContract.InputShape) && inputs.Contract.InputShape is null)
         {
-            var data = LoadData(null);
+            var data = LoadData();
             try
             {
                 var contract = inputs.Contract with { FallbackInputShape = data.SampleShape, FallbackSource = $"--data {inputs.Data}" };
@@ -87,7 +86,7 @@ public sealed class LoadedRun : IDisposable
                 throw;
             }
         }
-        try { return (model, LoadData(model.Classifier.Spec.InputShape)); }
+        try { return (model, LoadData()); }
         catch
         {
             model.Dispose();
