@@ -49,7 +49,7 @@ public static class SharedOptions
 
     public static Option<string> Model() => new("--model")
     {
-        Description = "Model file: a Robustness .safetensors file, or a PyTorch .pt/.safetensors state dict of a zoo architecture (with --arch).",
+        Description = "Model file: a Robustness .safetensors file, a PyTorch .pt/.safetensors state dict of a zoo architecture (with --arch), a TorchScript archive (.pt from torch.jit.save) or an ONNX graph (.onnx).",
         Required = true,
     };
 
@@ -66,6 +66,16 @@ public static class SharedOptions
     {
         Description = "Threat-model norm: linf, l2 or l1.",
         DefaultValueFactory = _ => "linf",
+    };
+
+    public static Option<int?> Resize() => new("--resize")
+    {
+        Description = "Image folders: resize each image so its shorter side is S pixels (bicubic), as torchvision's Resize(S).",
+    };
+
+    public static Option<int?> CenterCrop() => new("--center-crop")
+    {
+        Description = "Image folders: keep the central S×S pixels (after --resize), as torchvision's CenterCrop(S).",
     };
 
     public static Option<int?> N() => new("--n")
