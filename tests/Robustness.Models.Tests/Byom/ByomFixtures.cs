@@ -1,3 +1,4 @@
+using Robustness.Core.Formats;
 using Robustness.Models.Formats;
 
 namespace Robustness.Models.Tests.Byom;

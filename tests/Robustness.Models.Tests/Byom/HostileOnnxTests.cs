@@ -1,3 +1,4 @@
+using Robustness.Core;
 using Google.Protobuf;
 using Onnx;
 using static TorchSharp.torch;

@@ -1,3 +1,4 @@
+using Robustness.Core;
 using Onnx;
 using Robustness.Models.Formats.Onnx.Operators;
 

@@ -1,3 +1,4 @@
+using Robustness.Core;
 using System.Runtime.InteropServices;
 using System.Text;
 using Onnx;

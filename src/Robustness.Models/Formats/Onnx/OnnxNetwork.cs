@@ -1,3 +1,4 @@
+using Robustness.Core;
 using static TorchSharp.torch;
 
 namespace Robustness.Models.Formats.Onnx;

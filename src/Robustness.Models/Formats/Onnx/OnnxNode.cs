@@ -1,3 +1,4 @@
+using Robustness.Core;
 using System.Text;
 using Onnx;
 using TorchSharp;

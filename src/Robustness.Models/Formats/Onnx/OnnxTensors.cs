@@ -1,3 +1,4 @@
+using Robustness.Core;
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Runtime.InteropServices;

@@ -1,3 +1,4 @@
+using Robustness.Core;
 using Onnx;
 using TorchSharp;
 using static TorchSharp.torch;
