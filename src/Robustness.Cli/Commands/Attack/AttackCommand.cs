@@ -115,7 +115,7 @@ public sealed class AttackCommand(AttackRunOptions o)
         int n = run.Indices.Length;
         var samples = report.Samples;
         var broken = samples.Select(s => s.CleanCorrect && s.PerEpsilon[0].Broken).ToArray();
-        int nClean = samples.Count(s => s.CleanCorrect), nRobust = samples.Count(s => ReportAggregator.IsRobust(s, 0));
+        int nClean = samples.Count(s => s.CleanCorrect), nRobust = samples.Count(s => s.RobustAt(0));
         var distance = kept.Distance;
         var changed = distance.Where(d => d > 0).ToArray();
         var perturbation = report.Perturbation;
