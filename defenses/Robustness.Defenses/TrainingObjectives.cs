@@ -313,5 +313,5 @@ public sealed record GaussianNoiseObjective(double Sigma) : ITrainingObjective
 
 public static class TrainingObjectives
 {
-    public static readonly IReadOnlyList<string> Names = ["standard", "pgd", "fgsm-rs", "trades", "gaussian"];
+    public static readonly IReadOnlyList<string> Names = ["standard", "pgd", "fgsm-rs", "trades", "gaussian", "ibp"];
 }
