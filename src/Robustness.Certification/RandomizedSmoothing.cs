@@ -13,8 +13,19 @@ namespace Robustness.Certification;
 /// <param name="PALower">The one-sided Clopper–Pearson lower bound p̲_A.</param>
 /// <param name="CountA">How many of the <paramref name="Samples"/> noisy copies the base classifier put in ĉ_A.</param>
 /// <param name="Guess">ĉ_A as chosen from the n0 selection samples (even when abstaining).</param>
-public readonly record struct SmoothedCertificate(int Prediction, double Radius, double PALower, long CountA, long Samples, int Guess)
+/// <param name="Counts">Class counts of the n estimation samples (their argmax is the Monte-Carlo smoothed prediction).</param>
+public readonly record struct SmoothedCertificate(int Prediction, double Radius, double PALower, long CountA, long Samples, int Guess, IReadOnlyList<long> Counts)
 {
+    /// <summary>argmax of the estimation counts (ties: the lower class), with no abstention.</summary>
+    public int MonteCarloPrediction => ArgMaxOf(Counts);
+
+    internal static int ArgMaxOf(IReadOnlyList<long> counts)
+    {
+        int best = 0;
+        for (int c = 1; c < counts.Count; c++) if (counts[c] > counts[best]) best = c;
+        return best;
+    }
+
     public bool Abstained => Prediction == RandomizedSmoothing.Abstain;
 }
 
@@ -71,12 +82,12 @@ public sealed record RandomizedSmoothing(double Sigma)
     {
         Validate();
         var selection = SampleCounts(model, input, N0, generator);
-        int guess = ArgMax(selection);
+        int guess = SmoothedCertificate.ArgMaxOf(selection);
         var counts = SampleCounts(model, input, N, generator);
         long nA = counts[guess];
         double pA = Statistics.ClopperPearsonLower(nA, N, Alpha);
-        if (pA < 0.5) return new SmoothedCertificate(Abstain, 0, pA, nA, N, guess);
-        return new SmoothedCertificate(guess, Sigma * Statistics.NormalQuantile(pA), pA, nA, N, guess);
+        if (pA < 0.5) return new SmoothedCertificate(Abstain, 0, pA, nA, N, guess, counts);
+        return new SmoothedCertificate(guess, Sigma * Statistics.NormalQuantile(pA), pA, nA, N, guess, counts);
     }
 
     /// <summary>PREDICT(f, σ, x, n, α): the top class unless the two-sided binomial test on the top two counts fails to reject at α.</summary>
@@ -115,12 +126,5 @@ public sealed record RandomizedSmoothing(double Sigma)
             counts.add_(predictions.bincount(null, classes));
         }
         return counts.cpu().data<long>().ToArray();
-    }
-
-    private static int ArgMax(long[] counts)
-    {
-        int best = 0;
-        for (int c = 1; c < counts.Length; c++) if (counts[c] > counts[best]) best = c;
-        return best;
     }
 }

@@ -16,7 +16,7 @@ public sealed record HtmlAssets(
 /// </summary>
 public static class HtmlReportWriter
 {
-    private const string Css = """
+    internal const string Css = """
         body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0;background:#f4f5f7;color:#1d2330}
         main{max-width:1100px;margin:0 auto;padding:24px}
         h1{font-size:26px;margin:0 0 4px} h2{font-size:19px;margin:28px 0 10px;border-bottom:2px solid #d8dce3;padding-bottom:4px}
@@ -128,13 +128,13 @@ public static class HtmlReportWriter
     /// <summary>HTML-encodes text (&lt;, &gt;, &amp;, quotes) for element content and attribute values.</summary>
     public static string E(string text) => WebUtility.HtmlEncode(text);
 
-    private static string Img(byte[] png, string alt, int? width = null) =>
+    internal static string Img(byte[] png, string alt, int? width = null) =>
         $"<img src=\"data:image/png;base64,{Convert.ToBase64String(png)}\" alt=\"{E(alt)}\"{(width is { } w ? $" width=\"{w}\"" : "")}>";
 
     /// <summary>Width from the PNG IHDR chunk (big-endian at byte 16), to show small pixel images enlarged.</summary>
     private static int PngWidth(byte[] png) => png.Length >= 24 ? (png[16] << 24) | (png[17] << 16) | (png[18] << 8) | png[19] : 0;
 
-    private static void Card(StringBuilder sb, string key, string value) =>
+    internal static void Card(StringBuilder sb, string key, string value) =>
         sb.Append($"<div class=\"card\"><div class=\"v\">{E(value)}</div><div class=\"k\">{E(key)}</div></div>");
 
     private static string Pct(double v) => MarkdownReportWriter.Pct(v);
