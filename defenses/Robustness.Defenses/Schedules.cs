@@ -1,3 +1,4 @@
+using Robustness.Core;
 namespace Robustness.Defenses;
 
 /// <summary>The learning rate at each optimizer iteration (0-based, counted over the whole run).</summary>
@@ -17,7 +18,7 @@ public static class LearningRateSchedules
         "step" or "multistep" => LearningRateScheduleKind.Step,
         "cosine" => LearningRateScheduleKind.Cosine,
         "one-cycle" or "onecycle" or "cyclic" => LearningRateScheduleKind.OneCycle,
-        _ => throw new Core.InputException($"--lr-schedule: unknown schedule '{text}' (valid: {string.Join(", ", Names)})"),
+        _ => throw new ParameterException("Schedule", $"unknown schedule '{text}' (valid: {string.Join(", ", Names)})"),
     };
 
     public static ILearningRateSchedule Create(TrainingOptions options, int iterationsPerEpoch)

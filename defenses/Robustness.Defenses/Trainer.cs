@@ -62,7 +62,7 @@ public sealed class Trainer
         if (o.Threads is { } threads) set_num_threads(threads);
         var device = Devices.Parse(o.Device);
         if (_model.Device.type != device.type || (device.index >= 0 && _model.Device.index != device.index))
-            throw new InputException($"--device: the model lives on {_model.Device} but training was asked for {device}; create the model on the training device");
+            throw new ParameterException("Device", $"the model lives on {_model.Device} but training was asked for {device}; create the model on the training device");
 
         ImageDataset trainSet = train, ownedTrain = train;
         ImageDataset? valSet = validation, ownedVal = null;
@@ -88,7 +88,7 @@ public sealed class Trainer
     {
         var o = _options;
         int itersPerEpoch = o.DropLast ? trainSet.Count / o.BatchSize : (trainSet.Count + o.BatchSize - 1) / o.BatchSize;
-        if (itersPerEpoch == 0) throw new InputException($"--batch-size: {o.BatchSize} is larger than the training set ({trainSet.Count}) with drop-last");
+        if (itersPerEpoch == 0) throw new ParameterException("BatchSize", $"{o.BatchSize} is larger than the training set ({trainSet.Count}) with drop-last");
         var lrSchedule = LearningRateSchedules.Create(o, itersPerEpoch);
         var epsSchedule = EpsilonSchedule.Create(_objective.Epsilon, o.EpsRampEpochs, itersPerEpoch, o.EpsWarmupEpochs);
         bool detect = o.DetectCatastrophicOverfitting ?? _objective is FgsmRsObjective;
@@ -104,7 +104,7 @@ public sealed class Trainer
         _model.Module.to(device);
         using var attackView = o.AttackPrecision == GradientPrecision.Float32 ? null
             : _model is TorchClassifier tc ? GradientPrecisions.Bf16View(tc, o.AttackPrecision)
-            : throw new InputException($"--attack-precision {o.AttackPrecision.Name()}: needs a zoo model (the bf16 copy is rebuilt from its architecture)");
+            : throw new ParameterException("AttackPrecision", $"{o.AttackPrecision.Name()} needs a zoo model (the bf16 copy is rebuilt from its architecture)");
         _attackView = attackView;
         using var optimizer = ParameterOptimizers.Create(_model.Module, o);
         using var generator = new Generator((ulong)o.Seed, CPU);
@@ -235,10 +235,10 @@ public sealed class Trainer
             {
                 lr = lrSchedule.At(iteration);
                 eps = epsSchedule.At(iteration);
-                // Channels-last inputs put the convolutions on libtorch's fast oneDNN path (Attacks.MemoryLayout).
+                // Channels-last inputs put the convolutions on libtorch's fast oneDNN path (Core.Layout).
                 // A bf16 attack view follows the weights of the last optimizer step (a copy, no host sync).
                 _attackView?.Refresh();
-                var step = _objective.Compute(_model, MemoryLayout.ChannelsLast(batch.Inputs), batch.Labels,
+                var step = _objective.Compute(_model, Layout.ChannelsLastView(batch.Inputs), batch.Labels,
                     new TrainingStepContext(eps, generator, epoch, iteration, _attackView));
                 _model.Module.zero_grad(set_to_none: true);
                 step.Loss.backward();

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Robustness.Attacks;
 using Robustness.Core;
 using Robustness.Core.Attacking;
 using TorchSharp;
@@ -79,13 +80,13 @@ public static class SanityChecks
                 "A stronger attack must not do worse: check the step size, randomness in the model and the attack's loss."),
             MoreIterationsCheck.NotConvergedCode => new(r.Code,
                 $"PGD with twice the steps and restarts lowered robust accuracy noticeably: the attack has not converged. {m}",
-                "Increase --steps and --restarts until robust accuracy stops falling, and report the stronger number."),
+                "Increase the attacks' steps and restarts until robust accuracy stops falling, and report the stronger number."),
             LargeEpsilonCheck.Code => new(r.Code,
                 $"At a very large ε (enough to turn every image mid-grey) the accuracy stays well above chance. {m}",
                 "An unbounded attack must reach chance accuracy: the attack is failing (gradient masking or a bug), so the robust accuracy is not meaningful."),
             ReducedPrecisionCheck.Code => new(r.Code,
                 $"The attacks with reduced-precision gradients left more points robust than the same attacks in float32. {m}",
-                "Rerun with --precision float32 and report that number; reduced precision is only safe where it matches float32."),
+                "Rerun with float32 gradients and report that number; reduced precision is only safe where it matches float32."),
             MonotoneSweepCheck.Code => new(r.Code,
                 $"Robust accuracy rises as ε grows. {m}",
                 "A larger ball contains the smaller one, so accuracy must not rise: attacks are not converging; use more steps/restarts or check for gradient masking."),
@@ -115,20 +116,10 @@ public static class SanityChecks
     /// <summary>Success mask (CPU) of the worst case over <paramref name="attacks"/> on the rows, AutoAttack-style.</summary>
     internal static bool[] WorstCase(SanityCheckContext c, Tensor x, Tensor y, IReadOnlyList<IAttack> attacks, int seedSalt)
     {
-        int n = (int)x.shape[0];
-        var broken = new bool[n];
-        for (int a = 0; a < attacks.Count; a++)
-        {
-            var remaining = Enumerable.Range(0, n).Where(i => !broken[i]).ToArray();
-            if (remaining.Length == 0) break;
-            using var scope = NewDisposeScope();
-            var sel = tensor(remaining.Select(i => (long)i).ToArray(), ScalarType.Int64, device: x.device);
-            using var gen = new Generator(Evaluator.MixSeed(c.Seed, 1000 + seedSalt, a, 0));
-            using var result = attacks[a].Run(c.Model, x.index_select(0, sel), new AttackTargets(y.index_select(0, sel)), new AttackContext(gen));
-            var success = result.Success.cpu().data<bool>().ToArray();
-            for (int j = 0; j < remaining.Length; j++) if (success[j]) broken[remaining[j]] = true;
-        }
-        return broken;
+        using var scope = NewDisposeScope();
+        var points = new StandingPoints(x, new AttackTargets(y), KeepRule.Success);
+        points.Run(StandingPoints.StagesOf(c.Model, attacks), new AttackContext(), StageSeeding.PerStage(a => Evaluator.MixSeed(c.Seed, 1000 + seedSalt, a, 0)));
+        return points.Broken.cpu().data<bool>().ToArray();
     }
 }
 

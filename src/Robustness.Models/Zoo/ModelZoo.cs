@@ -28,7 +28,7 @@ public static class ModelZoo
     {
         var name = (arch ?? "").Trim().ToLowerInvariant();
         return Names.Contains(name) ? name
-            : throw new InputException($"--arch: unknown architecture '{arch}' (valid: {string.Join(", ", Names)})");
+            : throw new ParameterException("Arch", $"unknown architecture '{arch}' (valid: {string.Join(", ", Names)})");
     }
 
     public static int[] DefaultInputShape(string arch) =>
@@ -165,7 +165,7 @@ public static class ModelZoo
         var name = Canonical(arch);
         spec ??= DefaultSpec(name);
         if (Canonical(spec.Arch) != name)
-            throw new InputException($"--arch: '{name}' does not match the spec's architecture '{spec.Arch}'");
+            throw new ParameterException("Arch", $"'{name}' does not match the spec's architecture '{spec.Arch}'");
         var network = Create(name, OptionsFor(spec));
         return Wrap(network, spec, device);
     }

@@ -82,7 +82,7 @@ public sealed class EvalCommand(EvalRunOptions o)
                 Shard = p.GetValue(ShardOption) is { } s ? ShardSpec.Parse(s) : null,
                 Out = p.GetValue(OutOption)!,
             }).Execute();
-        });
+        }, new Dictionary<string, string> { ["Attack"] = "--attacks" });
         return command;
     }
 
