@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using Robustness.Attacks;
+using Robustness.Certification;
 using Robustness.Core;
+using Robustness.Core.Graphs;
 using Robustness.Core.Attacking;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -49,6 +51,9 @@ public sealed class Evaluator
             if (!s.Select(a => a.Name).SequenceEqual(attackNames))
                 throw new InvalidOperationException("the attack suite must build the same attacks (by name) for every ε");
 
+        // Certification bounds the float32 network itself (a reduced-precision view only speeds up attack gradients).
+        var certifyModel = model is IReducedPrecisionClassifier reduced ? reduced.FullPrecision : model;
+        var graph = options.CertifyIbp ? NetworkDescriptions.Of(certifyModel, "--certify") : null;
         int batchSize = options.BatchSize;
         int batchCount = (indices.Count + batchSize - 1) / batchSize;
         var ownedBatches = Enumerable.Range(0, batchCount).Where(b => options.Shard?.OwnsBatch(b) ?? true).ToArray();
@@ -82,6 +87,13 @@ public sealed class Evaluator
             Report(progress, "clean", ++done, totalUnits);
 
             var perEps = new SampleEpsilonOutcome[len, epsilons.Count];
+            var verified = new bool[epsilons.Count][];
+            if (graph is not null)
+                for (int e = 0; e < epsilons.Count; e++)
+                {
+                    using var v = new IntervalVerifier(epsilons[e]).Verify(graph, bounds, x, y);
+                    verified[e] = v.Verified.cpu().data<bool>().ToArray();
+                }
             // Gallery candidates at the main ε: clean-correct points in evaluation order, until enough broken and
             // enough robust examples are kept (broken ones are shown first; robust ones fill up).
             bool galleryFull = brokenExamples.Count >= options.ImageCount && robustExamples.Count >= options.ImageCount;
@@ -139,7 +151,8 @@ public sealed class Evaluator
                 else
                     foreach (var attack in attacks) Report(progress, "attack", ++done, totalUnits, epsilons[e], attack.Name);
                 for (int i = 0; i < len; i++)
-                    perEps[i, e] = new SampleEpsilonOutcome(epsilons[e], brokenBy[i], distance[i], advPred[i], advConf[i], minNorm[i]);
+                    perEps[i, e] = new SampleEpsilonOutcome(epsilons[e], brokenBy[i], distance[i], advPred[i], advConf[i], minNorm[i],
+                        graph is null ? null : verified[e][i]);
             }
 
             if (galleryRows.Length > 0)
@@ -185,6 +198,7 @@ public sealed class Evaluator
             Seed = options.Seed,
             BatchSize = options.BatchSize,
             AttackPrecision = options.AttackPrecision,
+            Certification = options.CertifyIbp ? "ibp" : null,
             Attacks = attackDescriptions,
             DatasetName = data.Name,
             DatasetSource = data.Source,

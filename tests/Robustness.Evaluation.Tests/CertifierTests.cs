@@ -164,3 +164,68 @@ public class CertifierTests
         }
     }
 }
+
+/// <summary>`robust eval --certify`: verified numbers beside the empirical ones, certified ≤ empirical per sample.</summary>
+public class EvalCertifyTests
+{
+    private static EvaluationOptions Options(double eps, params double[] sweep) => Fixtures.Options(new RegistryAttackSuite("apgd-ce"), eps, sweep) with
+    {
+        CertifyIbp = true, SampleIndices = Enumerable.Range(0, 96).Select(i => (long)i).ToArray(), SanityChecks = false, ImageCount = 0,
+    };
+
+    [Fact]
+    public void Verified_accuracy_sits_below_robust_accuracy_at_every_epsilon()
+    {
+        var result = new Evaluator().Evaluate(CertifiableModel.Get(), Fixtures.Data, Options(0.02, 0, 0.01, 0.05));
+        var r = result.Report;
+        Assert.NotNull(r.VerifiedAccuracy);
+        Assert.Equal("ibp", r.Provenance.Certification);
+        foreach (var e in r.EpsSweep)
+        {
+            Assert.NotNull(e.VerifiedAccuracy);
+            Assert.True(e.VerifiedAccuracy <= e.RobustAccuracy, $"ε = {e.Epsilon}: verified {e.VerifiedAccuracy} > robust {e.RobustAccuracy}");
+        }
+        Assert.True(r.VerifiedAccuracy > 0.2, "nothing verified: the comparison would be vacuous");
+        Assert.Contains(r.SanityChecks, c => c.Code == CertifiedButBrokenCheck.Code && !c.Fired);
+        Assert.DoesNotContain(r.Warnings, w => w.Code == CertifiedButBrokenCheck.Code);
+        Assert.Equal(r.Samples.Count(s => s.PerEpsilon[2].Verified == true), r.PerClass.Sum(c => c.Verified));
+        var md = MarkdownReportWriter.Render(r);
+        Assert.Contains("certificates prove", md);
+        Assert.Contains("verified (IBP)", HtmlReportWriter.Render(r));
+        // A merge of shards recomputes the same verified numbers from the samples.
+        var shards = Enumerable.Range(0, 2).Select(i => new Evaluator().Evaluate(CertifiableModel.Get(), Fixtures.Data,
+            Options(0.02, 0, 0.01, 0.05) with { Shard = new ShardSpec(i, 2), BatchSize = 32 }).Report).ToArray();
+        var merged = ReportMerger.Merge(shards);
+        var whole = new Evaluator().Evaluate(CertifiableModel.Get(), Fixtures.Data, Options(0.02, 0, 0.01, 0.05) with { BatchSize = 32 }).Report;
+        Assert.Equal(whole.EpsSweep.Select(e => e.VerifiedAccuracy), merged.EpsSweep.Select(e => e.VerifiedAccuracy));
+    }
+
+    [Fact]
+    public void A_verified_point_an_attack_breaks_raises_the_loud_warning()
+    {
+        var honest = CertifiableModel.Get();
+        var graph = NetworkDescriptions.Of(honest);
+        var last = (LinearOp)graph.Output.Op;
+        using var bias = tensor(Enumerable.Range(0, Fixtures.Classes).Select(c => c == 0 ? 10f : 0f).ToArray());
+        using var zero = zeros_like(last.Weight);
+        var lie = new NetworkGraph([.. graph.Nodes.Take(graph.Nodes.Count - 1), graph.Output with { Op = new LinearOp(zero, bias) }]);
+        using var liar = new TorchClassifier(new LyingDescription(honest.Module, lie), honest.Spec);
+        var r = new Evaluator().Evaluate(liar, Fixtures.Data, Options(0.3)).Report;
+        var warning = Assert.Single(r.Warnings, w => w.Code == CertifiedButBrokenCheck.Code);
+        Assert.StartsWith("CERTIFICATE VIOLATED", warning.Message);
+    }
+
+    [Fact]
+    public void Certify_needs_linf()
+    {
+        var e = Assert.Throws<ParameterException>(() => (Options(0.1) with { Norm = Norm.L2 }).Validate(Bounds.Unit));
+        Assert.Equal("CertifyIbp", e.Parameter);
+    }
+
+    private sealed class LyingDescription(nn.Module<Tensor, Tensor> inner, NetworkGraph graph) : nn.Module<Tensor, Tensor>("lying"), IDescribedNetwork
+    {
+        private readonly nn.Module<Tensor, Tensor> _inner = inner;
+        public override Tensor forward(Tensor x) => _inner.call(x);
+        public NetworkGraph Describe() => graph;
+    }
+}
