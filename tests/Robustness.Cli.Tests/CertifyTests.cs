@@ -67,6 +67,15 @@ public sealed class CertifyTests : IDisposable
     }
 
     [Fact]
+    public void EvalCertifyNeedsLinf()
+    {
+        var outDir = _temp.Sub("eval-l2");
+        Expect.BadInput(Cli.Run("eval", "--model", Make.TinyCnn, "--n", "4", "--norm", "l2", "--eps", "0.5", "--attacks", "fgsm", "--certify",
+            "--threads", "1", "--out", outDir), "--certify", "l2");
+        Expect.NoPartialOutput(outDir);
+    }
+
+    [Fact]
     public void IbpWritesTheCertificate()
     {
         var outDir = _temp.Sub("ibp");
