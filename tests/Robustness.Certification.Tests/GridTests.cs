@@ -21,6 +21,7 @@ public class GridTests
         const double eps = 0.04;
         var labels = GraphExecutor.Forward(graph, centres).argmax(1);
         var verified = new IntervalVerifier(eps).Verify(graph, Bounds.Unit, centres, labels).Verified.data<bool>().ToArray();
+        var crownVerified = new IntervalVerifier(eps) { Method = BoundMethod.CrownIbp }.Verify(graph, Bounds.Unit, centres, labels).Verified.data<bool>().ToArray();
 
         var offsets = linspace(-eps, eps, 61);
         var grid = stack([offsets.repeat_interleave(61), offsets.repeat(61)], 1);   // [3721, 2]
@@ -32,6 +33,8 @@ public class GridTests
             if (robust) gridRobust++;
             if (verified[i]) verifiedCount++;
             Assert.False(verified[i] && !robust, $"centre {i} is IBP-verified at ε = {eps} but a grid point changes its class");
+            Assert.False(crownVerified[i] && !robust, $"centre {i} is CROWN-IBP-verified at ε = {eps} but a grid point changes its class");
+            Assert.True(crownVerified[i] || !verified[i], "the CROWN-IBP verifier keeps the better of both bounds, so it verifies everything IBP does");
         }
         // Not vacuous: IBP verifies a good part of the points, and never more than the grid finds robust.
         Assert.True(verifiedCount >= 20, $"only {verifiedCount} of 144 centres verified");

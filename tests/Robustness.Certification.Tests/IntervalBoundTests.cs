@@ -31,6 +31,10 @@ public class IntervalBoundTests
                 Assert.Equal(expected, margin[i, j].ToDouble(), 10);
             }
 
+        // CROWN-IBP is exact on a linear model too.
+        var crown = new CrownIbp().MarginLowerBounds(graph, Interval.LinfBall(x, eps, Bounds.Unit), labels)!;
+        Assert.True((crown - margin).abs().max().ToDouble() < 1e-10);
+
         // The naive difference of logit intervals subtracts ε(‖w_y‖₁ + ‖w_j‖₁) instead: never tighter.
         var z = new IntervalBoundPropagation().Logits(graph, Interval.LinfBall(x, eps, Bounds.Unit));
         var naive = z.Lower.gather(1, labels.unsqueeze(1)) - z.Upper;

@@ -44,7 +44,8 @@ public class IntervalSoundnessTests
             // Uniform draws and corners of the box, clamped to [0, 1] as the threat model does.
             var u = rand([Perturbations, .. shape]) * 2 - 1;
             var corners = rand([Perturbations / 2, .. shape]).lt(0.5).to(float32) * 2 - 1;
-            var points = (x + cat([u, corners], 0) * eps).clamp(0, 1);
+            var directions = cat([u, corners], 0);
+            var points = (x + directions * eps).clamp(0, 1);
             var labels = label.expand(points.shape[0]);
 
             // float32 network, bounds in float64 with the rounding slack: sound for what the network computes.
@@ -52,7 +53,9 @@ public class IntervalSoundnessTests
 
             // The float64 network against float64 bounds without slack: the exact-arithmetic statement.
             var graph64 = RandomNetworks.Cast(graph, float64, []);
-            CheckInside(graph64, x.to(float64), label, eps, points.to(float64), labels, GraphExecutor.Forward(graph64, points.to(float64)), recipe, slack: false);
+            // Points drawn in float64 too: float32 points can sit an ulp outside the float64 ball.
+            var points64 = (x.to(float64) + directions.to(float64) * eps).clamp(0, 1);
+            CheckInside(graph64, x.to(float64), label, eps, points64, labels, GraphExecutor.Forward(graph64, points64), recipe, slack: false);
         }, iter: 120, threads: 1);
     }
 
@@ -106,6 +109,16 @@ public class IntervalSoundnessTests
         Assert.True(below <= tolerance, $"a logit fell below its lower bound by {below:G6}: {recipe}, ε = {eps}, slack {slack}");
         Assert.True(above <= tolerance, $"a logit rose above its upper bound by {above:G6}: {recipe}, ε = {eps}, slack {slack}");
         Assert.True(marginGap <= tolerance, $"a margin z_y − z_j fell below its lower bound by {marginGap:G6}: {recipe}, ε = {eps}, slack {slack}");
+
+        // CROWN-IBP (linear relaxation backwards from the margins, IBP for the layers before) must hold as well.
+        var crown = new CrownIbp { Slack = ibp.Slack }.MarginLowerBounds(graph, box, label);
+        bool relaxable = CrownIbp.Unsupported(graph) is null;
+        Assert.Equal(relaxable, crown is not null);
+        if (crown is not null)
+        {
+            var crownGap = (crown - actualMargin).max().ToDouble();
+            Assert.True(crownGap <= tolerance, $"a margin fell below its CROWN-IBP lower bound by {crownGap:G6}: {recipe}, ε = {eps}, slack {slack}");
+        }
 
         // The points really are in the ball (the check above means nothing otherwise).
         var dist = (points.to(float64) - x.to(float64)).abs().flatten(1).amax([1L]).max().ToDouble();
