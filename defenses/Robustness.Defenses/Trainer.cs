@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Robustness.Attacks;
+using Robustness.Certification;
 using Robustness.Core;
 using Robustness.Models;
 using TorchSharp;
@@ -94,8 +95,8 @@ public sealed class Trainer
         bool detect = o.DetectCatastrophicOverfitting ?? _objective is FgsmRsObjective;
         double validationEps = o.ValidationEpsilon ?? _objective.Epsilon;
         // Certified training is validated by what it optimises: verified accuracy at the validation ε.
-        var validator = Validator ?? (_objective is IbpObjective && validationEps > 0
-            ? new IntervalValidator(validationEps, o.ValidationBatchSize)
+        var validator = Validator ?? (_objective is IbpObjective or CrownIbpObjective && validationEps > 0
+            ? new IntervalValidator(validationEps, o.ValidationBatchSize) { Method = _objective is CrownIbpObjective ? BoundMethod.CrownIbp : BoundMethod.Ibp }
             : new RobustValidator(
                 validationEps > 0 ? new ThreatModel(_objective.Norm, validationEps, _model.Spec.Bounds) : null,
                 o.ValidationPgdSteps, o.ValidationBatchSize, o.Seed, measureFgsm: detect));

@@ -283,5 +283,5 @@ public sealed record GaussianNoiseObjective(double Sigma) : ITrainingObjective
 
 public static class TrainingObjectives
 {
-    public static readonly IReadOnlyList<string> Names = ["standard", "pgd", "fgsm-rs", "trades", "gaussian", "ibp"];
+    public static readonly IReadOnlyList<string> Names = ["standard", "pgd", "fgsm-rs", "trades", "gaussian", "ibp", "crown-ibp"];
 }

@@ -54,7 +54,7 @@ public sealed class CertifyTests : IDisposable
     }
 
     [Fact]
-    public void UnknownMethodListsTheValidOnes() => Bad(["--method", "crown-magic"], "--method", "crown-magic", "ibp", "smoothing");
+    public void UnknownMethodListsTheValidOnes() => Bad(["--method", "crown-magic"], "--method", "crown-magic", "ibp", "crown-ibp", "smoothing");
 
     [Fact]
     public void MethodIsRequired() => Bad([], "--method");
@@ -98,6 +98,26 @@ public sealed class CertifyTests : IDisposable
         foreach (var f in new[] { "certificate.md", "certificate.html", Path.Combine("plots", "certified-accuracy.png") })
             Assert.True(File.Exists(Path.Combine(outDir, f)), f);
         Expect.NoTempFiles(outDir);
+    }
+
+    [Fact]
+    public void CrownIbpVerifiesAtLeastWhatIbpVerifies()
+    {
+        // An MLP (no max-pooling, so CROWN applies): the better-of-both bound verifies every point IBP does.
+        var model = _temp.Sub("mlp.safetensors");
+        TorchSharp.torch.manual_seed(2);
+        using (var mlp = Robustness.Models.ModelZoo.CreateClassifier("mlp", TorchSharp.torch.CPU))
+            Robustness.Models.ModelFile.Save(mlp, model);
+        double Verified(string method)
+        {
+            var outDir = _temp.Sub("cert-" + method);
+            var r = Cli.Run("certify", "--model", model, "--method", method, "--eps", "0.002", "--n", "32", "--check-attacks", "none", "--threads", "1", "--out", outDir);
+            Assert.True(r.ExitCode == 0, r.ToString());
+            using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "certificate.json")));
+            Assert.Equal(method, doc.RootElement.GetProperty("method").GetString());
+            return doc.RootElement.GetProperty("verified_accuracy").GetDouble();
+        }
+        Assert.True(Verified("crown-ibp") >= Verified("ibp"));
     }
 
     [Fact]

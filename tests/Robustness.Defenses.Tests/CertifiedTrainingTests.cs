@@ -60,7 +60,7 @@ public class CertifiedTrainingTests
         Assert.Equal(1.0, objective.Kappa(0), 12);
         Assert.Equal(0.75, objective.Kappa(0.05), 12);
         Assert.Equal(0.5, objective.Kappa(0.1), 12);
-        Assert.Throws<InputException>(() => new TrainingOptions { Epochs = 3, EpsRampEpochs = 2, EpsWarmupEpochs = 1.5 }.Validate());
+        Assert.Equal("EpsWarmupEpochs", Assert.Throws<ParameterException>(() => new TrainingOptions { Epochs = 3, EpsRampEpochs = 2, EpsWarmupEpochs = 1.5 }.Validate()).Parameter);
     }
 
     [Fact]
@@ -79,6 +79,35 @@ public class CertifiedTrainingTests
         var verified = step.AdversarialLogits!.argmax(1).eq(batch.Labels);
         using var v = new IntervalVerifier(0.1) { Propagation = new IntervalBoundPropagation(), Arithmetic = ScalarType.Float32 }.Verify(model, batch.Images, batch.Labels);
         Assert.True(verified.logical_xor(v.Verified).sum().ToInt64() <= 1);
+    }
+
+    [Fact]
+    public void Crown_ibp_training_verifies_more_than_standard_training_and_mixes_its_bounds()
+    {
+        using var ibp = Mlp(3);
+        new Trainer(ibp, new CrownIbpObjective(Eps), Options with { EpsWarmupEpochs = 0.5, EpsRampEpochs = 2 }).Fit(Fixtures.Train.Value, Fixtures.Validation.Value);
+        using var standard = Mlp(3);
+        new Trainer(standard, new StandardObjective(), Options).Fit(Fixtures.Train.Value, Fixtures.Validation.Value);
+        var heldOut = Fixtures.HeldOut.Value;
+        double trained = VerifiedAccuracy(ibp, heldOut, Eps), baseline = VerifiedAccuracy(standard, heldOut, Eps);
+        Assert.True(trained >= 0.4 && trained > baseline + 0.2, $"CROWN-IBP-trained {trained:P1} vs standard {baseline:P1}");
+        var o = new CrownIbpObjective(0.1);
+        Assert.Equal(1.0, o.Beta(0), 12);
+        Assert.Equal(0.5, o.Beta(0.05), 12);
+        Assert.Equal(0.0, o.Beta(0.1), 12);
+    }
+
+    [Fact]
+    public void Crown_ibp_refuses_max_pooling_models_by_name()
+    {
+        random.manual_seed(1);
+        using var model = ModelZoo.CreateClassifier("tiny-cnn", CPU);
+        var train = Fixtures.Train.Value;
+        using var scope = NewDisposeScope();
+        var batch = train.Take(4);
+        var e = Assert.Throws<InputException>(() => new CrownIbpObjective(0.1).Compute(model, batch.Images, batch.Labels, new TrainingStepContext(0.1, new Generator(1), 1, 0)));
+        Assert.Contains("maxpool2d", e.Message);
+        Assert.StartsWith("crown-ibp: model tiny-cnn", e.Message);
     }
 
     [Fact]

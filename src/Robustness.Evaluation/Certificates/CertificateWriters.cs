@@ -34,8 +34,11 @@ public static class JsonCertificateWriter
 /// <summary>Headline lines shared by the Markdown and HTML pages and the console summary.</summary>
 public static class CertificateSummary
 {
-    public static string Title(CertificateReport r) => r.Method == "ibp"
-        ? $"IBP verification, L∞ ε = {N(r.Epsilon ?? 0)}"
+    /// <summary>True for the bound-propagation methods (ibp, crown-ibp), which verify at a fixed ε.</summary>
+    public static bool Verifies(CertificateReport r) => r.Method != "smoothing";
+
+    public static string Title(CertificateReport r) => Verifies(r)
+        ? $"{(r.Method == "crown-ibp" ? "CROWN-IBP" : "IBP")} verification, L∞ ε = {N(r.Epsilon ?? 0)}"
         : $"Randomized smoothing, L2, σ = {r.Provenance.Parameters.GetValueOrDefault("sigma", "?")}";
 
     public static IReadOnlyList<SummaryRow> Rows(CertificateReport r)
@@ -44,7 +47,7 @@ public static class CertificateSummary
         {
             new("method", Title(r)),
             new("points", r.Total.ToString(CultureInfo.InvariantCulture)),
-            new(r.Method == "ibp" ? "clean accuracy" : "clean accuracy (smoothed)", Pct(r.CleanAccuracy)),
+            new(CertificateSummary.Verifies(r) ? "clean accuracy" : "clean accuracy (smoothed)", Pct(r.CleanAccuracy)),
         };
         if (r.BaseCleanAccuracy is { } b) rows.Add(new("clean accuracy (base, no noise)", Pct(b)));
         if (r.VerifiedAccuracy is { } v) rows.Add(new($"verified accuracy (ε = {N(r.Epsilon ?? 0)})", Pct(v)));
@@ -96,9 +99,9 @@ public static class MarkdownCertificateWriter
 
         if (r.SampleSize is { } cost) sb.AppendLine("## Sample size").AppendLine().AppendLine(Esc(cost.Note)).AppendLine();
 
-        sb.AppendLine(r.Method == "ibp" ? "## Verified accuracy by ε" : "## Certified accuracy by radius").AppendLine();
-        sb.AppendLine(r.Method == "ibp" ? "| ε | verified | points |" : "| radius | certified | points |").AppendLine("|---|---|---|");
-        var table = r.Method == "ibp" ? r.CertifiedAccuracyByRadius : r.CertifiedAccuracyByRadius.Where(x => CertificateSummary.TableRadii.Contains(x.Radius));
+        sb.AppendLine(CertificateSummary.Verifies(r) ? "## Verified accuracy by ε" : "## Certified accuracy by radius").AppendLine();
+        sb.AppendLine(CertificateSummary.Verifies(r) ? "| ε | verified | points |" : "| radius | certified | points |").AppendLine("|---|---|---|");
+        var table = CertificateSummary.Verifies(r) ? r.CertifiedAccuracyByRadius : r.CertifiedAccuracyByRadius.Where(x => CertificateSummary.TableRadii.Contains(x.Radius));
         foreach (var x in table) sb.AppendLine($"| {CertificateSummary.N(x.Radius)} | {CertificateSummary.Pct(x.Accuracy)} | {x.Count} |");
         sb.AppendLine();
 
@@ -157,7 +160,7 @@ public static class HtmlCertificateWriter
         sb.Append($"<h1>Certificate: {E(CertificateSummary.Title(r))}</h1>");
         sb.Append($"<div class=\"sub\">Model <code>{E(p.ModelPath ?? p.ModelArch)}</code> on {E(p.DatasetName)} · {r.Total} points</div>\n");
         sb.Append("<div class=\"cards\">");
-        HtmlReportWriter.Card(sb, r.Method == "ibp" ? "clean accuracy" : "clean accuracy (smoothed)", CertificateSummary.Pct(r.CleanAccuracy));
+        HtmlReportWriter.Card(sb, CertificateSummary.Verifies(r) ? "clean accuracy" : "clean accuracy (smoothed)", CertificateSummary.Pct(r.CleanAccuracy));
         if (r.VerifiedAccuracy is { } v) HtmlReportWriter.Card(sb, $"verified (ε = {CertificateSummary.N(r.Epsilon ?? 0)})", CertificateSummary.Pct(v));
         if (r.CertifiedAccuracy is { } ca) HtmlReportWriter.Card(sb, "certified (r = 0)", CertificateSummary.Pct(ca));
         if (r.Method == "smoothing") HtmlReportWriter.Card(sb, "abstained", CertificateSummary.Pct(r.AbstentionRate));
@@ -171,10 +174,10 @@ public static class HtmlCertificateWriter
             sb.Append($"<div class=\"warn\"><code>{E(w.Code)}</code> — {E(w.Message)}<br><b>What to do:</b> {E(w.Advice)}</div>");
         if (r.SampleSize is { } cost) sb.Append($"<h2>Sample size</h2><p>{E(cost.Note)}</p>");
 
-        sb.Append(r.Method == "ibp" ? "<h2>Verified accuracy by ε</h2>" : "<h2>Certified accuracy by radius</h2>");
+        sb.Append(CertificateSummary.Verifies(r) ? "<h2>Verified accuracy by ε</h2>" : "<h2>Certified accuracy by radius</h2>");
         if (plot is not null) sb.Append($"<div class=\"plots\">{HtmlReportWriter.Img(plot, "certified accuracy versus radius")}</div>");
-        sb.Append($"<table><tr><th>{(r.Method == "ibp" ? "ε" : "radius")}</th><th>{(r.Method == "ibp" ? "verified" : "certified")}</th><th>points</th></tr>");
-        var table = r.Method == "ibp" ? r.CertifiedAccuracyByRadius : r.CertifiedAccuracyByRadius.Where(x => CertificateSummary.TableRadii.Contains(x.Radius));
+        sb.Append($"<table><tr><th>{(CertificateSummary.Verifies(r) ? "ε" : "radius")}</th><th>{(CertificateSummary.Verifies(r) ? "verified" : "certified")}</th><th>points</th></tr>");
+        var table = CertificateSummary.Verifies(r) ? r.CertifiedAccuracyByRadius : r.CertifiedAccuracyByRadius.Where(x => CertificateSummary.TableRadii.Contains(x.Radius));
         foreach (var x in table) sb.Append($"<tr><td class=n>{CertificateSummary.N(x.Radius)}</td><td class=n><b>{CertificateSummary.Pct(x.Accuracy)}</b></td><td class=n>{x.Count}</td></tr>");
         sb.Append("</table>\n");
 
@@ -215,7 +218,7 @@ public static class CertificatePlots
         {
             var (label, r) = curves[i];
             var points = r.CertifiedAccuracyByRadius;
-            var line = r.Method == "ibp"
+            var line = CertificateSummary.Verifies(r)
                 ? plot.Add.Scatter(points.Select(x => x.Radius).ToArray(), points.Select(x => x.Accuracy).ToArray(), palette.GetColor(i))
                 : plot.Add.ScatterLine(points.Select(x => x.Radius).ToArray(), points.Select(x => x.Accuracy).ToArray(), palette.GetColor(i));
             line.LegendText = label;
@@ -228,8 +231,8 @@ public static class CertificatePlots
                 emp.MarkerSize = 7;
             }
         }
-        bool ibp = curves.All(c => c.Report.Method == "ibp");
-        plot.Title(ibp ? "Verified accuracy vs L∞ epsilon (IBP)" : "Certified accuracy vs L2 radius (randomized smoothing)");
+        bool ibp = curves.All(c => CertificateSummary.Verifies(c.Report));
+        plot.Title(ibp ? "Verified accuracy vs L∞ epsilon (bound propagation)" : "Certified accuracy vs L2 radius (randomized smoothing)");
         plot.XLabel(ibp ? "epsilon (linf)" : "radius (l2)");
         plot.YLabel(ibp ? "verified accuracy" : "certified accuracy");
         plot.Axes.SetLimitsY(0, 1.05);
@@ -248,7 +251,7 @@ public static class CertificateBundle
     public static CertificateFiles WriteAll(CertificateReport report, string directory, IReadOnlyList<(string Label, CertificateReport Report)>? overlay = null)
     {
         var dir = Path.GetFullPath(directory);
-        var label = report.Method == "ibp" ? "IBP verified" : $"σ = {report.Provenance.Parameters.GetValueOrDefault("sigma", "?")}";
+        var label = CertificateSummary.Verifies(report) ? $"{CertificateSummary.Title(report).Split(' ')[0]} verified" : $"σ = {report.Provenance.Parameters.GetValueOrDefault("sigma", "?")}";
         var curves = new List<(string, CertificateReport)> { (label, report) };
         if (overlay is not null) curves.AddRange(overlay);
         var png = CertificatePlots.CertifiedAccuracyPng(curves);

@@ -31,6 +31,8 @@ public sealed record IbpCertificationOptions : CertificationOptions
     /// <summary>Attacks (registry names or a preset) run at ε on every clean-correct point; empty = no check.</summary>
     public string CheckAttacks { get; init; } = "apgd-ce";
     public AttackOptions? CheckAttackOptions { get; init; }
+    /// <summary>IBP, or the better of IBP and CROWN-IBP per margin.</summary>
+    public BoundMethod Bounds { get; init; } = BoundMethod.Ibp;
 
     public IReadOnlyList<double> AllEpsilons() => SweepEpsilons.Append(Epsilon).Distinct().Order().ToArray();
 }
@@ -67,13 +69,13 @@ public sealed class Certifier
         var epsilons = o.AllEpsilons();
         foreach (var e in epsilons) new ThreatModel(Norm.Linf, e, bounds).Validate(e == o.Epsilon ? "--eps" : "--eps-sweep");
         if (o.BatchSize < 1) throw new ParameterException(nameof(o.BatchSize), $"must be ≥ 1, got {o.BatchSize}");
-        var graph = NetworkDescriptions.Of(model, "ibp");
+        var graph = NetworkDescriptions.Of(model, o.Bounds.Name());
         var rows = Rows(data, o.SampleIndices);
         int main = epsilons.ToList().IndexOf(o.Epsilon);
         var attacks = string.IsNullOrWhiteSpace(o.CheckAttacks) ? [] : AttackRegistry.Preset(o.CheckAttacks, new ThreatModel(Norm.Linf, o.Epsilon, bounds), o.CheckAttackOptions);
         var samples = new List<CertifiedSample>();
         int batches = (rows.Length + o.BatchSize - 1) / o.BatchSize, unitsPerBatch = 1 + attacks.Count, done = 0;
-        var verifier = new IntervalVerifier(o.Epsilon);
+        var verifier = new IntervalVerifier(o.Epsilon) { Method = o.Bounds };
         for (int start = 0; start < rows.Length; start += o.BatchSize)
         {
             cancel.ThrowIfCancellationRequested();
@@ -143,13 +145,16 @@ public sealed class Certifier
         var warnings = new List<ReportWarning>();
         if (check is { Passed: false })
             warnings.Add(new ReportWarning("certified-but-broken",
-                $"CERTIFICATE VIOLATED: {check.Violations} point(s) verified by IBP at ε = {F(o.Epsilon)} were broken by {check.Attack}. A verified point cannot have an adversarial example inside its ball.",
+                $"CERTIFICATE VIOLATED: {check.Violations} point(s) verified by {o.Bounds.Name()} at ε = {F(o.Epsilon)} were broken by {check.Attack}. A verified point cannot have an adversarial example inside its ball.",
                 "This is a bug in the bound propagation or in the model description (IDescribedNetwork does not match forward()); do not trust these certificates and report it."));
         if (samples.Count > 0 && samples.All(s => !s.Certified) && o.Epsilon > 0)
             warnings.Add(new ReportWarning("nothing-verified",
-                $"IBP verified no point at ε = {F(o.Epsilon)}. Interval bounds are loose for networks not trained for them.",
+                $"{o.Bounds.Name()} verified no point at ε = {F(o.Epsilon)}. Interval bounds are loose for networks not trained for them.",
                 "Train with certified training (robust train --defense ibp) or use a smaller ε; empirical robustness (robust eval) may still be high."));
-        return Build("ibp", "linf", model, data, samples, byRadius, check, null, warnings, verifier.Parameters.ToDictionary(kv => kv.Key, kv => Format(kv.Value)),
+        if (o.Bounds == BoundMethod.CrownIbp && CrownIbp.Unsupported(graph) is { } why)
+            warnings.Add(new ReportWarning("crown-not-applicable", $"CROWN-IBP cannot bound this model ({why}); the certificates are IBP's alone.",
+                "Use --method ibp for this model, or a model without max-pooling (strided convolutions) for CROWN-IBP."));
+        return Build(o.Bounds.Name(), "linf", model, data, samples, byRadius, check, null, warnings, verifier.Parameters.ToDictionary(kv => kv.Key, kv => Format(kv.Value)),
             o, o.BatchSize, watch, date) with
         {
             VerifiedAccuracy = Fraction(samples.Count(s => s.Certified), samples.Count),

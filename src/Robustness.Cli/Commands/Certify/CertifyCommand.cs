@@ -40,10 +40,10 @@ public sealed record CertifyRunOptions
 /// </summary>
 public sealed class CertifyCommand(CertifyRunOptions o)
 {
-    public static readonly IReadOnlyList<string> Methods = ["ibp", "smoothing"];
+    public static readonly IReadOnlyList<string> Methods = ["ibp", "crown-ibp", "smoothing"];
 
     private static readonly ModelDataOptionSet Inputs = new();
-    private static readonly Option<string> MethodOption = new("--method") { Description = "ibp (interval bound propagation, L∞) or smoothing (randomized smoothing, L2).", Required = true };
+    private static readonly Option<string> MethodOption = new("--method") { Description = "ibp (interval bound propagation, L∞), crown-ibp (the better of IBP and CROWN-IBP bounds, L∞) or smoothing (randomized smoothing, L2).", Required = true };
     private static readonly Option<string?> NormOption = new("--norm") { Description = "Threat-model norm (ibp: linf; smoothing: l2); default the method's." };
     private static readonly Option<string?> EpsOption = new("--eps") { Description = "ibp: L∞ radius ε to verify (input units)." };
     private static readonly Option<string?> SweepOption = new("--eps-sweep") { Description = "ibp: more radii for the verified-accuracy curve, e.g. 0.02,0.05,0.1." };
@@ -98,15 +98,16 @@ public sealed class CertifyCommand(CertifyRunOptions o)
         var method = o.Method.Trim().ToLowerInvariant();
         if (!Methods.Contains(method)) throw new InputException($"--method: unknown method '{o.Method}' (valid: {string.Join(", ", Methods)})");
         // Check every option before loading anything or taking the output directory.
-        var norm = o.Norm is null ? (method == "ibp" ? Norm.Linf : Norm.L2) : NormNames.Parse(o.Norm);
-        if (method == "ibp" && norm != Norm.Linf) throw new InputException($"--norm: ibp certifies L∞ balls, not {norm.Name()} (use --method smoothing for L2)");
+        bool bounds = method != "smoothing";
+        var norm = o.Norm is null ? (bounds ? Norm.Linf : Norm.L2) : NormNames.Parse(o.Norm);
+        if (bounds && norm != Norm.Linf) throw new InputException($"--norm: {method} certifies L∞ balls, not {norm.Name()} (use --method smoothing for L2)");
         if (method == "smoothing" && norm != Norm.L2) throw new InputException($"--norm: randomized smoothing with Gaussian noise certifies L2 radii, not {norm.Name()} (use --method ibp for L∞)");
         if (o.BatchSize is { } b) SharedOptions.RequirePositive(b, "--batch-size");
         RandomizedSmoothing? smoothing = null;
-        if (method == "ibp")
+        if (bounds)
         {
-            if (o.Epsilon is null) throw new InputException("--eps: ibp needs the radius to verify (e.g. --eps 0.1)");
-            if (o.Sigma is not null) throw new InputException("--sigma: is a smoothing option; ibp takes --eps");
+            if (o.Epsilon is null) throw new InputException($"--eps: {method} needs the radius to verify (e.g. --eps 0.1)");
+            if (o.Sigma is not null) throw new InputException($"--sigma: is a smoothing option; {method} takes --eps");
         }
         else
         {
@@ -122,10 +123,11 @@ public sealed class CertifyCommand(CertifyRunOptions o)
         using var run = LoadedRun.Open(o.Inputs, o.Seed, o.Device, o.Threads);
         CertificateReport report = null!;
         var options = (Seed: o.Seed, Indices: run.Indices, Path: Path.GetFullPath(o.Inputs.Model), Sha: run.ModelSha256);
-        if (method == "ibp")
+        if (bounds)
         {
             var ibp = new IbpCertificationOptions
             {
+                Bounds = method == "crown-ibp" ? BoundMethod.CrownIbp : BoundMethod.Ibp,
                 Epsilon = o.Epsilon!.Value,
                 SweepEpsilons = o.Sweep,
                 BatchSize = o.BatchSize ?? 256,
@@ -134,9 +136,9 @@ public sealed class CertifyCommand(CertifyRunOptions o)
             };
             foreach (var e in ibp.AllEpsilons()) new ThreatModel(Norm.Linf, e, run.Model.Spec.Bounds).Validate(e == ibp.Epsilon ? "--eps" : "--eps-sweep");
             if (ibp.CheckAttacks.Length > 0) Robustness.Attacks.AttackRegistry.Preset(ibp.CheckAttacks, new ThreatModel(Norm.Linf, ibp.Epsilon, run.Model.Spec.Bounds));
-            Robustness.Core.Graphs.NetworkDescriptions.Of(run.Model, "ibp");
+            Robustness.Core.Graphs.NetworkDescriptions.Of(run.Model, method);
             using var outLock = OutputLock.Acquire(o.Out);
-            ProgressReporter.Run($"certify ibp ε={ibp.Epsilon}", progress => report = new Certifier().Ibp(run.Model, run.Data, ibp, progress));
+            ProgressReporter.Run($"certify {method} ε={ibp.Epsilon}", progress => report = new Certifier().Ibp(run.Model, run.Data, ibp, progress));
             Write(report, overlay, outLock);
         }
         else
@@ -169,8 +171,8 @@ public sealed class CertifyCommand(CertifyRunOptions o)
             CommandRunner.Out.MarkupLine("[red bold]CERTIFIED ABOVE EMPIRICAL: a certified point was broken by the attack. This is a bug; see the warnings.[/]");
     }
 
-    private static string Label(CertificateReport r, string dir) => r.Method == "ibp"
-        ? $"IBP ({Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))})"
+    private static string Label(CertificateReport r, string dir) => CertificateSummary.Verifies(r)
+        ? $"{r.Method} ({Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))})"
         : $"σ = {r.Provenance.Parameters.GetValueOrDefault("sigma", "?")} ({Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))})";
 
     internal static string Inv(double v) => v.ToString(CultureInfo.InvariantCulture);

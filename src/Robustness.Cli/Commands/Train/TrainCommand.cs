@@ -38,7 +38,7 @@ public sealed record TrainRunOptions
 /// <summary>`robust train`: standard or adversarial training of a zoo model; best/last model files, metrics, curves, checkpoints.</summary>
 public sealed class TrainCommand(TrainRunOptions o)
 {
-    public static readonly IReadOnlyList<string> Defenses = ["none", "pgd", "fgsm-rs", "trades", "gaussian", "ibp"];
+    public static readonly IReadOnlyList<string> Defenses = ["none", "pgd", "fgsm-rs", "trades", "gaussian", "ibp", "crown-ibp"];
 
     /// <summary>IBP's schedule when --eps-warmup / --eps-ramp are not given: warm-up for 5 % of the epochs, then ε and κ
     /// ramp over the next 40 % (Gowal et al. warm up for 3 % and ramp over 17 % of their steps; Zhang et al. 2020 found
@@ -55,7 +55,7 @@ public sealed class TrainCommand(TrainRunOptions o)
     private static readonly Option<double> MomentumOption = new("--momentum") { Description = "SGD momentum.", DefaultValueFactory = _ => 0.9 };
     private static readonly Option<double> WeightDecayOption = new("--weight-decay") { Description = "L2 weight decay.", DefaultValueFactory = _ => 5e-4 };
     private static readonly Option<string> ScheduleOption = new("--schedule") { Description = "LR schedule: constant, step, cosine, one-cycle.", DefaultValueFactory = _ => "cosine" };
-    private static readonly Option<string> DefenseOption = new("--defense") { Description = "none (standard), pgd (Madry), fgsm-rs (Wong et al.), trades (Zhang et al.), gaussian (noise, for randomized smoothing), ibp (interval bound propagation, Gowal et al.; L∞).", DefaultValueFactory = _ => "none" };
+    private static readonly Option<string> DefenseOption = new("--defense") { Description = "none (standard), pgd (Madry), fgsm-rs (Wong et al.), trades (Zhang et al.), gaussian (noise, for randomized smoothing), ibp (interval bound propagation, Gowal et al.; L∞), crown-ibp (Zhang et al. 2020; L∞).", DefaultValueFactory = _ => "none" };
     private static readonly Option<string> NormOption = SharedOptions.Norm();
     private static readonly Option<double> EpsOption = new("--eps") { Description = "Training ε (pixels in [0,1]).", DefaultValueFactory = _ => 0.1 };
     private static readonly Option<int?> StepsOption = new("--steps") { Description = "Inner attack steps (pgd default 7, trades 10)." };
@@ -63,7 +63,7 @@ public sealed class TrainCommand(TrainRunOptions o)
     private static readonly Option<double> AdvRatioOption = new("--adv-ratio") { Description = "pgd: weight of the adversarial loss (1 = adversarial only).", DefaultValueFactory = _ => 1.0 };
     private static readonly Option<double> BetaOption = new("--beta") { Description = "trades: weight β of the KL term.", DefaultValueFactory = _ => 6.0 };
     private static readonly Option<double> SigmaOption = new("--sigma") { Description = "gaussian: noise standard deviation.", DefaultValueFactory = _ => 0.1 };
-    private static readonly Option<double> KappaEndOption = new("--kappa-end") { Description = "ibp: final weight κ of the clean loss (κ goes from 1 to this value over the ε ramp).", DefaultValueFactory = _ => 0.5 };
+    private static readonly Option<double> KappaEndOption = new("--kappa-end") { Description = "ibp, crown-ibp: final weight κ of the clean loss (κ goes from 1 to this value over the ε ramp).", DefaultValueFactory = _ => 0.5 };
     private static readonly Option<string> AttackModeOption = new("--attack-mode") { Description = "Model mode while generating training attacks: eval (BatchNorm statistics untouched) or train.", DefaultValueFactory = _ => "eval" };
     private static readonly Option<string> AttackPrecisionOption = new("--attack-precision")
     {
@@ -98,7 +98,7 @@ public sealed class TrainCommand(TrainRunOptions o)
             var outDir = p.GetValue(OutOption) ?? resume ?? throw new InputException("--out: required (or --resume DIR)");
             var threads = p.GetValue(ThreadsOption);
             var epochs = p.GetValue(EpochsOption);
-            bool ibp = p.GetValue(DefenseOption)!.Trim().Equals("ibp", StringComparison.OrdinalIgnoreCase);
+            bool ibp = p.GetValue(DefenseOption)!.Trim().ToLowerInvariant() is "ibp" or "crown-ibp";
             if (threads < 0) throw new InputException($"--threads: must be ≥ 0, got {threads}");
             var training = new TrainingOptions
             {
@@ -177,6 +177,9 @@ public sealed class TrainCommand(TrainRunOptions o)
             "ibp" => o.Norm == Norm.Linf
                 ? new IbpObjective(o.Epsilon) { KappaEnd = CheckKappa(o.KappaEnd) }
                 : throw new InputException($"--norm: ibp bounds L∞ balls only, got {o.Norm.Name()}"),
+            "crown-ibp" => o.Norm == Norm.Linf
+                ? new CrownIbpObjective(o.Epsilon) { KappaEnd = CheckKappa(o.KappaEnd) }
+                : throw new InputException($"--norm: crown-ibp bounds L∞ balls only, got {o.Norm.Name()}"),
             var s => throw new InputException($"--defense: unknown defense '{s}' (valid: {string.Join(", ", Defenses)})"),
         };
     }
