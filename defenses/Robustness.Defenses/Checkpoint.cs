@@ -1,3 +1,4 @@
+using Robustness.Core.Formats;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Robustness.Core;
@@ -74,7 +75,7 @@ public static class TrainingCheckpoint
     {
         var dir = Directory(outputDirectory);
         var stateFile = $"state-{manifest.EpochsCompleted:D4}.safetensors";
-        Models.SafeTensors.Write(Path.Combine(dir, stateFile), state);
+        SafeTensors.Write(Path.Combine(dir, stateFile), state);
         manifest = manifest with { StateFile = stateFile };
         AtomicFile.WriteAllText(Path.Combine(dir, ManifestName), JsonSerializer.Serialize(manifest, Json));
         foreach (var old in System.IO.Directory.EnumerateFiles(dir, "state-*.safetensors"))
@@ -88,7 +89,7 @@ public static class TrainingCheckpoint
         var manifest = ReadManifest(outputDirectory);
         var path = Path.Combine(Directory(outputDirectory), manifest.StateFile);
         if (!File.Exists(path)) throw new InputException($"{path}: checkpoint state file named by the manifest is missing");
-        using var file = Models.SafeTensors.Read(path);
+        using var file = SafeTensors.Read(path);
         return (manifest, file.Detach().ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal));
     }
 }

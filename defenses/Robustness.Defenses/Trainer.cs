@@ -4,7 +4,6 @@ using System.Text.Json;
 using Robustness.Attacks;
 using Robustness.Certification;
 using Robustness.Core;
-using Robustness.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -25,7 +24,7 @@ public sealed class Trainer
 
     private readonly IGradientClassifier _model;
     private readonly ITrainingObjective _objective;
-    private Bf16GradientClassifier? _attackView;
+    private IReducedPrecisionClassifier? _attackView;
     private readonly TrainingOptions _options;
     private readonly List<ITrainingHook> _hooks;
 
@@ -34,14 +33,32 @@ public sealed class Trainer
         _model = model;
         _objective = objective;
         _options = options.Validate();
+        CheckPrecision(objective, _options);
         _hooks = hooks?.ToList() ?? [];
     }
 
     /// <summary>Replaces the default <see cref="RobustValidator"/> (tests feed constructed metric sequences through it).</summary>
     public IValidator? Validator { get; init; }
-    public IModelFileWriter ModelWriter { get; init; } = new ModelFileWriter();
+    /// <summary>Writes the best/last model files; needed when the options name an output directory
+    /// (Robustness.Models.ModelFileWriter writes the toolkit's model files).</summary>
+    public IModelWriter? ModelWriter { get; init; }
+    /// <summary>Makes the reduced-precision view the inner attack differentiates when
+    /// <see cref="TrainingOptions.AttackPrecision"/> asks for one (Robustness.Models.Bf16Views for zoo models).</summary>
+    public IReducedPrecisionViews? ReducedPrecisionViews { get; init; }
 
     public TrainingOptions Options => _options;
+
+    /// <summary>Refuses reduced-precision attack passes for objectives where they were not shown to match float32
+    /// (<see cref="ITrainingObjective.ReducedPrecisionValidated"/>). Callers may check before doing any work.</summary>
+    public static void CheckPrecision(ITrainingObjective objective, TrainingOptions options)
+    {
+        if (options.AttackPrecision != GradientPrecision.Float32 && !objective.ReducedPrecisionValidated)
+            throw new ParameterException(nameof(TrainingOptions.AttackPrecision), $"{options.AttackPrecision.Name()} is offered only for the defenses where it " +
+                $"matched float32 robust accuracy within 0.5 points (pgd); with '{objective.Name}' it did not or was not measured (docs/performance.md)");
+    }
+
+    private IModelWriter Writer => ModelWriter ?? throw new ParameterException(nameof(ModelWriter),
+        "saving the best and last models needs a model writer (Robustness.Models.ModelFileWriter)");
 
     /// <summary>Trains from the model's current weights. <paramref name="validation"/> null = hold out
     /// <see cref="TrainingOptions.ValidationSize"/> images of <paramref name="train"/>.</summary>
@@ -88,6 +105,7 @@ public sealed class Trainer
     private TrainingReport RunOn(ImageDataset trainSet, ImageDataset? valSet, ImageDataset source, string? outputDir, bool resume, Device device, Stopwatch wall)
     {
         var o = _options;
+        if (outputDir is not null) _ = Writer;
         int itersPerEpoch = o.DropLast ? trainSet.Count / o.BatchSize : (trainSet.Count + o.BatchSize - 1) / o.BatchSize;
         if (itersPerEpoch == 0) throw new ParameterException("BatchSize", $"{o.BatchSize} is larger than the training set ({trainSet.Count}) with drop-last");
         var lrSchedule = LearningRateSchedules.Create(o, itersPerEpoch);
@@ -104,8 +122,8 @@ public sealed class Trainer
         // Parameters must be on their device before the optimizer takes references to them.
         _model.Module.to(device);
         using var attackView = o.AttackPrecision == GradientPrecision.Float32 ? null
-            : _model is TorchClassifier tc ? GradientPrecisions.Bf16View(tc, o.AttackPrecision)
-            : throw new ParameterException("AttackPrecision", $"{o.AttackPrecision.Name()} needs a zoo model (the bf16 copy is rebuilt from its architecture)");
+            : (ReducedPrecisionViews ?? throw new ParameterException(nameof(TrainingOptions.AttackPrecision),
+                $"{o.AttackPrecision.Name()} needs a provider of reduced-precision views ({nameof(ReducedPrecisionViews)})")).Create(_model, o.AttackPrecision);
         _attackView = attackView;
         using var optimizer = ParameterOptimizers.Create(_model.Module, o);
         using var generator = new Generator((ulong)o.Seed, CPU);
@@ -181,9 +199,9 @@ public sealed class Trainer
                 {
                     DisposeAll(best);
                     best = Snapshot(_model.Module);
-                    if (outputDir is not null) ModelWriter.Save(_model, Path.Combine(outputDir, BestModelFile), provenance);
+                    if (outputDir is not null) Writer.Save(_model, Path.Combine(outputDir, BestModelFile), provenance);
                 }
-                if (outputDir is not null) ModelWriter.Save(_model, Path.Combine(outputDir, LastModelFile), provenance);
+                if (outputDir is not null) Writer.Save(_model, Path.Combine(outputDir, LastModelFile), provenance);
                 if (detect && detector.Observe(metrics) is { } collapse)
                 {
                     RestoreWeights(_model.Module, best!);
@@ -328,7 +346,7 @@ public sealed class Trainer
             StopReason = stopReason,
             Options = _options,
             Objective = _objective.Name,
-            ObjectiveParameters = FormatParameters(_objective.Parameters),
+            ObjectiveParameters = ParameterText.FormatAll(_objective.Parameters),
             BestEpoch = tracker.BestEpoch,
             BestScore = tracker.BestScore,
             DetectorBestRobust = detector.BestRobustAccuracy,
@@ -347,13 +365,14 @@ public sealed class Trainer
         IReadOnlyList<TrainingEvent> events, BestEpochTracker tracker, string? stopReason, double seconds, string? outputDir, int epochsRun) => new()
     {
         Defense = _objective.Name,
-        DefenseParameters = FormatParameters(_objective.Parameters),
+        DefenseParameters = ParameterText.FormatAll(_objective.Parameters),
         Epsilon = _objective.Epsilon,
         Norm = _objective.Norm.Name(),
         EpochsPlanned = _options.Epochs,
         EpochsRun = epochsRun,
         Seed = _options.Seed,
         Data = source.Source,
+        DataName = source.Name,
         TrainCount = trainSet.Count,
         ValidationCount = valSet?.Count ?? 0,
         Options = _options,
@@ -368,16 +387,6 @@ public sealed class Trainer
         BestModelPath = outputDir is null ? null : Path.Combine(outputDir, BestModelFile),
         LastModelPath = outputDir is null ? null : Path.Combine(outputDir, LastModelFile),
     };
-
-    internal static Dictionary<string, string> FormatParameters(IReadOnlyDictionary<string, object> parameters) =>
-        parameters.ToDictionary(kv => kv.Key, kv => kv.Value switch
-        {
-            double d => d.ToString("R", CultureInfo.InvariantCulture),
-            float f => f.ToString("R", CultureInfo.InvariantCulture),
-            bool b => b ? "true" : "false",
-            IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
-            var v => v.ToString() ?? "",
-        });
 
     internal static string MetricsLine(EpochMetrics m) => JsonSerializer.Serialize(new Dictionary<string, object?>
     {

@@ -1,6 +1,5 @@
 using System.Globalization;
 using Robustness.Core;
-using Robustness.Models;
 
 namespace Robustness.Defenses;
 

@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
-using Robustness.Models;
+using Robustness.Core;
 
 namespace Robustness.Defenses;
 
@@ -14,7 +14,10 @@ public sealed record TrainingReport
     public int EpochsPlanned { get; init; }
     public int EpochsRun { get; init; }
     public long Seed { get; init; }
+    /// <summary>Where the training data came from (a path).</summary>
     public string Data { get; init; } = "";
+    /// <summary>The training set's name (e.g. "fashion-mnist").</summary>
+    public string DataName { get; init; } = "";
     public int TrainCount { get; init; }
     public int ValidationCount { get; init; }
     public required TrainingOptions Options { get; init; }
@@ -35,6 +38,9 @@ public sealed record TrainingReport
         var inv = CultureInfo.InvariantCulture;
         var d = new Dictionary<string, string>
         {
+            ["data"] = DataName,
+            ["seed"] = Seed.ToString(inv),
+            ["tool_version"] = ToolInfo.Version,
             ["training.defense"] = Defense,
             ["training.eps"] = Epsilon.ToString("R", inv),
             ["training.norm"] = Norm,

@@ -20,6 +20,7 @@ public static class RobustCli
         Commands.Data.DataCommand.Definition(),
         Commands.Train.TrainCommand.Definition(),
         Commands.Attack.AttackCommand.Definition(),
+        Commands.Attacks.AttacksCommand.Definition(),
         Commands.Eval.EvalCommand.Definition(),
         Commands.Certify.CertifyCommand.Definition(),
         Commands.Demo.DemoCommand.Definition(),

@@ -28,11 +28,14 @@ public interface IGradientClassifier : IClassifier
 /// every verdict — come from <see cref="FullPrecision"/>. The evaluator uses this to check that reduced precision did
 /// not weaken the attacks.
 /// </summary>
-public interface IReducedPrecisionClassifier : IGradientClassifier
+public interface IReducedPrecisionClassifier : IGradientClassifier, IDisposable
 {
     IGradientClassifier FullPrecision { get; }
     /// <summary>"bf16", ...</summary>
     string Precision { get; }
+    /// <summary>Copies the full-precision model's current weights, buffers and mode into the view (the trainer calls
+    /// it before each batch's attack).</summary>
+    void Refresh();
 }
 
 /// <summary>Sets a module's train/eval mode and restores the previous mode on dispose.</summary>

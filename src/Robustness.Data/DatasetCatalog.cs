@@ -45,7 +45,27 @@ public static class DatasetCatalog
         Load(nameOrPath, split, dataDir, channels: null, height: null, width: null);
 
     /// <summary>As <see cref="Load(string,string,string?)"/>; the shape applies to image-folder datasets (see <see cref="ImageFolderReader"/>).</summary>
-    public static ImageDataset Load(string nameOrPath, string split, string? dataDir, int? channels, int? height, int? width)
+    public static ImageDataset Load(string nameOrPath, string split, string? dataDir, int? channels, int? height, int? width) =>
+        Load(nameOrPath, split, dataDir, new ImageFolderOptions { Channels = channels, Height = height, Width = width });
+
+    /// <summary>As <see cref="Load(string,string,string?)"/>; <paramref name="imageOptions"/> apply to image-folder datasets
+    /// (resize and center crop are refused for any other kind, whose images have a fixed size).</summary>
+    public static ImageDataset Load(string nameOrPath, string split, string? dataDir, ImageFolderOptions imageOptions)
+    {
+        var dataset = LoadAny(nameOrPath, split, dataDir, imageOptions);
+        bool folder = dataset.Source is { } src && Directory.Exists(src) && !IsFixedSizeFormat(src);
+        if ((imageOptions.Resize is not null || imageOptions.CenterCrop is not null) && !folder)
+        {
+            dataset.Dispose();
+            throw new ParameterException(imageOptions.Resize is not null ? nameof(ImageFolderOptions.Resize) : nameof(ImageFolderOptions.CenterCrop),
+                $"applies to image-folder datasets; '{nameOrPath}' is not one");
+        }
+        return dataset;
+    }
+
+    private static bool IsFixedSizeFormat(string dir) => LooksLikeIdxOrCifarFolder(dir);
+
+    private static ImageDataset LoadAny(string nameOrPath, string split, string? dataDir, ImageFolderOptions imageOptions)
     {
         if (string.IsNullOrWhiteSpace(nameOrPath)) throw new ParameterException("Dataset", "a dataset name or path is required");
         if (split != "test" && split != "train") throw new ParameterException("Split", $"must be 'test' or 'train', got '{split}'");
@@ -53,7 +73,7 @@ public static class DatasetCatalog
         try
         {
             if (known is not null) return LoadKnown(known, split, dataDir);
-            if (Directory.Exists(nameOrPath) || File.Exists(nameOrPath)) return LoadPath(nameOrPath, split, channels, height, width);
+            if (Directory.Exists(nameOrPath) || File.Exists(nameOrPath)) return LoadPath(nameOrPath, split, imageOptions);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -196,7 +216,7 @@ public static class DatasetCatalog
         return null;
     }
 
-    private static ImageDataset LoadPath(string path, string split, int? channels, int? height, int? width)
+    private static ImageDataset LoadPath(string path, string split, ImageFolderOptions imageOptions)
     {
         var full = Path.GetFullPath(path);
         if (File.Exists(full))
@@ -215,13 +235,13 @@ public static class DatasetCatalog
             return Cifar10Reader.Load(batches, folderName, Cifar10Reader.ReadClassNames(Path.GetDirectoryName(batches[0])!) ?? Cifar10Reader.StandardClassNames);
         var splitDir = Path.Combine(full, split);
         if (Directory.Exists(splitDir))
-            return ImageFolderReader.Load(splitDir, channels, height, width, folderName);
+            return ImageFolderReader.Load(splitDir, imageOptions, folderName);
         var otherSplit = Path.Combine(full, split == "test" ? "train" : "test");
         if (Directory.Exists(otherSplit))
             throw new ParameterException("Dataset", $"{path} has a {Path.GetFileName(otherSplit)}/ folder but no {split}/ folder for the {split} split");
         if (LooksLikeIdxOrCifarFolder(full))
             throw new ParameterException("Dataset", $"{path} holds dataset files but none for the {split} split");
-        return ImageFolderReader.Load(full, channels, height, width, folderName);
+        return ImageFolderReader.Load(full, imageOptions, folderName);
     }
 
     private static bool LooksLikeIdxOrCifarFolder(string dir) =>

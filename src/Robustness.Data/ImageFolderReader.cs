@@ -15,31 +15,39 @@ namespace Robustness.Data;
 /// <item>With declared channels 1 images become 8-bit luminance (ImageSharp's L8, BT.709), with 3 they become RGB;
 /// alpha is dropped. Undeclared, the set is 1-channel when every image is gray (R = G = B everywhere), else RGB.</item>
 /// <item>Files whose names start with '.' are skipped; any other file that is not an image is an error.</item>
+/// <item>Preprocessing as in torchvision's Resize(S) then CenterCrop(S): <see cref="ImageFolderOptions.Resize"/> scales
+/// each image (bicubic) so its shorter side is S, <see cref="ImageFolderOptions.CenterCrop"/> cuts the central S×S;
+/// both run before the declared height and width are applied.</item>
 /// </list>
 /// </summary>
 public static class ImageFolderReader
 {
+    public static ImageDataset Load(string directory, ImageFolderOptions options, string? name = null)
+    {
+        try
+        {
+            return LoadFolder(directory, options, name);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new DataFormatException(directory, $"cannot read the image folder ({e.Message})", e);
+        }
+    }
+
     /// <summary>Refuse images whose header claims more pixels than this before decoding them (a 64-megapixel image).</summary>
     public const long MaxPixelsPerImage = 1L << 26;
 
     /// <summary>Refuse image files larger than this before reading them.</summary>
     public const long MaxFileBytes = 256L << 20;
 
-    public static ImageDataset Load(string directory, int? channels = null, int? height = null, int? width = null, string? name = null)
-    {
-        try
-        {
-            return LoadFolder(directory, channels, height, width, name);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // Image files are read in Decode, which names them; this catches failures to list the folders.
-            throw new DataFormatException(directory, $"cannot read the image folder ({e.Message})", e);
-        }
-    }
+    public static ImageDataset Load(string directory, int? channels = null, int? height = null, int? width = null, string? name = null) =>
+        Load(directory, new ImageFolderOptions { Channels = channels, Height = height, Width = width }, name);
 
-    private static ImageDataset LoadFolder(string directory, int? channels, int? height, int? width, string? name)
+    private static ImageDataset LoadFolder(string directory, ImageFolderOptions options, string? name)
     {
+        var (channels, height, width) = (options.Channels, options.Height, options.Width);
+        if (options.Resize is <= 0) throw new ParameterException(nameof(ImageFolderOptions.Resize), $"must be > 0, got {options.Resize}");
+        if (options.CenterCrop is <= 0) throw new ParameterException(nameof(ImageFolderOptions.CenterCrop), $"must be > 0, got {options.CenterCrop}");
         if (channels is { } c && c != 1 && c != 3) throw new ParameterException("Channels", $"must be 1 or 3, got {c}");
         if (height.HasValue != width.HasValue) throw new InputException("image shape: give both height and width, or neither");
         if (height is <= 0 || width is <= 0) throw new InputException($"image shape: height and width must be > 0, got {height}x{width}");
@@ -69,6 +77,7 @@ public static class ImageFolderReader
             foreach (var file in files)
             {
                 using var image = Decode(file);
+                Preprocess(image, options, file);
                 if (size is not { } target)
                 {
                     size = (image.Height, image.Width);
@@ -138,6 +147,23 @@ public static class ImageFolderReader
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             throw new DataFormatException(file, $"corrupt image ({e.Message})", e);
+        }
+    }
+
+    private static void Preprocess(Image<Rgb24> image, ImageFolderOptions options, string file)
+    {
+        if (options.Resize is { } s)
+        {
+            double scale = (double)s / Math.Min(image.Width, image.Height);
+            int w = Math.Max(1, (int)Math.Round(image.Width * scale)), h = Math.Max(1, (int)Math.Round(image.Height * scale));
+            if (w != image.Width || h != image.Height) image.Mutate(x => x.Resize(w, h, KnownResamplers.Bicubic));
+        }
+        if (options.CenterCrop is { } c)
+        {
+            if (image.Width < c || image.Height < c)
+                throw new DataFormatException(file, $"image is {image.Width}x{image.Height}{(options.Resize is null ? "" : " after resizing")}, smaller than the {c}x{c} center crop");
+            var rect = new Rectangle((image.Width - c) / 2, (image.Height - c) / 2, c, c);
+            image.Mutate(x => x.Crop(rect));
         }
     }
 

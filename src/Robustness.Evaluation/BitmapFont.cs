@@ -8,7 +8,7 @@ namespace Robustness.Evaluation;
 /// ImageSharp drawing/font packages are not available and images must not depend on system fonts.
 /// Lower case is drawn as upper case; characters without a glyph are drawn as '?'.
 /// </summary>
-public static class BitmapFont
+internal static class BitmapFont
 {
     public const int GlyphWidth = 5;
     public const int GlyphHeight = 7;

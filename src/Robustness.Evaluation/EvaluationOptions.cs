@@ -37,6 +37,9 @@ public sealed record EvaluationOptions
     /// <summary>Also verify every point with interval bound propagation at each ε (L∞ only) and report the verified
     /// accuracy beside the empirical one; a verified point an attack breaks is a bug and becomes a warning.</summary>
     public bool CertifyIbp { get; init; }
+    /// <summary>Also return the point kept per sample at the main ε (<see cref="EvaluationResult.Kept"/>): the
+    /// adversarial where an attack broke it, else the first attack's attempt.</summary>
+    public bool KeepAdversarials { get; init; }
 
     /// <summary>The sorted, distinct ε list the evaluator runs (main ε included).</summary>
     public IReadOnlyList<double> AllEpsilons() =>

@@ -15,7 +15,9 @@ public sealed record AdversarialExample(
     int CleanPrediction, double CleanConfidence, int AdversarialPrediction, double AdversarialConfidence,
     bool Broken, string AttackName, double Distance, Bounds Bounds);
 
-public sealed record EvaluationResult(RobustnessReport Report, IReadOnlyList<AdversarialExample> Examples);
+/// <param name="Kept">With <see cref="EvaluationOptions.KeepAdversarials"/>: the point kept per sample at the main ε,
+/// in evaluation order (this shard's samples only).</param>
+public sealed record EvaluationResult(RobustnessReport Report, IReadOnlyList<AdversarialExample> Examples, KeptPoints? Kept = null);
 
 /// <summary>
 /// Clean accuracy plus the per-sample worst case over an attack ensemble (AutoAttack semantics): per batch and ε,
@@ -25,9 +27,6 @@ public sealed record EvaluationResult(RobustnessReport Report, IReadOnlyList<Adv
 /// </summary>
 public sealed class Evaluator
 {
-    public static string ToolVersion =>
-        typeof(Evaluator).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
-
     public EvaluationResult Evaluate(IClassifier model, ImageDataset data, EvaluationOptions options,
         IProgress<EvaluationProgress>? progress = null, CancellationToken cancel = default)
     {
@@ -64,6 +63,7 @@ public sealed class Evaluator
         var brokenExamples = new List<AdversarialExample>();
         var robustExamples = new List<AdversarialExample>();
         var sampleShape = data.SampleShape;
+        var kept = new List<KeptPoints>();
 
         foreach (var b in ownedBatches)
         {
@@ -82,7 +82,7 @@ public sealed class Evaluator
             using (EvalScope(model))
             {
                 var logits = model.Logits(x);
-                (cleanPred, cleanConf) = PredictionsOf(logits);
+                (cleanPred, cleanConf) = Predictions.Of(logits);
             }
             Report(progress, "clean", ++done, totalUnits);
 
@@ -98,61 +98,35 @@ public sealed class Evaluator
             // enough robust examples are kept (broken ones are shown first; robust ones fill up).
             bool galleryFull = brokenExamples.Count >= options.ImageCount && robustExamples.Count >= options.ImageCount;
             var galleryRows = galleryFull ? [] : Enumerable.Range(0, len).Where(i => cleanPred[i] == labels[i]).ToArray();
-            var galleryAdv = new Dictionary<int, (float[] Adv, int Pred, double Conf, bool Broken, string Attack, double Dist)>();
+            var galleryAdv = new Dictionary<int, GalleryAttempt>();
 
+            var correct = Enumerable.Range(0, len).Select(i => cleanPred[i] == labels[i]).ToArray();
             for (int e = 0; e < epsilons.Count; e++)
             {
-                var brokenBy = Enumerable.Repeat(-1, len).ToArray();
-                var distance = new double[len];
-                var advPred = Enumerable.Repeat(-1, len).ToArray();
-                var advConf = new double[len];
-                var minNorm = new double?[len];
                 var attacks = suites[e];
-                bool wantGallery = e == mainEps && galleryRows.Length > 0;
+                int eIndex = e;
                 // At ε = 0 the only admissible input is x itself, which the model already classifies correctly:
                 // nothing can break, so don't spend the attack budget. (Whether attacks at ε = 0 really leave the
                 // predictions alone — randomised models — is the eps-zero sanity check's job, on a subset.)
-                if (epsilons[e] > 0 && cleanPred.Where((p, i) => p == labels[i]).Any())
-                {
-                    using var attackScope = NewDisposeScope();
-                    using var wrong = tensor(Enumerable.Range(0, len).Select(i => cleanPred[i] != labels[i]).ToArray(), device: model.Device);
-                    var points = new StandingPoints(x, new AttackTargets(y), KeepRule.Success, wrong);
-                    int eIndex = e;
-                    points.Run(StandingPoints.StagesOf(model, attacks), new AttackContext(null, null, cancel), StageSeeding.PerStage(a => MixSeed(options.Seed, eIndex, a, start)), report =>
-                    {
-                        if (report.Outcome?.Result is { } result)
+                bool attack = epsilons[e] > 0 && correct.Any(c => c);
+                bool keep = options.KeepAdversarials && e == mainEps;
+                var run = attack
+                    ? WorstCaseBatch.Run(model, x, y, correct, attacks, StageSeeding.PerStage(a => MixSeed(options.Seed, eIndex, a, start)), cancel,
+                        e == mainEps ? galleryRows.ToHashSet() : new HashSet<int>(), keep, (a, secs) =>
                         {
-                            var rowsRun = report.Rows.cpu().data<long>().Select(r => (int)r).ToArray();
-                            var success = result.Success.cpu().data<bool>().ToArray();
-                            var dist = result.Distance.cpu().to(ScalarType.Float64).data<double>().ToArray();
-                            var (pred, conf) = PredictionsOf(result.Logits);
-                            var mins = result.MinimumNorm?.cpu().to(ScalarType.Float64).data<double>().ToArray();
-                            var advCpu = wantGallery ? result.Adversarial.cpu().to(ScalarType.Float32) : null;
-                            for (int j = 0; j < rowsRun.Length; j++)
-                            {
-                                int i = rowsRun[j];
-                                if (mins is not null && double.IsFinite(mins[j]))
-                                    minNorm[i] = Math.Min(minNorm[i] ?? double.PositiveInfinity, mins[j]);
-                                if (success[j])
-                                {
-                                    brokenBy[i] = report.Index;
-                                    distance[i] = dist[j];
-                                    advPred[i] = pred[j];
-                                    advConf[i] = conf[j];
-                                }
-                                if (advCpu is not null && galleryRows.Contains(i))
-                                    galleryAdv[i] = (advCpu[j].flatten().data<float>().ToArray(), pred[j], conf[j], success[j], attacks[report.Index].Name, dist[j]);
-                            }
-                            seconds[eIndex, report.Index] += report.Seconds;
-                        }
-                        Report(progress, "attack", ++done, totalUnits, epsilons[eIndex], attacks[report.Index].Name);
-                    });
-                }
-                else
-                    foreach (var attack in attacks) Report(progress, "attack", ++done, totalUnits, epsilons[e], attack.Name);
+                            seconds[eIndex, a] += secs;
+                            Report(progress, "attack", ++done, totalUnits, epsilons[eIndex], attacks[a].Name);
+                        })
+                    : null;
+                if (run is null)
+                    foreach (var a in attacks) Report(progress, "attack", ++done, totalUnits, epsilons[e], a.Name);
+                if (keep) kept.Add(run?.Kept ?? KeptPoints.Of(model, x, x, new ThreatModel(options.Norm, epsilons[e], bounds)));
+                foreach (var (i, g) in run?.Gallery ?? []) galleryAdv[i] = g;
                 for (int i = 0; i < len; i++)
-                    perEps[i, e] = new SampleEpsilonOutcome(epsilons[e], brokenBy[i], distance[i], advPred[i], advConf[i], minNorm[i],
-                        graph is null ? null : verified[e][i]);
+                    perEps[i, e] = run is null
+                        ? new SampleEpsilonOutcome(epsilons[e], -1, 0, -1, 0, null, graph is null ? null : verified[e][i])
+                        : new SampleEpsilonOutcome(epsilons[e], run.BrokenBy[i], run.Distance[i], run.AdversarialPrediction[i], run.AdversarialConfidence[i], run.MinimumNorm[i],
+                            graph is null ? null : verified[e][i]);
             }
 
             if (galleryRows.Length > 0)
@@ -163,8 +137,8 @@ public sealed class Evaluator
                     if (!galleryAdv.TryGetValue(i, out var g)) continue;
                     var list = g.Broken ? brokenExamples : robustExamples;
                     if (list.Count >= options.ImageCount) continue;
-                    list.Add(new AdversarialExample(rows[i], labels[i], cleanCpu[i].flatten().data<float>().ToArray(), g.Adv, sampleShape,
-                        cleanPred[i], cleanConf[i], g.Pred, g.Conf, g.Broken, g.Attack, g.Dist, bounds));
+                    list.Add(new AdversarialExample(rows[i], labels[i], cleanCpu[i].flatten().data<float>().ToArray(), g.Adversarial, sampleShape,
+                        cleanPred[i], cleanConf[i], g.Prediction, g.Confidence, g.Broken, g.Attack, g.Distance, bounds));
                 }
             }
 
@@ -191,7 +165,7 @@ public sealed class Evaluator
         var attackDescriptions = suites[mainEps].Select(Describe).ToArray();
         var provenance = new Provenance
         {
-            ToolVersion = ToolVersion,
+            ToolVersion = ToolInfo.Version,
             TorchSharpVersion = Devices.TorchSharpVersion,
             Libtorch = Devices.Describe(),
             Device = model.Device.ToString(),
@@ -215,7 +189,7 @@ public sealed class Evaluator
             options.Shard is { Count: > 1 } s2 ? new ShardInfo(s2.Index, s2.Count) : null));
         Report(progress, "done", totalUnits, totalUnits);
         var examples = brokenExamples.Concat(robustExamples).Take(options.ImageCount).ToArray();
-        return new EvaluationResult(report, examples);
+        return new EvaluationResult(report, examples, options.KeepAdversarials ? KeptPoints.Concat(kept) : null);
     }
 
     /// <summary>Explicit indices, else a seeded random subset of <see cref="EvaluationOptions.SampleCount"/> rows (sorted), else all rows.</summary>
@@ -259,15 +233,6 @@ public sealed class Evaluator
         return z ^ (z >> 31);
     }
 
-    internal static (int[] Pred, double[] Conf) PredictionsOf(Tensor logits)
-    {
-        using var scope = NewDisposeScope();
-        var l = logits.detach().to(ScalarType.Float64);
-        var probs = l.softmax(1);
-        var (conf, pred) = probs.max(1);
-        return (pred.cpu().data<long>().Select(v => (int)v).ToArray(), conf.cpu().data<double>().ToArray());
-    }
-
     internal static IDisposable? EvalScope(IClassifier model) => model is IGradientClassifier g ? g.EvalMode() : null;
 
     internal static IReadOnlyList<string> ClassNamesOf(IClassifier model, ImageDataset data)
@@ -280,14 +245,8 @@ public sealed class Evaluator
     public static AttackDescription Describe(IAttack attack) =>
         new(attack.Name, attack.NeedsGradients,
             attack.Parameters.OrderBy(p => p.Key, StringComparer.Ordinal)
-                .ToDictionary(p => p.Key, p => FormatParameter(p.Value)));
+                .ToDictionary(p => p.Key, p => ParameterText.Format(p.Value)));
 
-    private static string FormatParameter(object value) => value switch
-    {
-        IFormattable f => f.ToString(null, System.Globalization.CultureInfo.InvariantCulture),
-        System.Collections.IEnumerable list and not string => string.Join(",", list.Cast<object>().Select(FormatParameter)),
-        _ => value.ToString() ?? "",
-    };
 
     private static void Report(IProgress<EvaluationProgress>? progress, string phase, int done, int total, double? eps = null, string? attack = null) =>
         progress?.Report(new EvaluationProgress(phase, done, total, eps, attack));

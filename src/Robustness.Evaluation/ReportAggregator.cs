@@ -4,7 +4,7 @@ namespace Robustness.Evaluation;
 
 /// <summary>Everything a report is computed from: per-sample outcomes, timings, model-check results, provenance.</summary>
 /// <param name="Seconds">[ε index, attack index] wall time.</param>
-public sealed record ReportInputs(
+internal sealed record ReportInputs(
     string Norm, double Epsilon, IReadOnlyList<double> Epsilons, IReadOnlyList<string> AttackNames,
     double[,] Seconds, IReadOnlyList<SampleOutcome> Samples, IReadOnlyList<SanityCheckResult> ModelChecks,
     Provenance Provenance, ShardInfo? Shard);
@@ -13,7 +13,7 @@ public sealed record ReportInputs(
 /// Derives every number of a <see cref="RobustnessReport"/> from per-sample outcomes. The evaluator and
 /// <see cref="ReportMerger"/> both go through here, which is what makes a merged report equal an unsharded one.
 /// </summary>
-public static class ReportAggregator
+internal static class ReportAggregator
 {
     public static RobustnessReport Build(ReportInputs inputs)
     {

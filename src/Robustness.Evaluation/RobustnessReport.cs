@@ -84,6 +84,8 @@ public sealed record SampleOutcome
     /// <summary>One entry per ε of <see cref="RobustnessReport.EpsSweep"/>, same order.</summary>
     public required IReadOnlyList<SampleEpsilonOutcome> PerEpsilon { get; init; }
     public bool CleanCorrect => CleanPrediction == Label;
+    /// <summary>Clean-correct and not broken by any attack at ε index <paramref name="epsIndex"/>: robust.</summary>
+    public bool RobustAt(int epsIndex) => CleanCorrect && !PerEpsilon[epsIndex].Broken;
 }
 
 /// <param name="BrokenBy">Index of the first attack that broke the point, −1 when it stayed robust or was misclassified clean (not attacked).</param>

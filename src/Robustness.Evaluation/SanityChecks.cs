@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 namespace Robustness.Evaluation;
 
 /// <summary>What a model-based check gets: a small subset of the evaluation on the model's device.</summary>
-public sealed record SanityCheckContext(
+internal sealed record SanityCheckContext(
     IClassifier Model, Tensor Inputs, Tensor Labels, ThreatModel Threat, IAttackSuite Suite,
     IReadOnlyList<IAttack> Attacks, long Seed, int NumClasses)
 {
@@ -16,7 +16,7 @@ public sealed record SanityCheckContext(
 }
 
 /// <summary>A check that runs the model (on a small subset) and reports what it measured.</summary>
-public interface IModelSanityCheck
+internal interface IModelSanityCheck
 {
     IReadOnlyList<SanityCheckResult> Run(SanityCheckContext context);
 }
@@ -30,7 +30,7 @@ public static class SanityChecks
     public const string ModelScope = "model";
     public const string DataScope = "data";
 
-    public static IReadOnlyList<IModelSanityCheck> ModelChecks { get; } =
+    internal static IReadOnlyList<IModelSanityCheck> ModelChecks { get; } =
     [
         new ProbabilityOutputCheck(), new DeterminismCheck(), new GradientCheck(), new EpsilonZeroCheck(),
         new FgsmVersusPgdCheck(), new MoreIterationsCheck(), new LargeEpsilonCheck(), new ReducedPrecisionCheck(),
@@ -129,7 +129,7 @@ public static class SanityChecks
 }
 
 /// <summary>Rows non-negative and summing to 1: the model returns probabilities (AutoAttack's softmax check).</summary>
-public sealed class ProbabilityOutputCheck : IModelSanityCheck
+internal sealed class ProbabilityOutputCheck : IModelSanityCheck
 {
     public const string Code = "probability-outputs";
 
@@ -149,7 +149,7 @@ public sealed class ProbabilityOutputCheck : IModelSanityCheck
 }
 
 /// <summary>Two eval-mode forward passes must agree; otherwise the model is randomised and needs EOT.</summary>
-public sealed class DeterminismCheck : IModelSanityCheck
+internal sealed class DeterminismCheck : IModelSanityCheck
 {
     public const string Code = "nondeterministic-model";
 
@@ -175,7 +175,7 @@ public sealed class DeterminismCheck : IModelSanityCheck
 /// Input gradients of the margin loss (largest other logit − true logit). The margin is used rather than cross-entropy
 /// because its gradient does not vanish on confidently classified points, so zero means masked, not merely confident.
 /// </summary>
-public sealed class GradientCheck : IModelSanityCheck
+internal sealed class GradientCheck : IModelSanityCheck
 {
     public const string ZeroCode = "zero-gradients";
     public const string NonFiniteCode = "nonfinite-gradients";
@@ -211,7 +211,7 @@ public sealed class GradientCheck : IModelSanityCheck
 }
 
 /// <summary>The ensemble at ε = 0 must leave exactly the clean-correct points robust.</summary>
-public sealed class EpsilonZeroCheck : IModelSanityCheck
+internal sealed class EpsilonZeroCheck : IModelSanityCheck
 {
     public const string Code = "eps-zero-differs";
 
@@ -231,7 +231,7 @@ public sealed class EpsilonZeroCheck : IModelSanityCheck
 }
 
 /// <summary>Per sample, FGSM must not break a point PGD left robust.</summary>
-public sealed class FgsmVersusPgdCheck : IModelSanityCheck
+internal sealed class FgsmVersusPgdCheck : IModelSanityCheck
 {
     public const string Code = "fgsm-beats-pgd";
     public const double Threshold = 0.01;
@@ -262,7 +262,7 @@ public sealed class FgsmVersusPgdCheck : IModelSanityCheck
 }
 
 /// <summary>Spot check: PGD with 2× steps and 2× restarts versus the suite's PGD on the subset.</summary>
-public sealed class MoreIterationsCheck : IModelSanityCheck
+internal sealed class MoreIterationsCheck : IModelSanityCheck
 {
     public const string StrongerWeakerCode = "stronger-attack-weaker";
     public const string NotConvergedCode = "attack-not-converged";
@@ -296,7 +296,7 @@ public sealed class MoreIterationsCheck : IModelSanityCheck
 /// At an ε large enough to reach the mid-grey image from any input (L∞ 0.5·range, L2 0.5·range·√d, L1 0.5·range·d)
 /// an attack must bring accuracy to chance or below.
 /// </summary>
-public sealed class LargeEpsilonCheck : IModelSanityCheck
+internal sealed class LargeEpsilonCheck : IModelSanityCheck
 {
     public const string Code = "large-eps-not-broken";
     public const double MarginOverChance = 0.1;
@@ -333,7 +333,7 @@ public sealed class LargeEpsilonCheck : IModelSanityCheck
 }
 
 /// <summary>Robust accuracy must not rise with ε (the balls are nested).</summary>
-public static class MonotoneSweepCheck
+internal static class MonotoneSweepCheck
 {
     public const string Code = "non-monotone-sweep";
 
@@ -373,7 +373,7 @@ public static class CertifiedButBrokenCheck
 }
 
 /// <summary>Points first broken by a score-based attack after every gradient attack failed on them.</summary>
-public static class BlackBoxCheck
+internal static class BlackBoxCheck
 {
     public const string Code = "black-box-beats-white-box";
 
@@ -403,7 +403,7 @@ public static class BlackBoxCheck
 /// and once through the float32 model. Fires when the view leaves more than 0.5 points more robust — the bar under which
 /// bf16 is offered at all. Not run (no result) for float32 evaluations.
 /// </summary>
-public sealed class ReducedPrecisionCheck : IModelSanityCheck
+internal sealed class ReducedPrecisionCheck : IModelSanityCheck
 {
     public const string Code = "reduced-precision-weaker";
     /// <summary>Robust accuracy (fraction of the subset) the reduced-precision attacks may exceed float32 by.</summary>

@@ -4,28 +4,20 @@ using static TorchSharp.torch;
 
 namespace Robustness.Models;
 
-/// <summary>Arithmetic of the attacks' gradient passes: float32, or bfloat16 on CPUs with native bf16 (AVX512-BF16, AMX).</summary>
-public enum GradientPrecision
+/// <summary>Reduced-precision gradient views of zoo models (the <see cref="IReducedPrecisionViews"/> the trainer and CLI use).</summary>
+public sealed class Bf16Views : IReducedPrecisionViews
 {
-    Float32,
-    Bf16,
-}
+    public static Bf16Views Instance { get; } = new();
 
-public static class GradientPrecisions
-{
-    public static readonly IReadOnlyList<string> Names = ["float32", "bf16"];
-
-    public static GradientPrecision Parse(string text, string parameter = "Precision") => text.Trim().ToLowerInvariant() switch
+    public IReducedPrecisionClassifier Create(IGradientClassifier model, GradientPrecision precision) => precision switch
     {
-        "float32" or "fp32" or "f32" => GradientPrecision.Float32,
-        "bf16" or "bfloat16" => GradientPrecision.Bf16,
-        _ => throw new ParameterException(parameter, $"unknown precision '{text}' (valid: {string.Join(", ", Names)})"),
+        GradientPrecision.Bf16 when model is TorchClassifier tc => new Bf16GradientClassifier(tc),
+        GradientPrecision.Bf16 => throw new ParameterException("Precision", $"bf16 needs a zoo model (the bf16 copy is rebuilt from its architecture), not a {model.GetType().Name}"),
+        _ => throw new ParameterException("Precision", $"no reduced-precision view for {precision.Name()}"),
     };
 
-    public static string Name(this GradientPrecision p) => p == GradientPrecision.Bf16 ? "bf16" : "float32";
-
     /// <summary>The bf16 view of <paramref name="model"/> the attacks should differentiate, or null for float32 (use the model).</summary>
-    public static Bf16GradientClassifier? Bf16View(TorchClassifier model, GradientPrecision precision) =>
+    public static Bf16GradientClassifier? ViewOf(TorchClassifier model, GradientPrecision precision) =>
         precision == GradientPrecision.Bf16 ? new Bf16GradientClassifier(model) : null;
 }
 
@@ -39,7 +31,7 @@ public static class GradientPrecisions
 /// compared with float32 before it is trusted (docs/performance.md, `robust bench --bf16`).
 /// The copy follows the source's weights only when <see cref="Refresh"/> is called (the trainer does so per batch).
 /// </summary>
-public sealed class Bf16GradientClassifier : IReducedPrecisionClassifier, IDisposable
+public sealed class Bf16GradientClassifier : IReducedPrecisionClassifier
 {
     private readonly TorchClassifier _source;
     private readonly TorchClassifier _copy;

@@ -1,3 +1,4 @@
+using Robustness.Core.Formats;
 using System.Globalization;
 using System.Security.Cryptography;
 using Robustness.Core;

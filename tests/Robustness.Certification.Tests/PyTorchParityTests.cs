@@ -3,7 +3,7 @@ using System.Text.Json;
 using Robustness.Core;
 using Robustness.Core.Graphs;
 using Robustness.Models;
-using Robustness.Models.Formats;
+using Robustness.Core.Formats;
 using TorchSharp;
 using static TorchSharp.torch;
 

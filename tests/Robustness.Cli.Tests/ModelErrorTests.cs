@@ -1,3 +1,4 @@
+using Robustness.Core.Formats;
 using Robustness.Models;
 using Robustness.Models.Formats;
 using static TorchSharp.torch;

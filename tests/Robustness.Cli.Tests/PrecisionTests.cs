@@ -1,3 +1,4 @@
+using Robustness.Core.Formats;
 using System.Text.Json;
 using Robustness.Models;
 

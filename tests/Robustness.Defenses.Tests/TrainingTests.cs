@@ -1,3 +1,5 @@
+using Robustness.Models;
+using Robustness.Core.Formats;
 using Robustness.Core;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -18,7 +20,7 @@ internal static class TrainedModels
     public static readonly Lazy<(TorchClassifier Model, TrainingReport Report)> Standard = new(() =>
     {
         var model = Fixtures.SmallCnn(1);
-        var report = new Trainer(model, new StandardObjective(), Options).Fit(Fixtures.Train.Value, Fixtures.Validation.Value);
+        var report = new Trainer(model, new StandardObjective(), Options) { ModelWriter = ModelFileWriter.Instance }.Fit(Fixtures.Train.Value, Fixtures.Validation.Value);
         return (model, report);
     });
 
@@ -32,7 +34,7 @@ internal static class TrainedModels
     public static readonly Lazy<(TorchClassifier Model, TrainingReport Report)> StandardMlp = new(() =>
     {
         var model = Fixtures.TinyMlp(1, hidden: 64);
-        var report = new Trainer(model, new StandardObjective(), MlpOptions).Fit(Fixtures.Train.Value, Fixtures.Validation.Value);
+        var report = new Trainer(model, new StandardObjective(), MlpOptions) { ModelWriter = ModelFileWriter.Instance }.Fit(Fixtures.Train.Value, Fixtures.Validation.Value);
         return (model, report);
     });
 
@@ -40,7 +42,7 @@ internal static class TrainedModels
     {
         var model = Fixtures.TinyMlp(1, hidden: 64);
         var objective = new PgdAdversarialObjective(Eps) { Steps = 5 };
-        var report = new Trainer(model, objective, MlpOptions with { EpsRampEpochs = 1 }).Fit(Fixtures.Train.Value, Fixtures.Validation.Value);
+        var report = new Trainer(model, objective, MlpOptions with { EpsRampEpochs = 1 }) { ModelWriter = ModelFileWriter.Instance }.Fit(Fixtures.Train.Value, Fixtures.Validation.Value);
         return (model, report);
     });
 }
@@ -111,15 +113,15 @@ public class TrainingTests
 
         var straightDir = Fixtures.TempDir();
         using var straight = Fixtures.TinyMlp(3);
-        var straightReport = new Trainer(straight, objective, options with { OutputDirectory = straightDir }).Fit(data);
+        var straightReport = new Trainer(straight, objective, options with { OutputDirectory = straightDir }) { ModelWriter = ModelFileWriter.Instance }.Fit(data);
 
         var crashDir = Fixtures.TempDir();
         using (var crashing = Fixtures.TinyMlp(3))
-            Assert.Throws<SimulatedCrash>(() => new Trainer(crashing, objective, options with { OutputDirectory = crashDir }, [new CrashHook(epoch: 2, batch: 4)]).Fit(data));
+            Assert.Throws<SimulatedCrash>(() => new Trainer(crashing, objective, options with { OutputDirectory = crashDir }, [new CrashHook(epoch: 2, batch: 4)]) { ModelWriter = ModelFileWriter.Instance }.Fit(data));
         Assert.Equal(1, TrainingCheckpoint.ReadManifest(crashDir).EpochsCompleted);
 
         using var resumed = Fixtures.TinyMlp(12345); // different initial weights: everything must come from the checkpoint
-        var resumedReport = new Trainer(resumed, objective, options).Resume(crashDir, data);
+        var resumedReport = new Trainer(resumed, objective, options) { ModelWriter = ModelFileWriter.Instance }.Resume(crashDir, data);
 
         var diff = Fixtures.MaxDifference(Fixtures.Weights(straight.Module), Fixtures.Weights(resumed.Module));
         Assert.True(diff <= 1e-5, $"max weight difference {diff}");
@@ -130,7 +132,7 @@ public class TrainingTests
         Assert.Equal(2, File.ReadAllLines(Path.Combine(crashDir, Trainer.MetricsFile)).Length);
 
         // A finished run resumes to a no-op.
-        var again = new Trainer(resumed, objective, options).Resume(crashDir, data);
+        var again = new Trainer(resumed, objective, options) { ModelWriter = ModelFileWriter.Instance }.Resume(crashDir, data);
         Assert.Equal(2, again.EpochsRun);
         Assert.True(Fixtures.MaxDifference(Fixtures.Weights(straight.Module), Fixtures.Weights(resumed.Module)) <= 1e-5);
     }
@@ -142,10 +144,10 @@ public class TrainingTests
         var dir = Fixtures.TempDir();
         var options = new TrainingOptions { Epochs = 1, BatchSize = 50, ValidationSize = 0, Seed = 1, OutputDirectory = dir, Threads = 2 };
         using var model = Fixtures.TinyMlp(1);
-        new Trainer(model, new StandardObjective(), options).Fit(data);
-        var e = Assert.ThrowsAny<InputException>(() => new Trainer(model, new StandardObjective(), options with { Seed = 2 }).Resume(dir, data));
+        new Trainer(model, new StandardObjective(), options) { ModelWriter = ModelFileWriter.Instance }.Fit(data);
+        var e = Assert.ThrowsAny<InputException>(() => new Trainer(model, new StandardObjective(), options with { Seed = 2 }) { ModelWriter = ModelFileWriter.Instance }.Resume(dir, data));
         Assert.Contains("seed", e.Message);
-        Assert.ThrowsAny<InputException>(() => new Trainer(model, new StandardObjective(), options).Resume(Fixtures.TempDir(), data));
+        Assert.ThrowsAny<InputException>(() => new Trainer(model, new StandardObjective(), options) { ModelWriter = ModelFileWriter.Instance }.Resume(Fixtures.TempDir(), data));
     }
 
     [Fact]
@@ -158,12 +160,12 @@ public class TrainingTests
             new ValidationMetrics(0.80, 0.30, null), new ValidationMetrics(0.70, 0.55, null),
             new ValidationMetrics(0.90, 0.40, null), new ValidationMetrics(0.85, 0.55, null));
         var options = new TrainingOptions { Epochs = 4, BatchSize = 50, LearningRate = 0.05, ValidationSize = 50, Seed = 3, OutputDirectory = dir, Threads = 2 };
-        var report = new Trainer(model, new StandardObjective(), options, [recorder]) { Validator = validator }.Fit(Fixtures.TrainSubset(300));
+        var report = new Trainer(model, new StandardObjective(), options, [recorder]) { Validator = validator, ModelWriter = ModelFileWriter.Instance }.Fit(Fixtures.TrainSubset(300));
 
         Assert.Equal(2, report.BestEpoch); // highest robust accuracy; the tie at epoch 4 keeps the earlier epoch
         Assert.Equal(0.55, report.BestScore);
-        using var bestFile = Models.SafeTensors.Read(Path.Combine(dir, Trainer.BestModelFile));
-        using var lastFile = Models.SafeTensors.Read(Path.Combine(dir, Trainer.LastModelFile));
+        using var bestFile = SafeTensors.Read(Path.Combine(dir, Trainer.BestModelFile));
+        using var lastFile = SafeTensors.Read(Path.Combine(dir, Trainer.LastModelFile));
         var (best, bestMeta) = (bestFile.Tensors, bestFile.Metadata);
         var last = lastFile.Tensors;
         Assert.Equal(0, Fixtures.MaxDifference(best, recorder.ByEpoch[2]));
@@ -196,7 +198,7 @@ public class TrainingTests
             new ValidationMetrics(0.75, 0.05, 0.90), new ValidationMetrics(0.75, 0.05, 0.95));
         var options = new TrainingOptions { Epochs = 4, BatchSize = 50, LearningRate = 0.05, ValidationSize = 50, Seed = 5, OutputDirectory = dir, Threads = 2 };
         var hook = new EventSink(events);
-        var report = new Trainer(model, new FgsmRsObjective(0.1), options, [recorder, hook]) { Validator = validator }.Fit(Fixtures.TrainSubset(300));
+        var report = new Trainer(model, new FgsmRsObjective(0.1), options, [recorder, hook]) { Validator = validator, ModelWriter = ModelFileWriter.Instance }.Fit(Fixtures.TrainSubset(300));
 
         Assert.Equal(3, report.EpochsRun);
         Assert.NotNull(report.StopReason);
@@ -321,7 +323,7 @@ public class TrainingTests
         using var model = Fixtures.TinyMlp(9);
         var counts = new LiveTensorRecorder();
         var options = new TrainingOptions { Epochs = 3, BatchSize = 25, LearningRate = 0.05, ValidationSize = 50, Seed = 1, Threads = 2, LogEvery = 3 };
-        new Trainer(model, new PgdAdversarialObjective(0.1) { Steps = 2 }, options, [counts]).Fit(Fixtures.TrainSubset(250));
+        new Trainer(model, new PgdAdversarialObjective(0.1) { Steps = 2 }, options, [counts]) { ModelWriter = ModelFileWriter.Instance }.Fit(Fixtures.TrainSubset(250));
         // Same point of epochs 2 and 3, and every batch of epoch 3 against its first.
         Assert.Equal(counts.At[(2, 5)], counts.At[(3, 5)]);
         var third = counts.At.Where(kv => kv.Key.Epoch == 3).Select(kv => kv.Value).ToList();
@@ -350,7 +352,7 @@ public class TrainingTests
         Assert.ThrowsAny<InputException>(() => new TrainingOptions { Epochs = 2, EpsRampEpochs = 3 }.Validate());
         Assert.ThrowsAny<InputException>(() => LearningRateSchedules.Parse("sawtooth"));
         using var model = Fixtures.TinyMlp(1);
-        Assert.ThrowsAny<InputException>(() => new Trainer(model, new StandardObjective(), new TrainingOptions { ValidationSize = 5000 }).Fit(Fixtures.TrainSubset(100)));
+        Assert.ThrowsAny<InputException>(() => new Trainer(model, new StandardObjective(), new TrainingOptions { ValidationSize = 5000 }) { ModelWriter = ModelFileWriter.Instance }.Fit(Fixtures.TrainSubset(100)));
     }
 }
 

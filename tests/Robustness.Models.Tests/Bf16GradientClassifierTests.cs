@@ -80,6 +80,6 @@ public class Bf16GradientClassifierTests
         Assert.Equal(GradientPrecision.Float32, GradientPrecisions.Parse("float32"));
         var bad = Assert.ThrowsAny<InputException>(() => GradientPrecisions.Parse("fp16", "--precision"));
         Assert.StartsWith("--precision", bad.Message);
-        Assert.Null(GradientPrecisions.Bf16View(custom, GradientPrecision.Float32));
+        Assert.Null(Bf16Views.ViewOf(custom, GradientPrecision.Float32));
     }
 }

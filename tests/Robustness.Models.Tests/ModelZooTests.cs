@@ -1,3 +1,4 @@
+using Robustness.Core.Formats;
 using Robustness.Core;
 using TorchSharp;
 using static TorchSharp.torch;

@@ -1,3 +1,4 @@
+using Robustness.Core;
 using System.IO.Compression;
 using System.Text;
 using Robustness.Models.Formats;

@@ -1,3 +1,5 @@
+using Robustness.Core;
+using Robustness.Core.Formats;
 using System.Buffers.Binary;
 using System.Text;
 using TorchSharp;

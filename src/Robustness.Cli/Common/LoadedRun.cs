@@ -8,9 +8,10 @@ namespace Robustness.Cli.Common;
 /// <summary>The model, the samples and the device of an attack or evaluation run, checked against each other.</summary>
 public sealed class LoadedRun : IDisposable
 {
-    private LoadedRun(TorchClassifier model, ImageDataset data, long[] indices, Device device, string modelPath, string modelSha256)
+    private LoadedRun(LoadedModel loaded, ImageDataset data, long[] indices, Device device, string modelPath, string modelSha256)
     {
-        Model = model;
+        Loaded = loaded;
+        Model = loaded.Classifier;
         Data = data;
         Indices = indices;
         Device = device;
@@ -19,6 +20,8 @@ public sealed class LoadedRun : IDisposable
     }
 
     public TorchClassifier Model { get; }
+    /// <summary>The model with its description (format, what was inferred and what assumed).</summary>
+    public LoadedModel Loaded { get; }
     /// <summary>The whole split as read (indices refer to its rows).</summary>
     public ImageDataset Data { get; }
     public long[] Indices { get; }
@@ -28,18 +31,16 @@ public sealed class LoadedRun : IDisposable
 
     public static LoadedRun Open(ModelDataSelection inputs, long seed, string deviceText, int threads)
     {
-        var (modelPath, arch, data, split, dataDir, n, sampleMode) =
-            (inputs.Model, inputs.Arch, inputs.Data, inputs.Split, inputs.DataDir, inputs.N, inputs.SampleMode);
+        var (modelPath, data, n, sampleMode) = (inputs.Model, inputs.Data, inputs.N, inputs.SampleMode);
         SharedOptions.ApplyThreads(threads);
         var device = Devices.Parse(deviceText);
         Seeding.Seed(seed);
-        var model = ModelFile.Load(modelPath, device, arch);
+        var (model, dataset) = LoadModelAndData(inputs, device);
         try
         {
-            var dataset = DatasetCatalog.Load(data, split, dataDir);
             try
             {
-                CheckCompatible(dataset, model.Spec, data);
+                CheckCompatible(dataset, model.Classifier.Spec, data);
                 var indices = SampleSelection.Indices(dataset.Count, n, sampleMode, seed);
                 return new LoadedRun(model, dataset, indices, device, modelPath, ModelFile.Sha256(modelPath));
             }
@@ -57,6 +58,43 @@ public sealed class LoadedRun : IDisposable
     }
 
     /// <summary>
+    /// The model, then the data; a model that does not fix its input shape (TorchScript, an ONNX graph with symbolic
+    /// sizes) and was given none takes the dataset's.
+    /// </summary>
+    private static (LoadedModel, ImageDataset) LoadModelAndData(ModelDataSelection inputs, Device device)
+    {
+        // Image folders are decoded as they are (channels and size from the files, after --resize/--center-crop): a
+        // mismatch with the model is reported by CheckCompatible, never silently converted.
+        ImageDataset LoadData() => DatasetCatalog.Load(inputs.Data, inputs.Split, inputs.DataDir, new ImageFolderOptions
+        {
+            Resize = inputs.Resize,
+            CenterCrop = inputs.CenterCrop,
+        });
+        LoadedModel model;
+        try { model = ModelLoader.Load(inputs.Model, device, inputs.Contract, inputs.Arch); }
+        catch (ParameterException e) when (e.Parameter == nameof(InputContract.InputShape) && inputs.Contract.InputShape is null)
+        {
+            var data = LoadData();
+            try
+            {
+                var contract = inputs.Contract with { FallbackInputShape = data.SampleShape, FallbackSource = $"--data {inputs.Data}" };
+                return (ModelLoader.Load(inputs.Model, device, contract, inputs.Arch), data);
+            }
+            catch
+            {
+                data.Dispose();
+                throw;
+            }
+        }
+        try { return (model, LoadData()); }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
     /// Refuses a dataset the model cannot take: another sample shape, more classes than outputs, or NaN/Inf pixels.
     /// No shipped reader can produce NaN (their formats hold bytes); the check guards datasets built in code.
     /// </summary>
@@ -64,7 +102,12 @@ public sealed class LoadedRun : IDisposable
     {
         var expected = spec.InputShape;
         if (!dataset.SampleShape.SequenceEqual(expected))
-            throw new InputException($"--data: {data} has samples of shape [{string.Join(",", dataset.SampleShape)}] but the model expects [{string.Join(",", expected)}]");
+        {
+            var hint = dataset.SampleShape.Length == 3 && expected.Length == 3 && dataset.SampleShape[0] != expected[0]
+                ? $" ({dataset.SampleShape[0]}-channel images for a {expected[0]}-channel model: use a dataset with {expected[0]}-channel images)"
+                : dataset.SampleShape.Length == 3 && expected.Length == 3 ? " (for an image folder, --resize and --center-crop change the size)" : "";
+            throw new InputException($"--data: {data} has samples of shape [{string.Join(",", dataset.SampleShape)}] but the model expects [{string.Join(",", expected)}]{hint}");
+        }
         if (dataset.NumClasses > spec.NumClasses)
             throw new InputException($"--data: {data} has {dataset.NumClasses} classes but the model outputs {spec.NumClasses}");
         using var scope = NewDisposeScope();

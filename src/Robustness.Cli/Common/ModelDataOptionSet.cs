@@ -12,6 +12,11 @@ public sealed record ModelDataSelection
     public string? DataDir { get; init; }
     public int? N { get; init; }
     public string SampleMode { get; init; } = "first";
+    /// <summary>Input contract of an ONNX or TorchScript model.</summary>
+    public Robustness.Models.InputContract Contract { get; init; } = Robustness.Models.InputContract.None;
+    /// <summary>Image-folder preprocessing (shorter side resized, then center crop).</summary>
+    public int? Resize { get; init; }
+    public int? CenterCrop { get; init; }
 }
 
 /// <summary>The model and sample-selection options shared by `attack` and `eval`, defined once.</summary>
@@ -24,6 +29,9 @@ public sealed class ModelDataOptionSet
     public Option<string?> DataDir { get; } = SharedOptions.DataDir();
     public Option<int?> N { get; } = SharedOptions.N();
     public Option<string> Sample { get; } = SharedOptions.Sample();
+    public ModelContractOptions Contract { get; } = new();
+    public Option<int?> Resize { get; } = SharedOptions.Resize();
+    public Option<int?> CenterCrop { get; } = SharedOptions.CenterCrop();
 
     public ModelDataSelection Read(ParseResult p) => new()
     {
@@ -34,12 +42,15 @@ public sealed class ModelDataOptionSet
         DataDir = p.GetValue(DataDir),
         N = p.GetValue(N),
         SampleMode = p.GetValue(Sample)!,
+        Contract = Contract.Read(p),
+        Resize = p.GetValue(Resize),
+        CenterCrop = p.GetValue(CenterCrop),
     };
 
     /// <summary>Adds the options in front of the command's others, so help and "required" errors list the model first.</summary>
     public void AddTo(Command command)
     {
-        var options = new Option[] { Model, Arch, Data, Split, DataDir, N, Sample };
+        Option[] options = [Model, Arch, .. Contract.All, Data, Split, DataDir, Resize, CenterCrop, N, Sample];
         for (int i = 0; i < options.Length; i++) command.Options.Insert(i, options[i]);
     }
 }

@@ -20,13 +20,15 @@ public static class ParameterFlags
         ["Shard"] = "--shard", ["Precision"] = "--precision", ["AttackPrecision"] = "--attack-precision",
         ["Steps"] = "--steps", ["StepSize"] = "--step-size", ["RelativeStepSize"] = "--rel-step-size", ["Restarts"] = "--restarts",
         ["Targeted"] = "--targeted", ["TargetMode"] = "--target-mode", ["TargetCount"] = "--target-count", ["Loss"] = "--loss",
-        ["Queries"] = "--queries", ["Momentum"] = "--momentum", ["Confidence"] = "--confidence", ["L1Sparsity"] = "--l1-sparsity",
+        ["Queries"] = "--queries", ["EarlyStop"] = "--early-stop", ["Momentum"] = "--momentum", ["Confidence"] = "--confidence", ["L1Sparsity"] = "--l1-sparsity",
         ["Epochs"] = "--epochs", ["LearningRate"] = "--lr", ["WeightDecay"] = "--weight-decay", ["Schedule"] = "--schedule",
         ["Optimizer"] = "--optimizer", ["EpsRampEpochs"] = "--eps-ramp", ["ValidationSize"] = "--val-size", ["AdvRatio"] = "--adv-ratio",
         ["AlphaFactor"] = "--step-size", ["Beta"] = "--beta", ["Sigma"] = "--sigma", ["Defense"] = "--defense",
         ["MlpHidden"] = "--mlp-hidden", ["Activation"] = "--activation", ["AttackMode"] = "--attack-mode", ["Patience"] = "--patience",
         ["EpsWarmupEpochs"] = "--eps-warmup", ["KappaEnd"] = "--kappa-end", ["N0"] = "--n0", ["N"] = "--noise-samples", ["Alpha"] = "--alpha",
         ["CheckPoints"] = "--check-points", ["CheckSamples"] = "--check-samples", ["CertifyIbp"] = "--certify",
+        ["InputShape"] = "--input-shape", ["Mean"] = "--mean", ["Std"] = "--std", ["Labels"] = "--labels",
+        ["Resize"] = "--resize", ["CenterCrop"] = "--center-crop",
     };
 
     /// <summary>The flag for <paramref name="parameter"/> on <paramref name="command"/> (parameters given as flags pass through).</summary>

@@ -5,13 +5,10 @@ namespace Robustness.Cli.Common;
 /// <summary>What every output records so a run can be reproduced: versions, device, seed, command line, model hash.</summary>
 public static class RunProvenance
 {
-    public static string ToolVersion =>
-        typeof(RunProvenance).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
-
     public static Dictionary<string, object?> Describe(TorchSharp.torch.Device device, long seed, string? modelPath = null, string? modelSha256 = null) => new()
     {
         ["tool"] = "robust",
-        ["tool_version"] = ToolVersion,
+        ["tool_version"] = ToolInfo.Version,
         ["torchsharp_version"] = Devices.TorchSharpVersion,
         ["libtorch"] = Devices.Describe(),
         ["device"] = device.ToString(),

@@ -49,7 +49,7 @@ public static class SharedOptions
 
     public static Option<string> Model() => new("--model")
     {
-        Description = "Model file: a Robustness .safetensors file, or a PyTorch .pt/.safetensors state dict of a zoo architecture (with --arch).",
+        Description = "Model file: a Robustness .safetensors file, a PyTorch .pt/.safetensors state dict of a zoo architecture (with --arch), a TorchScript archive (.pt from torch.jit.save) or an ONNX graph (.onnx).",
         Required = true,
     };
 
@@ -66,6 +66,16 @@ public static class SharedOptions
     {
         Description = "Threat-model norm: linf, l2 or l1.",
         DefaultValueFactory = _ => "linf",
+    };
+
+    public static Option<int?> Resize() => new("--resize")
+    {
+        Description = "Image folders: resize each image so its shorter side is S pixels (bicubic), as torchvision's Resize(S).",
+    };
+
+    public static Option<int?> CenterCrop() => new("--center-crop")
+    {
+        Description = "Image folders: keep the central S×S pixels (after --resize), as torchvision's CenterCrop(S).",
     };
 
     public static Option<int?> N() => new("--n")
@@ -85,6 +95,15 @@ public static class SharedOptions
         if (threads < 0) throw new InputException($"--threads: must be ≥ 0, got {threads}");
         var n = threads == 0 ? Math.Max(1, Environment.ProcessorCount) : threads;
         TorchSharp.torch.set_num_threads(n);
+    }
+
+    /// <summary>A comma-separated list; an empty entry ("0.1,,0.2", a trailing comma) is an error, never dropped.</summary>
+    public static string[] SplitList(string text, string option)
+    {
+        var parts = text.Split(',', StringSplitOptions.TrimEntries);
+        if (parts.Any(p => p.Length == 0))
+            throw new InputException($"{option}: '{text}' has an empty entry (write values separated by single commas)");
+        return parts;
     }
 
     public static double ParseDouble(string text, string option)

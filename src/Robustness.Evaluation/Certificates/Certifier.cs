@@ -368,7 +368,7 @@ public sealed class Certifier
             Samples = samples,
             Provenance = new CertificateProvenance
             {
-                ToolVersion = Evaluator.ToolVersion,
+                ToolVersion = ToolInfo.Version,
                 TorchSharpVersion = Devices.TorchSharpVersion,
                 Libtorch = Devices.Describe(),
                 Device = model.Device.ToString(),

@@ -1,3 +1,4 @@
+using Robustness.Core.Formats;
 using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Text;
@@ -68,7 +69,7 @@ public static class PyTorchCheckpoint
 
         var pickles = entries.Keys.Where(k => k.EndsWith("/data.pkl", StringComparison.Ordinal) && k.Count(c => c == '/') == 1).ToList();
         if (entries.Keys.Any(k => k.EndsWith("/constants.pkl", StringComparison.Ordinal)) || entries.Keys.Any(k => k.Contains("/code/", StringComparison.Ordinal)))
-            throw new ModelFormatException($"{name}: this is a TorchScript archive (torch.jit.save); save a state dict instead: torch.save(model.state_dict(), path)");
+            throw new ModelFormatException($"{name}: this is a TorchScript archive (torch.jit.save), not a state dict; ModelLoader.Load (robust --model) loads it through libtorch");
         if (pickles.Count != 1)
             throw new ModelFormatException($"{name}: zip has {(pickles.Count == 0 ? "no" : pickles.Count.ToString())} '<archive>/data.pkl' entries; not a torch.save checkpoint");
         var prefix = pickles[0][..^"data.pkl".Length];

@@ -1,3 +1,4 @@
+using Robustness.Core;
 using System.Buffers.Binary;
 using System.Text;
 

@@ -1,3 +1,4 @@
+using Robustness.Core.Formats;
 using System.CommandLine;
 using System.Diagnostics;
 using Robustness.Attacks;
@@ -82,81 +83,60 @@ public sealed class AttackCommand(AttackRunOptions o)
         using var run = LoadedRun.Open(o.Inputs, o.Seed, o.Device, o.Threads);
         var threat = new ThreatModel(o.Norm, o.Epsilon, run.Model.Spec.Bounds).Validate();
         var attacks = AttackLists.Build(o.Attack, threat, o.AttackOptions);
-        IAttack attack = attacks.Count == 1 ? attacks[0] : new WorstCaseEnsemble(threat, attacks);
-        using var outLock = OutputLock.Acquire(o.Out);
-        // bf16 only for the gradient passes; the clean pass and every verdict below come from the float32 model.
-        using var bf16 = GradientPrecisions.Bf16View(run.Model, o.Precision);
-        IGradientClassifier attackModel = (IGradientClassifier?)bf16 ?? run.Model;
-
-        var n = run.Indices.Length;
-        var advAll = new float[n * run.Model.Spec.InputSize];
-        var cleanPred = new long[n];
-        var cleanConf = new double[n];
-        var advPred = new long[n];
-        var advConf = new double[n];
-        var success = new bool[n];
-        var distance = new double[n];
-        var minNorm = new double[n];
-        Array.Fill(minNorm, double.PositiveInfinity);
-        bool hasMinNorm = false;
-        var labels = new long[n];
-        var generator = Seeding.Seed(o.Seed);
-        var watch = Stopwatch.StartNew();
-
-        using var subset = run.Data.Subset(run.Indices);
-        var batches = (n + o.BatchSize - 1) / o.BatchSize;
-        ProgressBar.Run($"{attack.Name} {threat}", batches, tick =>
+        var name = attacks.Count == 1 ? attacks[0].Name : "ensemble(" + string.Join("+", attacks.Select(a => a.Name)) + ")";
+        // The one definition of robust accuracy: the evaluator's per-sample worst case over the attacks, at one ε.
+        var options = new EvaluationOptions
         {
-            foreach (var batch in subset.Batches(o.BatchSize, run.Device))
-            {
-                using var b = batch;
-                using var scope = NewDisposeScope();
-                Tensor cleanLogits;
-                using (no_grad()) cleanLogits = run.Model.Logits(b.Inputs);
-                using var result = attack.Run(attackModel, b.Inputs, new AttackTargets(b.Labels), new AttackContext(generator));
-                var cp = cleanLogits.softmax(1).max(1);
-                var ap = result.Logits.softmax(1).max(1);
-                int off = b.Offset, len = b.Count;
-                result.Adversarial.cpu().contiguous().data<float>().CopyTo(advAll.AsSpan(off * run.Model.Spec.InputSize, len * run.Model.Spec.InputSize));
-                cp.indexes.cpu().data<long>().CopyTo(cleanPred.AsSpan(off, len));
-                Copy(cp.values, cleanConf, off);
-                ap.indexes.cpu().data<long>().CopyTo(advPred.AsSpan(off, len));
-                Copy(ap.values, advConf, off);
-                result.Success.cpu().data<bool>().CopyTo(success.AsSpan(off, len));
-                result.Distance.cpu().data<double>().CopyTo(distance.AsSpan(off, len));
-                b.Labels.cpu().data<long>().CopyTo(labels.AsSpan(off, len));
-                if (result.MinimumNorm is { } mn)
-                {
-                    hasMinNorm = true;
-                    mn.cpu().to(ScalarType.Float64).data<double>().CopyTo(minNorm.AsSpan(off, len));
-                }
-                tick();
-            }
-        });
+            Norm = o.Norm,
+            Epsilon = o.Epsilon,
+            Attacks = new CliAttackSuite(o.Attack, o.AttackOptions),
+            BatchSize = o.BatchSize,
+            Seed = o.Seed,
+            SampleIndices = run.Indices,
+            ImageCount = o.Images,
+            SanityChecks = false,
+            ModelPath = Path.GetFullPath(o.Inputs.Model),
+            ModelSha256 = run.ModelSha256,
+            AttackPrecision = o.Precision.Name(),
+            KeepAdversarials = true,
+        };
+        options.Validate(run.Model.Spec.Bounds);
+        using var outLock = OutputLock.Acquire(o.Out);
+        // bf16 only for the gradient passes; the clean pass and every verdict come from the float32 model.
+        using var bf16 = Bf16Views.ViewOf(run.Model, o.Precision);
+        IGradientClassifier attackModel = (IGradientClassifier?)bf16 ?? run.Model;
+        var watch = Stopwatch.StartNew();
+        EvaluationResult result = null!;
+        ProgressReporter.Run($"{name} {threat}", progress => result = new Evaluator().Evaluate(attackModel, run.Data, options, progress));
         watch.Stop();
 
-        var cleanCorrect = Enumerable.Range(0, n).Select(i => cleanPred[i] == labels[i]).ToArray();
-        var robust = Enumerable.Range(0, n).Select(i => cleanCorrect[i] && advPred[i] == labels[i] && !success[i]).ToArray();
-        int nClean = cleanCorrect.Count(c => c), nRobust = robust.Count(r => r);
-        var changed = Enumerable.Range(0, n).Where(i => distance[i] > 0).Select(i => distance[i]).ToArray();
-        var finiteMin = minNorm.Where(double.IsFinite).Order().ToArray();
+        var report = result.Report;
+        var kept = result.Kept!;
+        int n = run.Indices.Length;
+        var samples = report.Samples;
+        var broken = samples.Select(s => s.CleanCorrect && s.PerEpsilon[0].Broken).ToArray();
+        int nClean = samples.Count(s => s.CleanCorrect), nRobust = samples.Count(s => s.RobustAt(0));
+        var distance = kept.Distance;
+        var changed = distance.Where(d => d > 0).ToArray();
+        var perturbation = report.Perturbation;
         var resultJson = new Dictionary<string, object?>
         {
             ["schema_version"] = 1,
-            ["attack"] = attack.Name,
+            ["attack"] = name,
             ["attacks"] = attacks.Select(a => a.Name).ToArray(),
             ["norm"] = o.Norm.Name(),
             ["eps"] = o.Epsilon,
             ["bounds"] = threat.Bounds.ToString(),
             ["samples"] = n,
-            ["clean_accuracy"] = (double)nClean / n,
-            ["robust_accuracy"] = (double)nRobust / n,
-            ["attack_success_rate"] = nClean == 0 ? 0.0 : (double)Enumerable.Range(0, n).Count(i => cleanCorrect[i] && !robust[i]) / nClean,
+            ["clean_accuracy"] = report.CleanAccuracy,
+            ["robust_accuracy"] = report.RobustAccuracy,
+            ["attack_success_rate"] = nClean == 0 ? 0.0 : (double)(nClean - nRobust) / nClean,
             ["max_perturbation"] = distance.Length == 0 ? 0 : distance.Max(),
             ["mean_perturbation"] = distance.Length == 0 ? 0 : distance.Average(),
             ["mean_perturbation_nonzero"] = changed.Length == 0 ? 0 : changed.Average(),
-            ["median_minimum_norm"] = hasMinNorm && finiteMin.Length > 0 ? finiteMin[finiteMin.Length / 2] : null,
-            ["minimum_norm_found"] = hasMinNorm ? finiteMin.Length : null,
+            ["median_minimum_norm"] = perturbation.MinimumNormCount > 0 ? perturbation.MedianMinimumNorm : null,
+            ["minimum_norm_found"] = attacks.Any(a => a is CarliniWagnerL2Attack or DeepFoolAttack) ? perturbation.MinimumNormCount : null,
+            ["per_attack"] = report.PerAttack.Select(s => new Dictionary<string, object?> { ["name"] = s.Name, ["robust_accuracy_after"] = s.RobustAccuracyAfter, ["seconds"] = s.Seconds }).ToArray(),
             ["precision"] = o.Precision.Name(),
             ["parameters"] = attacks.Select(a => new Dictionary<string, object?> { ["name"] = a.Name, ["parameters"] = a.Parameters }).ToArray(),
             ["seed"] = o.Seed,
@@ -171,18 +151,18 @@ public sealed class AttackCommand(AttackRunOptions o)
             var shape = new long[] { n }.Concat(run.Model.Spec.InputShape.Select(d => (long)d)).ToArray();
             var tensors = new Dictionary<string, Tensor>
             {
-                ["adversarial"] = tensor(advAll).reshape(shape),
-                ["labels"] = tensor(labels),
+                ["adversarial"] = tensor(kept.Pixels).reshape(shape),
+                ["labels"] = tensor(samples.Select(s => (long)s.Label).ToArray()),
                 ["indices"] = tensor(run.Indices),
-                ["clean_predictions"] = tensor(cleanPred),
-                ["adversarial_predictions"] = tensor(advPred),
-                ["success"] = tensor(success).to(ScalarType.Byte),
+                ["clean_predictions"] = tensor(samples.Select(s => (long)s.CleanPrediction).ToArray()),
+                ["adversarial_predictions"] = tensor(kept.Prediction.Select(p => (long)p).ToArray()),
+                ["success"] = tensor(broken).to(ScalarType.Byte),
                 ["distance"] = tensor(distance),
             };
             SafeTensors.Write(advPath, tensors, new Dictionary<string, string>
             {
                 ["format"] = "robustness-adversarial/1",
-                ["attack"] = attack.Name,
+                ["attack"] = name,
                 ["norm"] = o.Norm.Name(),
                 ["eps"] = o.Epsilon.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 ["seed"] = o.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture),
@@ -190,17 +170,16 @@ public sealed class AttackCommand(AttackRunOptions o)
             });
         }
 
-        var imageFiles = WriteImages(run, advAll, labels, cleanPred, cleanConf, advPred, advConf, success, distance, attack.Name, threat.Bounds);
-        resultJson["images"] = imageFiles;
+        resultJson["images"] = WriteImages(result.Examples, run.ClassNames);
         AtomicFile.WriteAllText(Path.Combine(o.Out, "result.json"), Json.Serialize(resultJson));
 
         var table = new Table().AddColumn("").AddColumn("value");
-        table.AddRow("attack", Markup.Escape($"{attack.Name} ({threat})"));
+        table.AddRow("attack", Markup.Escape($"{name} ({threat})"));
         table.AddRow("samples", n.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        table.AddRow("clean accuracy", Pct((double)nClean / n));
-        table.AddRow("robust accuracy", Pct((double)nRobust / n));
-        table.AddRow("max ‖δ‖", distance.Max().ToString("G4", System.Globalization.CultureInfo.InvariantCulture));
-        if (hasMinNorm && finiteMin.Length > 0) table.AddRow("median minimum norm", finiteMin[finiteMin.Length / 2].ToString("G4", System.Globalization.CultureInfo.InvariantCulture));
+        table.AddRow("clean accuracy", Pct(report.CleanAccuracy));
+        table.AddRow("robust accuracy", Pct(report.RobustAccuracy));
+        table.AddRow("max ‖δ‖", (distance.Length == 0 ? 0 : distance.Max()).ToString("G4", System.Globalization.CultureInfo.InvariantCulture));
+        if (perturbation.MedianMinimumNorm is { } median) table.AddRow("median minimum norm", median.ToString("G4", System.Globalization.CultureInfo.InvariantCulture));
         table.AddRow("time", $"{watch.Elapsed.TotalSeconds:F1} s");
         table.AddRow("output", Markup.Escape(Path.GetFullPath(o.Out)));
         CommandRunner.Out.Write(table);
@@ -209,35 +188,15 @@ public sealed class AttackCommand(AttackRunOptions o)
 
     private static string Pct(double v) => (100 * v).ToString("F2", System.Globalization.CultureInfo.InvariantCulture) + " %";
 
-    private static void Copy(Tensor t, double[] dest, int offset)
-    {
-        var values = t.cpu().to(ScalarType.Float64).data<double>();
-        values.CopyTo(dest.AsSpan(offset, (int)values.Count));
-    }
-
-    private List<string> WriteImages(LoadedRun run, float[] adv, long[] labels, long[] cleanPred, double[] cleanConf, long[] advPred, double[] advConf, bool[] success, double[] distance, string attackName, Bounds bounds)
+    private List<string> WriteImages(IReadOnlyList<AdversarialExample> examples, IReadOnlyList<string> classNames)
     {
         var files = new List<string>();
-        if (o.Images == 0) return files;
-        var size = run.Model.Spec.InputSize;
-        var shape = run.Model.Spec.InputShape;
-        var cleanAll = run.Data.Images;
-        // Prefer points the attack broke; fall back to any.
-        var chosen = Enumerable.Range(0, labels.Length).OrderBy(i => success[i] && cleanPred[i] == labels[i] ? 0 : 1).ThenBy(i => i).Take(o.Images).ToArray();
-        var examples = new List<AdversarialExample>();
-        foreach (var i in chosen)
-        {
-            using var row = cleanAll[run.Indices[i]].contiguous();
-            var clean = row.data<float>().ToArray();
-            var a = adv.AsSpan(i * size, size).ToArray();
-            examples.Add(new AdversarialExample(run.Indices[i], (int)labels[i], clean, a, shape, (int)cleanPred[i], cleanConf[i], (int)advPred[i], advConf[i],
-                success[i] && cleanPred[i] == labels[i], attackName, distance[i], bounds));
-        }
+        if (o.Images == 0 || examples.Count == 0) return files;
         var dir = Path.Combine(o.Out, "images");
         foreach (var e in examples)
         {
             var path = Path.Combine(dir, $"sample-{e.Index}.png");
-            AtomicFile.WriteAllBytes(path, PerturbationImages.StripPng(e, run.ClassNames));
+            AtomicFile.WriteAllBytes(path, PerturbationImages.StripPng(e, classNames));
             files.Add(Path.GetRelativePath(o.Out, path));
         }
         var grid = Path.Combine(dir, "grid.png");

@@ -48,7 +48,7 @@ public sealed class BenchCommand(BenchOptions o)
     private static readonly Option<int> RoundsOption = new("--rounds") { Description = "Run every group (ours, then the reference) this many times and report the median of the rounds.", DefaultValueFactory = _ => 1 };
     private static readonly Option<bool> Bf16Option = new("--bf16") { Description = "Also time the attacks and the adversarial-training workloads with bfloat16 gradient passes, and compare robust accuracy with float32." };
     private static readonly Option<string?> Bf16ModelOption = new("--bf16-model") { Description = "Trained model for the bf16 accuracy check (default: the shipped data/models/tiny-cnn-standard.safetensors)." };
-    private static readonly Option<string?> OnlyOption = new("--only") { Description = $"Comma-separated workload groups to run ({string.Join(", ", Groups)}, scaling)." };
+    private static readonly Option<string?> OnlyOption = new("--only") { Description = $"Comma-separated workload groups to run ({string.Join(", ", Groups)}, scaling, onnx: ONNX-executed vs zoo networks, needs python3-torch)." };
     private static readonly Option<bool> ScalingOption = new("--scaling") { Description = $"Attack throughput over batch sizes {string.Join(", ", ScalingBatches)} and models {string.Join(", ", ScalingModels)}." };
     private static readonly Option<string?> PlotOption = new("--plot") { Description = "Write the scaling plot (PNG) here (with --scaling)." };
 
@@ -79,8 +79,8 @@ public sealed class BenchCommand(BenchOptions o)
         if (o.Threads < 0) throw new InputException($"--threads: must be ≥ 0, got {o.Threads}");
         if (o.Rounds < 1) throw new InputException($"--rounds: must be ≥ 1, got {o.Rounds}");
         foreach (var g in o.Only)
-            if (!Groups.Contains(g) && g != "scaling")
-                throw new InputException($"--only: unknown workload group '{g}' (valid: {string.Join(", ", Groups)}, scaling)");
+            if (!Groups.Contains(g) && g != "scaling" && g != "onnx")
+                throw new InputException($"--only: unknown workload group '{g}' (valid: {string.Join(", ", Groups)}, scaling, onnx)");
         if (o.Plot is not null && !o.Scaling && !o.Only.Contains("scaling"))
             throw new InputException("--plot: draws the scaling study; add --scaling");
         if (o.Compare is not null && string.IsNullOrWhiteSpace(o.Compare))
@@ -225,6 +225,9 @@ public sealed class BenchCommand(BenchOptions o)
                 yield return w.Smoothing();
                 yield return w.IbpVerify();
                 yield return w.Train("train-ibp");
+                break;
+            case "onnx":
+                foreach (var m in new OnnxWorkloads(w.Budget, w.Threads, w.Data).Run()) yield return m;
                 break;
             case "scaling":
                 foreach (var arch in ScalingModels)

@@ -37,6 +37,10 @@ public sealed class BenchWorkloads(ImageDataset data, BenchBudget budget, int th
     public const int TrainBatch = 128;
     public const int MatmulSize = 2048;
 
+    public BenchBudget Budget => budget;
+    public int Threads => threads;
+    public ImageDataset Data => data;
+
     /// <summary>Median and all samples (seconds) of <paramref name="run"/> after <paramref name="warmup"/> untimed calls.</summary>
     /// <param name="parametersPerRun">Parameters each run constructs (counted for good by TorchSharp, see TensorLedger).</param>
     public static (double Median, double[] Samples) Time(Action run, int warmup, int repetitions, int parametersPerRun = 0)

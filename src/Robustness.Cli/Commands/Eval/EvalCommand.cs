@@ -91,8 +91,7 @@ public sealed class EvalCommand(EvalRunOptions o)
     }
 
     public static IReadOnlyList<double> ParseList(string? text, string option) =>
-        string.IsNullOrWhiteSpace(text) ? [] :
-        text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(t => SharedOptions.ParseDouble(t, option)).ToArray();
+        string.IsNullOrWhiteSpace(text) ? [] : SharedOptions.SplitList(text, option).Select(t => SharedOptions.ParseDouble(t, option)).ToArray();
 
     public int Execute()
     {
@@ -131,7 +130,7 @@ public sealed class EvalCommand(EvalRunOptions o)
         EvaluationResult? result = null;
         var label = $"eval {Path.GetFileName(o.Inputs.Model)} {o.Norm.Name()} ε={epsilon}";
         // bf16 only for the gradient passes: the clean pass and every verdict come from the float32 model.
-        using var bf16 = GradientPrecisions.Bf16View(run.Model, o.Precision);
+        using var bf16 = Bf16Views.ViewOf(run.Model, o.Precision);
         IGradientClassifier model = (IGradientClassifier?)bf16 ?? run.Model;
         ProgressReporter.Run(label, progress =>
             result = new Evaluator().Evaluate(model, run.Data, options, progress));

@@ -32,13 +32,15 @@ public sealed record TrainRunOptions
     public string Activation { get; init; } = "relu";
     public required TrainingOptions Training { get; init; }
     public string? Resume { get; init; }
+    /// <summary>The options as given (with defaults), saved for `--resume DIR`.</summary>
+    public IReadOnlyDictionary<string, string>? Arguments { get; init; }
     public required string Out { get; init; }
 }
 
 /// <summary>`robust train`: standard or adversarial training of a zoo model; best/last model files, metrics, curves, checkpoints.</summary>
 public sealed class TrainCommand(TrainRunOptions o)
 {
-    public static readonly IReadOnlyList<string> Defenses = ["none", "pgd", "fgsm-rs", "trades", "gaussian", "ibp", "crown-ibp"];
+    public static readonly IReadOnlyList<string> Defenses = ["none", .. TrainingObjectives.Names.Skip(1)];
 
     /// <summary>IBP's schedule when --eps-warmup / --eps-ramp are not given: warm-up for 5 % of the epochs, then ε and κ
     /// ramp over the next 40 % (Gowal et al. warm up for 3 % and ramp over 17 % of their steps; Zhang et al. 2020 found
@@ -71,8 +73,8 @@ public sealed class TrainCommand(TrainRunOptions o)
             "every batch; the training step, validation and the saved model stay float32; about 2x faster PGD-7 epochs at the same robust accuracy, docs/performance.md).",
         DefaultValueFactory = _ => "float32",
     };
-    private static readonly Option<double?> EpsRampOption = new("--eps-ramp") { Description = $"Epochs over which ε grows linearly from 0 (default 0; ibp: {IbpRampFraction:P0} of the epochs)." };
-    private static readonly Option<double?> EpsWarmupOption = new("--eps-warmup") { Description = $"Epochs of clean training (ε = 0) before the ramp (default 0; ibp: {IbpWarmupFraction:P0} of the epochs)." };
+    private static readonly Option<double?> EpsRampOption = new("--eps-ramp") { Description = $"Epochs over which ε grows linearly from 0 (default 0; ibp, crown-ibp: {IbpRampFraction:P0} of the epochs)." };
+    private static readonly Option<double?> EpsWarmupOption = new("--eps-warmup") { Description = $"Epochs of clean training (ε = 0) before the ramp (default 0; ibp, crown-ibp: {IbpWarmupFraction:P0} of the epochs)." };
     private static readonly Option<int> ValSizeOption = new("--val-size") { Description = "Training images held out for per-epoch (robust) validation.", DefaultValueFactory = _ => 1000 };
     private static readonly Option<string?> MlpHiddenOption = new("--mlp-hidden") { Description = "mlp: hidden widths, e.g. 256,256." };
     private static readonly Option<string> ActivationOption = new("--activation") { Description = "mlp: relu, tanh, sigmoid or linear.", DefaultValueFactory = _ => "relu" };
@@ -95,10 +97,16 @@ public sealed class TrainCommand(TrainRunOptions o)
         CommandRunner.SetAction(command, p =>
         {
             var resume = p.GetValue(ResumeOption);
+            // `--resume DIR` alone continues the run with the options it was started with (saved beside its checkpoint).
+            if (resume is not null && TrainArguments.TryLoad(resume) is { } saved)
+            {
+                p = command.Parse(TrainArguments.ForResume(p, resume, saved));
+                if (p.Errors.Count > 0) throw new InputException($"--resume: {Path.Combine(resume, TrainArguments.FileName)}: {p.Errors[0].Message}");
+            }
             var outDir = p.GetValue(OutOption) ?? resume ?? throw new InputException("--out: required (or --resume DIR)");
             var threads = p.GetValue(ThreadsOption);
             var epochs = p.GetValue(EpochsOption);
-            bool ibp = p.GetValue(DefenseOption)!.Trim().ToLowerInvariant() is "ibp" or "crown-ibp";
+            bool certified = p.GetValue(DefenseOption)!.Trim().ToLowerInvariant() is "ibp" or "crown-ibp";
             if (threads < 0) throw new InputException($"--threads: must be ≥ 0, got {threads}");
             var training = new TrainingOptions
             {
@@ -121,8 +129,8 @@ public sealed class TrainCommand(TrainRunOptions o)
                     "one-cycle" or "onecycle" => LearningRateScheduleKind.OneCycle,
                     var s => throw new InputException($"--schedule: unknown schedule '{s}' (valid: constant, step, cosine, one-cycle)"),
                 },
-                EpsRampEpochs = p.GetValue(EpsRampOption) ?? (ibp ? IbpRampFraction * epochs : 0),
-                EpsWarmupEpochs = p.GetValue(EpsWarmupOption) ?? (ibp ? IbpWarmupFraction * epochs : 0),
+                EpsRampEpochs = p.GetValue(EpsRampOption) ?? (certified ? IbpRampFraction * epochs : 0),
+                EpsWarmupEpochs = p.GetValue(EpsWarmupOption) ?? (certified ? IbpWarmupFraction * epochs : 0),
                 AttackPrecision = GradientPrecisions.Parse(p.GetValue(AttackPrecisionOption)!, "--attack-precision"),
                 Seed = p.GetValue(SeedOption),
                 Device = p.GetValue(DeviceOption)!,
@@ -150,6 +158,7 @@ public sealed class TrainCommand(TrainRunOptions o)
                 Activation = p.GetValue(ActivationOption)!,
                 Training = training,
                 Resume = resume,
+                Arguments = TrainArguments.Capture(p),
                 Out = outDir,
             }).Execute();
         });
@@ -164,42 +173,23 @@ public sealed class TrainCommand(TrainRunOptions o)
             "train" => true,
             var s => throw new InputException($"--attack-mode: '{s}' is not eval or train"),
         };
-        if (o.Defense != "none" && o.Defense != "gaussian")
-            new ThreatModel(o.Norm, o.Epsilon, Bounds.Unit).Validate();
-        if (o.Steps is <= 0) throw new InputException($"--steps: must be > 0, got {o.Steps}");
-        return o.Defense.Trim().ToLowerInvariant() switch
+        return TrainingObjectives.Create(o.Defense, new DefenseSettings
         {
-            "none" or "standard" => new StandardObjective(),
-            "pgd" => new PgdAdversarialObjective(o.Epsilon, o.Norm) { Steps = o.Steps ?? 7, StepSize = o.StepSize, AdvRatio = o.AdvRatio, KeepModelMode = keepMode },
-            "fgsm-rs" => new FgsmRsObjective(o.Epsilon, o.Norm) { AlphaFactor = o.StepSize is { } a ? a / o.Epsilon : 1.25, KeepModelMode = keepMode },
-            "trades" => new TradesObjective(o.Epsilon, o.Norm) { Steps = o.Steps ?? 10, StepSize = o.StepSize, Beta = o.Beta, KeepModelMode = keepMode },
-            "gaussian" => new GaussianNoiseObjective(o.Sigma),
-            "ibp" => o.Norm == Norm.Linf
-                ? new IbpObjective(o.Epsilon) { KappaEnd = CheckKappa(o.KappaEnd) }
-                : throw new InputException($"--norm: ibp bounds L∞ balls only, got {o.Norm.Name()}"),
-            "crown-ibp" => o.Norm == Norm.Linf
-                ? new CrownIbpObjective(o.Epsilon) { KappaEnd = CheckKappa(o.KappaEnd) }
-                : throw new InputException($"--norm: crown-ibp bounds L∞ balls only, got {o.Norm.Name()}"),
-            var s => throw new InputException($"--defense: unknown defense '{s}' (valid: {string.Join(", ", Defenses)})"),
-        };
+            Norm = o.Norm, Epsilon = o.Epsilon, Steps = o.Steps, StepSize = o.StepSize,
+            AdvRatio = o.AdvRatio, Beta = o.Beta, Sigma = o.Sigma, KeepModelMode = keepMode, KappaEnd = o.KappaEnd,
+        });
     }
-
-    private static double CheckKappa(double kappa) =>
-        kappa is >= 0 and <= 1 ? kappa : throw new InputException($"--kappa-end: must be in [0, 1], got {kappa.ToString(CultureInfo.InvariantCulture)}");
-
-    /// <summary>
-    /// Defenses for which bf16 attack passes were measured to keep PGD-20 robust accuracy within 0.5 points of float32
-    /// (docs/performance.md): PGD-7 on tiny-cnn 75.29 % vs 75.34 %. FGSM-RS lost 0.58 points (73.99 % vs 74.57 %) and
-    /// TRADES was not measured, so the CLI does not offer it there.
-    /// </summary>
-    public static readonly IReadOnlyList<string> Bf16Defenses = ["pgd"];
 
     public int Execute()
     {
-        if (o.Training.AttackPrecision == GradientPrecision.Bf16 && !Bf16Defenses.Contains(o.Defense.Trim().ToLowerInvariant()))
-            throw new InputException($"--attack-precision bf16: offered only with --defense {string.Join(", ", Bf16Defenses)}, where it matched " +
-                $"float32 robust accuracy within 0.5 points; with '{o.Defense}' it did not or was not measured (docs/performance.md)");
         var objective = Objective();
+        if (o.Training.AttackPrecision != GradientPrecision.Float32 && !objective.ReducedPrecisionValidated)
+        {
+            // The policy is the library's (ITrainingObjective.ReducedPrecisionValidated); here it is said in flags.
+            var offered = TrainingObjectives.Names.Where(n => TrainingObjectives.Create(n, new DefenseSettings()).ReducedPrecisionValidated);
+            throw new InputException($"--attack-precision {o.Training.AttackPrecision.Name()}: offered only with --defense {string.Join(", ", offered)}, where it matched " +
+                $"float32 robust accuracy within 0.5 points; with '{o.Defense}' it did not or was not measured (docs/performance.md)");
+        }
         var device = Devices.Parse(o.Training.Device);
         if (o.Training.Threads is { } t) set_num_threads(t);
         using var train = LoadTrain();
@@ -216,9 +206,10 @@ public sealed class TrainCommand(TrainRunOptions o)
         random.manual_seed(o.Training.Seed);
         using var model = ModelZoo.CreateClassifier(o.Arch, device, spec);
         using var outLock = OutputLock.Acquire(o.Out);
+        if (o.Resume is null && o.Arguments is { } arguments) TrainArguments.Save(o.Out, new Dictionary<string, string>(arguments));
 
         var hook = new ConsoleTrainingHook();
-        var trainer = new Trainer(model, objective, o.Training, [hook]) { ModelWriter = new ModelFileWriterAdapter(o.Data, o.Training.Seed) };
+        var trainer = new Trainer(model, objective, o.Training, [hook]) { ModelWriter = ModelFileWriter.Instance, ReducedPrecisionViews = Bf16Views.Instance };
         TrainingReport report = null!;
         hook.Run(o.Training.Epochs, () =>
         {
@@ -235,7 +226,7 @@ public sealed class TrainCommand(TrainRunOptions o)
         if (test is not null && report.BestModelPath is { } best && File.Exists(best))
         {
             using var bestModel = ModelFile.Load(best, device);
-            var acc = CleanAccuracy(bestModel, test, o.Training.BatchSize * 2, device);
+            var acc = Accuracy.Clean(bestModel, test, o.Training.BatchSize * 2);
             CommandRunner.Out.MarkupLine($"test accuracy of {Markup.Escape(best)}: [bold]{Pct(acc)}[/] ({test.Count} images)");
         }
         CommandRunner.Out.MarkupLine($"wall time {report.WallSeconds:F0} s; best epoch {report.BestEpoch}; files in {Markup.Escape(Path.GetFullPath(o.Out))}");
@@ -259,35 +250,7 @@ public sealed class TrainCommand(TrainRunOptions o)
         catch (InputException) { return null; }
     }
 
-    public static double CleanAccuracy(Robustness.Core.TorchClassifier model, ImageDataset data, int batchSize, Device device)
-    {
-        using var mode = ((IGradientClassifier)model).EvalMode();
-        using var _ = no_grad();
-        long correct = 0;
-        var counts = new List<Tensor>();
-        foreach (var batch in data.Batches(batchSize, device))
-        {
-            using var b = batch;
-            using var scope = NewDisposeScope();
-            var c = model.Logits(b.Inputs).argmax(1).eq(b.Labels).sum();
-            c.MoveToOuterDisposeScope();
-            counts.Add(c);
-        }
-        foreach (var c in counts) { correct += c.item<long>(); c.Dispose(); }
-        return (double)correct / data.Count;
-    }
-
     private static string Pct(double? v) => v is { } x ? (100 * x).ToString("F2", CultureInfo.InvariantCulture) : "–";
-
-    /// <summary>Saves best/last through Robustness.Models so files carry the full model metadata.</summary>
-    private sealed class ModelFileWriterAdapter(string data, long seed) : IModelFileWriter
-    {
-        public void Save(IGradientClassifier model, string path, IReadOnlyDictionary<string, string> metadata)
-        {
-            var extra = new Dictionary<string, string>(metadata) { ["data"] = data, ["seed"] = seed.ToString(CultureInfo.InvariantCulture), ["tool_version"] = RunProvenance.ToolVersion };
-            ModelFile.Save((Robustness.Core.TorchClassifier)model, path, extra);
-        }
-    }
 }
 
 /// <summary>A live Spectre.Console progress bar over the training iterations with the running loss and accuracies.</summary>
@@ -320,7 +283,7 @@ internal sealed class ConsoleTrainingHook : ITrainingHook
         _task.Value = p.Iteration;
         if (p.RunningLoss is { } loss)
             _status = FormattableString.Invariant($"loss {loss:F3} clean {100 * (p.RunningCleanAccuracy ?? 0):F1}% adv {(p.RunningAdversarialAccuracy is { } a ? $"{100 * a:F1}%" : "–")}");
-        _task.Description = Markup.Escape($"epoch {p.Epoch + 1}/{state.Epochs} {_status}");
+        _task.Description = Markup.Escape($"epoch {p.Epoch}/{state.Epochs} {_status}");
     }
 
     public void OnEvent(TrainingEvent e)

@@ -2,11 +2,11 @@ using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json;
 using Robustness.Core;
-using Robustness.Models.Formats;
+
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Robustness.Models;
+namespace Robustness.Core.Formats;
 
 /// <summary>
 /// The safetensors format: an 8-byte little-endian header length, a JSON header mapping tensor names to

@@ -1,6 +1,6 @@
 using Robustness.Core;
 
-namespace Robustness.Models;
+namespace Robustness.Core;
 
 /// <summary>A model file that cannot be read: malformed, truncated, hostile, or not matching its architecture.</summary>
 public sealed class ModelFormatException : InputException

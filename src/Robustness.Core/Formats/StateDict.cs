@@ -1,7 +1,7 @@
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Robustness.Models.Formats;
+namespace Robustness.Core.Formats;
 
 /// <summary>
 /// Tensors read from a file, in file order, with the file's string metadata. Owns the tensors: dispose it
@@ -55,7 +55,7 @@ public sealed class StateDict : IDisposable
 }
 
 /// <summary>Element types that model files carry, with their safetensors and PyTorch storage names.</summary>
-internal static class ElementTypes
+public static class ElementTypes
 {
     private static readonly (string SafeTensors, ScalarType Type, int Size)[] Table =
     [
@@ -97,7 +97,7 @@ internal static class ElementTypes
 }
 
 /// <summary>Moving raw little-endian bytes in and out of CPU tensors without per-element work.</summary>
-internal static class TensorBytes
+public static class TensorBytes
 {
     public static void EnsureLittleEndian()
     {

@@ -1,0 +1,118 @@
+using Robustness.Attacks;
+using Robustness.Core;
+using Robustness.Core.Attacking;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Robustness.Evaluation;
+
+/// <summary>An adversarial attempt kept for the gallery: the point, its prediction, whether it broke the sample.</summary>
+internal sealed record GalleryAttempt(float[] Adversarial, int Prediction, double Confidence, bool Broken, string Attack, double Distance);
+
+/// <summary>
+/// One batch at one ε: the per-sample worst case over the attacks (<see cref="StandingPoints"/>, AutoAttack's
+/// protocol), seeded per (seed, ε, attack, batch start), with what the report records per sample: the attack that
+/// first broke it, that adversarial's distance and prediction, the smallest minimum norm any attack found, and
+/// gallery attempts. Optionally the point kept for every sample (the adversarial where broken, else the first
+/// attack's attempt), for `robust attack`'s adversarial file.
+/// </summary>
+internal sealed class WorstCaseBatch
+{
+    private WorstCaseBatch(int n)
+    {
+        BrokenBy = Enumerable.Repeat(-1, n).ToArray();
+        Distance = new double[n];
+        AdversarialPrediction = Enumerable.Repeat(-1, n).ToArray();
+        AdversarialConfidence = new double[n];
+        MinimumNorm = new double?[n];
+    }
+
+    public int[] BrokenBy { get; }
+    public double[] Distance { get; }
+    public int[] AdversarialPrediction { get; }
+    public double[] AdversarialConfidence { get; }
+    public double?[] MinimumNorm { get; }
+    public Dictionary<int, GalleryAttempt> Gallery { get; } = [];
+    /// <summary>When asked for: per sample the kept point (CPU, flattened) with its distance and prediction.</summary>
+    public KeptPoints? Kept { get; private set; }
+
+    /// <param name="cleanCorrect">Only these rows are attacked; the others count as broken before any attack.</param>
+    /// <param name="galleryRows">Rows whose attempts are kept for the gallery.</param>
+    /// <param name="onStage">Called after each attack with its index and seconds (progress, timing).</param>
+    public static WorstCaseBatch Run(IClassifier model, Tensor x, Tensor y, bool[] cleanCorrect, IReadOnlyList<IAttack> attacks,
+        StageSeeding seeding, CancellationToken cancel, ISet<int> galleryRows, bool keep, Action<int, double> onStage)
+    {
+        int n = cleanCorrect.Length;
+        var outcome = new WorstCaseBatch(n);
+        using var scope = NewDisposeScope();
+        using var wrong = tensor(cleanCorrect.Select(c => !c).ToArray(), device: model.Device);
+        var points = new StandingPoints(x, new AttackTargets(y), KeepRule.SuccessOrFirstAttempt, wrong);
+        points.Run(StandingPoints.StagesOf(model, attacks), new AttackContext(null, null, cancel), seeding, report =>
+        {
+            if (report.Outcome?.Result is { } result)
+                outcome.Record(report.Rows.cpu().data<long>().Select(r => (int)r).ToArray(), result, report.Index, attacks[report.Index].Name, galleryRows);
+            onStage(report.Index, report.Seconds);
+        });
+        if (keep) outcome.Kept = KeptPoints.Of(model, x, points.Adversarial, attacks[0].Threat);
+        return outcome;
+    }
+
+    private void Record(int[] rows, AttackResult result, int attack, string attackName, ISet<int> galleryRows)
+    {
+        var success = result.Success.cpu().data<bool>().ToArray();
+        var dist = result.Distance.cpu().to(ScalarType.Float64).data<double>().ToArray();
+        var (pred, conf) = Predictions.Of(result.Logits);
+        var mins = result.MinimumNorm?.cpu().to(ScalarType.Float64).data<double>().ToArray();
+        using var advCpu = rows.Any(galleryRows.Contains) ? result.Adversarial.cpu().to(ScalarType.Float32) : null;
+        for (int j = 0; j < rows.Length; j++)
+        {
+            int i = rows[j];
+            if (mins is not null && double.IsFinite(mins[j]))
+                MinimumNorm[i] = Math.Min(MinimumNorm[i] ?? double.PositiveInfinity, mins[j]);
+            if (success[j])
+            {
+                BrokenBy[i] = attack;
+                Distance[i] = dist[j];
+                AdversarialPrediction[i] = pred[j];
+                AdversarialConfidence[i] = conf[j];
+            }
+            if (advCpu is not null && galleryRows.Contains(i))
+                Gallery[i] = new GalleryAttempt(advCpu[j].flatten().data<float>().ToArray(), pred[j], conf[j], success[j], attackName, dist[j]);
+        }
+    }
+}
+
+/// <summary>The point kept per sample (adversarial where broken, else the first attempt; the input where no attack
+/// ran), flattened on the CPU, with its distance to the input and the model's prediction on it.</summary>
+public sealed record KeptPoints(float[] Pixels, double[] Distance, int[] Prediction, double[] Confidence)
+{
+    internal static KeptPoints Of(IClassifier model, Tensor x, Tensor kept, ThreatModel threat)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        using var mode = Evaluator.EvalScope(model);
+        var distance = Core.Geometry.Geometries.For(threat.Norm).Distance(kept.to(ScalarType.Float64) - x.to(ScalarType.Float64));
+        var (pred, conf) = Predictions.Of(model.Logits(kept));
+        return new KeptPoints(kept.cpu().to(ScalarType.Float32).contiguous().flatten().data<float>().ToArray(),
+            distance.cpu().data<double>().ToArray(), pred, conf);
+    }
+
+    public static KeptPoints Concat(IEnumerable<KeptPoints> parts)
+    {
+        var list = parts.ToArray();
+        return new KeptPoints(list.SelectMany(p => p.Pixels).ToArray(), list.SelectMany(p => p.Distance).ToArray(),
+            list.SelectMany(p => p.Prediction).ToArray(), list.SelectMany(p => p.Confidence).ToArray());
+    }
+}
+
+/// <summary>Top-1 predictions and their softmax confidence, on the CPU.</summary>
+internal static class Predictions
+{
+    public static (int[] Pred, double[] Conf) Of(Tensor logits)
+    {
+        using var scope = NewDisposeScope();
+        var probs = logits.detach().to(ScalarType.Float64).softmax(1);
+        var (conf, pred) = probs.max(1);
+        return (pred.cpu().data<long>().Select(v => (int)v).ToArray(), conf.cpu().data<double>().ToArray());
+    }
+}
