@@ -18,7 +18,7 @@ public sealed record AttackSnapshot(int Epoch, float[] Adversarial, bool[] Broke
 /// <summary>What is shown of one network: metrics, curves, weights, the latest attack.</summary>
 public sealed record NetworkSnapshot(string Role, string Objective, double TrainLoss, double TestLoss, double? TrainAccuracy,
     double? TestAccuracy, bool Diverged, IReadOnlyList<LossPoint> History, float[][][] Weights, float[][] Biases,
-    double[] GradientNorms, AttackSnapshot? Attack, int ForkedAtEpoch);
+    double[] GradientNorms, AttackSnapshot? Attack, int ForkedAtEpoch, int HistoryVersion);
 
 /// <summary>
 /// One playground: the toy data, the network (and its standard-trained twin when comparing), their optimizers and
@@ -268,6 +268,8 @@ public sealed class PlaygroundEngine : IDisposable
         private double? _trainAcc, _testAcc;
         private bool _diverged;
         private int _lastEpoch = -1;
+        private static int s_historyVersions;
+        private int _historyVersion = Interlocked.Increment(ref s_historyVersions);
 
         private Trainee(string role, PlaygroundModel model, ITrainingObjective objective, PlaygroundState s, long seed, int forkedAt)
         {
@@ -380,6 +382,7 @@ public sealed class PlaygroundEngine : IDisposable
                     var kept = _history.Where((_, i) => i % 2 == 0 || i == _history.Count - 1).ToList();
                     _history.Clear();
                     _history.AddRange(kept);
+                    _historyVersion = Interlocked.Increment(ref s_historyVersions);
                 }
             }
         }
@@ -453,7 +456,7 @@ public sealed class PlaygroundEngine : IDisposable
             }
             else grads = new double[layers.Count];
             return new NetworkSnapshot(Role, Objective.Name, _trainLoss, _testLoss, _trainAcc, _testAcc, _diverged, _history.ToList(),
-                weights, biases, grads, Attack, ForkedAt);
+                weights, biases, grads, Attack, ForkedAt, _historyVersion);
         }
 
         public byte[] OutputGrid(Tensor grid)
