@@ -5,12 +5,12 @@ using Robustness.Core;
 namespace Robustness.Playground;
 
 /// <summary>What a page asks its session to do. Parsed and validated on arrival; the session thread only applies.</summary>
-public abstract record Command
+public abstract record PageCommand
 {
     /// <summary>Parses one message from a page. Throws <see cref="ParameterException"/> with a one-line reason for
     /// anything malformed: not JSON, no or unknown type, missing or bad fields. <paramref name="state"/> is the state the
     /// page's previous changes led to; a "state" command returns the merged, validated state.</summary>
-    public static Command Parse(string json, PlaygroundState state)
+    public static PageCommand Parse(string json, PlaygroundState state)
     {
         JsonDocument doc;
         try { doc = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 8 }); }
@@ -78,13 +78,13 @@ public abstract record Command
         return v;
     }
 
-    public sealed record SetState(PlaygroundState State) : Command;
-    public sealed record Play : Command;
-    public sealed record Pause : Command;
-    public sealed record StepOnce : Command;
-    public sealed record Reset : Command;
-    public sealed record RunAttack : Command;
-    public sealed record Ping : Command;
-    public sealed record SetWeight(int Layer, int To, int From, double Value) : Command;
-    public sealed record SetBias(int Layer, int Neuron, double Value) : Command;
+    public sealed record SetState(PlaygroundState State) : PageCommand;
+    public sealed record Play : PageCommand;
+    public sealed record Pause : PageCommand;
+    public sealed record StepOnce : PageCommand;
+    public sealed record Reset : PageCommand;
+    public sealed record RunAttack : PageCommand;
+    public sealed record Ping : PageCommand;
+    public sealed record SetWeight(int Layer, int To, int From, double Value) : PageCommand;
+    public sealed record SetBias(int Layer, int Neuron, double Value) : PageCommand;
 }

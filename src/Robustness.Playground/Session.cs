@@ -16,7 +16,7 @@ public readonly record struct Outgoing(string? Text, byte[]? Binary);
 public sealed class Session : IDisposable
 {
     private readonly PlaygroundOptions _options;
-    private readonly ConcurrentQueue<Command> _commands = new();
+    private readonly ConcurrentQueue<PageCommand> _commands = new();
     private readonly AutoResetEvent _wake = new(false);
     private readonly ConcurrentQueue<string> _texts = new();
     private byte[]? _latestFrame;
@@ -54,19 +54,29 @@ public sealed class Session : IDisposable
     public void Receive(string json)
     {
         Touch();
-        Command command;
-        try { command = Command.Parse(json, AcceptedState); }
-        catch (InputException e) { SendText(FrameWriter.Message("error", ("message", e.Message))); return; }
-        if (command is Command.Ping) return;
+        PageCommand command;
+        try { command = PageCommand.Parse(json, AcceptedState); }
+        catch (InputException e)
+        {
+            SendText(FrameWriter.Message("error", ("message", e.Message)));
+            // The page shows the state the session really has, so a refused change snaps back.
+            if (json.Contains("\"state\"", StringComparison.Ordinal)) SendText(StateMessage());
+            return;
+        }
+        if (command is PageCommand.Ping) return;
         if (_commands.Count >= _options.MaxQueuedCommands)
         {
             SendText(FrameWriter.Message("error", ("message", $"too many commands queued (more than {_options.MaxQueuedCommands}); slow down")));
             return;
         }
-        if (command is Command.SetState s) AcceptedState = s.State;
+        if (command is PageCommand.SetState s) AcceptedState = s.State;
         _commands.Enqueue(command);
+        if (command is PageCommand.SetState) SendText(StateMessage());
         _wake.Set();
     }
+
+    /// <summary>The accepted state, as the page's controls and URL show it.</summary>
+    public string StateMessage() => FrameWriter.Message("state", ("state", AcceptedState.ToDictionary()));
 
     public void SendText(string text)
     {
@@ -145,17 +155,17 @@ public sealed class Session : IDisposable
                 {
                     switch (command)
                     {
-                        case Command.SetState s:
+                        case PageCommand.SetState s:
                             engine.Apply(s.State);
                             attackDue = true;
                             break;
-                        case Command.Play: playing = true; break;
-                        case Command.Pause: playing = false; attackDue = true; break;
-                        case Command.StepOnce: playing = false; engine.RunEpoch(); attackDue = true; break;
-                        case Command.Reset: engine.Reset(); attackDue = true; break;
-                        case Command.RunAttack: attackDue = true; break;
-                        case Command.SetWeight w: engine.SetWeight(w.Layer, w.To, w.From, w.Value); attackDue = true; break;
-                        case Command.SetBias b: engine.SetBias(b.Layer, b.Neuron, b.Value); attackDue = true; break;
+                        case PageCommand.Play: playing = true; break;
+                        case PageCommand.Pause: playing = false; attackDue = true; break;
+                        case PageCommand.StepOnce: playing = false; engine.RunEpoch(); attackDue = true; break;
+                        case PageCommand.Reset: engine.Reset(); attackDue = true; break;
+                        case PageCommand.RunAttack: attackDue = true; break;
+                        case PageCommand.SetWeight w: engine.SetWeight(w.Layer, w.To, w.From, w.Value); attackDue = true; break;
+                        case PageCommand.SetBias b: engine.SetBias(b.Layer, b.Neuron, b.Value); attackDue = true; break;
                     }
                 }
                 catch (InputException e)
