@@ -35,7 +35,7 @@ public static class FrameWriter
             w.WriteNumber("iterations", engine.Iterations);
             w.WriteBoolean("playing", playing);
             w.WriteNumber("attackSeq", attackSequence);
-            w.WriteNumber("grid", PlaygroundEngine.GridSize);
+            w.WriteNumber("grid", engine.GridSize);
             w.WriteNumber("thumb", PlaygroundEngine.ThumbnailSize);
             w.WriteNumber("thumbCount", thumbs.Length);
             w.WriteStartArray("networks");

@@ -28,8 +28,9 @@ public sealed record NetworkSnapshot(string Role, string Objective, double Train
 /// </summary>
 public sealed class PlaygroundEngine : IDisposable
 {
-    /// <summary>Heat-map resolution over [−6, 6]² (the TF Playground's density).</summary>
-    public const int GridSize = 100;
+    /// <summary>Default heat-map resolution over [−6, 6]² while streaming (the page smooths it when scaling up;
+    /// the TF Playground computes 100², which costs 2.4× as much per frame here).</summary>
+    public const int DefaultGridSize = 64;
     /// <summary>Neuron thumbnail resolution.</summary>
     public const int ThumbnailSize = 24;
     private const int MaxHistory = 1000;
@@ -41,8 +42,10 @@ public sealed class PlaygroundEngine : IDisposable
     private Random _shuffle = new(0);
     private bool _disposed;
 
-    public PlaygroundEngine(PlaygroundState state, IPointCertifier? certifier = null)
+    public PlaygroundEngine(PlaygroundState state, IPointCertifier? certifier = null, int gridSize = DefaultGridSize)
     {
+        if (gridSize < 8 || gridSize > 400) throw new ParameterException(nameof(gridSize), $"must be in [8, 400], got {gridSize}");
+        GridSize = gridSize;
         _certifier = certifier ?? IntervalBoundCertifier.Instance;
         _grid = GridPoints(GridSize).DetachFromDisposeScope();
         _thumbGrid = GridPoints(ThumbnailSize).DetachFromDisposeScope();
@@ -51,6 +54,8 @@ public sealed class PlaygroundEngine : IDisposable
     }
 
     public PlaygroundState State { get; private set; }
+    /// <summary>Heat-map resolution of <see cref="OutputGrids"/>.</summary>
+    public int GridSize { get; }
     public int Epoch { get; private set; }
     public long Iterations { get; private set; }
     public ToyPoint[] TrainPoints { get; private set; } = [];
@@ -365,12 +370,14 @@ public sealed class PlaygroundEngine : IDisposable
                 ];
             else
                 values = [nn.functional.mse_loss(trainLogits.squeeze(1), trainY), nn.functional.mse_loss(testLogits.squeeze(1), testY)];
-            var host = stack(values.Select(v => v.to(ScalarType.Float32)).ToArray()).data<float>().ToArray();
+            // The parameters' finiteness travels in the same host read as the metrics.
+            var finite = stack(Model.Network.Layers.SelectMany(l => new[] { l.weight!.isfinite().all(), l.bias!.isfinite().all() }).ToArray()).all().to(ScalarType.Float32);
+            var host = stack(values.Select(v => v.to(ScalarType.Float32)).Append(finite).ToArray()).data<float>().ToArray();
             _trainLoss = host[0];
             _testLoss = host[1];
             _trainAcc = Model.Classification ? host[2] : null;
             _testAcc = Model.Classification ? host[3] : null;
-            _diverged = !double.IsFinite(_trainLoss) || !double.IsFinite(_testLoss) || !ParametersFinite();
+            _diverged = !double.IsFinite(_trainLoss) || !double.IsFinite(_testLoss) || host[^1] < 0.5f;
             if (epoch != _lastEpoch)
             {
                 _lastEpoch = epoch;
@@ -472,10 +479,13 @@ public sealed class PlaygroundEngine : IDisposable
             using var _ = no_grad();
             var trace = Model.Network.Trace(grid);
             var result = new List<byte[]>();
+            int cells = (int)grid.shape[0];
             for (int l = 0; l < trace.Count; l++)
             {
                 var t = l == trace.Count - 1 ? Model.DisplayValue(trace[l]) : trace[l];
-                for (int j = 0; j < t.shape[1]; j++) result.Add(Quantise(t[.., j]));
+                // One quantisation per layer; neuron j's thumbnail is row j of the transposed layer output.
+                var all = Quantise(t.t().contiguous().reshape(-1));
+                for (int j = 0; j < t.shape[1]; j++) result.Add(all.AsSpan(j * cells, cells).ToArray());
             }
             return [.. result];
         }

@@ -144,7 +144,7 @@ public static class PlaygroundRenderer
     private static void DrawMap(SKCanvas c, PlaygroundEngine engine, byte[] grid, NetworkSnapshot n, float x0, float y0, float size, SKPaint fill, SKPaint stroke)
     {
         var s = engine.State;
-        using (var bmp = GridBitmap(grid, PlaygroundEngine.GridSize, s.Discretize)) DrawImage(c, bmp, new SKRect(x0, y0, x0 + size, y0 + size));
+        using (var bmp = GridBitmap(grid, engine.GridSize, s.Discretize)) DrawImage(c, bmp, new SKRect(x0, y0, x0 + size, y0 + size));
         float X(double v) => x0 + (float)((v + 6) / 12 * size);
         float Y(double v) => y0 + (float)((6 - v) / 12 * size);
         float k = size / 12f, eps = (float)s.Epsilon;

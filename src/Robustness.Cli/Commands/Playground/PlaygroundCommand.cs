@@ -136,7 +136,9 @@ public sealed class PlaygroundCommand
         // The picture of a rendered run shows everything the page can: test points, balls, attacks, certificates.
         state = state with { ShowTestData = true, ShowBalls = state.Epsilon > 0, ShowAttack = state.Epsilon > 0, ShowCertified = state.IsClassification && state.Epsilon > 0 };
         var sw = Stopwatch.StartNew();
-        using var engine = new PlaygroundEngine(state);
+        // The networks are tiny: one intra-op thread is fastest (more threads only add synchronisation per op).
+        TorchSharp.torch.set_num_threads(1);
+        using var engine = new PlaygroundEngine(state, gridSize: 120);
         CommandRunner.Out.Progress().AutoClear(true).Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
             .Start(ctx =>
             {
