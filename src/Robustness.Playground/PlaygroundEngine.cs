@@ -268,6 +268,7 @@ public sealed class PlaygroundEngine : IDisposable
         private readonly Generator _generator;
         private readonly Tensor _gradSum;
         private int _gradCount;
+        private double[]? _lastGradients;
         private readonly List<LossPoint> _history = [];
         private double _trainLoss = double.NaN, _testLoss = double.NaN;
         private double? _trainAcc, _testAcc;
@@ -454,14 +455,14 @@ public sealed class PlaygroundEngine : IDisposable
                 weights[i] = Enumerable.Range(0, rows).Select(r => w.AsSpan(r * cols, cols).ToArray()).ToArray();
                 biases[i] = layers[i].bias!.data<float>().ToArray();
             }
-            double[] grads;
+            // Mean over the updates since the last snapshot; without updates (paused) the last mean stays on show.
             if (_gradCount > 0)
             {
-                grads = _gradSum.data<float>().ToArray().Select(g => (double)g / _gradCount).ToArray();
+                _lastGradients = _gradSum.data<float>().ToArray().Select(g => (double)g / _gradCount).ToArray();
                 _gradSum.zero_();
                 _gradCount = 0;
             }
-            else grads = new double[layers.Count];
+            var grads = _lastGradients ?? new double[layers.Count];
             return new NetworkSnapshot(Role, Objective.Name, _trainLoss, _testLoss, _trainAcc, _testAcc, _diverged, _history.ToList(),
                 weights, biases, grads, Attack, ForkedAt, _historyVersion);
         }

@@ -1,6 +1,8 @@
 // Robustness Playground — the page. Hand-written, no dependencies: it draws what the server streams (every number
 // comes from the toolkit's TorchSharp code) and sends what the user changes. The whole setup lives in the URL hash.
 "use strict";
+window.playgroundErrors = [];
+window.addEventListener("error", e => window.playgroundErrors.push(String(e.message) + " @" + e.lineno));
 
 const DEFAULTS = {
   dataset: "circle", regDataset: "plane", problem: "classification", percTrainData: "50", noise: "0", batchSize: "10",
@@ -275,6 +277,8 @@ let net = { columns: [], nodes: [], links: [] };
 function layoutNetwork() {
   const view = $("networkView"), W = view.clientWidth, H = view.clientHeight;
   const layers = shape(), feats = features();
+  // Same architecture and size: keep the nodes (and their canvases and hover state).
+  if (JSON.stringify([layers, feats, W, H]) === builtNodes) return;
   const top = 58, gap = Math.min(14, Math.max(6, (H - top - 16 - MAX_NEURONS * NODE) / (MAX_NEURONS - 1)));
   const left = 74, right = W - NODE - 24;
   const cols = layers.length + 2;
@@ -299,7 +303,7 @@ function buildNodeElements() {
   box.innerHTML = "";
   for (const n of net.nodes) {
     const el = document.createElement("div");
-    el.className = "node " + n.kind + (n.kind === "feature" && !n.on ? " off" : "");
+    el.className = "node " + (n.kind === "hidden" ? "neuron" : n.kind) + (n.kind === "feature" && !n.on ? " off" : "");
     el.style.left = n.x + "px"; el.style.top = n.y + "px";
     const c = document.createElement("canvas"); c.width = 24; c.height = 24;
     el.appendChild(c);
@@ -484,7 +488,7 @@ function drawGradients(g, W, H) {
 function mapSize() {
   const col = document.querySelector(".col.output"), w = col.clientWidth - 32;
   const twin = frame && frame.networks.length > 1;
-  return twin ? Math.floor((w - 12) / 2) : Math.min(w, 330);
+  return twin ? Math.floor((w - 12 - 2 * MARGIN) / 2) : Math.min(w - MARGIN, 360);
 }
 const MARGIN = 16;
 function drawMap(canvas, grid, net0, role, size, forExport) {
@@ -518,8 +522,8 @@ function drawMap(canvas, grid, net0, role, size, forExport) {
       g.beginPath();
       if (state.norm === "linf") g.rect(X(x) - eps * k, Y(y) - eps * k, 2 * eps * k, 2 * eps * k);
       else g.arc(X(x), Y(y), eps * k, 0, 2 * Math.PI);
-      g.fillStyle = cls ? (l > 0 ? "rgba(8,119,189,.13)" : "rgba(245,147,34,.16)") : "rgba(60,60,60,.08)";
-      g.strokeStyle = "rgba(40,50,56,.35)";
+      g.fillStyle = cls ? (l > 0 ? "rgba(8,119,189,.10)" : "rgba(245,147,34,.12)") : "rgba(60,60,60,.06)";
+      g.strokeStyle = "rgba(40,50,56,.22)";
       g.fill(); g.stroke();
     }
   }
@@ -587,10 +591,9 @@ function drawLoss(g, W, H) {
     line(hist[r], 2, r === "main" ? "#1f2a30" : "#c2185b", dash, 1.6);
   }
   g.fillStyle = "#6b7780"; g.font = "9.5px Helvetica, Arial, sans-serif"; g.textAlign = "left"; g.textBaseline = "top";
-  g.fillText(fmt(maxY, 2), 5, 3);
+  const legend = roles.length > 1 ? `solid: ${OBJECTIVE_LABELS[state.objective] || state.objective} · dashed: standard · dark/red: test · grey: training` : "dark: test · grey: training";
+  g.fillText(`${fmt(maxY, 2)}   ${legend}`, 5, 3);
   g.textAlign = "right"; g.fillText(`epoch ${maxX}`, W - 5, 3);
-  if (roles.length > 1) { g.fillText("solid: " + (OBJECTIVE_LABELS[state.objective] || state.objective) + " · dashed: standard", W - 5, H - 14); }
-  else { g.fillText("test (dark) · training (grey)", W - 5, H - 14); }
 }
 
 // ---------------------------------------------------------------- drawing
