@@ -126,10 +126,12 @@ public static class PlaygroundServer
             })));
             using var cts = CancellationTokenSource.CreateLinkedTokenSource(c.RequestAborted);
             var sender = SendLoop(socket, session, cts.Token);
-            await ReceiveLoop(socket, session, manager.Options.MaxMessageBytes, cts.Token);
+            var receiver = ReceiveLoop(socket, session, manager.Options.MaxMessageBytes, cts.Token);
+            // Either the page goes (receiver ends) or the session does (idle, failure: the sender tells the page and ends).
+            await Task.WhenAny(receiver, sender);
             session.Stop("the page closed the connection");
             cts.Cancel();
-            await sender;
+            await Task.WhenAll(receiver, sender);
         }
         finally
         {

@@ -15,7 +15,8 @@ public sealed class SessionManager : IDisposable
     public SessionManager(PlaygroundOptions options)
     {
         _options = options.Validate();
-        _reaper = new Timer(_ => Reap(), null, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(5));
+        var period = TimeSpan.FromTicks(Math.Clamp(_options.IdleTimeout.Ticks / 2, TimeSpan.FromMilliseconds(200).Ticks, TimeSpan.FromSeconds(5).Ticks));
+        _reaper = new Timer(_ => Reap(), null, period, period);
     }
 
     public PlaygroundOptions Options => _options;
