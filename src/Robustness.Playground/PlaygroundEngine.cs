@@ -191,6 +191,7 @@ public sealed class PlaygroundEngine : IDisposable
         if (to < 0 || to >= rows) throw new ParameterException("to", $"neuron {to} is not in layer {layer + 1} (0–{rows - 1})");
         if (from < 0 || from >= l.weight.shape[1]) throw new ParameterException("from", $"input {from} is not in layer {layer} (0–{l.weight.shape[1] - 1})");
         CheckValue(value);
+        using var scope = NewDisposeScope();
         using var _ = no_grad();
         l.weight[to, from] = (float)value;
     }
@@ -201,6 +202,7 @@ public sealed class PlaygroundEngine : IDisposable
         var count = l.bias!.shape[0];
         if (neuron < 0 || neuron >= count) throw new ParameterException("neuron", $"neuron {neuron} is not in layer {layer + 1} (0–{count - 1})");
         CheckValue(value);
+        using var scope = NewDisposeScope();
         using var _ = no_grad();
         l.bias[neuron] = (float)value;
     }
@@ -305,6 +307,7 @@ public sealed class PlaygroundEngine : IDisposable
         public Trainee Fork(string role, ITrainingObjective objective, PlaygroundState s, int epoch)
         {
             var network = new PlaygroundNetwork(s.Features, s.NetworkShape, s.Activation);
+            using (NewDisposeScope())
             using (no_grad())
             {
                 var source = Model.Network.Layers;
@@ -458,6 +461,8 @@ public sealed class PlaygroundEngine : IDisposable
             // Mean over the updates since the last snapshot; without updates (paused) the last mean stays on show.
             if (_gradCount > 0)
             {
+                // In-place ops hand back a new handle to the same tensor: the scope frees that handle, not _gradSum.
+                using var scope = NewDisposeScope();
                 _lastGradients = _gradSum.data<float>().ToArray().Select(g => (double)g / _gradCount).ToArray();
                 _gradSum.zero_();
                 _gradCount = 0;

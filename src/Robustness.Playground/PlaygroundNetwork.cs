@@ -111,6 +111,7 @@ public sealed class PlaygroundNetwork : nn.Module<Tensor, Tensor>
     /// from <paramref name="generator"/> so the same seed gives the same network in every session.</summary>
     public void Initialise(string init, Generator generator)
     {
+        using var scope = NewDisposeScope();  // in-place ops return fresh handles
         using var _ = no_grad();
         foreach (var layer in _layers)
         {
