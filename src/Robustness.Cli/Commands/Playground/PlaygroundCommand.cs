@@ -61,7 +61,7 @@ public sealed class PlaygroundCommand
         try { return body(); }
         catch (ParameterException e)
         {
-            var flag = Flags.TryGetValue(e.Parameter, out var f) ? f : fallback is null ? e.Parameter : $"{fallback} ({e.Parameter})";
+            var flag = fallback is not null ? $"{fallback} ({e.Parameter})" : Flags.TryGetValue(e.Parameter, out var f) ? f : e.Parameter;
             throw new InputException($"{flag}: {e.Problem}");
         }
     }
