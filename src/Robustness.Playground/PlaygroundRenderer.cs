@@ -32,7 +32,7 @@ public static class PlaygroundRenderer
     public static byte[] Render(PlaygroundEngine engine, int width = 1400)
     {
         float k = width / 1400f;
-        int height = (int)Math.Round(700 * k);
+        int height = (int)Math.Round(720 * k);
         var info = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         using var bitmap = new SKBitmap(info);
         using (var canvas = new SKCanvas(bitmap))
@@ -90,7 +90,7 @@ public static class PlaygroundRenderer
             for (int j = 0; j < lines.Length; j++) c.DrawText(lines[j], x, mapY + mapSize + 36 + j * 17, SKTextAlign.Left, textFont, fill);
         }
         if (nets.Count == 1) DrawLoss(c, nets, mapX + mapSize + 48, mapY, 330, 150, fill, stroke);
-        else DrawLoss(c, nets, 30, 560, 620, 100, fill, stroke);
+        else DrawLoss(c, nets, 30, 596, 620, 92, fill, stroke);
 
         // legend
         for (int i = 0; i < 160; i++)
@@ -108,7 +108,7 @@ public static class PlaygroundRenderer
             ? $"robust: PGD-{s.AttackSteps} (α = {s.AttackStepSize:0.##}ε, random start) at {norm} ε = {s.Epsilon:0.00} on {engine.TestPoints.Length} test points; green rings: IBP-certified; red squares: adversarial examples that flip the prediction"
             : $"adversarial loss: PGD-{s.AttackSteps} maximising the squared error in the {norm} ε = {s.Epsilon:0.00} ball";
         c.DrawText("orange = negative, blue = positive; white-edged dots: training data, dark-edged: test data", mapX + 180, 510, SKTextAlign.Left, small, fill);
-        c.DrawText(what, 30, 685, SKTextAlign.Left, small, fill);
+        c.DrawText(what, 30, 708, SKTextAlign.Left, small, fill);
     }
 
     private static string Summary(PlaygroundEngine e)
@@ -334,9 +334,8 @@ public static class PlaygroundRenderer
         }
         using var small = Font(10);
         fill.Color = Muted;
-        c.DrawText($"loss {maxY:0.00}", x0 + 5, y0 + 12, SKTextAlign.Left, small, fill);
-        c.DrawText($"epoch {maxX}", x0 + w - 5, y0 + 12, SKTextAlign.Right, small, fill);
-        c.DrawText(nets.Count > 1 ? "test (solid: defended, dashed: standard) · training (grey)" : "test (dark) · training (grey)", x0 + w - 5, y0 + h - 6, SKTextAlign.Right, small, fill);
+        c.DrawText($"loss (max {maxY:0.00})   " + (nets.Count > 1 ? "test: solid defended, dashed standard · training: grey" : "test: dark · training: grey"), x0, y0 - 5, SKTextAlign.Left, small, fill);
+        c.DrawText($"epoch {maxX}", x0 + w, y0 - 5, SKTextAlign.Right, small, fill);
     }
 
     private static string F(double? v) => v is { } x && double.IsFinite(x) ? x.ToString("0.000", CultureInfo.InvariantCulture) : "–";

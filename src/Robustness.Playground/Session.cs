@@ -144,7 +144,7 @@ public sealed class Session : IDisposable
         bool playing = false, dirty = true, dataDirty = true, attackDue = true;
         var clock = Stopwatch.StartNew();
         var nextFrame = TimeSpan.Zero;
-        TimeSpan lastAttackCost = TimeSpan.Zero, lastAttackAt = TimeSpan.FromDays(-1);
+        TimeSpan lastAttackCost = TimeSpan.Zero, lastAttackAt = TimeSpan.FromDays(-1), epochCost = TimeSpan.Zero;
         int generation = engine.Generation;
 
         while (!_stopping)
@@ -179,9 +179,16 @@ public sealed class Session : IDisposable
 
             if (playing)
             {
-                // Train until the next frame is due (at least one epoch, so a slow epoch still progresses).
-                do engine.RunEpoch();
-                while (clock.Elapsed < nextFrame && _commands.IsEmpty && !_stopping);
+                // Train until the next frame is due: at least one epoch (a slow epoch still progresses), and no epoch
+                // that would likely end after the frame time (the estimate is a running mean of epoch durations).
+                do
+                {
+                    var t0 = clock.Elapsed;
+                    engine.RunEpoch();
+                    var cost = clock.Elapsed - t0;
+                    epochCost = epochCost == TimeSpan.Zero ? cost : (epochCost * 3 + cost) / 4;
+                }
+                while (clock.Elapsed + epochCost < nextFrame && _commands.IsEmpty && !_stopping);
                 Epoch = engine.Epoch;
                 dirty = true;
             }
@@ -200,7 +207,8 @@ public sealed class Session : IDisposable
                 }
                 SendFrame(FrameWriter.Frame(engine, playing, cursor, engine.AttackSequence));
                 dirty = false;
-                nextFrame = clock.Elapsed + frameInterval;
+                // A steady rate: the next frame is due one interval after this one was (never in the past).
+                nextFrame = nextFrame + frameInterval > clock.Elapsed ? nextFrame + frameInterval : clock.Elapsed;
                 Epoch = engine.Epoch;
             }
             if (!playing && !dirty) _wake.WaitOne(TimeSpan.FromSeconds(1));

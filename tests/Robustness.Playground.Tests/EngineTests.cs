@@ -250,7 +250,7 @@ public class EngineTests
         var png = PlaygroundRenderer.Render(e, 1000);
         using var image = SixLabors.ImageSharp.Image.Load<SixLabors.ImageSharp.PixelFormats.Rgba32>(png);
         Assert.Equal(1000, image.Width);
-        Assert.Equal(500, image.Height);
+        Assert.Equal(514, image.Height);
         var colours = new HashSet<uint>();
         for (int y = 0; y < image.Height; y += 3) for (int x = 0; x < image.Width; x += 3) colours.Add(image[x, y].PackedValue);
         Assert.True(colours.Count > 200, $"only {colours.Count} colours: the picture looks empty");

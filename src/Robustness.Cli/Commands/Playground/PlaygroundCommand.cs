@@ -3,6 +3,7 @@ using System.Diagnostics;
 using Robustness.Cli.Common;
 using Robustness.Core;
 using Robustness.Playground;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Spectre.Console;
 
@@ -27,12 +28,15 @@ public sealed class PlaygroundCommand
     private static readonly Option<double?> EpsOption = new("--eps") { Description = "ε of the threat model (training and attack), in the units of the [-6, 6] view." };
     private static readonly Option<string?> NormOption = new("--norm") { Description = "linf or l2." };
     private static readonly Option<int> EpochsOption = new("--epochs") { Description = "Epochs to train with --render.", DefaultValueFactory = _ => 200 };
-    private static readonly Option<string?> FeaturesOption = new("--features") { Description = "Input features, e.g. x1,x2,x1x2,sinx1,sinx2 (x1, x2, x1sq, x2sq, x1x2, sinx1, sinx2)." };
-    private static readonly Option<string?> HiddenOption = new("--hidden") { Description = "Hidden layer widths, e.g. 8,8,4 (0–6 layers of 1–8 neurons; \"\" for none)." };
+    private static readonly Option<string?> FeaturesOption = new("--features") { Description = "Input features (x1, x2, x1sq, x2sq, x1x2, sinx1, sinx2); --render default x1,x2,x1x2,sinx1,sinx2." };
+    private static readonly Option<string?> HiddenOption = new("--hidden") { Description = "Hidden layer widths, e.g. 8,8,4 (0–6 layers of 1–8 neurons; \"\" for none); --render default 8,8." };
     private static readonly Option<string?> ActivationOption = new("--activation") { Description = "relu, tanh, sigmoid or linear." };
-    private static readonly Option<double?> LrOption = new("--lr") { Description = "Learning rate (0.00001–10)." };
+    private static readonly Option<double?> LrOption = new("--lr") { Description = "Learning rate (0.00001–10); --render default 0.1." };
     private static readonly Option<int?> NoiseOption = new("--noise") { Description = "Noise 0–50." };
     private static readonly Option<long?> SeedOption = new("--seed") { Description = "Seed of the data, the initial weights and the batch order." };
+    private static readonly Option<int?> LoadTestOption = new("--load-test") { Description = "Do not serve: start the server on 127.0.0.1, open N sessions at once that train the given setup for --seconds, and report frames, epochs, errors and memory." };
+    private static readonly Option<double> SecondsOption = new("--seconds") { Description = "Duration of --load-test.", DefaultValueFactory = _ => 10 };
+    private static readonly Option<bool> JsonOption = new("--json") { Description = "With --load-test: print the result as JSON." };
     private static readonly Option<int> WidthOption = new("--width") { Description = "Width of the picture in pixels (800–3000).", DefaultValueFactory = _ => 1400 };
 
     public static Command Definition()
@@ -41,9 +45,9 @@ public sealed class PlaygroundCommand
         {
             PortOption, HostOption, OpenOption, MaxSessionsOption, IdleOption, RenderOption, OutOption, StateOption, DatasetOption,
             DefenseOption, EpsOption, NormOption, EpochsOption, FeaturesOption, HiddenOption, ActivationOption, LrOption, NoiseOption,
-            SeedOption, WidthOption,
+            SeedOption, WidthOption, LoadTestOption, SecondsOption, JsonOption,
         };
-        CommandRunner.SetAction(command, parse => parse.GetValue(RenderOption) ? Render(parse) : Serve(parse));
+        CommandRunner.SetAction(command, parse => parse.GetValue(RenderOption) ? Render(parse) : parse.GetValue(LoadTestOption) is { } n ? Load(parse, n) : Serve(parse));
         return command;
     }
 
@@ -104,8 +108,17 @@ public sealed class PlaygroundCommand
     private static PlaygroundState RenderState(ParseResult parse, bool requireDataset)
     {
         var state = new PlaygroundState();
-        if (parse.GetValue(StateOption) is { } text) state = Mapped(() => state.With(PlaygroundState.ParseQuery(text)), "--state");
+        var given = parse.GetValue(StateOption) is { } text ? Mapped(() => PlaygroundState.ParseQuery(text), "--state") : [];
         var changes = new Dictionary<string, string>();
+        if (requireDataset)
+        {
+            // A rendered picture should show a network that can learn every toy set: unless told otherwise, feed in
+            // X1X2 and the sines and use two hidden layers of 8 (the page starts from the TF Playground's 2 features, 4,2).
+            if (!given.ContainsKey("features")) changes["features"] = "x1,x2,x1x2,sinx1,sinx2";
+            if (!given.ContainsKey("networkShape")) changes["networkShape"] = "8,8";
+            if (!given.ContainsKey("learningRate")) changes["learningRate"] = "0.1";
+        }
+        state = Mapped(() => state.With(given), "--state");
         if (parse.GetValue(DatasetOption) is { } d)
         {
             var problem = Robustness.Data.Toy.ToyDatasets.RegressionNames.Contains(d.ToLowerInvariant()) ? "regression" : "classification";
@@ -143,7 +156,8 @@ public sealed class PlaygroundCommand
             .Start(ctx =>
             {
                 var task = ctx.AddTask("training", maxValue: Math.Max(1, epochs));
-                for (int e = 0; e < epochs; e++) { engine.RunEpoch(); task.Increment(1); }
+                engine.Evaluate();
+                for (int e = 0; e < epochs; e++) { engine.RunEpoch(); engine.Evaluate(); task.Increment(1); }
             });
         engine.Evaluate();
         engine.Attack();
@@ -162,6 +176,53 @@ public sealed class PlaygroundCommand
             + $"setup: {Markup.Escape(state.ToQuery())})");
         return ExitCodes.Ok;
     }
+
+    private static int Load(ParseResult parse, int sessions)
+    {
+        if (sessions < 1 || sessions > 200) throw new InputException($"--load-test: must be in [1, 200] sessions, got {sessions}");
+        double seconds = parse.GetValue(SecondsOption);
+        if (!(seconds > 0 && seconds <= 600)) throw new InputException($"--seconds: must be in (0, 600], got {seconds}");
+        var state = RenderState(parse, requireDataset: true);
+        var options = new PlaygroundOptions { Host = "127.0.0.1", Port = 0, MaxSessions = Math.Max(sessions, 1) };
+        var app = PlaygroundServer.Build(options);
+        app.Start();
+        try
+        {
+            var address = new Uri(app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>()
+                .Features.Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()!.Addresses.First());
+            var result = LoadTest.RunAsync(address, sessions, TimeSpan.FromSeconds(seconds), state.ToDictionary()).GetAwaiter().GetResult();
+            if (parse.GetValue(JsonOption))
+            {
+                Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(new
+                {
+                    sessions, seconds, setup = state.ToQuery(), errors = result.Errors, frames_per_second_per_session = result.FramesPerSecondPerSession,
+                    epochs_per_second_per_session = result.EpochsPerSecondPerSession, epochs_per_second_total = result.EpochsPerSecondTotal,
+                    working_set_bytes_per_session = result.BytesPerSession, frame_bytes = result.Pages.Max(p => p.FrameBytes),
+                    processor_count = Environment.ProcessorCount, pages = result.Pages,
+                }));
+            }
+            else
+            {
+                var t = new Table().AddColumn("measure").AddColumn("value");
+                t.AddRow("sessions × seconds", $"{sessions} × {seconds:0.#}");
+                t.AddRow("setup", Markup.Escape($"{state.ActiveDataset}, {TrainCount(state)} training points, hidden {string.Join(",", state.NetworkShape)}, {state.Objective}"));
+                t.AddRow("frames/s per session", $"{result.FramesPerSecondPerSession:0.0}");
+                t.AddRow("epochs/s per session", $"{result.EpochsPerSecondPerSession:0.0}");
+                t.AddRow("epochs/s all sessions", $"{result.EpochsPerSecondTotal:0.0}");
+                t.AddRow("frame size", $"{result.Pages.Max(p => p.FrameBytes) / 1024.0:0.0} KiB");
+                t.AddRow("memory per session", $"{result.BytesPerSession / (1024 * 1024):0.0} MiB (process working set)");
+                t.AddRow("errors", result.Errors == 0 ? "none" : $"{result.Errors}: {Markup.Escape(result.Pages.First(p => p.Errors > 0).FirstError ?? "")}");
+                CommandRunner.Out.Write(t);
+            }
+            return result.Errors == 0 ? ExitCodes.Ok : ExitCodes.Failure;
+        }
+        finally
+        {
+            app.StopAsync().GetAwaiter().GetResult();
+        }
+    }
+
+    private static int TrainCount(PlaygroundState s) => (int)Math.Floor(Robustness.Data.Toy.ToyDatasets.DefaultCount(s.ActiveDataset) * s.PercTrainData / 100.0);
 
     private static string F(double? v) => v is { } x && double.IsFinite(x) ? x.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture) : "–";
     private static string P(double? v) => v is { } x ? (100 * x).ToString("0.0", System.Globalization.CultureInfo.InvariantCulture) + "%" : "–";
