@@ -124,6 +124,8 @@ public sealed class PlaygroundEngine : IDisposable
         _main = Trainee.Create("main", s, ObjectiveFor(s, s.Objective));
         if (s.HasTwin) _twin = Trainee.Create("standard", s, ObjectiveFor(s, "standard"));
         _shuffle = new Random(unchecked((int)s.Seed * 7919 + 17));
+        _epochOrder?.Dispose();
+        _epochOrder = null;
         Epoch = 0;
         Iterations = 0;
         Generation++;
@@ -159,29 +161,52 @@ public sealed class PlaygroundEngine : IDisposable
         };
     }
 
-    /// <summary>One epoch: a pass over the training points in shuffled mini-batches; the twin sees the same batches.</summary>
+    private Tensor? _epochOrder;
+    private int _epochPosition;
+
+    /// <summary>One epoch: a pass over the training points in shuffled mini-batches; the twin sees the same batches.
+    /// After <see cref="RunBatch"/> left an epoch half done, this finishes that epoch.</summary>
     public void RunEpoch()
+    {
+        while (!RunBatch()) { }
+    }
+
+    /// <summary>One update of every network on the next mini-batch of the current epoch (a new shuffled order at the
+    /// start of each epoch). Returns true when the batch completed the epoch. The server trains batch by batch, so
+    /// frames keep their rate when an epoch is slow (adversarial training).</summary>
+    public bool RunBatch()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var s = State;
         int n = TrainPoints.Length;
-        var order = new long[n];
-        for (int i = 0; i < n; i++) order[i] = i;
-        _shuffle.Shuffle(order);
-        int batch = s.EffectiveBatchSize(n);
-        using var perm = tensor(order);
-        for (int start = 0; start < n; start += batch)
+        if (_epochOrder is null)
         {
-            using var scope = NewDisposeScope();
-            var idx = perm.narrow(0, start, Math.Min(batch, n - start));
+            var order = new long[n];
+            for (int i = 0; i < n; i++) order[i] = i;
+            _shuffle.Shuffle(order);
+            _epochOrder = tensor(order).DetachFromDisposeScope();
+            _epochPosition = 0;
+        }
+        int batch = s.EffectiveBatchSize(n);
+        using (var scope = NewDisposeScope())
+        {
+            var idx = _epochOrder.narrow(0, _epochPosition, Math.Min(batch, n - _epochPosition));
             var xb = _trainX!.index_select(0, idx);
             var yb = _trainY!.index_select(0, idx);
             _main!.Step(xb, yb, s, Epoch, Iterations);
             _twin?.Step(xb, yb, s, Epoch, Iterations);
-            Iterations++;
         }
+        Iterations++;
+        _epochPosition += batch;
+        if (_epochPosition < n) return false;
+        _epochOrder.Dispose();
+        _epochOrder = null;
         Epoch++;
+        return true;
     }
+
+    /// <summary>How far the current epoch is, in [0, 1).</summary>
+    public double EpochProgress => _epochOrder is null || TrainPoints.Length == 0 ? 0 : (double)_epochPosition / TrainPoints.Length;
 
     /// <summary>Sets one weight: <paramref name="layer"/> 0 is features → first hidden layer.</summary>
     public void SetWeight(int layer, int to, int from, double value)
@@ -253,7 +278,7 @@ public sealed class PlaygroundEngine : IDisposable
         _disposed = true;
         _main?.Dispose();
         _twin?.Dispose();
-        foreach (var t in new[] { _trainX, _trainY, _testX, _testY, _grid, _thumbGrid }) t?.Dispose();
+        foreach (var t in new[] { _trainX, _trainY, _testX, _testY, _grid, _thumbGrid, _epochOrder }) t?.Dispose();
     }
 
     internal static byte[] Quantise(Tensor values)

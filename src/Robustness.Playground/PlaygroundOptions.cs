@@ -18,7 +18,7 @@ public sealed record PlaygroundOptions
     /// <summary>Commands queued for a session before further ones are refused.</summary>
     public int MaxQueuedCommands { get; init; } = 64;
     /// <summary>The share of a session's time that PGD and certificates may take while training (the rest trains).</summary>
-    public double AttackShare { get; init; } = 0.25;
+    public double AttackShare { get; init; } = 0.15;
     /// <summary>The state a new page starts from before it sends its own (from its URL).</summary>
     public PlaygroundState InitialState { get; init; } = new();
 

@@ -179,14 +179,14 @@ public sealed class Session : IDisposable
 
             if (playing)
             {
-                // Train until the next frame is due: at least one epoch (a slow epoch still progresses), and no epoch
-                // that would likely end after the frame time (the estimate is a running mean of epoch durations).
+                // Train batch by batch until the next frame is due: at least one batch, and no batch that would likely
+                // end after the frame time (a running mean of batch durations), so frames keep their rate.
                 do
                 {
                     var t0 = clock.Elapsed;
-                    engine.RunEpoch();
+                    engine.RunBatch();
                     var cost = clock.Elapsed - t0;
-                    epochCost = epochCost == TimeSpan.Zero ? cost : (epochCost * 3 + cost) / 4;
+                    epochCost = epochCost == TimeSpan.Zero ? cost : (epochCost * 7 + cost) / 8;
                 }
                 while (clock.Elapsed + epochCost < nextFrame && _commands.IsEmpty && !_stopping);
                 Epoch = engine.Epoch;

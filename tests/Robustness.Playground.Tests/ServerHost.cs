@@ -4,6 +4,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Robustness.Playground;
 
 namespace Robustness.Playground.Tests;
@@ -15,7 +16,7 @@ public sealed class PlaygroundFactory(PlaygroundOptions options) : WebApplicatio
     public PlaygroundOptions Options { get; } = options;
 
     protected override IHostBuilder CreateHostBuilder() =>
-        Host.CreateDefaultBuilder().ConfigureWebHostDefaults(web =>
+        Host.CreateDefaultBuilder().ConfigureLogging(l => l.ClearProviders()).ConfigureWebHostDefaults(web =>
         {
             web.ConfigureServices(s => PlaygroundServer.ConfigureServices(s, Options));
             web.Configure(PlaygroundServer.Configure);

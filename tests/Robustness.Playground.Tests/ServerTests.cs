@@ -50,7 +50,8 @@ public class ServerTests
         var data = await page.WaitForAsync(m => PageClient.Type(m) == "data" && m.GetProperty("train").GetArrayLength() == 250, "spiral data");
         Assert.Equal(250, data.GetProperty("test").GetArrayLength());
 
-        var first = await page.FrameAsync(m => m.GetProperty("networks")[0].GetProperty("weights").GetArrayLength() == 3, "frame of the 6,3 network");
+        var first = await page.FrameAsync(m => m.GetProperty("networks")[0].GetProperty("weights")[0].GetArrayLength() == 6
+            && m.GetProperty("networks")[0].GetProperty("weights")[0][0].GetArrayLength() == 3, "frame of the 6,3 network on 3 features");
         Assert.Equal(0, first.GetProperty("epoch").GetInt32());
         // payload: the heat map, then thumbnails for 3 features + 6 + 3 neurons + the output
         int grid = first.GetProperty("grid").GetInt32(), thumb = first.GetProperty("thumb").GetInt32();
