@@ -1,23 +1,13 @@
 using Robustness.Core;
+using Robustness.Core.Geometry;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Robustness.Attacks;
 
-/// <summary>Small tensor helpers shared by the attacks (Core keeps its own versions internal).</summary>
+/// <summary>Small tensor helpers shared by the attacks (per-sample reshapes live in <see cref="Geometries"/>).</summary>
 internal static class AttackMath
 {
-    /// <summary>Reshapes a per-sample [N] tensor so it broadcasts against [N, ...].</summary>
-    public static Tensor PerSample(Tensor perSample, Tensor like)
-    {
-        var shape = new long[like.dim()];
-        Array.Fill(shape, 1L);
-        shape[0] = -1;
-        return perSample.reshape(shape);
-    }
-
-    public static Tensor Flat(Tensor t) => t.reshape(t.shape[0], -1);
-
     /// <summary>
     /// Gradient of Σ_i loss_i w.r.t. <paramref name="input"/> (a fresh leaf), with the logits and the per-sample loss.
     /// Uses autograd.grad so the model's parameter gradients are never touched.
@@ -26,8 +16,8 @@ internal static class AttackMath
         IClassifier model, Tensor input, IAttackObjective objective, AttackTargets targets)
     {
         using var grad = enable_grad();
-        // Channels-last: the convolutions' fast oneDNN path (MemoryLayout); the gradient comes back in that layout.
-        var leaf = MemoryLayout.ChannelsLast(input).requires_grad_(true);
+        // Channels-last: the convolutions' fast oneDNN path (Layout); the gradient comes back in that layout.
+        var leaf = Layout.ChannelsLastView(input.detach()).requires_grad_(true);
         var logits = model.Logits(leaf);
         var loss = objective.Loss(logits, targets);
         var g = autograd.grad([loss.sum()], [leaf])[0];
@@ -35,7 +25,7 @@ internal static class AttackMath
     }
 
     /// <summary>x + δ clipped back into the ε-ball and the box.</summary>
-    public static Tensor ProjectAndClamp(Core.Geometry.IPerturbationGeometry geometry, Tensor clean, Tensor candidate, double eps, Bounds bounds) =>
+    public static Tensor ProjectAndClamp(IPerturbationGeometry geometry, Tensor clean, Tensor candidate, double eps, Bounds bounds) =>
         (clean + geometry.Project(candidate - clean, eps)).clamp(bounds.Lower, bounds.Upper);
 
     /// <summary>Logits of the model without building a graph.</summary>
@@ -47,5 +37,4 @@ internal static class AttackMath
 
     /// <summary>Row indices (int64, on the same device) where <paramref name="mask"/> is true. Synchronises with the host.</summary>
     public static Tensor Indices(Tensor mask) => mask.nonzero().reshape(-1);
-
 }

@@ -1,4 +1,5 @@
 using Robustness.Core;
+using Robustness.Core.Geometry;
 using Robustness.Core.Attacking;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -30,10 +31,10 @@ public sealed record CarliniWagnerL2Attack(ThreatModel Threat) : AttackBase(Thre
 
     protected override Perturbation Perturb(IClassifier model, Tensor x, AttackTargets targets, AttackContext context)
     {
-        if (Threat.Norm != Norm.L2) throw new InputException($"attack 'cw': the Carlini–Wagner attack is an L2 attack; use --norm l2 (got {Threat.Norm.Name()})");
+        if (Threat.Norm != Norm.L2) throw new ParameterException("Norm", $"cw (Carlini–Wagner) is an L2 attack, got {Threat.Norm.Name()}");
         if (targets.Labels.dim() != 1) throw new InputException("attack 'cw': needs class labels, not multi-hot labels");
-        if (Steps < 1 || BinarySearchSteps < 1) throw new InputException($"attack 'cw': --steps and binary search steps must be ≥ 1");
-        if (!(LearningRate > 0)) throw new InputException($"attack 'cw': learning rate must be > 0, got {LearningRate}");
+        if (Steps < 1 || BinarySearchSteps < 1) throw new ParameterException(Steps < 1 ? nameof(Steps) : nameof(BinarySearchSteps), $"cw needs at least 1, got {Math.Min(Steps, BinarySearchSteps)}");
+        if (!(LearningRate > 0)) throw new ParameterException(nameof(LearningRate), $"cw needs a learning rate > 0, got {LearningRate}");
 
         var (lo, hi) = ((double)Threat.Bounds.Lower, (double)Threat.Bounds.Upper);
         var n = x.shape[0];
@@ -79,7 +80,7 @@ public sealed record CarliniWagnerL2Attack(ThreatModel Threat) : AttackBase(Thre
                     var real = Objectives.Pick(logits, goal);
                     var other = logits.masked_fill(goalMask, float.NegativeInfinity).amax([1L]);
                     var hinge = (targeted ? other - real : real - other).add(Confidence).clamp_min(0);
-                    var distSq = AttackMath.Flat(candidate - x).pow(2).sum(1);
+                    var distSq = Geometries.Flat(candidate - x).pow(2).sum(1);
                     loss = distSq + cx * hinge;
                     grad = autograd.grad([loss.sum()], [leaf])[0];
                 }
@@ -96,10 +97,10 @@ public sealed record CarliniWagnerL2Attack(ThreatModel Threat) : AttackBase(Thre
                     var real = Objectives.Pick(logits, goal).detach();
                     var other = logits.detach().masked_fill(goalMask, float.NegativeInfinity).amax([1L]);
                     var success = targeted ? (real - Confidence).gt(other) : other.gt(real + Confidence);
-                    var dist = AttackMath.Flat(candidate.detach() - x).to(ScalarType.Float64).norm(1, false, 2);
+                    var dist = Geometries.Flat(candidate.detach() - x).to(ScalarType.Float64).norm(1, false, 2);
                     var improved = success.logical_and(dist.lt(bestNorm));
                     bestNorm.copy_(where(improved, dist, bestNorm));
-                    bestAdv.copy_(where(AttackMath.PerSample(improved, x), candidate.detach(), bestAdv));
+                    bestAdv.copy_(where(Geometries.PerSample(improved, x), candidate.detach(), bestAdv));
                     succeeded.logical_or_(success);
                     if (AbortEarly && (step + 1) % abortEvery == 0)
                     {

@@ -1,4 +1,5 @@
 using Robustness.Core;
+using Robustness.Core.Geometry;
 using Robustness.Core.Attacking;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -25,11 +26,11 @@ public sealed record DeepFoolAttack(ThreatModel Threat) : AttackBase(Threat)
 
     protected override Perturbation Perturb(IClassifier model, Tensor x, AttackTargets targets, AttackContext context)
     {
-        if (Threat.Norm == Norm.L1) throw new InputException("attack 'deepfool': supports the linf and l2 norms, not l1");
-        if (targets.Targeted) throw new InputException("attack 'deepfool': is untargeted; drop --targeted");
+        if (Threat.Norm == Norm.L1) throw new ParameterException("Norm", "deepfool supports the linf and l2 norms, not l1");
+        if (targets.Targeted) throw new ParameterException("Targeted", "deepfool is an untargeted attack");
         if (targets.Labels.dim() != 1) throw new InputException("attack 'deepfool': needs class labels, not multi-hot labels");
-        if (Candidates < 2) throw new InputException($"attack 'deepfool': needs at least 2 candidate classes, got {Candidates}");
-        if (Steps < 1) throw new InputException($"--steps: deepfool needs at least 1 step, got {Steps}");
+        if (Candidates < 2) throw new ParameterException(nameof(Candidates), $"deepfool needs at least 2 candidate classes, got {Candidates}");
+        if (Steps < 1) throw new ParameterException("Steps", $"deepfool needs at least 1 step, got {Steps}");
 
         var (lo, hi) = (Threat.Bounds.Lower, Threat.Bounds.Upper);
         var labels = targets.Labels;
@@ -61,7 +62,7 @@ public sealed record DeepFoolAttack(ThreatModel Threat) : AttackBase(Threat)
                     var f = Objectives.Pick(logits, classes[.., k]) - zy;
                     var w = autograd.grad([f.sum()], [leaf], retain_graph: k < others - 1)[0];
                     using var _ = no_grad();
-                    var wFlat = AttackMath.Flat(w);
+                    var wFlat = Geometries.Flat(w);
                     var dual = linf ? wFlat.abs().sum(1) : wFlat.norm(1, false, 2);
                     var distance = f.detach().abs() / (dual + 1e-8);
                     if (bestDistance is null) (bestDistance, bf, bw) = (distance, f.detach(), w);
@@ -70,20 +71,20 @@ public sealed record DeepFoolAttack(ThreatModel Threat) : AttackBase(Threat)
                         var closer = distance.lt(bestDistance);
                         bestDistance = where(closer, distance, bestDistance);
                         bf = where(closer, f.detach(), bf!);
-                        bw = where(AttackMath.PerSample(closer, w), w, bw!);
+                        bw = where(Geometries.PerSample(closer, w), w, bw!);
                     }
                 }
                 (bestW, bestF) = (bw!, bf!);
             }
             using (no_grad())
             {
-                var wFlat = AttackMath.Flat(bestW);
+                var wFlat = Geometries.Flat(bestW);
                 var magnitude = bestF.abs() + 1e-4;
                 var r = linf
-                    ? bestW.sign() * AttackMath.PerSample(magnitude / (wFlat.abs().sum(1) + 1e-8), bestW)
-                    : bestW * AttackMath.PerSample(magnitude / (wFlat.pow(2).sum(1) + 1e-8), bestW);
+                    ? bestW.sign() * Geometries.PerSample(magnitude / (wFlat.abs().sum(1) + 1e-8), bestW)
+                    : bestW * Geometries.PerSample(magnitude / (wFlat.pow(2).sum(1) + 1e-8), bestW);
                 // Points already across stay where they are.
-                r = r * AttackMath.PerSample(active.to(r.dtype), r);
+                r = r * Geometries.PerSample(active.to(r.dtype), r);
                 total.index_add_(0, open, r, 1);
                 var moved = (x.index_select(0, open) + total.index_select(0, open) * (1 + Overshoot)).clamp(lo, hi);
                 adv.index_copy_(0, open, moved);

@@ -7,23 +7,29 @@ using static TorchSharp.torch;
 namespace Robustness.Attacks;
 
 /// <summary>
-/// The one first-order engine (Madry et al. 2018; Foolbox's gradient-descent base): optional random start in the
-/// ε-ball, then per step the gradient of the objective w.r.t. the input, a step of α along the norm's steepest
-/// direction (sign for L∞, unit L2, sparse L1), projection onto the ball and clamping to the bounds.
-/// FGSM/FGM, BIM, PGD and MI-FGSM are configurations of it (<see cref="Presets"/>).
-/// Targeted runs (targets with TargetClasses) need no switch: the objectives flip sign and the criterion is target hit.
+/// The one first-order engine (Madry et al. 2018; Foolbox's gradient-descent base): a start in the ε-ball
+/// (<see cref="Start"/>: uniform, none, Gaussian, given), then per step the gradient of the objective w.r.t. the input,
+/// a step of α along the norm's steepest direction (sign for L∞, unit L2, sparse L1), projection onto the ball and
+/// clamping to the bounds. FGSM/FGM, BIM, PGD, MI-FGSM (<see cref="Presets"/>) and TRADES' inner maximisation are
+/// configurations of it. Targeted runs (targets with TargetClasses) need no switch: the objectives flip sign and the
+/// criterion is target hit.
 /// </summary>
 public sealed record ProjectedGradientAttack(ThreatModel Threat) : AttackBase(Threat)
 {
+    /// <summary>The engine's defaults; presets override them.</summary>
+    public const int DefaultSteps = 10;
+    public const double DefaultRelativeStepSize = 0.25;
+
     /// <summary>Registry name reported in results (presets set "fgsm", "bim", ...).</summary>
     public string AttackName { get; init; } = "pgd";
-    public int Steps { get; init; } = 10;
+    public int Steps { get; init; } = DefaultSteps;
     /// <summary>α = RelativeStepSize · ε unless <see cref="AbsoluteStepSize"/> is set.</summary>
-    public double RelativeStepSize { get; init; } = 0.25;
+    public double RelativeStepSize { get; init; } = DefaultRelativeStepSize;
     public double? AbsoluteStepSize { get; init; }
-    public bool RandomStart { get; init; } = true;
+    /// <summary>Where each run starts; uniform in the ball by default.</summary>
+    public IStartStrategy Start { get; init; } = Starts.Uniform;
     /// <summary>Independent runs; per sample the first successful run wins, else the one with the highest loss.
-    /// Later restarts run only on the points no earlier run broke.</summary>
+    /// Later restarts run only on the points no earlier run broke (<see cref="StandingPoints"/>).</summary>
     public int Restarts { get; init; } = 1;
     public IAttackObjective Objective { get; init; } = Objectives.CrossEntropy;
     /// <summary>Freeze samples as soon as they are adversarial (masked on device, no host sync).</summary>
@@ -39,7 +45,7 @@ public sealed record ProjectedGradientAttack(ThreatModel Threat) : AttackBase(Th
 
     public override IReadOnlyDictionary<string, object> Parameters => Describe(Threat,
         ("steps", Steps), ("step_size", StepSize), ("relative_step_size", RelativeStepSize),
-        ("random_start", RandomStart), ("restarts", Restarts), ("loss", Objective.Name),
+        ("random_start", Start.IsRandom), ("start", Start.Name), ("restarts", Restarts), ("loss", Objective.Name),
         ("early_stop", EarlyStop), ("momentum", Momentum), ("l1_sparsity", L1Sparsity));
 
     protected override Perturbation Perturb(IClassifier model, Tensor inputs, AttackTargets targets, AttackContext context)
@@ -47,67 +53,35 @@ public sealed record ProjectedGradientAttack(ThreatModel Threat) : AttackBase(Th
         Validate();
         if (Threat.Epsilon == 0) return new Perturbation(inputs);
         var geometry = Geometries.For(Threat.Norm, L1Sparsity);
+        if (Restarts == 1) return new Perturbation(Once(model, geometry, inputs, targets, context));
+
         var criterion = Criteria.For(targets);
-
-        var best = Once(model, geometry, inputs, targets, context);
-        if (Restarts == 1) return new Perturbation(best);
-
-        Tensor bestLoss, bestSuccess;
-        using (no_grad())
+        var points = new StandingPoints(inputs, targets, KeepRule.SuccessOrHigherScore);
+        Stage run = (_, x, t, c) =>
         {
-            var logits = model.Logits(best);
-            bestLoss = Objective.Loss(logits, targets).detach();
-            bestSuccess = criterion.IsAdversarial(logits, targets);
-        }
-        for (int r = 1; r < Restarts; r++)
-        {
-            // One host sync per restart: later restarts only work on the points still standing.
-            var open = AttackMath.Indices(bestSuccess.logical_not());
-            if (open.numel() == 0) break;
-            using var scope = NewDisposeScope();
-            var sub = inputs.index_select(0, open);
-            var subTargets = targets.Select(open);
-            var candidate = Once(model, geometry, sub, subTargets, context);
-            using (no_grad())
-            {
-                var logits = model.Logits(candidate);
-                var loss = Objective.Loss(logits, subTargets);
-                var success = criterion.IsAdversarial(logits, subTargets);
-                // Within the still-open points none has succeeded yet, so a success or a higher loss wins.
-                var better = success.logical_or(loss.gt(bestLoss.index_select(0, open)));
-                var keep = AttackMath.PerSample(better, candidate);
-                var merged = where(keep, candidate, best.index_select(0, open));
-                var newBest = best.index_copy(0, open, merged).MoveToOuterDisposeScope();
-                var newLoss = bestLoss.index_copy(0, open, where(better, loss, bestLoss.index_select(0, open))).MoveToOuterDisposeScope();
-                var newSuccess = bestSuccess.index_copy(0, open, success).MoveToOuterDisposeScope();
-                best.Dispose(); bestLoss.Dispose(); bestSuccess.Dispose();
-                (best, bestLoss, bestSuccess) = (newBest, newLoss, newSuccess);
-            }
-        }
-        return new Perturbation(best);
+            var candidate = Once(model, geometry, x, t, c);
+            using var noGrad = no_grad();
+            var logits = model.Logits(candidate);
+            return new StageOutcome(candidate, criterion.IsAdversarial(logits, t), Objective.Loss(logits, t).detach());
+        };
+        points.Run(Enumerable.Repeat(run, Restarts).ToArray(), context);
+        return new Perturbation(points.Adversarial);
     }
 
     private void Validate()
     {
-        if (Steps < 1) throw new InputException($"--steps: {Name} needs at least 1 step, got {Steps}");
-        if (Restarts < 1) throw new InputException($"--restarts: must be ≥ 1, got {Restarts}");
-        if (!(StepSize >= 0) || double.IsInfinity(StepSize)) throw new InputException($"--step-size: must be a finite number ≥ 0, got {StepSize}");
-        if (Momentum < 0 || double.IsNaN(Momentum)) throw new InputException($"--momentum: must be ≥ 0, got {Momentum}");
+        if (Steps < 1) throw new ParameterException(nameof(Steps), $"{Name} needs at least 1 step, got {Steps}");
+        if (Restarts < 1) throw new ParameterException(nameof(Restarts), $"must be ≥ 1, got {Restarts}");
+        if (!(StepSize >= 0) || double.IsInfinity(StepSize)) throw new ParameterException(nameof(StepSize), $"must be a finite number ≥ 0, got {StepSize}");
+        if (Momentum < 0 || double.IsNaN(Momentum)) throw new ParameterException(nameof(Momentum), $"must be ≥ 0, got {Momentum}");
     }
 
-    /// <summary>One run from a (random) start; returns the final iterate, owned by the caller's scope.</summary>
+    /// <summary>One run from the start; returns the final iterate, owned by the caller's scope.</summary>
     private Tensor Once(IClassifier model, IPerturbationGeometry geometry, Tensor x, AttackTargets targets, AttackContext context)
     {
-        var eps = Threat.Epsilon;
-        var bounds = Threat.Bounds;
-        var alpha = StepSize;
+        var (eps, bounds, alpha) = (Threat.Epsilon, Threat.Bounds, StepSize);
         var criterion = Criteria.For(targets);
-
-        Tensor adv;
-        using (no_grad())
-            adv = RandomStart
-                ? (x + geometry.RandomStart(x, eps, context.Generator)).clamp(bounds.Lower, bounds.Upper)
-                : x.clone();
+        var adv = Start.Start(x, Threat, geometry, context.Generator);
         Tensor? velocity = null;
 
         for (int step = 0; step < Steps; step++)
@@ -119,8 +93,8 @@ public sealed record ProjectedGradientAttack(ThreatModel Threat) : AttackBase(Th
             {
                 if (Momentum > 0)
                 {
-                    var l1 = AttackMath.Flat(grad).abs().sum(1).clamp_min(1e-12);
-                    var normalised = grad / AttackMath.PerSample(l1, grad);
+                    var l1 = Geometries.Flat(grad).abs().sum(1).clamp_min(1e-12);
+                    var normalised = grad / Geometries.PerSample(l1, grad);
                     var v = velocity is null ? normalised : velocity * Momentum + normalised;
                     velocity?.Dispose();
                     velocity = v.MoveToOuterDisposeScope();
@@ -131,7 +105,7 @@ public sealed record ProjectedGradientAttack(ThreatModel Threat) : AttackBase(Th
                 {
                     // Samples adversarial at the current point stay there (decided on the logits we already have).
                     var done = criterion.IsAdversarial(logits, targets);
-                    next = where(AttackMath.PerSample(done, next), adv, next);
+                    next = where(Geometries.PerSample(done, next), adv, next);
                 }
                 next.MoveToOuterDisposeScope();
                 adv.Dispose();

@@ -1,4 +1,5 @@
 using Robustness.Core;
+using Robustness.Core.Geometry;
 using Robustness.Core.Attacking;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -48,10 +49,10 @@ public sealed record SquareAttack(ThreatModel Threat) : AttackBase(Threat)
 
     protected override Perturbation Perturb(IClassifier model, Tensor inputs, AttackTargets targets, AttackContext context)
     {
-        if (Threat.Norm == Norm.L1) throw new InputException("attack 'square': supports the linf and l2 norms, not l1");
+        if (Threat.Norm == Norm.L1) throw new ParameterException("Norm", "square supports the linf and l2 norms, not l1");
         if (targets.Labels.dim() != 1) throw new InputException("attack 'square': needs class labels, not multi-hot labels");
-        if (Queries < 1) throw new InputException($"--queries: must be ≥ 1, got {Queries}");
-        if (!(PInit > 0 && PInit <= 1)) throw new InputException($"attack 'square': p_init must be in (0,1], got {PInit}");
+        if (Queries < 1) throw new ParameterException("Queries", $"must be ≥ 1, got {Queries}");
+        if (!(PInit > 0 && PInit <= 1)) throw new ParameterException(nameof(PInit), $"must be in (0,1], got {PInit}");
         if (Threat.Epsilon == 0) return new Perturbation(inputs);
 
         using var noGrad = no_grad();
@@ -111,7 +112,7 @@ public sealed record SquareAttack(ThreatModel Threat) : AttackBase(Threat)
                 var candidate = _linf ? LinfCandidate(xs!, bests!, p) : L2Candidate(xs!, bests!, p);
                 var newMargin = Margin(candidate, subTargets!);
                 var better = newMargin.lt(margins!);
-                var nextBest = where(AttackMath.PerSample(better, candidate), candidate, bests!).MoveToOuterDisposeScope();
+                var nextBest = where(Geometries.PerSample(better, candidate), candidate, bests!).MoveToOuterDisposeScope();
                 var nextMargin = where(better, newMargin, margins!).MoveToOuterDisposeScope();
                 bests!.Dispose(); margins!.Dispose();
                 (bests, margins) = (nextBest, nextMargin);
@@ -151,7 +152,7 @@ public sealed record SquareAttack(ThreatModel Threat) : AttackBase(Threat)
         }
 
         private static Tensor Normalize(Tensor delta) =>
-            delta / AttackMath.PerSample(AttackMath.Flat(delta).norm(1, false, 2).clamp_min(1e-12), delta);
+            delta / Geometries.PerSample(Geometries.Flat(delta).norm(1, false, 2).clamp_min(1e-12), delta);
 
         /// <summary>Per-sample random window of sh×sw: a [N,1,H,W] bool mask and its row/column offsets.</summary>
         private (Tensor Mask, Tensor Rows, Tensor Cols) Window(long n, long sh, long sw)
@@ -186,8 +187,8 @@ public sealed record SquareAttack(ThreatModel Threat) : AttackBase(Threat)
             var (mask2, _, _) = Window(n, sh, sw);
             var m1 = mask1.to(x.dtype);
             var normsWindow1 = (delta * m1).pow(2).sum([2L, 3L], keepdim: true).sqrt();
-            var normsImage = AttackMath.PerSample(AttackMath.Flat(delta).norm(1, false, 2), delta);
-            var normsWindows = AttackMath.PerSample(AttackMath.Flat(delta * mask1.logical_or(mask2).to(x.dtype)).norm(1, false, 2), delta);
+            var normsImage = Geometries.PerSample(Geometries.Flat(delta).norm(1, false, 2), delta);
+            var normsWindows = Geometries.PerSample(Geometries.Flat(delta * mask1.logical_or(mask2).to(x.dtype)).norm(1, false, 2), delta);
 
             // The pseudo-Gaussian pattern placed at each sample's window (transposed at random when square).
             var index = rows.unsqueeze(2) * sw + cols.unsqueeze(1);

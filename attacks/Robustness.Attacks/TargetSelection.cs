@@ -18,14 +18,14 @@ public sealed record TargetSelection(TargetMode Mode, Tensor? GivenTargets = nul
     public static TargetSelection Given(Tensor targets) => new(TargetMode.Given, targets);
     public static TargetSelection Random { get; } = new(TargetMode.Random);
     public static TargetSelection LeastLikely { get; } = new(TargetMode.LeastLikely);
-    public static TargetSelection TopK(int k) => k >= 1 ? new(TargetMode.TopK, null, k) : throw new InputException($"--targets: top-k needs k ≥ 1, got {k}");
+    public static TargetSelection TopK(int k) => k >= 1 ? new(TargetMode.TopK, null, k) : throw new ParameterException("TargetCount", $"top-k needs k ≥ 1, got {k}");
 
     public static TargetSelection Parse(string mode, int k = 9) => mode.Trim().ToLowerInvariant() switch
     {
         "random" => Random,
         "least-likely" or "ll" => LeastLikely,
         "top-k" or "topk" => TopK(k),
-        _ => throw new InputException($"--target-mode: unknown mode '{mode}' (valid: {string.Join(", ", ModeNames)})"),
+        _ => throw new ParameterException("TargetMode", $"unknown mode '{mode}' (valid: {string.Join(", ", ModeNames)})"),
     };
 
     public string Name => Mode switch

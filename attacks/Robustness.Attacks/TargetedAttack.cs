@@ -16,14 +16,8 @@ public sealed record TargetedAttack(IAttack Inner, TargetSelection Selection) : 
     public override string Name => Inner.Name + "-targeted";
     public override bool NeedsGradients => Inner.NeedsGradients;
 
-    public override IReadOnlyDictionary<string, object> Parameters
-    {
-        get
-        {
-            var d = new Dictionary<string, object>(Inner.Parameters) { ["targeted"] = true, ["target_mode"] = Selection.Name };
-            return d;
-        }
-    }
+    public override IReadOnlyDictionary<string, object> Parameters =>
+        new Dictionary<string, object>(Inner.Parameters) { ["targeted"] = true, ["target_mode"] = Selection.Name };
 
     protected override Perturbation Perturb(IClassifier model, Tensor inputs, AttackTargets targets, AttackContext context)
     {
@@ -31,29 +25,17 @@ public sealed record TargetedAttack(IAttack Inner, TargetSelection Selection) : 
         var clean = AttackMath.CleanLogits(model, inputs);
         var chosen = Selection.Select(targets.Labels, (int)clean.shape[1], clean, context.Generator);
         var criterion = Criteria.For(targets);
-        var inner = context with { KeepModelMode = true };
-
-        var adv = inputs.clone();
-        var broken = criterion.IsAdversarial(clean, targets);
-        for (int r = 0; r < chosen.shape[1]; r++)
+        var stages = Enumerable.Range(0, (int)chosen.shape[1]).Select(r => (Stage)((rows, x, t, c) =>
         {
-            var open = AttackMath.Indices(broken.logical_not());
-            if (open.numel() == 0) break;
-            using var scope = NewDisposeScope();
-            var subTargets = new AttackTargets(targets.Labels.index_select(0, open), chosen[.., r].index_select(0, open));
-            using var result = Inner.Run(model, inputs.index_select(0, open), subTargets, inner);
+            var result = Inner.Run(model, x, new AttackTargets(t.Labels, chosen[.., r].index_select(0, rows)), c);
             // Judge against the caller's goal, not the auxiliary target.
-            var callerTargets = targets.Select(open);
-            var hit = criterion.IsAdversarial(result.Logits, callerTargets);
-            // The first round's attempt is kept for every point (a better starting report than the clean input);
-            // later rounds replace it only where they succeed.
-            var rows = AttackMath.PerSample(r == 0 ? ones_like(hit) : hit, result.Adversarial);
-            var merged = where(rows, result.Adversarial, adv.index_select(0, open));
-            var newAdv = adv.index_copy(0, open, merged).MoveToOuterDisposeScope();
-            var newBroken = broken.index_copy(0, open, hit).MoveToOuterDisposeScope();
-            adv.Dispose(); broken.Dispose();
-            (adv, broken) = (newAdv, newBroken);
-        }
-        return new Perturbation(adv);
+            var hit = criterion.IsAdversarial(result.Logits, t);
+            return new StageOutcome(result.Adversarial, hit, null, result);
+        })).ToArray();
+        // The first round's attempt is kept for every point (a better report than the clean input); later rounds
+        // replace it only where they succeed.
+        var points = new StandingPoints(inputs, targets, KeepRule.SuccessOrFirstAttempt, criterion.IsAdversarial(clean, targets));
+        points.Run(stages, context with { KeepModelMode = true });
+        return new Perturbation(points.Adversarial);
     }
 }

@@ -21,7 +21,8 @@ public sealed record EnsembleResult(AttackResult Final, int[] FirstSuccess, IRea
 }
 
 /// <summary>
-/// AutoAttack's evaluation protocol: points already adversarial on the clean input count as broken at stage "clean";
+/// AutoAttack's evaluation protocol over a list of attacks (<see cref="StandingPoints"/> with
+/// <see cref="KeepRule.Success"/>): points already adversarial on the clean input count as broken at stage "clean";
 /// each attack then runs only on the points still robust, and the first success per point is kept. Robust accuracy
 /// after the last stage is the per-sample worst case over all attacks. Every member shares the ensemble's threat model.
 /// </summary>
@@ -29,14 +30,16 @@ public sealed record WorstCaseEnsemble : AttackBase
 {
     public WorstCaseEnsemble(ThreatModel threat, IReadOnlyList<IAttack> attacks) : base(threat)
     {
-        if (attacks.Count == 0) throw new InputException("--attacks: the ensemble needs at least one attack");
+        if (attacks.Count == 0) throw new ParameterException("Attacks", "the ensemble needs at least one attack");
         foreach (var a in attacks)
             if (a.Threat != threat)
-                throw new InputException($"--attacks: attack '{a.Name}' has threat model {a.Threat}, but the ensemble uses {threat}");
+                throw new ParameterException("Attacks", $"attack '{a.Name}' has threat model {a.Threat}, but the ensemble uses {threat}");
         Attacks = attacks;
     }
 
     public IReadOnlyList<IAttack> Attacks { get; }
+    /// <summary>The members' randomness: the caller's generator throughout (default), or one seed per member.</summary>
+    public StageSeeding Seeding { get; init; } = StageSeeding.Shared;
 
     public override string Name => "ensemble(" + string.Join("+", Attacks.Select(a => a.Name)) + ")";
     public override bool NeedsGradients => Attacks.Any(a => a.NeedsGradients);
@@ -66,39 +69,23 @@ public sealed record WorstCaseEnsemble : AttackBase
         int n = (int)x.shape[0];
         var stages = new List<AttackStage>();
         var first = Enumerable.Repeat(-1, n).ToArray();
-        var criterion = Criteria.For(targets);
         var clock = Stopwatch.StartNew();
-        var broken = criterion.IsAdversarial(AttackMath.CleanLogits(model, x), targets);
-        var cleanBroken = broken.cpu().data<bool>().ToArray();
-        var adv = x.clone();
-        var inner = context with { KeepModelMode = true };
+        var cleanBrokenMask = Criteria.For(targets).IsAdversarial(AttackMath.CleanLogits(model, x), targets);
+        var cleanBroken = cleanBrokenMask.cpu().data<bool>().ToArray();
+        var points = new StandingPoints(x, targets, KeepRule.Success, cleanBrokenMask);
         void Record(string name)
         {
-            int robust = n - (int)broken.sum().ToInt64();
+            int robust = n - (int)points.Broken.sum().ToInt64();
             stages.Add(new AttackStage(name, robust, n == 0 ? 0 : (double)robust / n, clock.Elapsed.TotalSeconds));
             clock.Restart();
         }
         Record("clean");
-
-        for (int i = 0; i < Attacks.Count; i++)
+        points.Run(StandingPoints.StagesOf(model, Attacks), context with { KeepModelMode = true }, Seeding, report =>
         {
-            context.Cancel.ThrowIfCancellationRequested();
-            var open = AttackMath.Indices(broken.logical_not());
-            if (open.numel() > 0)
-            {
-                using var scope = NewDisposeScope();
-                using var result = Attacks[i].Run(model, x.index_select(0, open), targets.Select(open), inner);
-                var hit = result.Success;
-                var rows = AttackMath.PerSample(hit, result.Adversarial);
-                var newAdv = adv.index_copy(0, open, where(rows, result.Adversarial, adv.index_select(0, open))).MoveToOuterDisposeScope();
-                var newBroken = broken.index_copy(0, open, hit).MoveToOuterDisposeScope();
-                var hitRows = open.masked_select(hit).cpu().data<long>().ToArray();
-                foreach (var r in hitRows) first[r] = i;
-                adv.Dispose(); broken.Dispose();
-                (adv, broken) = (newAdv, newBroken);
-            }
-            Record(Attacks[i].Name);
-        }
-        return (adv, first, stages, cleanBroken);
+            if (report.Outcome is { } o)
+                foreach (var r in report.Rows.masked_select(o.Success).cpu().data<long>().ToArray()) first[r] = report.Index;
+            Record(Attacks[report.Index].Name);
+        });
+        return (points.Adversarial, first, stages, cleanBroken);
     }
 }

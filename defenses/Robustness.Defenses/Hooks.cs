@@ -1,3 +1,4 @@
+using Robustness.Core;
 using System.Globalization;
 
 namespace Robustness.Defenses;
@@ -35,7 +36,7 @@ public interface ITrainingHook
 /// <see cref="Patience"/> epochs.</summary>
 public sealed class EarlyStoppingHook(int patience) : ITrainingHook
 {
-    public int Patience { get; } = patience >= 1 ? patience : throw new Core.InputException($"--patience: must be ≥ 1, got {patience}");
+    public int Patience { get; } = patience >= 1 ? patience : throw new ParameterException("Patience", $"must be ≥ 1, got {patience}");
 
     public void OnEpochEnd(EpochMetrics metrics, TrainingState state)
     {

@@ -62,7 +62,7 @@ public sealed class Trainer
         if (o.Threads is { } threads) set_num_threads(threads);
         var device = Devices.Parse(o.Device);
         if (_model.Device.type != device.type || (device.index >= 0 && _model.Device.index != device.index))
-            throw new InputException($"--device: the model lives on {_model.Device} but training was asked for {device}; create the model on the training device");
+            throw new ParameterException("Device", $"the model lives on {_model.Device} but training was asked for {device}; create the model on the training device");
 
         ImageDataset trainSet = train, ownedTrain = train;
         ImageDataset? valSet = validation, ownedVal = null;
@@ -88,20 +88,23 @@ public sealed class Trainer
     {
         var o = _options;
         int itersPerEpoch = o.DropLast ? trainSet.Count / o.BatchSize : (trainSet.Count + o.BatchSize - 1) / o.BatchSize;
-        if (itersPerEpoch == 0) throw new InputException($"--batch-size: {o.BatchSize} is larger than the training set ({trainSet.Count}) with drop-last");
+        if (itersPerEpoch == 0) throw new ParameterException("BatchSize", $"{o.BatchSize} is larger than the training set ({trainSet.Count}) with drop-last");
         var lrSchedule = LearningRateSchedules.Create(o, itersPerEpoch);
-        var epsSchedule = EpsilonSchedule.Create(_objective.Epsilon, o.EpsRampEpochs, itersPerEpoch);
+        var epsSchedule = EpsilonSchedule.Create(_objective.Epsilon, o.EpsRampEpochs, itersPerEpoch, o.EpsWarmupEpochs);
         bool detect = o.DetectCatastrophicOverfitting ?? _objective is FgsmRsObjective;
         double validationEps = o.ValidationEpsilon ?? _objective.Epsilon;
-        var validator = Validator ?? new RobustValidator(
-            validationEps > 0 ? new ThreatModel(_objective.Norm, validationEps, _model.Spec.Bounds) : null,
-            o.ValidationPgdSteps, o.ValidationBatchSize, o.Seed, measureFgsm: detect);
+        // Certified training is validated by what it optimises: verified accuracy at the validation ε.
+        var validator = Validator ?? (_objective is IbpObjective && validationEps > 0
+            ? new IntervalValidator(validationEps, o.ValidationBatchSize)
+            : new RobustValidator(
+                validationEps > 0 ? new ThreatModel(_objective.Norm, validationEps, _model.Spec.Bounds) : null,
+                o.ValidationPgdSteps, o.ValidationBatchSize, o.Seed, measureFgsm: detect));
 
         // Parameters must be on their device before the optimizer takes references to them.
         _model.Module.to(device);
         using var attackView = o.AttackPrecision == GradientPrecision.Float32 ? null
             : _model is TorchClassifier tc ? GradientPrecisions.Bf16View(tc, o.AttackPrecision)
-            : throw new InputException($"--attack-precision {o.AttackPrecision.Name()}: needs a zoo model (the bf16 copy is rebuilt from its architecture)");
+            : throw new ParameterException("AttackPrecision", $"{o.AttackPrecision.Name()} needs a zoo model (the bf16 copy is rebuilt from its architecture)");
         _attackView = attackView;
         using var optimizer = ParameterOptimizers.Create(_model.Module, o);
         using var generator = new Generator((ulong)o.Seed, CPU);
@@ -232,10 +235,10 @@ public sealed class Trainer
             {
                 lr = lrSchedule.At(iteration);
                 eps = epsSchedule.At(iteration);
-                // Channels-last inputs put the convolutions on libtorch's fast oneDNN path (Attacks.MemoryLayout).
+                // Channels-last inputs put the convolutions on libtorch's fast oneDNN path (Core.Layout).
                 // A bf16 attack view follows the weights of the last optimizer step (a copy, no host sync).
                 _attackView?.Refresh();
-                var step = _objective.Compute(_model, MemoryLayout.ChannelsLast(batch.Inputs), batch.Labels,
+                var step = _objective.Compute(_model, Layout.ChannelsLastView(batch.Inputs), batch.Labels,
                     new TrainingStepContext(eps, generator, epoch, iteration, _attackView));
                 _model.Module.zero_grad(set_to_none: true);
                 step.Loss.backward();
@@ -295,6 +298,8 @@ public sealed class Trainer
         if (a.BatchSize != b.BatchSize) mismatches.Add($"batch size {a.BatchSize} vs {b.BatchSize}");
         if (a.Optimizer != b.Optimizer) mismatches.Add($"optimizer {a.Optimizer} vs {b.Optimizer}");
         if (a.Schedule != b.Schedule) mismatches.Add($"LR schedule {a.Schedule} vs {b.Schedule}");
+        if (a.EpsRampEpochs != b.EpsRampEpochs || a.EpsWarmupEpochs != b.EpsWarmupEpochs)
+            mismatches.Add($"ε warm-up/ramp {a.EpsWarmupEpochs}/{a.EpsRampEpochs} vs {b.EpsWarmupEpochs}/{b.EpsRampEpochs}");
         if (a.ValidationSize != b.ValidationSize) mismatches.Add($"validation size {a.ValidationSize} vs {b.ValidationSize}");
         if (a.AttackPrecision != b.AttackPrecision) mismatches.Add($"attack precision {a.AttackPrecision.Name()} vs {b.AttackPrecision.Name()}");
         if (m.Objective != _objective.Name) mismatches.Add($"objective {m.Objective} vs {_objective.Name}");

@@ -72,9 +72,9 @@ internal static class ObjectiveMath
     public static double ScaledStep(double fullStep, double fullEpsilon, double epsilon) =>
         fullEpsilon > 0 ? fullStep * epsilon / fullEpsilon : 0;
 
-    public static void CheckEpsilon(double eps, string option = "--eps")
+    public static void CheckEpsilon(double eps, string parameter = "Epsilon")
     {
-        if (!(eps > 0) || double.IsInfinity(eps)) throw new InputException($"{option}: adversarial training needs a finite ε > 0, got {eps}");
+        if (!(eps > 0) || double.IsInfinity(eps)) throw new ParameterException(parameter, $"adversarial training needs a finite ε > 0, got {eps}");
     }
 }
 
@@ -107,17 +107,17 @@ public sealed record PgdAdversarialObjective(double Epsilon, Norm Norm = Norm.Li
     public TrainingStepResult Compute(IGradientClassifier model, Tensor inputs, Tensor labels, TrainingStepContext context)
     {
         ObjectiveMath.CheckEpsilon(Epsilon);
-        if (Steps < 1) throw new InputException($"--steps: PGD training needs at least 1 step, got {Steps}");
-        if (!(AdvRatio >= 0 && AdvRatio <= 1)) throw new InputException($"--adv-ratio: must be in [0, 1], got {AdvRatio}");
+        if (Steps < 1) throw new ParameterException("Steps", $"PGD training needs at least 1 step, got {Steps}");
+        if (!(AdvRatio >= 0 && AdvRatio <= 1)) throw new ParameterException("AdvRatio", $"must be in [0, 1], got {AdvRatio}");
         var attack = new ProjectedGradientAttack(new ThreatModel(Norm, context.Epsilon, model.Spec.Bounds))
         {
             Steps = Steps,
             AbsoluteStepSize = ObjectiveMath.ScaledStep(Alpha, Epsilon, context.Epsilon),
-            RandomStart = true,
+            Start = Starts.Uniform,
             EarlyStop = false,
         };
         var adversarial = attack.Craft(context.AttackModel ?? model, inputs, new AttackTargets(labels), new AttackContext(context.Generator, KeepModelMode: KeepModelMode));
-        var advLogits = model.Logits(MemoryLayout.ChannelsLast(adversarial));
+        var advLogits = model.Logits(adversarial);
         var advLoss = nn.functional.cross_entropy(advLogits, labels);
         if (AdvRatio >= 1)
         {
@@ -154,17 +154,17 @@ public sealed record FgsmRsObjective(double Epsilon, Norm Norm = Norm.Linf) : IT
     public TrainingStepResult Compute(IGradientClassifier model, Tensor inputs, Tensor labels, TrainingStepContext context)
     {
         ObjectiveMath.CheckEpsilon(Epsilon);
-        if (!(AlphaFactor > 0)) throw new InputException($"--alpha-factor: must be > 0, got {AlphaFactor}");
+        if (!(AlphaFactor > 0)) throw new ParameterException("AlphaFactor", $"must be > 0, got {AlphaFactor}");
         var attack = new ProjectedGradientAttack(new ThreatModel(Norm, context.Epsilon, model.Spec.Bounds))
         {
             AttackName = "fgsm-rs",
             Steps = 1,
             AbsoluteStepSize = AlphaFactor * context.Epsilon,
-            RandomStart = true,
+            Start = Starts.Uniform,
             EarlyStop = false,
         };
         var adversarial = attack.Craft(context.AttackModel ?? model, inputs, new AttackTargets(labels), new AttackContext(context.Generator, KeepModelMode: KeepModelMode));
-        var advLogits = model.Logits(MemoryLayout.ChannelsLast(adversarial));
+        var advLogits = model.Logits(adversarial);
         var clean = ObjectiveMath.CleanLogitsForDisplay(model, inputs, CleanAccuracySample);
         return new TrainingStepResult(nn.functional.cross_entropy(advLogits, labels), clean, advLogits.detach());
     }
@@ -172,7 +172,7 @@ public sealed record FgsmRsObjective(double Epsilon, Norm Norm = Norm.Linf) : IT
 
 /// <summary>
 /// TRADES (Zhang et al. 2019): CE(f(x), y) + β·KL(softmax f(x) ‖ softmax f(x′)), where x′ maximises the KL term
-/// by K steps of size α from x + 0.001·N(0, I) (<see cref="KlPerturbationAttack"/>, in eval mode as the reference
+/// by K steps of size α from x + 0.001·N(0, I) (<see cref="TradesInnerAttack"/>, in eval mode as the reference
 /// code does). The KL is the batch mean of the per-sample sums; gradients flow through both softmaxes.
 /// </summary>
 public sealed record TradesObjective(double Epsilon, Norm Norm = Norm.Linf) : ITrainingObjective
@@ -195,21 +195,18 @@ public sealed record TradesObjective(double Epsilon, Norm Norm = Norm.Linf) : IT
     public TrainingStepResult Compute(IGradientClassifier model, Tensor inputs, Tensor labels, TrainingStepContext context)
     {
         ObjectiveMath.CheckEpsilon(Epsilon);
-        if (Steps < 1) throw new InputException($"--steps: TRADES needs at least 1 step, got {Steps}");
-        if (!(Beta >= 0) || double.IsInfinity(Beta)) throw new InputException($"--beta: must be a finite number ≥ 0, got {Beta}");
+        if (Steps < 1) throw new ParameterException("Steps", $"TRADES needs at least 1 step, got {Steps}");
+        if (!(Beta >= 0) || double.IsInfinity(Beta)) throw new ParameterException("Beta", $"must be a finite number ≥ 0, got {Beta}");
         Tensor cleanProbabilities;
         using (KeepModelMode ? null : model.EvalMode())
         using (no_grad())
             cleanProbabilities = nn.functional.softmax(model.Logits(inputs), 1).detach();
-        var attack = new KlPerturbationAttack(new ThreatModel(Norm, context.Epsilon, model.Spec.Bounds))
-        {
-            Steps = Steps,
-            StepSize = ObjectiveMath.ScaledStep(Alpha, Epsilon, context.Epsilon),
-        };
+        var attack = TradesInnerAttack.Create(new ThreatModel(Norm, context.Epsilon, model.Spec.Bounds), Steps,
+            ObjectiveMath.ScaledStep(Alpha, Epsilon, context.Epsilon));
         var adversarial = attack.Craft(context.AttackModel ?? model, inputs, new AttackTargets(cleanProbabilities), new AttackContext(context.Generator, KeepModelMode: KeepModelMode));
 
         var cleanLogits = model.Logits(inputs);
-        var advLogits = model.Logits(MemoryLayout.ChannelsLast(adversarial));
+        var advLogits = model.Logits(adversarial);
         var natural = nn.functional.cross_entropy(cleanLogits, labels);
         var robust = KlDivergence(cleanLogits, advLogits).mean();
         return new TrainingStepResult(natural + robust * Beta, cleanLogits.detach(), advLogits.detach());
@@ -243,49 +240,22 @@ public sealed class KlDivergenceObjective : IAttackObjective
 }
 
 /// <summary>
-/// The TRADES inner maximisation as an attack: start at x + 0.001·N(0, I) (the KL has a zero gradient at x itself),
-/// then K steps of α along the norm's steepest direction of the KL to the clean prediction, projected and clamped.
-/// A separate record from <see cref="ProjectedGradientAttack"/> only because of that Gaussian start.
+/// The TRADES inner maximisation as a configuration of the PGD engine: start at x + 0.001·N(0, I) (the KL has a zero
+/// gradient at x itself), then K steps of α along the norm's steepest direction of the KL to the clean prediction
+/// (<see cref="KlDivergenceObjective"/>, whose soft labels travel in the targets), projected and clamped.
 /// </summary>
-public sealed record KlPerturbationAttack(ThreatModel Threat) : AttackBase(Threat)
+public static class TradesInnerAttack
 {
-    public int Steps { get; init; } = 10;
-    public double StepSize { get; init; }
-    public double StartStd { get; init; } = 0.001;
+    public const double StartStd = 0.001;
 
-    public override string Name => "trades-kl";
-
-    public override IReadOnlyDictionary<string, object> Parameters => Describe(Threat, ("steps", Steps), ("step_size", StepSize), ("start_std", StartStd));
-
-    protected override Perturbation Perturb(IClassifier model, Tensor inputs, AttackTargets targets, AttackContext context)
+    public static ProjectedGradientAttack Create(ThreatModel threat, int steps, double stepSize) => new(threat)
     {
-        if (Threat.Epsilon == 0) return new Perturbation(inputs);
-        var geometry = Geometry;
-        var (lo, hi) = (Threat.Bounds.Lower, Threat.Bounds.Upper);
-        Tensor adv;
-        using (no_grad())
-            adv = (inputs + randn(inputs.shape, dtype: inputs.dtype, generator: context.Generator).to(inputs.device) * StartStd).clamp(lo, hi);
-        for (int step = 0; step < Steps; step++)
-        {
-            context.Cancel.ThrowIfCancellationRequested();
-            using var scope = NewDisposeScope();
-            Tensor grad;
-            using (enable_grad())
-            {
-                var leaf = MemoryLayout.ChannelsLast(adv).requires_grad_(true);
-                var loss = KlDivergenceObjective.Instance.Loss(model.Logits(leaf), targets);
-                grad = autograd.grad([loss.sum()], [leaf])[0];
-            }
-            using (no_grad())
-            {
-                var moved = adv + geometry.Direction(grad, adv, Threat.Bounds) * StepSize;
-                var next = (inputs + geometry.Project(moved - inputs, Threat.Epsilon)).clamp(lo, hi).MoveToOuterDisposeScope();
-                adv.Dispose();
-                adv = next;
-            }
-        }
-        return new Perturbation(adv);
-    }
+        AttackName = "trades-kl",
+        Steps = steps,
+        AbsoluteStepSize = stepSize,
+        Start = Starts.Gaussian(StartStd),
+        Objective = KlDivergenceObjective.Instance,
+    };
 }
 
 /// <summary>
@@ -303,7 +273,7 @@ public sealed record GaussianNoiseObjective(double Sigma) : ITrainingObjective
 
     public TrainingStepResult Compute(IGradientClassifier model, Tensor inputs, Tensor labels, TrainingStepContext context)
     {
-        if (!(Sigma >= 0) || double.IsInfinity(Sigma)) throw new InputException($"--sigma: must be a finite number ≥ 0, got {Sigma}");
+        if (!(Sigma >= 0) || double.IsInfinity(Sigma)) throw new ParameterException("Sigma", $"must be a finite number ≥ 0, got {Sigma}");
         var noisy = inputs + randn(inputs.shape, dtype: inputs.dtype, generator: context.Generator).to(inputs.device) * Sigma;
         var logits = model.Logits(noisy);
         var clean = ObjectiveMath.CleanLogitsForDisplay(model, inputs, CleanAccuracySample);
@@ -313,5 +283,5 @@ public sealed record GaussianNoiseObjective(double Sigma) : ITrainingObjective
 
 public static class TrainingObjectives
 {
-    public static readonly IReadOnlyList<string> Names = ["standard", "pgd", "fgsm-rs", "trades", "gaussian"];
+    public static readonly IReadOnlyList<string> Names = ["standard", "pgd", "fgsm-rs", "trades", "gaussian", "ibp"];
 }

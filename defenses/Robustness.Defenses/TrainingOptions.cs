@@ -32,6 +32,8 @@ public sealed record TrainingOptions
     public double StepGamma { get; init; } = 0.1;
     /// <summary>ε grows linearly from 0 to the objective's ε over this many epochs (per iteration); 0 = full ε from the start.</summary>
     public double EpsRampEpochs { get; init; }
+    /// <summary>Epochs at ε = 0 before the ramp starts (the warm-up of IBP training); 0 = ramp from the first iteration.</summary>
+    public double EpsWarmupEpochs { get; init; }
     public long Seed { get; init; }
     /// <summary>"cpu", "cuda", "cuda:N" or "auto".</summary>
     public string Device { get; init; } = "cpu";
@@ -62,24 +64,26 @@ public sealed record TrainingOptions
     /// <summary>Throws <see cref="InputException"/> naming the option that is out of range.</summary>
     public TrainingOptions Validate()
     {
-        if (Epochs < 1) throw new InputException($"--epochs: must be ≥ 1, got {Epochs}");
-        if (BatchSize < 1) throw new InputException($"--batch-size: must be ≥ 1, got {BatchSize}");
-        if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) throw new InputException($"--lr: must be a finite number > 0, got {Inv(LearningRate)}");
-        if (!(Momentum >= 0 && Momentum < 1)) throw new InputException($"--momentum: must be in [0, 1), got {Inv(Momentum)}");
-        if (!(WeightDecay >= 0) || double.IsInfinity(WeightDecay)) throw new InputException($"--weight-decay: must be a finite number ≥ 0, got {Inv(WeightDecay)}");
-        if (Nesterov && Momentum == 0) throw new InputException("--nesterov: needs --momentum > 0");
-        if (!(AdamBeta1 >= 0 && AdamBeta1 < 1) || !(AdamBeta2 >= 0 && AdamBeta2 < 1)) throw new InputException("--adam-betas: both must be in [0, 1)");
-        if (!(AdamEpsilon > 0)) throw new InputException($"--adam-eps: must be > 0, got {Inv(AdamEpsilon)}");
-        if (!(StepGamma > 0) || double.IsInfinity(StepGamma)) throw new InputException($"--lr-gamma: must be a finite number > 0, got {Inv(StepGamma)}");
-        if (StepMilestones.Any(m => !(m >= 0) || double.IsInfinity(m))) throw new InputException("--lr-milestones: epochs must be finite numbers ≥ 0");
-        if (!(EpsRampEpochs >= 0) || EpsRampEpochs > Epochs) throw new InputException($"--eps-ramp: must be in [0, epochs = {Epochs}], got {Inv(EpsRampEpochs)}");
-        if (ValidationSize < 0) throw new InputException($"--val-size: must be ≥ 0, got {ValidationSize}");
-        if (ValidationBatchSize < 1) throw new InputException($"--val-batch-size: must be ≥ 1, got {ValidationBatchSize}");
-        if (ValidationPgdSteps < 1) throw new InputException($"--val-steps: must be ≥ 1, got {ValidationPgdSteps}");
-        if (ValidationEpsilon is { } ve && (!(ve >= 0) || double.IsInfinity(ve))) throw new InputException($"--val-eps: must be a finite number ≥ 0, got {Inv(ve)}");
-        if (Threads is { } t && t < 1) throw new InputException($"--threads: must be ≥ 1, got {t}");
-        if (LogEvery < 1) throw new InputException($"--log-every: must be ≥ 1, got {LogEvery}");
-        if (Seed < 0) throw new InputException($"--seed: must be ≥ 0, got {Seed}");
+        if (Epochs < 1) throw new ParameterException("Epochs", $"must be ≥ 1, got {Epochs}");
+        if (BatchSize < 1) throw new ParameterException("BatchSize", $"must be ≥ 1, got {BatchSize}");
+        if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) throw new ParameterException("LearningRate", $"must be a finite number > 0, got {Inv(LearningRate)}");
+        if (!(Momentum >= 0 && Momentum < 1)) throw new ParameterException("Momentum", $"must be in [0, 1), got {Inv(Momentum)}");
+        if (!(WeightDecay >= 0) || double.IsInfinity(WeightDecay)) throw new ParameterException("WeightDecay", $"must be a finite number ≥ 0, got {Inv(WeightDecay)}");
+        if (Nesterov && Momentum == 0) throw new ParameterException("Nesterov", "needs momentum > 0");
+        if (!(AdamBeta1 >= 0 && AdamBeta1 < 1) || !(AdamBeta2 >= 0 && AdamBeta2 < 1)) throw new ParameterException("AdamBetas", "both must be in [0, 1)");
+        if (!(AdamEpsilon > 0)) throw new ParameterException("AdamEpsilon", $"must be > 0, got {Inv(AdamEpsilon)}");
+        if (!(StepGamma > 0) || double.IsInfinity(StepGamma)) throw new ParameterException("StepGamma", $"must be a finite number > 0, got {Inv(StepGamma)}");
+        if (StepMilestones.Any(m => !(m >= 0) || double.IsInfinity(m))) throw new ParameterException("StepMilestones", "epochs must be finite numbers ≥ 0");
+        if (!(EpsRampEpochs >= 0) || EpsRampEpochs > Epochs) throw new ParameterException("EpsRampEpochs", $"must be in [0, epochs = {Epochs}], got {Inv(EpsRampEpochs)}");
+        if (!(EpsWarmupEpochs >= 0) || EpsWarmupEpochs + EpsRampEpochs > Epochs)
+            throw new ParameterException("EpsWarmupEpochs", $"warm-up + ramp must be in [0, epochs = {Epochs}], got {Inv(EpsWarmupEpochs)} + {Inv(EpsRampEpochs)}");
+        if (ValidationSize < 0) throw new ParameterException("ValidationSize", $"must be ≥ 0, got {ValidationSize}");
+        if (ValidationBatchSize < 1) throw new ParameterException("ValidationBatchSize", $"must be ≥ 1, got {ValidationBatchSize}");
+        if (ValidationPgdSteps < 1) throw new ParameterException("ValidationPgdSteps", $"must be ≥ 1, got {ValidationPgdSteps}");
+        if (ValidationEpsilon is { } ve && (!(ve >= 0) || double.IsInfinity(ve))) throw new ParameterException("ValidationEpsilon", $"must be a finite number ≥ 0, got {Inv(ve)}");
+        if (Threads is { } t && t < 1) throw new ParameterException("Threads", $"must be ≥ 1, got {t}");
+        if (LogEvery < 1) throw new ParameterException("LogEvery", $"must be ≥ 1, got {LogEvery}");
+        if (Seed < 0) throw new ParameterException("Seed", $"must be ≥ 0, got {Seed}");
         return this;
     }
 

@@ -46,7 +46,7 @@ public sealed class RobustValidator : IValidator
         long fgsmCount = 0;
         using var generator = new Generator(unchecked((ulong)(_seed * 1_000_003 + epoch)), CPU);
         var context = new AttackContext(generator);
-        var pgd = _threat is null ? null : new ProjectedGradientAttack(_threat) { Steps = _steps, RelativeStepSize = 0.25, RandomStart = true, EarlyStop = false };
+        var pgd = _threat is null ? null : new ProjectedGradientAttack(_threat) { Steps = _steps, RelativeStepSize = 0.25, Start = Starts.Uniform, EarlyStop = false };
         bool first = true;
         foreach (var batch in data.Batches(_batchSize, device))
         {
@@ -86,7 +86,7 @@ public static class ValidationSplit
     public static (ImageDataset Train, ImageDataset Validation) Split(ImageDataset data, int validationSize, long seed)
     {
         if (validationSize <= 0 || validationSize >= data.Count)
-            throw new InputException($"--val-size: {validationSize} must be between 1 and the training set size − 1 ({data.Count - 1})");
+            throw new ParameterException("ValidationSize", $"{validationSize} must be between 1 and the training set size − 1 ({data.Count - 1})");
         var order = Enumerable.Range(0, data.Count).Select(i => (long)i).ToArray();
         new Random(unchecked((int)(seed ^ (seed >> 32)) ^ 0x5EED)).Shuffle(order);
         var held = order.Take(validationSize).Order().ToArray();

@@ -21,6 +21,7 @@ public static class RobustCli
         Commands.Train.TrainCommand.Definition(),
         Commands.Attack.AttackCommand.Definition(),
         Commands.Eval.EvalCommand.Definition(),
+        Commands.Certify.CertifyCommand.Definition(),
         Commands.Demo.DemoCommand.Definition(),
         Commands.Merge.MergeCommand.Definition(),
         Commands.Bench.BenchCommand.Definition(),

@@ -8,22 +8,22 @@ public readonly record struct Bounds(float Lower, float Upper)
     public float Range => Upper - Lower;
 
     /// <summary>Throws <see cref="InputException"/> unless Lower &lt; Upper and both are finite.</summary>
-    public Bounds Validate(string what = "bounds")
+    public Bounds Validate(string parameter = "Bounds")
     {
         if (!float.IsFinite(Lower) || !float.IsFinite(Upper) || Lower >= Upper)
-            throw new InputException($"{what}: [{Lower}, {Upper}] is not a valid range (need finite lower < upper)");
+            throw new ParameterException(parameter, $"[{Lower}, {Upper}] is not a valid range (need finite lower < upper)");
         return this;
     }
 
     /// <summary>Parses "lo,hi".</summary>
-    public static Bounds Parse(string text, string what = "bounds")
+    public static Bounds Parse(string text, string parameter = "Bounds")
     {
         var parts = text.Split(',', StringSplitOptions.TrimEntries);
         if (parts.Length != 2
             || !float.TryParse(parts[0], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var lo)
             || !float.TryParse(parts[1], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var hi))
-            throw new InputException($"{what}: '{text}' is not of the form lo,hi");
-        return new Bounds(lo, hi).Validate(what);
+            throw new ParameterException(parameter, $"'{text}' is not of the form lo,hi");
+        return new Bounds(lo, hi).Validate(parameter);
     }
 
     public override string ToString() => FormattableString.Invariant($"{Lower},{Upper}");

@@ -14,15 +14,15 @@ public static class Devices
         if (t == "cuda" || t.StartsWith("cuda:", StringComparison.Ordinal))
         {
             if (t.Length > 5 && !int.TryParse(t.AsSpan(5), out _))
-                throw new InputException($"--device: '{text}' is not cpu, cuda, cuda:N or auto");
+                throw new ParameterException("Device", $"'{text}' is not cpu, cuda, cuda:N or auto");
             if (!cuda.is_available())
-                throw new InputException($"--device: '{text}' requested but CUDA is not available (this build uses {Describe()}; see README 'GPU')");
+                throw new ParameterException("Device", $"'{text}' requested but CUDA is not available (this build uses {Describe()}; see README 'GPU')");
             var device = new Device(t);
             if (device.index >= cuda.device_count())
-                throw new InputException($"--device: '{text}' but only {cuda.device_count()} CUDA device(s) are present");
+                throw new ParameterException("Device", $"'{text}' but only {cuda.device_count()} CUDA device(s) are present");
             return device;
         }
-        throw new InputException($"--device: '{text}' is not cpu, cuda, cuda:N or auto");
+        throw new ParameterException("Device", $"'{text}' is not cpu, cuda, cuda:N or auto");
     }
 
     /// <summary>"libtorch 2.10.0 (cpu)" or with CUDA.</summary>

@@ -45,7 +45,7 @@ public sealed class ImageDataset : IDisposable
     /// <summary>Batches in file order or shuffled by <paramref name="shuffleSeed"/>; each batch is copied to the device on demand.</summary>
     public IEnumerable<Batch> Batches(int batchSize, Device device, long? shuffleSeed = null, bool dropLast = false)
     {
-        if (batchSize <= 0) throw new InputException($"--batch-size: must be > 0, got {batchSize}");
+        if (batchSize <= 0) throw new ParameterException("BatchSize", $"must be > 0, got {batchSize}");
         long[] order = Enumerable.Range(0, Count).Select(i => (long)i).ToArray();
         if (shuffleSeed is { } seed)
         {

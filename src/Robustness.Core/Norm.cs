@@ -15,12 +15,12 @@ public static class NormNames
         _ => throw new ArgumentOutOfRangeException(nameof(norm)),
     };
 
-    public static Norm Parse(string text, string option = "--norm") => text.Trim().ToLowerInvariant() switch
+    public static Norm Parse(string text, string parameter = "Norm") => text.Trim().ToLowerInvariant() switch
     {
         "linf" or "l_inf" or "inf" or "l∞" => Norm.Linf,
         "l2" => Norm.L2,
         "l1" => Norm.L1,
-        _ => throw new InputException($"{option}: unknown norm '{text}' (valid: {string.Join(", ", All)})"),
+        _ => throw new ParameterException(parameter, $"unknown norm '{text}' (valid: {string.Join(", ", All)})"),
     };
 
     /// <summary>The dual norm's exponent name: ‖·‖_* of Linf is L1, of L2 is L2, of L1 is Linf.</summary>

@@ -25,7 +25,7 @@ public static class Objectives
         "margin" or "cw" => Margin,
         "dlr" => Dlr,
         "bce" => BinaryCrossEntropy,
-        _ => throw new InputException($"--loss: unknown objective '{name}' (valid: {string.Join(", ", Names)})"),
+        _ => throw new ParameterException("Loss", $"unknown objective '{name}' (valid: {string.Join(", ", Names)})"),
     };
 
     /// <summary>Largest logit among classes other than <paramref name="cls"/>, per sample.</summary>

@@ -6,13 +6,13 @@ public sealed record ThreatModel(Norm Norm, double Epsilon, Bounds Bounds)
     public static ThreatModel Linf(double eps) => new(Norm.Linf, eps, Bounds.Unit);
 
     /// <summary>Rejects ε that is negative, NaN, infinite, or (for L∞) beyond the bounds' range.</summary>
-    public ThreatModel Validate(string option = "--eps")
+    public ThreatModel Validate(string parameter = "Epsilon")
     {
         Bounds.Validate();
         if (double.IsNaN(Epsilon) || double.IsInfinity(Epsilon) || Epsilon < 0)
-            throw new InputException($"{option}: ε must be a finite number ≥ 0, got {Epsilon}");
+            throw new ParameterException(parameter, $"ε must be a finite number ≥ 0, got {Epsilon}");
         if (Norm == Norm.Linf && Epsilon > Bounds.Range)
-            throw new InputException($"{option}: L∞ ε = {Epsilon} exceeds the input range {Bounds.Range} of bounds [{Bounds}]");
+            throw new ParameterException(parameter, $"L∞ ε = {Epsilon} exceeds the input range {Bounds.Range} of bounds [{Bounds}]");
         return this;
     }
 

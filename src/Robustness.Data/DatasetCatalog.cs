@@ -47,8 +47,8 @@ public static class DatasetCatalog
     /// <summary>As <see cref="Load(string,string,string?)"/>; the shape applies to image-folder datasets (see <see cref="ImageFolderReader"/>).</summary>
     public static ImageDataset Load(string nameOrPath, string split, string? dataDir, int? channels, int? height, int? width)
     {
-        if (string.IsNullOrWhiteSpace(nameOrPath)) throw new InputException("--data: a dataset name or path is required");
-        if (split != "test" && split != "train") throw new InputException($"--split: must be 'test' or 'train', got '{split}'");
+        if (string.IsNullOrWhiteSpace(nameOrPath)) throw new ParameterException("Dataset", "a dataset name or path is required");
+        if (split != "test" && split != "train") throw new ParameterException("Split", $"must be 'test' or 'train', got '{split}'");
         var known = Known.FirstOrDefault(k => string.Equals(k.Name, nameOrPath, StringComparison.OrdinalIgnoreCase));
         try
         {
@@ -60,7 +60,7 @@ public static class DatasetCatalog
             // Listing folders can fail on permissions or I/O; the readers report file problems themselves.
             throw new InputException($"{nameOrPath}: cannot read the dataset folder ({e.Message})", e);
         }
-        throw new InputException($"--data: '{nameOrPath}' is neither a known dataset ({string.Join(", ", KnownNames)}) nor an existing file or folder");
+        throw new ParameterException("Dataset", $"'{nameOrPath}' is neither a known dataset ({string.Join(", ", KnownNames)}) nor an existing file or folder");
     }
 
     /// <summary>
@@ -202,7 +202,7 @@ public static class DatasetCatalog
         if (File.Exists(full))
         {
             if (full.EndsWith(".bin", StringComparison.OrdinalIgnoreCase)) return Cifar10Reader.Load(full);
-            throw new InputException($"--data: {path} is a file; expected a dataset folder (IDX or CIFAR-10 files, or an image-folder tree) or a CIFAR-10 .bin batch");
+            throw new ParameterException("Dataset", $"{path} is a file; expected a dataset folder (IDX or CIFAR-10 files, or an image-folder tree) or a CIFAR-10 .bin batch");
         }
         var folderName = Path.GetFileName(Path.TrimEndingDirectorySeparator(full));
         if (FindIdxPair(full, split) is { } idx)
@@ -218,9 +218,9 @@ public static class DatasetCatalog
             return ImageFolderReader.Load(splitDir, channels, height, width, folderName);
         var otherSplit = Path.Combine(full, split == "test" ? "train" : "test");
         if (Directory.Exists(otherSplit))
-            throw new InputException($"--data: {path} has a {Path.GetFileName(otherSplit)}/ folder but no {split}/ folder for the {split} split");
+            throw new ParameterException("Dataset", $"{path} has a {Path.GetFileName(otherSplit)}/ folder but no {split}/ folder for the {split} split");
         if (LooksLikeIdxOrCifarFolder(full))
-            throw new InputException($"--data: {path} holds dataset files but none for the {split} split");
+            throw new ParameterException("Dataset", $"{path} holds dataset files but none for the {split} split");
         return ImageFolderReader.Load(full, channels, height, width, folderName);
     }
 

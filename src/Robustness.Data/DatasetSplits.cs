@@ -13,7 +13,7 @@ public static class DatasetSplits
     public static (ImageDataset Train, ImageDataset Validation) HoldOut(ImageDataset train, int valSize, long seed)
     {
         if (valSize <= 0 || valSize >= train.Count)
-            throw new InputException($"--val-size: must be between 1 and {train.Count - 1} (the training set has {train.Count:N0} images), got {valSize}");
+            throw new ParameterException("ValidationSize", $"must be between 1 and {train.Count - 1} (the training set has {train.Count:N0} images), got {valSize}");
         var order = Enumerable.Range(0, train.Count).Select(i => (long)i).ToArray();
         // Same seed folding as ImageDataset.Batches, so one recorded seed explains both.
         new Random(unchecked((int)(seed ^ (seed >> 32)))).Shuffle(order);

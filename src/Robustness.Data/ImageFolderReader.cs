@@ -40,7 +40,7 @@ public static class ImageFolderReader
 
     private static ImageDataset LoadFolder(string directory, int? channels, int? height, int? width, string? name)
     {
-        if (channels is { } c && c != 1 && c != 3) throw new InputException($"--channels: must be 1 or 3, got {c}");
+        if (channels is { } c && c != 1 && c != 3) throw new ParameterException("Channels", $"must be 1 or 3, got {c}");
         if (height.HasValue != width.HasValue) throw new InputException("image shape: give both height and width, or neither");
         if (height is <= 0 || width is <= 0) throw new InputException($"image shape: height and width must be > 0, got {height}x{width}");
         if (!Directory.Exists(directory)) throw new InputException($"{directory}: image folder not found");

@@ -34,6 +34,9 @@ public sealed record EvaluationOptions
     /// <summary>Arithmetic of the attacks' gradient passes ("float32", "bf16"), as recorded in the report. The caller
     /// chooses it by the model it passes (a bf16 gradient view judges every point in float32).</summary>
     public string AttackPrecision { get; init; } = "float32";
+    /// <summary>Also verify every point with interval bound propagation at each ε (L∞ only) and report the verified
+    /// accuracy beside the empirical one; a verified point an attack breaks is a bug and becomes a warning.</summary>
+    public bool CertifyIbp { get; init; }
 
     /// <summary>The sorted, distinct ε list the evaluator runs (main ε included).</summary>
     public IReadOnlyList<double> AllEpsilons() =>
@@ -42,11 +45,12 @@ public sealed record EvaluationOptions
     public void Validate(Bounds bounds)
     {
         foreach (var eps in AllEpsilons())
-            new ThreatModel(Norm, eps, bounds).Validate(eps == Epsilon ? "--eps" : "--eps-sweep");
-        if (BatchSize <= 0) throw new InputException($"--batch-size: must be > 0, got {BatchSize}");
-        if (SampleCount is <= 0) throw new InputException($"--samples: must be > 0, got {SampleCount}");
-        if (ImageCount < 0) throw new InputException($"--images: must be ≥ 0, got {ImageCount}");
-        if (SanitySubset <= 0) throw new InputException($"--sanity-subset: must be > 0, got {SanitySubset}");
+            new ThreatModel(Norm, eps, bounds).Validate(eps == Epsilon ? nameof(Epsilon) : nameof(SweepEpsilons));
+        if (BatchSize <= 0) throw new ParameterException("BatchSize", $"must be > 0, got {BatchSize}");
+        if (SampleCount is <= 0) throw new ParameterException("SampleCount", $"must be > 0, got {SampleCount}");
+        if (ImageCount < 0) throw new ParameterException("ImageCount", $"must be ≥ 0, got {ImageCount}");
+        if (SanitySubset <= 0) throw new ParameterException("SanitySubset", $"must be > 0, got {SanitySubset}");
+        if (CertifyIbp && Norm != Norm.Linf) throw new ParameterException(nameof(CertifyIbp), $"IBP certifies L∞ balls, not {Norm.Name()}");
     }
 }
 
@@ -62,20 +66,20 @@ public sealed record ShardSpec(int Index, int Count)
 {
     public const string Description = "batch b of the evaluation order goes to shard b mod n; attack randomness is seeded per (seed, eps, attack, batch start)";
 
-    public static ShardSpec Parse(string text, string option = "--shard")
+    public static ShardSpec Parse(string text, string parameter = "Shard")
     {
         var parts = text.Split('/', StringSplitOptions.TrimEntries);
         if (parts.Length != 2
             || !int.TryParse(parts[0], NumberStyles.Integer, CultureInfo.InvariantCulture, out var i)
             || !int.TryParse(parts[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out var n))
-            throw new InputException($"{option}: '{text}' is not of the form i/n (e.g. 0/4)");
-        return new ShardSpec(i, n).Validate(option);
+            throw new ParameterException(parameter, $"'{text}' is not of the form i/n (e.g. 0/4)");
+        return new ShardSpec(i, n).Validate(parameter);
     }
 
-    public ShardSpec Validate(string option = "--shard")
+    public ShardSpec Validate(string parameter = "Shard")
     {
         if (Count < 1 || Index < 0 || Index >= Count)
-            throw new InputException($"{option}: need 0 ≤ i < n, got {Index}/{Count}");
+            throw new ParameterException(parameter, $"need 0 ≤ i < n, got {Index}/{Count}");
         return this;
     }
 

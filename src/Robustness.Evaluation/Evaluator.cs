@@ -1,5 +1,8 @@
 using System.Diagnostics;
+using Robustness.Attacks;
+using Robustness.Certification;
 using Robustness.Core;
+using Robustness.Core.Graphs;
 using Robustness.Core.Attacking;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -43,11 +46,14 @@ public sealed class Evaluator
         int mainEps = epsilons.ToList().IndexOf(options.Epsilon);
         var suites = epsilons.Select(e => options.Attacks.Build(new ThreatModel(options.Norm, e, bounds))).ToArray();
         var attackNames = suites[mainEps].Select(a => a.Name).ToArray();
-        if (attackNames.Length == 0) throw new InputException("--attacks: the attack list is empty");
+        if (attackNames.Length == 0) throw new ParameterException("Attacks", "the attack list is empty");
         foreach (var s in suites)
             if (!s.Select(a => a.Name).SequenceEqual(attackNames))
                 throw new InvalidOperationException("the attack suite must build the same attacks (by name) for every ε");
 
+        // Certification bounds the float32 network itself (a reduced-precision view only speeds up attack gradients).
+        var certifyModel = model is IReducedPrecisionClassifier reduced ? reduced.FullPrecision : model;
+        var graph = options.CertifyIbp ? NetworkDescriptions.Of(certifyModel, "--certify") : null;
         int batchSize = options.BatchSize;
         int batchCount = (indices.Count + batchSize - 1) / batchSize;
         var ownedBatches = Enumerable.Range(0, batchCount).Where(b => options.Shard?.OwnsBatch(b) ?? true).ToArray();
@@ -81,6 +87,13 @@ public sealed class Evaluator
             Report(progress, "clean", ++done, totalUnits);
 
             var perEps = new SampleEpsilonOutcome[len, epsilons.Count];
+            var verified = new bool[epsilons.Count][];
+            if (graph is not null)
+                for (int e = 0; e < epsilons.Count; e++)
+                {
+                    using var v = new IntervalVerifier(epsilons[e]).Verify(graph, bounds, x, y);
+                    verified[e] = v.Verified.cpu().data<bool>().ToArray();
+                }
             // Gallery candidates at the main ε: clean-correct points in evaluation order, until enough broken and
             // enough robust examples are kept (broken ones are shown first; robust ones fill up).
             bool galleryFull = brokenExamples.Count >= options.ImageCount && robustExamples.Count >= options.ImageCount;
@@ -95,50 +108,51 @@ public sealed class Evaluator
                 var advConf = new double[len];
                 var minNorm = new double?[len];
                 var attacks = suites[e];
-                for (int a = 0; a < attacks.Count; a++)
+                bool wantGallery = e == mainEps && galleryRows.Length > 0;
+                // At ε = 0 the only admissible input is x itself, which the model already classifies correctly:
+                // nothing can break, so don't spend the attack budget. (Whether attacks at ε = 0 really leave the
+                // predictions alone — randomised models — is the eps-zero sanity check's job, on a subset.)
+                if (epsilons[e] > 0 && cleanPred.Where((p, i) => p == labels[i]).Any())
                 {
-                    cancel.ThrowIfCancellationRequested();
-                    var remaining = Enumerable.Range(0, len).Where(i => cleanPred[i] == labels[i] && brokenBy[i] < 0).ToArray();
-                    // At ε = 0 the only admissible input is x itself, which the model already classifies correctly:
-                    // nothing can break, so don't spend the attack budget. (Whether attacks at ε = 0 really leave the
-                    // predictions alone — randomised models — is the eps-zero sanity check's job, on a subset.)
-                    if (remaining.Length > 0 && epsilons[e] > 0)
+                    using var attackScope = NewDisposeScope();
+                    using var wrong = tensor(Enumerable.Range(0, len).Select(i => cleanPred[i] != labels[i]).ToArray(), device: model.Device);
+                    var points = new StandingPoints(x, new AttackTargets(y), KeepRule.Success, wrong);
+                    int eIndex = e;
+                    points.Run(StandingPoints.StagesOf(model, attacks), new AttackContext(null, null, cancel), StageSeeding.PerStage(a => MixSeed(options.Seed, eIndex, a, start)), report =>
                     {
-                        var watch = Stopwatch.StartNew();
-                        using var attackScope = NewDisposeScope();
-                        using var sel = tensor(remaining.Select(i => (long)i).ToArray(), ScalarType.Int64, device: model.Device);
-                        var xs = x.index_select(0, sel);
-                        var targets = new AttackTargets(y.index_select(0, sel));
-                        using var generator = new Generator(MixSeed(options.Seed, e, a, start));
-                        var context = new AttackContext(generator, null, cancel);
-                        using var result = attacks[a].Run(model, xs, targets, context);
-                        var success = result.Success.cpu().data<bool>().ToArray();
-                        var dist = result.Distance.cpu().to(ScalarType.Float64).data<double>().ToArray();
-                        var (pred, conf) = PredictionsOf(result.Logits);
-                        var mins = result.MinimumNorm?.cpu().to(ScalarType.Float64).data<double>().ToArray();
-                        bool wantGallery = e == mainEps && galleryRows.Length > 0;
-                        var advCpu = wantGallery ? result.Adversarial.cpu().to(ScalarType.Float32) : null;
-                        for (int j = 0; j < remaining.Length; j++)
+                        if (report.Outcome?.Result is { } result)
                         {
-                            int i = remaining[j];
-                            if (mins is not null && double.IsFinite(mins[j]))
-                                minNorm[i] = Math.Min(minNorm[i] ?? double.PositiveInfinity, mins[j]);
-                            if (success[j])
+                            var rowsRun = report.Rows.cpu().data<long>().Select(r => (int)r).ToArray();
+                            var success = result.Success.cpu().data<bool>().ToArray();
+                            var dist = result.Distance.cpu().to(ScalarType.Float64).data<double>().ToArray();
+                            var (pred, conf) = PredictionsOf(result.Logits);
+                            var mins = result.MinimumNorm?.cpu().to(ScalarType.Float64).data<double>().ToArray();
+                            var advCpu = wantGallery ? result.Adversarial.cpu().to(ScalarType.Float32) : null;
+                            for (int j = 0; j < rowsRun.Length; j++)
                             {
-                                brokenBy[i] = a;
-                                distance[i] = dist[j];
-                                advPred[i] = pred[j];
-                                advConf[i] = conf[j];
+                                int i = rowsRun[j];
+                                if (mins is not null && double.IsFinite(mins[j]))
+                                    minNorm[i] = Math.Min(minNorm[i] ?? double.PositiveInfinity, mins[j]);
+                                if (success[j])
+                                {
+                                    brokenBy[i] = report.Index;
+                                    distance[i] = dist[j];
+                                    advPred[i] = pred[j];
+                                    advConf[i] = conf[j];
+                                }
+                                if (advCpu is not null && galleryRows.Contains(i))
+                                    galleryAdv[i] = (advCpu[j].flatten().data<float>().ToArray(), pred[j], conf[j], success[j], attacks[report.Index].Name, dist[j]);
                             }
-                            if (advCpu is not null && galleryRows.Contains(i))
-                                galleryAdv[i] = (advCpu[j].flatten().data<float>().ToArray(), pred[j], conf[j], success[j], attacks[a].Name, dist[j]);
+                            seconds[eIndex, report.Index] += report.Seconds;
                         }
-                        seconds[e, a] += watch.Elapsed.TotalSeconds;
-                    }
-                    Report(progress, "attack", ++done, totalUnits, epsilons[e], attacks[a].Name);
+                        Report(progress, "attack", ++done, totalUnits, epsilons[eIndex], attacks[report.Index].Name);
+                    });
                 }
+                else
+                    foreach (var attack in attacks) Report(progress, "attack", ++done, totalUnits, epsilons[e], attack.Name);
                 for (int i = 0; i < len; i++)
-                    perEps[i, e] = new SampleEpsilonOutcome(epsilons[e], brokenBy[i], distance[i], advPred[i], advConf[i], minNorm[i]);
+                    perEps[i, e] = new SampleEpsilonOutcome(epsilons[e], brokenBy[i], distance[i], advPred[i], advConf[i], minNorm[i],
+                        graph is null ? null : verified[e][i]);
             }
 
             if (galleryRows.Length > 0)
@@ -184,6 +198,7 @@ public sealed class Evaluator
             Seed = options.Seed,
             BatchSize = options.BatchSize,
             AttackPrecision = options.AttackPrecision,
+            Certification = options.CertifyIbp ? "ibp" : null,
             Attacks = attackDescriptions,
             DatasetName = data.Name,
             DatasetSource = data.Source,
@@ -208,10 +223,10 @@ public sealed class Evaluator
     {
         if (options.SampleIndices is { } given)
         {
-            if (given.Count == 0) throw new InputException("--indices: the list is empty");
+            if (given.Count == 0) throw new ParameterException("SampleIndices", "the list is empty");
             foreach (var i in given)
-                if (i < 0 || i >= data.Count) throw new InputException($"--indices: {i} is outside the dataset '{data.Name}' (0..{data.Count - 1})");
-            if (given.Distinct().Count() != given.Count) throw new InputException("--indices: duplicate indices");
+                if (i < 0 || i >= data.Count) throw new ParameterException("SampleIndices", $"{i} is outside the dataset '{data.Name}' (0..{data.Count - 1})");
+            if (given.Distinct().Count() != given.Count) throw new ParameterException("SampleIndices", "duplicate indices");
             return given.ToArray();
         }
         if (options.SampleCount is { } n && n < data.Count)

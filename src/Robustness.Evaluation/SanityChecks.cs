@@ -1,4 +1,5 @@
 using System.Globalization;
+using Robustness.Attacks;
 using Robustness.Core;
 using Robustness.Core.Attacking;
 using TorchSharp;
@@ -49,7 +50,9 @@ public static class SanityChecks
 
     public static IReadOnlyList<SanityCheckResult> RunDataChecks(IReadOnlyList<EpsilonResult> sweep, IReadOnlyList<SampleOutcome> samples,
         IReadOnlyList<AttackDescription> attacks, int mainEps) =>
-        [MonotoneSweepCheck.Run(sweep, samples.Count), BlackBoxCheck.Run(samples, attacks, mainEps)];
+        samples.Any(s => s.PerEpsilon.Any(e => e.Verified is not null))
+            ? [MonotoneSweepCheck.Run(sweep, samples.Count), BlackBoxCheck.Run(samples, attacks, mainEps), CertifiedButBrokenCheck.Run(samples)]
+            : [MonotoneSweepCheck.Run(sweep, samples.Count), BlackBoxCheck.Run(samples, attacks, mainEps)];
 
     public static ReportWarning WarningFor(SanityCheckResult r)
     {
@@ -79,16 +82,19 @@ public static class SanityChecks
                 "A stronger attack must not do worse: check the step size, randomness in the model and the attack's loss."),
             MoreIterationsCheck.NotConvergedCode => new(r.Code,
                 $"PGD with twice the steps and restarts lowered robust accuracy noticeably: the attack has not converged. {m}",
-                "Increase --steps and --restarts until robust accuracy stops falling, and report the stronger number."),
+                "Increase the attacks' steps and restarts until robust accuracy stops falling, and report the stronger number."),
             LargeEpsilonCheck.Code => new(r.Code,
                 $"At a very large ε (enough to turn every image mid-grey) the accuracy stays well above chance. {m}",
                 "An unbounded attack must reach chance accuracy: the attack is failing (gradient masking or a bug), so the robust accuracy is not meaningful."),
             ReducedPrecisionCheck.Code => new(r.Code,
                 $"The attacks with reduced-precision gradients left more points robust than the same attacks in float32. {m}",
-                "Rerun with --precision float32 and report that number; reduced precision is only safe where it matches float32."),
+                "Rerun with float32 gradients and report that number; reduced precision is only safe where it matches float32."),
             MonotoneSweepCheck.Code => new(r.Code,
                 $"Robust accuracy rises as ε grows. {m}",
                 "A larger ball contains the smaller one, so accuracy must not rise: attacks are not converging; use more steps/restarts or check for gradient masking."),
+            CertifiedButBrokenCheck.Code => new(r.Code,
+                $"CERTIFICATE VIOLATED: points that interval bound propagation verified were broken by an attack (or misclassified clean). {m}",
+                "A verified point cannot have an adversarial example in its ball: this is a bug in the bounds or in the model's layer description (IDescribedNetwork); trust neither number and report it."),
             BlackBoxCheck.Code => new(r.Code,
                 $"The black-box attack broke points every white-box attack failed on. {m}",
                 "White-box attacks should be stronger than black-box ones: suspect gradient masking and use adaptive attacks (BPDA/EOT)."),
@@ -115,20 +121,10 @@ public static class SanityChecks
     /// <summary>Success mask (CPU) of the worst case over <paramref name="attacks"/> on the rows, AutoAttack-style.</summary>
     internal static bool[] WorstCase(SanityCheckContext c, Tensor x, Tensor y, IReadOnlyList<IAttack> attacks, int seedSalt)
     {
-        int n = (int)x.shape[0];
-        var broken = new bool[n];
-        for (int a = 0; a < attacks.Count; a++)
-        {
-            var remaining = Enumerable.Range(0, n).Where(i => !broken[i]).ToArray();
-            if (remaining.Length == 0) break;
-            using var scope = NewDisposeScope();
-            var sel = tensor(remaining.Select(i => (long)i).ToArray(), ScalarType.Int64, device: x.device);
-            using var gen = new Generator(Evaluator.MixSeed(c.Seed, 1000 + seedSalt, a, 0));
-            using var result = attacks[a].Run(c.Model, x.index_select(0, sel), new AttackTargets(y.index_select(0, sel)), new AttackContext(gen));
-            var success = result.Success.cpu().data<bool>().ToArray();
-            for (int j = 0; j < remaining.Length; j++) if (success[j]) broken[remaining[j]] = true;
-        }
-        return broken;
+        using var scope = NewDisposeScope();
+        var points = new StandingPoints(x, new AttackTargets(y), KeepRule.Success);
+        points.Run(StandingPoints.StagesOf(c.Model, attacks), new AttackContext(), StageSeeding.PerStage(a => Evaluator.MixSeed(c.Seed, 1000 + seedSalt, a, 0)));
+        return points.Broken.cpu().data<bool>().ToArray();
     }
 }
 
@@ -358,6 +354,21 @@ public static class MonotoneSweepCheck
         }
         return SanityChecks.Result(Code, SanityChecks.DataScope, worstRise > tolerance + 1e-12, worstRise, tolerance, total,
             $"Largest rise of robust accuracy between consecutive ε: {SanityChecks.F(worstRise)}.{where_}");
+    }
+}
+
+/// <summary>Certified ≤ empirical, per sample and ε: a point IBP verified must be clean-correct and unbroken.</summary>
+public static class CertifiedButBrokenCheck
+{
+    public const string Code = "certified-but-broken";
+
+    public static SanityCheckResult Run(IReadOnlyList<SampleOutcome> samples)
+    {
+        var bad = samples.SelectMany(s => s.PerEpsilon.Where(e => e.Verified == true && (e.Broken || !s.CleanCorrect)).Select(e => (s.Index, e.Epsilon))).ToArray();
+        var detail = bad.Length == 0
+            ? "Every verified point stayed correct under every attack."
+            : $"{bad.Length} verified (point, ε) pair(s) broken, e.g. {string.Join(", ", bad.Take(5).Select(b => $"sample {b.Index} at ε = {SanityChecks.F(b.Epsilon)}"))}.";
+        return SanityChecks.Result(Code, SanityChecks.DataScope, bad.Length > 0, bad.Length, 0, samples.Count, detail);
     }
 }
 

@@ -15,11 +15,11 @@ public static class GradientPrecisions
 {
     public static readonly IReadOnlyList<string> Names = ["float32", "bf16"];
 
-    public static GradientPrecision Parse(string text, string option = "--precision") => text.Trim().ToLowerInvariant() switch
+    public static GradientPrecision Parse(string text, string parameter = "Precision") => text.Trim().ToLowerInvariant() switch
     {
         "float32" or "fp32" or "f32" => GradientPrecision.Float32,
         "bf16" or "bfloat16" => GradientPrecision.Bf16,
-        _ => throw new InputException($"{option}: unknown precision '{text}' (valid: {string.Join(", ", Names)})"),
+        _ => throw new ParameterException(parameter, $"unknown precision '{text}' (valid: {string.Join(", ", Names)})"),
     };
 
     public static string Name(this GradientPrecision p) => p == GradientPrecision.Bf16 ? "bf16" : "float32";

@@ -51,14 +51,14 @@ public static class ModelFile
         {
             spec = ModelMetadata.ToSpec(stateDict.Metadata, path);
             if (requestedArch is not null && requestedArch != spec.Arch)
-                throw new InputException($"{path}: the file is a '{spec.Arch}' model but --arch says '{requestedArch}'");
+                throw new InputException($"{path}: the file is a '{spec.Arch}' model but the requested architecture is '{requestedArch}'");
             if (spec.Arch == ModelZoo.MlpName && !spec.Extra.ContainsKey(ModelMetadata.MlpHidden))
                 spec = InferFromTensors(spec, stateDict, path);
         }
         else
         {
             if (requestedArch is null)
-                throw new InputException($"{path}: the file does not say its architecture; pass --arch (one of {string.Join(", ", ModelZoo.Names)})");
+                throw new InputException($"{path}: the file does not say its architecture; name it (one of {string.Join(", ", ModelZoo.Names)})");
             spec = InferFromTensors(ModelZoo.DefaultSpec(requestedArch), stateDict, path);
         }
 

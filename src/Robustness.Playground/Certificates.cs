@@ -1,3 +1,4 @@
+using Robustness.Certification;
 using Robustness.Core;
 using static TorchSharp.torch;
 
@@ -14,50 +15,53 @@ public interface IPointCertifier
 }
 
 /// <summary>
-/// Interval bound propagation (Gowal et al. 2018) through the playground network. The ε-ball (an L2 ball is enclosed
-/// in its L∞ box) intersected with the input bounds is a box; the features map it to intervals exactly (x², x₁x₂ and
-/// sin by their extremes on the interval), each linear layer maps centre and radius (c ↦ Wc + b, r ↦ |W|r) and the
-/// monotone activations map the endpoints. The two logits are (−s/2, s/2), so the margin of blue is s and of orange −s:
-/// a point is certified when the lower bound of its margin is positive.
+/// Interval bound propagation (Gowal et al. 2018) through the playground network, with the Certification library's
+/// IBP for the layers. The ε-ball (an L2 ball is enclosed in its L∞ box) intersected with the input bounds is a box;
+/// the features map it to intervals exactly (x², x₁x₂ and sin by their extremes on the interval, in float64, widened by
+/// the float32 rounding of the feature map); from there <see cref="IntervalBoundPropagation"/> bounds the layers, with
+/// its slack for the float32 network, and folds the last layer into the margin. The two logits are (−s/2, s/2), so
+/// the margin of blue is s and of orange −s: a point is certified when the lower bound of its margin is positive.
 /// </summary>
 public sealed class IntervalBoundCertifier : IPointCertifier
 {
     public static IntervalBoundCertifier Instance { get; } = new();
     public string Name => "ibp";
 
+    private static readonly IntervalBoundPropagation Propagation = new() { Slack = FloatingPointSlack.Float32Network };
+
     public Tensor Certify(PlaygroundModel model, Tensor points, Tensor labels, ThreatModel threat)
     {
         if (!model.Classification) throw new ParameterException("showCertified", "interval certificates are for classification");
         using var scope = NewDisposeScope();
-        var (lo, hi) = OutputBounds(model.Network, points, threat);
-        var blue = labels.eq(1);
-        return where(blue, lo.squeeze(1).gt(0), hi.squeeze(1).lt(0)).MoveToOuterDisposeScope();
+        using var _ = no_grad();
+        var box = FeatureBounds(model.Network.FeatureNames, points, threat);
+        var classes = labels.to(ScalarType.Int64);
+        var margins = Propagation.MarginLowerBounds(model.Network.DescribeLayers(twoLogits: true), box, classes);
+        // The label's own entry is 0; the other class's entry is the margin to beat.
+        var other = margins.gather(1, (1 - classes).unsqueeze(1)).squeeze(1);
+        return other.gt(0).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Sound bounds [lo, hi] ([N, 1] each) of the output neuron s over the ball around each point.</summary>
+    /// <summary>Sound bounds [lo, hi] ([N, 1] each, float64) of the output neuron s over the ball around each point.</summary>
     public static (Tensor Lower, Tensor Upper) OutputBounds(PlaygroundNetwork network, Tensor points, ThreatModel threat)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
+        var s = Propagation.Logits(network.DescribeLayers(twoLogits: false), FeatureBounds(network.FeatureNames, points, threat));
+        return (s.Lower.MoveToOuterDisposeScope(), s.Upper.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>The features' intervals (float64) over the box of the ball around each point.</summary>
+    public static Interval FeatureBounds(IReadOnlyList<string> names, Tensor points, ThreatModel threat)
+    {
         var eps = threat.Epsilon;
-        var x = points.to(ScalarType.Float32);
+        var x = points.to(ScalarType.Float64);
         var lo = (x - eps).clamp(threat.Bounds.Lower, threat.Bounds.Upper);
         var hi = (x + eps).clamp(threat.Bounds.Lower, threat.Bounds.Upper);
-        (lo, hi) = Features(network.FeatureNames, lo, hi);
-        var act = PlaygroundNetwork.Activate(network.Activation);
-        var layers = network.Layers;
-        for (int i = 0; i < layers.Count; i++)
-        {
-            var w = layers[i].weight!;
-            var mid = (lo + hi) * 0.5;
-            var rad = (hi - lo) * 0.5;
-            var c = nn.functional.linear(mid, w, layers[i].bias);
-            var r = rad.matmul(w.abs().t());
-            lo = c - r;
-            hi = c + r;
-            if (i < layers.Count - 1) { lo = act(lo); hi = act(hi); }
-        }
-        return (lo.MoveToOuterDisposeScope(), hi.MoveToOuterDisposeScope());
+        var (l, u) = Features(names, lo, hi);
+        // The network computes its features in float32: a few ulps of relative rounding (x², x₁x₂, sin) on each side.
+        const double rounding = 4.0 / (1 << 24);
+        return new Interval(l - l.abs() * rounding - 1e-30, u + u.abs() * rounding + 1e-30);
     }
 
     private static (Tensor, Tensor) Features(IReadOnlyList<string> names, Tensor lo, Tensor hi)

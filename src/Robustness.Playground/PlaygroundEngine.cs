@@ -437,7 +437,7 @@ public sealed class PlaygroundEngine : IDisposable
             using var attackGenerator = new Generator((ulong)(s.Seed * 1_000_003 + epoch));
             var context = new AttackContext(attackGenerator);
             int n = (int)testX.shape[0];
-            var pgd = new ProjectedGradientAttack(threat) { Steps = s.AttackSteps, RelativeStepSize = s.AttackStepSize, RandomStart = true };
+            var pgd = new ProjectedGradientAttack(threat) { Steps = s.AttackSteps, RelativeStepSize = s.AttackStepSize, Start = Starts.Uniform };
             if (Model.Classification)
             {
                 using var result = pgd.Run(Model, testX, new AttackTargets(testY), context);

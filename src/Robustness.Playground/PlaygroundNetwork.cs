@@ -107,6 +107,41 @@ public sealed class PlaygroundNetwork : nn.Module<Tensor, Tensor>
         return outputs;
     }
 
+    /// <summary>
+    /// The layers after the features as a <see cref="Core.Graphs.NetworkGraph"/> for the Certification library (its
+    /// live weights). With <paramref name="twoLogits"/> the last layer is composed with the classifier head, so the graph
+    /// computes the logits (−s/2, s/2) with one linear last layer, which IBP folds into the margin (the margin of blue
+    /// is then exactly s).
+    /// </summary>
+    public Core.Graphs.NetworkGraph DescribeLayers(bool twoLogits)
+    {
+        var b = new Core.Graphs.NetworkGraphBuilder();
+        for (int i = 0; i < _layers.Length; i++)
+        {
+            var l = _layers[i];
+            bool last = i == _layers.Length - 1;
+            if (last && twoLogits)
+            {
+                var w = l.weight!.detach();
+                var bias = l.bias!.detach();
+                b.Then($"fc{i + 1}+head", new Core.Graphs.LinearOp(cat([w * -0.5, w * 0.5], 0), cat([bias * -0.5, bias * 0.5], 0)));
+            }
+            else b.Then($"fc{i + 1}", Core.Graphs.Layers.Linear(l));
+            if (!last)
+            {
+                Core.Graphs.GraphOp? op = Activation switch
+                {
+                    "relu" => Core.Graphs.ReluOp.Instance,
+                    "tanh" => Core.Graphs.TanhOp.Instance,
+                    "sigmoid" => Core.Graphs.SigmoidOp.Instance,
+                    _ => null,
+                };
+                if (op is not null) b.Then($"{Activation}{i + 1}", op);
+            }
+        }
+        return b.Build();
+    }
+
     /// <summary>Random (PyTorch's nn.Linear rule, U(−1/√fan_in, 1/√fan_in) for weights and biases) or all zeros, drawn
     /// from <paramref name="generator"/> so the same seed gives the same network in every session.</summary>
     public void Initialise(string init, Generator generator)

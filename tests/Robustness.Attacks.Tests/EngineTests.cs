@@ -100,7 +100,7 @@ public class EngineTests
         var net = nn.Sequential(("flatten", nn.Flatten()), ("fc", nn.Linear(64, 10)), ("probe", probe));
         var model = new TorchClassifier(net, Fixtures.Spec([1, 8, 8], 10));
         var (x, y) = Fixtures.RandomData(model, 16, 3);
-        var attack = new ProjectedGradientAttack(Linf) { Steps = 3, RandomStart = true, EarlyStop = false };
+        var attack = new ProjectedGradientAttack(Linf) { Steps = 3, Start = Starts.Uniform, EarlyStop = false };
         net.train();
 
         probe.Seen.Clear();
@@ -133,7 +133,7 @@ public class EngineTests
             var error = Assert.ThrowsAny<InputException>(() => AttackRegistry.Create(name, Linf).Run(model, x, new AttackTargets(y)));
             Assert.Contains("gradients", error.Message);
         }
-        Assert.Throws<InputException>(() => AttackRegistry.Ensemble("standard", Linf).Run(model, x, new AttackTargets(y)));
+        Assert.ThrowsAny<InputException>(() => AttackRegistry.Ensemble("standard", Linf).Run(model, x, new AttackTargets(y)));
         var square = AttackRegistry.Create("square", Linf, new AttackOptions { Queries = 50 });
         Assert.False(square.NeedsGradients);
         using var r = square.Run(model, x, new AttackTargets(y), AttackContext.Seeded(1));
@@ -152,13 +152,13 @@ public class EngineTests
             Assert.True(attack.Parameters.ContainsKey("eps"));
             Assert.NotEmpty(AttackRegistry.Describe(name));
         }
-        var unknown = Assert.Throws<InputException>(() => AttackRegistry.Create("pgdd", Linf));
+        var unknown = Assert.ThrowsAny<InputException>(() => AttackRegistry.Create("pgdd", Linf));
         Assert.Contains("apgd-ce", unknown.Message);
-        Assert.Throws<InputException>(() => AttackRegistry.Preset("quick", Linf));
-        Assert.Throws<InputException>(() => AttackRegistry.Create("fgsm", Linf, new AttackOptions { Steps = 5 }));
-        Assert.Throws<InputException>(() => AttackRegistry.Create("pgd", Linf, new AttackOptions { Loss = "hinge" }));
-        Assert.Throws<InputException>(() => AttackRegistry.Create("pgd", Linf, new AttackOptions { Targeted = true, TargetMode = "nearest" }));
-        Assert.Throws<InputException>(() => AttackRegistry.Create("deepfool", Linf, new AttackOptions { Targeted = true }));
+        Assert.ThrowsAny<InputException>(() => AttackRegistry.Preset("quick", Linf));
+        Assert.ThrowsAny<InputException>(() => AttackRegistry.Create("fgsm", Linf, new AttackOptions { Steps = 5 }));
+        Assert.ThrowsAny<InputException>(() => AttackRegistry.Create("pgd", Linf, new AttackOptions { Loss = "hinge" }));
+        Assert.ThrowsAny<InputException>(() => AttackRegistry.Create("pgd", Linf, new AttackOptions { Targeted = true, TargetMode = "nearest" }));
+        Assert.ThrowsAny<InputException>(() => AttackRegistry.Create("deepfool", Linf, new AttackOptions { Targeted = true }));
 
         Assert.Equal(["apgd-ce", "apgd-t"], AttackRegistry.Preset("fast", Linf).Select(a => a.Name));
         Assert.Equal(["apgd-ce", "apgd-t", "square"], AttackRegistry.Preset("standard", Linf).Select(a => a.Name));
@@ -213,7 +213,7 @@ public class EngineTests
         for (int a = 0; a < attacks.Length; a++)
             Assert.Equal(result.Stages[a].RobustAfter - result.Stages[a + 1].RobustAfter, result.FirstSuccess.Count(f => f == a));
 
-        Assert.Throws<InputException>(() => new WorstCaseEnsemble(Linf, [Presets.Fgsm(ThreatModel.Linf(0.2))]));
+        Assert.ThrowsAny<InputException>(() => new WorstCaseEnsemble(Linf, [Presets.Fgsm(ThreatModel.Linf(0.2))]));
     }
 
     [Fact]

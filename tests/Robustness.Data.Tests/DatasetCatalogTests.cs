@@ -86,7 +86,7 @@ public class DatasetCatalogTests
     {
         if (Directory.Exists(Path.Combine(DatasetCatalog.SystemDatasetsDirectory, name))) return; // installed on this machine: nothing is missing
         using var dir = new TempDir();
-        var e = Assert.Throws<InputException>(() => DatasetCatalog.Load(name, "test", dir.Path));
+        var e = Assert.ThrowsAny<InputException>(() => DatasetCatalog.Load(name, "test", dir.Path));
         Assert.DoesNotContain('\n', e.Message);
         Assert.Contains($"dataset '{name}' (test split) not found", e.Message);
         Assert.Contains(Path.Combine(dir.Path, name), e.Message);
@@ -100,11 +100,11 @@ public class DatasetCatalogTests
     {
         using var dir = new TempDir();
         // A split name check comes first; then a path that exists nowhere.
-        Assert.Throws<InputException>(() => DatasetCatalog.Load("fashion-mnist", "validation"));
-        var e = Assert.Throws<InputException>(() => DatasetCatalog.Load(Path.Combine(dir.Path, "nothing-here")));
+        Assert.ThrowsAny<InputException>(() => DatasetCatalog.Load("fashion-mnist", "validation"));
+        var e = Assert.ThrowsAny<InputException>(() => DatasetCatalog.Load(Path.Combine(dir.Path, "nothing-here")));
         Assert.Contains("neither a known dataset", e.Message);
         if (Directory.Exists(Path.Combine(DatasetCatalog.SystemDatasetsDirectory, "fashion-mnist"))) return;
-        var missing = Assert.Throws<InputException>(() => DatasetCatalog.Load("fashion-mnist", "train", dir.Path));
+        var missing = Assert.ThrowsAny<InputException>(() => DatasetCatalog.Load("fashion-mnist", "train", dir.Path));
         Assert.Contains("apt-get install dataset-fashion-mnist", missing.Message);
     }
 

@@ -130,9 +130,9 @@ public class ImageFolderReaderTests
     public void BadShapeArgumentsAreInputErrors()
     {
         using var dir = new TempDir();
-        Assert.Throws<InputException>(() => ImageFolderReader.Load(dir.Path, channels: 2));
-        Assert.Throws<InputException>(() => ImageFolderReader.Load(dir.Path, height: 4));
-        Assert.Throws<InputException>(() => ImageFolderReader.Load(Path.Combine(dir.Path, "missing")));
+        Assert.ThrowsAny<InputException>(() => ImageFolderReader.Load(dir.Path, channels: 2));
+        Assert.ThrowsAny<InputException>(() => ImageFolderReader.Load(dir.Path, height: 4));
+        Assert.ThrowsAny<InputException>(() => ImageFolderReader.Load(Path.Combine(dir.Path, "missing")));
     }
 
     [Fact]

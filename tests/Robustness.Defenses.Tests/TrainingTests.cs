@@ -143,9 +143,9 @@ public class TrainingTests
         var options = new TrainingOptions { Epochs = 1, BatchSize = 50, ValidationSize = 0, Seed = 1, OutputDirectory = dir, Threads = 2 };
         using var model = Fixtures.TinyMlp(1);
         new Trainer(model, new StandardObjective(), options).Fit(data);
-        var e = Assert.Throws<InputException>(() => new Trainer(model, new StandardObjective(), options with { Seed = 2 }).Resume(dir, data));
+        var e = Assert.ThrowsAny<InputException>(() => new Trainer(model, new StandardObjective(), options with { Seed = 2 }).Resume(dir, data));
         Assert.Contains("seed", e.Message);
-        Assert.Throws<InputException>(() => new Trainer(model, new StandardObjective(), options).Resume(Fixtures.TempDir(), data));
+        Assert.ThrowsAny<InputException>(() => new Trainer(model, new StandardObjective(), options).Resume(Fixtures.TempDir(), data));
     }
 
     [Fact]
@@ -345,12 +345,12 @@ public class TrainingTests
     [Fact]
     public void BadOptionsAreInputErrors()
     {
-        Assert.Throws<InputException>(() => new TrainingOptions { Epochs = 0 }.Validate());
-        Assert.Throws<InputException>(() => new TrainingOptions { Momentum = 1.5 }.Validate());
-        Assert.Throws<InputException>(() => new TrainingOptions { Epochs = 2, EpsRampEpochs = 3 }.Validate());
-        Assert.Throws<InputException>(() => LearningRateSchedules.Parse("sawtooth"));
+        Assert.ThrowsAny<InputException>(() => new TrainingOptions { Epochs = 0 }.Validate());
+        Assert.ThrowsAny<InputException>(() => new TrainingOptions { Momentum = 1.5 }.Validate());
+        Assert.ThrowsAny<InputException>(() => new TrainingOptions { Epochs = 2, EpsRampEpochs = 3 }.Validate());
+        Assert.ThrowsAny<InputException>(() => LearningRateSchedules.Parse("sawtooth"));
         using var model = Fixtures.TinyMlp(1);
-        Assert.Throws<InputException>(() => new Trainer(model, new StandardObjective(), new TrainingOptions { ValidationSize = 5000 }).Fit(Fixtures.TrainSubset(100)));
+        Assert.ThrowsAny<InputException>(() => new Trainer(model, new StandardObjective(), new TrainingOptions { ValidationSize = 5000 }).Fit(Fixtures.TrainSubset(100)));
     }
 }
 

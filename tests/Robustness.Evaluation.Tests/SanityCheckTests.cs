@@ -70,7 +70,7 @@ public class SanityCheckTests
         // Quantised input: zero gradient everywhere, and PGD without random start stays at the clean point.
         var noStart = new DelegateAttackSuite(t => [Presets.Fgsm(t)])
         {
-            PgdFactory = (t, steps, restarts) => Presets.Pgd(t, steps, restarts) with { RandomStart = false },
+            PgdFactory = (t, steps, restarts) => Presets.Pgd(t, steps, restarts) with { Start = Starts.None },
         };
         Assert.True(One(RunCheck(new LargeEpsilonCheck(), Fixtures.Quantising(), noStart), LargeEpsilonCheck.Code).Fired);
         Assert.False(One(RunCheck(new LargeEpsilonCheck(), Fixtures.Healthy(), noStart), LargeEpsilonCheck.Code).Fired);
@@ -90,7 +90,7 @@ public class SanityCheckTests
         // A PGD whose steps are far too small cannot leave the neighbourhood of the clean point; FGSM (one ε step) can.
         var crippled = new DelegateAttackSuite(t => [Presets.Fgsm(t)])
         {
-            PgdFactory = (t, steps, restarts) => Presets.Pgd(t, steps, restarts) with { RandomStart = false, AbsoluteStepSize = t.Epsilon * 1e-3 },
+            PgdFactory = (t, steps, restarts) => Presets.Pgd(t, steps, restarts) with { Start = Starts.None, AbsoluteStepSize = t.Epsilon * 1e-3 },
         };
         var bigEps = ThreatModel.Linf(0.2);
         using var scope = NewDisposeScope();
@@ -107,7 +107,7 @@ public class SanityCheckTests
         // One tiny step without random start: doubling the steps doubles how far PGD gets.
         var weak = new DelegateAttackSuite(t => [Presets.Fgsm(t)], Steps: 1, Restarts: 1)
         {
-            PgdFactory = (t, steps, restarts) => Presets.Pgd(t, steps, restarts) with { RandomStart = false, AbsoluteStepSize = 0.5 * t.Epsilon },
+            PgdFactory = (t, steps, restarts) => Presets.Pgd(t, steps, restarts) with { Start = Starts.None, AbsoluteStepSize = 0.5 * t.Epsilon },
         };
         using var scope = NewDisposeScope();
         var eps = ThreatModel.Linf(0.2);

@@ -74,11 +74,11 @@ public class Bf16GradientClassifierTests
         var net = nn.Sequential(("flatten", nn.Flatten()), ("fc", nn.Linear(784, 10)));
         var spec = ModelZoo.DefaultSpec("mlp") with { Arch = "custom" };
         using var custom = new TorchClassifier(net, spec);
-        var error = Assert.Throws<InputException>(() => new Bf16GradientClassifier(custom));
+        var error = Assert.ThrowsAny<InputException>(() => new Bf16GradientClassifier(custom));
         Assert.Contains("zoo", error.Message);
         Assert.Equal(GradientPrecision.Bf16, GradientPrecisions.Parse("BF16"));
         Assert.Equal(GradientPrecision.Float32, GradientPrecisions.Parse("float32"));
-        var bad = Assert.Throws<InputException>(() => GradientPrecisions.Parse("fp16", "--precision"));
+        var bad = Assert.ThrowsAny<InputException>(() => GradientPrecisions.Parse("fp16", "--precision"));
         Assert.StartsWith("--precision", bad.Message);
         Assert.Null(GradientPrecisions.Bf16View(custom, GradientPrecision.Float32));
     }

@@ -106,7 +106,7 @@ public class EngineTests
                 {
                     // random points of the ball (and its boundary), clamped to the box as attacks are
                     var delta = geometry.Project(geometry.RandomStart(x, threat.Epsilon, gen) * (k % 3 == 0 ? 100 : 1), threat.Epsilon);
-                    var s = e.Model.Network.call((x + delta).clamp(-6, 6));
+                    var s = e.Model.Network.call((x + delta).clamp(-6, 6)).to(ScalarType.Float64);
                     Assert.True(s.ge(lo - 1e-4).all().ToBoolean() && s.le(hi + 1e-4).all().ToBoolean(), $"{activation}/{norm}: a sampled output left its interval");
                 }
             }

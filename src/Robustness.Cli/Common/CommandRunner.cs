@@ -19,12 +19,13 @@ public static class CommandRunner
         return o;
     }
 
-    public static void SetAction(Command command, Func<ParseResult, int> body)
+    /// <param name="flags">Where the verb's flag for a library parameter differs from <see cref="ParameterFlags.Common"/>.</param>
+    public static void SetAction(Command command, Func<ParseResult, int> body, IReadOnlyDictionary<string, string>? flags = null)
     {
-        command.SetAction(parse => Run(parse.GetValue(VerboseOption), () => body(parse)));
+        command.SetAction(parse => Run(parse.GetValue(VerboseOption), () => body(parse), command, flags));
     }
 
-    public static int Run(bool verbose, Func<int> body)
+    public static int Run(bool verbose, Func<int> body, Command? command = null, IReadOnlyDictionary<string, string>? flags = null)
     {
         try
         {
@@ -32,7 +33,7 @@ public static class CommandRunner
         }
         catch (Exception e) when (Unwrap(e) is InputException input)
         {
-            Error($"error: {input.Message}");
+            Error($"error: {ParameterFlags.Message(input, command, flags)}");
             if (verbose) Console.Error.WriteLine(e);
             return ExitCodes.BadInput;
         }

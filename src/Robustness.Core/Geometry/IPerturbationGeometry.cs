@@ -37,10 +37,11 @@ public static class Geometries
         _ => throw new ArgumentOutOfRangeException(nameof(norm)),
     };
 
-    internal static Tensor Flat(Tensor t) => t.reshape(t.shape[0], -1);
+    /// <summary>[N, ...] as [N, d].</summary>
+    public static Tensor Flat(Tensor t) => t.reshape(t.shape[0], -1);
 
     /// <summary>Reshapes a per-sample [N] tensor to broadcast against [N, ...].</summary>
-    internal static Tensor PerSample(Tensor perSample, Tensor like)
+    public static Tensor PerSample(Tensor perSample, Tensor like)
     {
         var shape = new long[like.dim()];
         Array.Fill(shape, 1L);
@@ -108,7 +109,7 @@ public sealed class L1Geometry(double sparsity = L1Geometry.DefaultSparsity) : I
     /// <summary>Fraction of coordinates moved per step (q = 0.99 percentile ⇒ 1% of coordinates).</summary>
     public const double DefaultSparsity = 0.99;
     public Norm Norm => Norm.L1;
-    public double Sparsity { get; } = sparsity is > 0 and < 1 ? sparsity : throw new InputException($"--l1-sparsity: must be in (0,1), got {sparsity}");
+    public double Sparsity { get; } = sparsity is > 0 and < 1 ? sparsity : throw new ParameterException("L1Sparsity", $"must be in (0,1), got {sparsity}");
 
     public Tensor RandomStart(Tensor like, double eps, Generator? generator)
     {

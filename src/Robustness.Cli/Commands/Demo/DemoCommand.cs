@@ -34,7 +34,8 @@ public sealed class DemoCommand(string output, int? n, string preset, long seed,
             OutOption, NOption, PresetOption, SeedOption, DeviceOption, ThreadsOption, ModelsOption,
         };
         CommandRunner.SetAction(command, p => new DemoCommand(p.GetValue(OutOption)!, p.GetValue(NOption), p.GetValue(PresetOption)!,
-            p.GetValue(SeedOption), p.GetValue(DeviceOption)!, p.GetValue(ThreadsOption), p.GetValue(ModelsOption)).Execute());
+            p.GetValue(SeedOption), p.GetValue(DeviceOption)!, p.GetValue(ThreadsOption), p.GetValue(ModelsOption)).Execute(),
+            new Dictionary<string, string> { ["Attack"] = "--preset", ["SampleCount"] = "--n" });
         return command;
     }
 

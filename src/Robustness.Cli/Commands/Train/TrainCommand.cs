@@ -26,6 +26,7 @@ public sealed record TrainRunOptions
     public double AdvRatio { get; init; } = 1.0;
     public double Beta { get; init; } = 6.0;
     public double Sigma { get; init; } = 0.1;
+    public double KappaEnd { get; init; } = 0.5;
     public string AttackMode { get; init; } = "eval";
     public string? MlpHidden { get; init; }
     public string Activation { get; init; } = "relu";
@@ -37,7 +38,12 @@ public sealed record TrainRunOptions
 /// <summary>`robust train`: standard or adversarial training of a zoo model; best/last model files, metrics, curves, checkpoints.</summary>
 public sealed class TrainCommand(TrainRunOptions o)
 {
-    public static readonly IReadOnlyList<string> Defenses = ["none", "pgd", "fgsm-rs", "trades", "gaussian"];
+    public static readonly IReadOnlyList<string> Defenses = ["none", "pgd", "fgsm-rs", "trades", "gaussian", "ibp"];
+
+    /// <summary>IBP's schedule when --eps-warmup / --eps-ramp are not given: warm-up for 5 % of the epochs, then ε and κ
+    /// ramp over the next 40 % (Gowal et al. warm up for 3 % and ramp over 17 % of their steps; Zhang et al. 2020 found
+    /// longer ramps better for certified accuracy).</summary>
+    public const double IbpWarmupFraction = 0.05, IbpRampFraction = 0.4;
 
     private static readonly Option<string> ArchOption = new("--arch") { Description = $"Architecture: {string.Join(", ", ModelZoo.Names)}.", DefaultValueFactory = _ => "tiny-cnn" };
     private static readonly Option<string> DataOption = SharedOptions.Data();
@@ -49,7 +55,7 @@ public sealed class TrainCommand(TrainRunOptions o)
     private static readonly Option<double> MomentumOption = new("--momentum") { Description = "SGD momentum.", DefaultValueFactory = _ => 0.9 };
     private static readonly Option<double> WeightDecayOption = new("--weight-decay") { Description = "L2 weight decay.", DefaultValueFactory = _ => 5e-4 };
     private static readonly Option<string> ScheduleOption = new("--schedule") { Description = "LR schedule: constant, step, cosine, one-cycle.", DefaultValueFactory = _ => "cosine" };
-    private static readonly Option<string> DefenseOption = new("--defense") { Description = "none (standard), pgd (Madry), fgsm-rs (Wong et al.), trades (Zhang et al.), gaussian (noise).", DefaultValueFactory = _ => "none" };
+    private static readonly Option<string> DefenseOption = new("--defense") { Description = "none (standard), pgd (Madry), fgsm-rs (Wong et al.), trades (Zhang et al.), gaussian (noise, for randomized smoothing), ibp (interval bound propagation, Gowal et al.; L∞).", DefaultValueFactory = _ => "none" };
     private static readonly Option<string> NormOption = SharedOptions.Norm();
     private static readonly Option<double> EpsOption = new("--eps") { Description = "Training ε (pixels in [0,1]).", DefaultValueFactory = _ => 0.1 };
     private static readonly Option<int?> StepsOption = new("--steps") { Description = "Inner attack steps (pgd default 7, trades 10)." };
@@ -57,6 +63,7 @@ public sealed class TrainCommand(TrainRunOptions o)
     private static readonly Option<double> AdvRatioOption = new("--adv-ratio") { Description = "pgd: weight of the adversarial loss (1 = adversarial only).", DefaultValueFactory = _ => 1.0 };
     private static readonly Option<double> BetaOption = new("--beta") { Description = "trades: weight β of the KL term.", DefaultValueFactory = _ => 6.0 };
     private static readonly Option<double> SigmaOption = new("--sigma") { Description = "gaussian: noise standard deviation.", DefaultValueFactory = _ => 0.1 };
+    private static readonly Option<double> KappaEndOption = new("--kappa-end") { Description = "ibp: final weight κ of the clean loss (κ goes from 1 to this value over the ε ramp).", DefaultValueFactory = _ => 0.5 };
     private static readonly Option<string> AttackModeOption = new("--attack-mode") { Description = "Model mode while generating training attacks: eval (BatchNorm statistics untouched) or train.", DefaultValueFactory = _ => "eval" };
     private static readonly Option<string> AttackPrecisionOption = new("--attack-precision")
     {
@@ -64,7 +71,8 @@ public sealed class TrainCommand(TrainRunOptions o)
             "every batch; the training step, validation and the saved model stay float32; about 2x faster PGD-7 epochs at the same robust accuracy, docs/performance.md).",
         DefaultValueFactory = _ => "float32",
     };
-    private static readonly Option<double> EpsRampOption = new("--eps-ramp") { Description = "Epochs over which ε grows linearly from 0.", DefaultValueFactory = _ => 0.0 };
+    private static readonly Option<double?> EpsRampOption = new("--eps-ramp") { Description = $"Epochs over which ε grows linearly from 0 (default 0; ibp: {IbpRampFraction:P0} of the epochs)." };
+    private static readonly Option<double?> EpsWarmupOption = new("--eps-warmup") { Description = $"Epochs of clean training (ε = 0) before the ramp (default 0; ibp: {IbpWarmupFraction:P0} of the epochs)." };
     private static readonly Option<int> ValSizeOption = new("--val-size") { Description = "Training images held out for per-epoch (robust) validation.", DefaultValueFactory = _ => 1000 };
     private static readonly Option<string?> MlpHiddenOption = new("--mlp-hidden") { Description = "mlp: hidden widths, e.g. 256,256." };
     private static readonly Option<string> ActivationOption = new("--activation") { Description = "mlp: relu, tanh, sigmoid or linear.", DefaultValueFactory = _ => "relu" };
@@ -80,8 +88,8 @@ public sealed class TrainCommand(TrainRunOptions o)
         var command = new Command("train", "Train a zoo model, normally or adversarially (PGD-AT, FGSM-RS, TRADES).")
         {
             ArchOption, DataOption, DataDirOption, TrainSizeOption, EpochsOption, OptimizerOption, LrOption, MomentumOption, WeightDecayOption,
-            ScheduleOption, DefenseOption, NormOption, EpsOption, StepsOption, StepSizeOption, AdvRatioOption, BetaOption, SigmaOption,
-            AttackModeOption, AttackPrecisionOption, EpsRampOption, ValSizeOption, MlpHiddenOption, ActivationOption, SeedOption, BatchOption, DeviceOption,
+            ScheduleOption, DefenseOption, NormOption, EpsOption, StepsOption, StepSizeOption, AdvRatioOption, BetaOption, SigmaOption, KappaEndOption,
+            AttackModeOption, AttackPrecisionOption, EpsRampOption, EpsWarmupOption, ValSizeOption, MlpHiddenOption, ActivationOption, SeedOption, BatchOption, DeviceOption,
             ThreadsOption, ResumeOption, OutOption,
         };
         CommandRunner.SetAction(command, p =>
@@ -89,10 +97,12 @@ public sealed class TrainCommand(TrainRunOptions o)
             var resume = p.GetValue(ResumeOption);
             var outDir = p.GetValue(OutOption) ?? resume ?? throw new InputException("--out: required (or --resume DIR)");
             var threads = p.GetValue(ThreadsOption);
+            var epochs = p.GetValue(EpochsOption);
+            bool ibp = p.GetValue(DefenseOption)!.Trim().Equals("ibp", StringComparison.OrdinalIgnoreCase);
             if (threads < 0) throw new InputException($"--threads: must be ≥ 0, got {threads}");
             var training = new TrainingOptions
             {
-                Epochs = p.GetValue(EpochsOption),
+                Epochs = epochs,
                 BatchSize = p.GetValue(BatchOption),
                 Optimizer = p.GetValue(OptimizerOption)!.Trim().ToLowerInvariant() switch
                 {
@@ -111,7 +121,8 @@ public sealed class TrainCommand(TrainRunOptions o)
                     "one-cycle" or "onecycle" => LearningRateScheduleKind.OneCycle,
                     var s => throw new InputException($"--schedule: unknown schedule '{s}' (valid: constant, step, cosine, one-cycle)"),
                 },
-                EpsRampEpochs = p.GetValue(EpsRampOption),
+                EpsRampEpochs = p.GetValue(EpsRampOption) ?? (ibp ? IbpRampFraction * epochs : 0),
+                EpsWarmupEpochs = p.GetValue(EpsWarmupOption) ?? (ibp ? IbpWarmupFraction * epochs : 0),
                 AttackPrecision = GradientPrecisions.Parse(p.GetValue(AttackPrecisionOption)!, "--attack-precision"),
                 Seed = p.GetValue(SeedOption),
                 Device = p.GetValue(DeviceOption)!,
@@ -133,6 +144,7 @@ public sealed class TrainCommand(TrainRunOptions o)
                 AdvRatio = p.GetValue(AdvRatioOption),
                 Beta = p.GetValue(BetaOption),
                 Sigma = p.GetValue(SigmaOption),
+                KappaEnd = p.GetValue(KappaEndOption),
                 AttackMode = p.GetValue(AttackModeOption)!,
                 MlpHidden = p.GetValue(MlpHiddenOption),
                 Activation = p.GetValue(ActivationOption)!,
@@ -162,9 +174,15 @@ public sealed class TrainCommand(TrainRunOptions o)
             "fgsm-rs" => new FgsmRsObjective(o.Epsilon, o.Norm) { AlphaFactor = o.StepSize is { } a ? a / o.Epsilon : 1.25, KeepModelMode = keepMode },
             "trades" => new TradesObjective(o.Epsilon, o.Norm) { Steps = o.Steps ?? 10, StepSize = o.StepSize, Beta = o.Beta, KeepModelMode = keepMode },
             "gaussian" => new GaussianNoiseObjective(o.Sigma),
+            "ibp" => o.Norm == Norm.Linf
+                ? new IbpObjective(o.Epsilon) { KappaEnd = CheckKappa(o.KappaEnd) }
+                : throw new InputException($"--norm: ibp bounds L∞ balls only, got {o.Norm.Name()}"),
             var s => throw new InputException($"--defense: unknown defense '{s}' (valid: {string.Join(", ", Defenses)})"),
         };
     }
+
+    private static double CheckKappa(double kappa) =>
+        kappa is >= 0 and <= 1 ? kappa : throw new InputException($"--kappa-end: must be in [0, 1], got {kappa.ToString(CultureInfo.InvariantCulture)}");
 
     /// <summary>
     /// Defenses for which bf16 attack passes were measured to keep PGD-20 robust accuracy within 0.5 points of float32
