@@ -107,6 +107,14 @@ public static class FrameWriter
             w.WriteEndArray();
             w.WriteString("broken", Bits(a.Broken));
             if (a.Certified is { } c) w.WriteString("certified", Bits(c));
+            if (a.SmoothedRadius is { } radii)
+            {
+                w.WriteStartArray("smoothRadius");
+                foreach (var r in radii) w.WriteNumberValue(MathF.Round(r, 3));
+                w.WriteEndArray();
+                Num(w, "smoothAcc", a.SmoothedCertifiedAccuracy);
+                w.WriteString("smoothing", a.SmoothingParameters);
+            }
             w.WriteEndObject();
         }
         w.WriteEndObject();

@@ -85,6 +85,7 @@ public static class PlaygroundRenderer
                 {
                     $"test loss {F(n.TestLoss)}   training loss {F(n.TrainLoss)}",
                     $"clean {P(n.TestAccuracy)}   robust {P(a?.RobustAccuracy)}   IBP-certified {P(a?.CertifiedAccuracy)}",
+                    a?.SmoothedCertifiedAccuracy is { } sm ? $"randomized smoothing ({a.SmoothingParameters}): {P(sm)} certified at ε" : "",
                 }
                 : [$"test loss {F(n.TestLoss)}   training loss {F(n.TrainLoss)}", $"adversarial test loss {F(a?.RobustLoss)}"];
             for (int j = 0; j < lines.Length; j++) c.DrawText(lines[j], x, mapY + mapSize + 36 + j * 17, SKTextAlign.Left, textFont, fill);
@@ -179,6 +180,14 @@ public static class PlaygroundRenderer
         {
             stroke.Color = Certified; stroke.StrokeWidth = 1.6f;
             for (int i = 0; i < test.Length; i++) if (cert[i]) c.DrawCircle(X(test[i].X1), Y(test[i].X2), 6.2f, stroke);
+        }
+        if (s.ShowCertified && a?.SmoothedRadius is { } radii)
+        {
+            stroke.Color = new SKColor(26, 152, 80, 200); stroke.StrokeWidth = 1;
+            using var dash = SKPathEffect.CreateDash([3, 2], 0);
+            stroke.PathEffect = dash;
+            for (int i = 0; i < test.Length; i++) if (radii[i] > 0) c.DrawCircle(X(test[i].X1), Y(test[i].X2), radii[i] * k, stroke);
+            stroke.PathEffect = null;
         }
         if (s.ShowAttack && a is not null && a.Adversarial.Length == test.Length * 2)
         {

@@ -259,3 +259,29 @@ public class EngineTests
 
 [CollectionDefinition("tensor counts", DisableParallelization = true)]
 public sealed class TensorCountCollection;
+
+[Collection("tensor counts")]
+public class SmoothingTests
+{
+    [Fact]
+    public void Gaussian_noise_training_shows_randomized_smoothing_radii_within_what_its_samples_can_certify()
+    {
+        using var e = new PlaygroundEngine(new PlaygroundState().With(PlaygroundState.ParseQuery(
+            "dataset=circle&features=x1,x2,x1sq,x2sq&networkShape=6&objective=gaussian&sigma=0.4&norm=l2&epsilon=0.3&showCertified=true&learningRate=0.1")), gridSize: 16);
+        for (int i = 0; i < 10; i++) e.RunEpoch();
+        e.Evaluate();
+        e.Attack();
+        var main = e.Snapshots()[0].Attack!;
+        Assert.NotNull(main.SmoothedRadius);
+        double max = PlaygroundEngineSmoothing.MaxRadius(0.4);
+        Assert.All(main.SmoothedRadius!, r => Assert.InRange(r, 0, max + 1e-4));
+        Assert.True(main.SmoothedRadius!.Count(r => r >= 0.3) / (double)e.TestPoints.Length == main.SmoothedCertifiedAccuracy);
+        Assert.InRange(main.SmoothedCertifiedAccuracy!.Value, 0.5, 1);
+        Assert.Null(e.Snapshots()[1].Attack!.SmoothedRadius);  // the standard twin is not a smoothing base classifier
+    }
+}
+
+internal static class PlaygroundEngineSmoothing
+{
+    public static double MaxRadius(double sigma) => (new Robustness.Certification.RandomizedSmoothing(sigma) { N = 1000, Alpha = 0.001 }).MaxCertifiableRadius(1000);
+}

@@ -537,6 +537,12 @@ function drawMap(canvas, grid, net0, role, size, forExport) {
     g.lineWidth = 1.6; g.strokeStyle = "#1a9850";
     data.test.forEach(([x, y], i) => { if (attack.certified[i] === "1") { g.beginPath(); g.arc(X(x), Y(y), r + 3, 0, 2 * Math.PI); g.stroke(); } });
   }
+  // randomized smoothing: the certified L2 radius of the smoothed classifier (dashed), where it predicts the label
+  if (bool("showCertified") && attack && attack.smoothRadius) {
+    g.setLineDash([3, 2]); g.lineWidth = 1; g.strokeStyle = "rgba(26,152,80,.8)";
+    data.test.forEach(([x, y], i) => { const rr = attack.smoothRadius[i]; if (rr > 0) { g.beginPath(); g.arc(X(x), Y(y), rr * k, 0, 2 * Math.PI); g.stroke(); } });
+    g.setLineDash([]);
+  }
   // adversarial examples with an arrow from their origin
   if (bool("showAttack") && attack && attack.adv.length === data.test.length * 2) {
     data.test.forEach(([x, y, l], i) => {
@@ -629,6 +635,9 @@ function draw() {
   $("row-standard").classList.toggle("hidden", !twin);
   if (twin) { fillRow("standard", twin); $("forkedAt").textContent = twin.forkedAt > 0 ? `(from epoch ${twin.forkedAt})` : "(same start)"; }
   const eps = num("epsilon"), norm = state.norm === "linf" ? "L∞" : "L2";
+  const sm = main.attack && main.attack.smoothRadius ? main.attack : null;
+  $("smoothing").classList.toggle("hidden", !sm);
+  if (sm) { $("smoothing").innerHTML = `Randomized smoothing (${sm.smoothing}): <b id="smoothAcc" data-value="${sm.smoothAcc}">${pct(sm.smoothAcc)}</b> of the test points certified at ${norm} ε = ${eps.toFixed(2)} (dashed circles: certified L2 radius).`; }
   $("legendNote").textContent = isClassification()
     ? `Robust: PGD-${state.attackSteps} at ${norm} ε = ${eps.toFixed(2)} on ${data.test.length} test points${main.attack ? " (epoch " + main.attack.epoch + ")" : ""}.`
     : `Adversarial loss: PGD-${state.attackSteps} maximising the squared error in the ${norm} ε = ${eps.toFixed(2)} ball.`;
