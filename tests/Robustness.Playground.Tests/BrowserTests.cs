@@ -59,6 +59,9 @@ public sealed class Browser : IDisposable
 
     public IWebElement El(string cssSelector) => Driver_.FindElement(By.CssSelector(cssSelector));
 
+    public IWebElement? El(string cssSelector, bool optional) =>
+        Driver_.FindElements(By.CssSelector(cssSelector)) is { Count: > 0 } found ? found[0] : optional ? null : throw new NoSuchElementException(cssSelector);
+
     public double? Value(string id)
     {
         var text = Driver_.FindElement(By.Id(id)).GetDomAttribute("data-value");
@@ -119,6 +122,10 @@ public class BrowserTests(ITestOutputHelper output)
         b.El("#dataset-spiral").Click();
         foreach (var f in new[] { "x1x2", "sinx1", "sinx2" }) b.El($"#feature-{f}").Click();
         b.Choose("learningRate", "0.1");
+        // Two hidden layers of 8 neurons: room for a boundary that keeps its distance from the points.
+        for (int layer = 0; layer < 2; layer++)
+            while (b.El($"#node-{layer}-7", optional: true) is null) b.El($"#add-neuron-{layer}").Click();
+        b.WaitUntil(() => b.Driver_.Url.Contains("networkShape=8%2C8"), TimeSpan.FromSeconds(5), "an 8,8 network");
         b.WaitUntil(() => b.Driver_.Url.Contains("features=x1%2Cx2%2Cx1x2%2Csinx1%2Csinx2") && b.Driver_.Url.Contains("dataset=spiral"), TimeSpan.FromSeconds(5), "the URL carries the setup");
         b.El("#play").Click();
         b.WaitUntil(() => b.Value("epoch") > 100 && b.Value("testLoss") < 0.35, TimeSpan.FromSeconds(25), "epoch > 100 and test loss < 0.35");
@@ -141,9 +148,11 @@ public class BrowserTests(ITestOutputHelper output)
             Assert.True(b.Value($"certAcc-{role}") <= b.Value($"robustAcc-{role}") + 0.05, "certified ≤ robust (up to the frames they were measured in)");
         }
 
-        foreach (var id in new[] { "showBalls", "showAttack", "showCertified" }) b.El($"#{id}").Click();
         b.El("#play").Click();
         b.WaitUntil(() => !(b.El("#play").GetDomAttribute("class") ?? "").Contains("playing"), TimeSpan.FromSeconds(5), "training paused");
+        foreach (var id in new[] { "showBalls", "showAttack", "showCertified" }) b.El($"#{id}").Click();
+        b.WaitUntil(() => b.Driver_.Url.Contains("showCertified=true") && b.Value("certAcc-main") is not null, TimeSpan.FromSeconds(5), "overlays on");
+        b.Driver_.ExecuteScript("document.activeElement && document.activeElement.blur()");
         var dir = Browser.ArtifactDir();
         b.Screenshot(Path.Combine(dir, "playground-1280x800.png"));
         b.Resize(1920, 1080);

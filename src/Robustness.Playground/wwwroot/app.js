@@ -339,6 +339,7 @@ function buildNodeElements() {
     ctl.style.left = (net.columns[l + 1] + NODE / 2 - 32) + "px";
     ctl.innerHTML = `<div class="btns"><button class="mini" type="button" aria-label="Add neuron" title="Add a neuron">+</button><button class="mini" type="button" aria-label="Remove neuron" title="Remove a neuron">−</button></div><div class="count">${count} neuron${count === 1 ? "" : "s"}</div>`;
     const [plus, minus] = ctl.querySelectorAll("button");
+    plus.id = `add-neuron-${l}`; minus.id = `remove-neuron-${l}`;
     plus.disabled = count >= MAX_NEURONS; minus.disabled = count <= 1;
     plus.onclick = () => { const s = shape(); s[l] = Math.min(MAX_NEURONS, s[l] + 1); change({ networkShape: s.join(",") }); };
     minus.onclick = () => { const s = shape(); s[l] = Math.max(1, s[l] - 1); change({ networkShape: s.join(",") }); };
