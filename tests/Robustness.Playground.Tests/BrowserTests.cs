@@ -153,7 +153,13 @@ public class BrowserTests(ITestOutputHelper output)
         foreach (var id in new[] { "showBalls", "showAttack", "showCertified" }) b.El($"#{id}").Click();
         b.WaitUntil(() => b.Driver_.Url.Contains("showCertified=true") && b.Value("certAcc-main") is not null, TimeSpan.FromSeconds(5), "overlays on");
         b.Driver_.ExecuteScript("document.activeElement && document.activeElement.blur()");
+        // Save PNG composes the view in the page; it must run without a script error.
+        b.El("#savePng").Click();
+        var errors = Convert.ToInt64(b.Driver_.ExecuteScript("return window.playgroundErrors.length"));
+        Assert.True(errors == 0, "script errors: " + b.Driver_.ExecuteScript("return JSON.stringify(window.playgroundErrors)"));
         var dir = Browser.ArtifactDir();
+        var exported = (string)b.Driver_.ExecuteScript("return composeView().toDataURL('image/png')")!;
+        File.WriteAllBytes(Path.Combine(dir, "playground-save-png.png"), Convert.FromBase64String(exported[(exported.IndexOf(',') + 1)..]));
         b.Screenshot(Path.Combine(dir, "playground-1280x800.png"));
         b.Resize(1920, 1080);
         b.WaitUntil(() => Convert.ToInt64(b.Driver_.ExecuteScript("return window.innerWidth")) == 1920, TimeSpan.FromSeconds(5), "viewport resized");

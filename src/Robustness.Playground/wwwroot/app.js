@@ -489,19 +489,19 @@ function drawGradients(g, W, H) {
 function mapSize() {
   const col = document.querySelector(".col.output"), w = col.clientWidth - 32;
   const twin = frame && frame.networks.length > 1;
-  return twin ? Math.floor((w - 12 - 2 * MARGIN) / 2) : Math.min(w - MARGIN, 360);
+  return twin ? Math.floor((w - 12 - 2 * (MARGIN + PAD)) / 2) : Math.min(w - MARGIN - PAD, 360);
 }
-const MARGIN = 16;
+const MARGIN = 16, PAD = 8;
 function drawMap(canvas, grid, net0, role, size, forExport) {
-  const S = size, full = S + MARGIN;
+  const S = size, full = S + MARGIN + 6, wide = S + MARGIN + PAD;
   const dpr = forExport ? 1 : (window.devicePixelRatio || 1);
   if (!forExport) {
-    if (canvas.width !== full * dpr) { canvas.width = full * dpr; canvas.height = full * dpr; canvas.style.width = full + "px"; canvas.style.height = full + "px"; }
+    if (canvas.width !== wide * dpr) { canvas.width = wide * dpr; canvas.height = full * dpr; canvas.style.width = wide + "px"; canvas.style.height = full + "px"; }
   }
   const g = canvas.getContext("2d");
   g.setTransform(dpr, 0, 0, dpr, 0, 0);
-  g.clearRect(0, 0, full, full);
-  const ox = MARGIN, oy = 0;
+  g.clearRect(0, 0, wide, full);
+  const ox = MARGIN, oy = 6;
   // background: the network's output, or a hovered neuron
   const src = document.createElement("canvas");
   let showGrid = grid, n = frame ? frame.grid : 100;
@@ -659,6 +659,14 @@ function fillRow(role, n) {
 
 // ---------------------------------------------------------------- Save PNG: the view as one picture
 function savePng() {
+  composeView().toBlob(b => {
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(b); a.download = `robustness-playground-${isClassification() ? state.dataset : state.regDataset}-epoch${frame ? frame.epoch : 0}.png`;
+    document.body.appendChild(a); a.click(); a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 2000);
+  }, "image/png");
+}
+function composeView() {
   const networks = frame ? frame.networks : [];
   const twin = networks.length > 1;
   const S = 300, W = 1400, H = 660;
@@ -685,7 +693,7 @@ function savePng() {
   // maps
   const mx = 680;
   networks.forEach((n0, i) => {
-    const mc = document.createElement("canvas"); mc.width = S + MARGIN; mc.height = S + MARGIN;
+    const mc = document.createElement("canvas"); mc.width = S + MARGIN + PAD; mc.height = S + MARGIN + 6;
     drawMap(mc, frame.grids[i], n0, n0.role, S, true);
     const x = mx + i * (S + MARGIN + 20);
     g.drawImage(mc, x, 90);
@@ -698,15 +706,12 @@ function savePng() {
       : [`test loss ${fmt(n0.testLoss)} · training loss ${fmt(n0.trainLoss)}`, `adversarial test loss ${a ? fmt(a.robustLoss) : "–"}`];
     lines.forEach((t, j) => g.fillText(t, x + MARGIN, 90 + S + MARGIN + 16 + j * 17));
   });
-  if (!twin) { const lc = document.createElement("canvas"); lc.width = 320; lc.height = 150; drawLoss(lc.getContext("2d"), 320, 150); g.drawImage(lc, mx + S + 50, 90); }
+  const lc = document.createElement("canvas");
+  if (!twin) { lc.width = 320; lc.height = 150; drawLoss(lc.getContext("2d"), 320, 150); g.drawImage(lc, mx + S + 50, 90); }
+  else { lc.width = 620; lc.height = 90; drawLoss(lc.getContext("2d"), 620, 90); g.drawImage(lc, 20, 540); }
   g.fillStyle = "#6b7780"; g.font = "11px Helvetica, Arial, sans-serif"; g.textAlign = "left";
   g.fillText("orange = negative, blue = positive · " + $("legendNote").textContent, 20, H - 16);
-  c.toBlob(b => {
-    const a = document.createElement("a");
-    a.href = URL.createObjectURL(b); a.download = `robustness-playground-${state.dataset}-epoch${frame ? frame.epoch : 0}.png`;
-    document.body.appendChild(a); a.click(); a.remove();
-    setTimeout(() => URL.revokeObjectURL(a.href), 2000);
-  }, "image/png");
+  return c;
 }
 function summaryLine() {
   const set = isClassification() ? state.dataset : state.regDataset;
