@@ -158,6 +158,7 @@ public class BrowserTests(ITestOutputHelper output)
         var errors = Convert.ToInt64(b.Driver_.ExecuteScript("return window.playgroundErrors.length"));
         Assert.True(errors == 0, "script errors: " + b.Driver_.ExecuteScript("return JSON.stringify(window.playgroundErrors)"));
         var dir = Browser.ArtifactDir();
+        Directory.CreateDirectory(dir);
         var exported = (string)b.Driver_.ExecuteScript("return composeView().toDataURL('image/png')")!;
         File.WriteAllBytes(Path.Combine(dir, "playground-save-png.png"), Convert.FromBase64String(exported[(exported.IndexOf(',') + 1)..]));
         b.Screenshot(Path.Combine(dir, "playground-1280x800.png"));
