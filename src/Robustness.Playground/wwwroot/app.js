@@ -167,6 +167,7 @@ function syncControls() {
   for (const o of $("objective").options) o.disabled = !isClassification() && (o.value === "trades" || o.value === "fgsm-rs");
   $("lossKind").textContent = isClassification() ? "cross-entropy (logistic) loss" : "squared-error loss";
   $("robustHead").textContent = isClassification() ? "robust acc." : "adv. loss";
+  $("cleanHead").textContent = isClassification() ? "clean acc." : "test loss";
   const n = shape().length;
   $("layerCount").textContent = n;
   $("layerWord").textContent = n === 1 ? "hidden layer" : "hidden layers";
