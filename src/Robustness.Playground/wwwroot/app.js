@@ -586,7 +586,7 @@ function drawLoss(g, W, H) {
   g.fillStyle = "#f7f9fa"; g.fillRect(0, 0, W, H);
   g.strokeStyle = "#e3e7ea"; g.lineWidth = 1;
   for (let i = 1; i < 4; i++) { g.beginPath(); g.moveTo(0, H * i / 4 + .5); g.lineTo(W, H * i / 4 + .5); g.stroke(); }
-  const X = e => 4 + (W - 8) * e / maxX, Y = v => H - 4 - (H - 10) * Math.min(1, v / maxY);
+  const X = e => 4 + (W - 8) * e / maxX, Y = v => H - 4 - (H - 22) * Math.min(1, v / maxY);
   const line = (pts, idx, colour, dash, width) => {
     g.beginPath(); g.setLineDash(dash); g.strokeStyle = colour; g.lineWidth = width;
     let started = false;
@@ -600,8 +600,12 @@ function drawLoss(g, W, H) {
   }
   g.fillStyle = "#6b7780"; g.font = "9.5px Helvetica, Arial, sans-serif"; g.textAlign = "left"; g.textBaseline = "top";
   const legend = roles.length > 1 ? `solid: ${OBJECTIVE_LABELS[state.objective] || state.objective} · dashed: standard · dark/red: test · grey: training` : "dark: test · grey: training";
-  g.fillText(`${fmt(maxY, 2)}   ${legend}`, 5, 3);
-  g.textAlign = "right"; g.fillText(`epoch ${maxX}`, W - 5, 3);
+  const label = `${fmt(maxY, 2)}   ${legend}`, ep = `epoch ${maxX}`;
+  g.fillStyle = "rgba(247,249,250,.85)";
+  g.fillRect(2, 1, g.measureText(label).width + 6, 13); g.fillRect(W - g.measureText(ep).width - 8, 1, g.measureText(ep).width + 6, 13);
+  g.fillStyle = "#6b7780";
+  g.fillText(label, 5, 3);
+  g.textAlign = "right"; g.fillText(ep, W - 5, 3);
 }
 
 // ---------------------------------------------------------------- drawing
