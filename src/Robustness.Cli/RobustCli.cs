@@ -26,6 +26,7 @@ public static class RobustCli
         Commands.Demo.DemoCommand.Definition(),
         Commands.Merge.MergeCommand.Definition(),
         Commands.Bench.BenchCommand.Definition(),
+        Commands.Playground.PlaygroundCommand.Definition(),
     ];
 
     public static int Run(string[] args)
