@@ -24,6 +24,8 @@ public static class RobustCli
         Commands.Eval.EvalCommand.Definition(),
         Commands.Demo.DemoCommand.Definition(),
         Commands.Merge.MergeCommand.Definition(),
+        Commands.Leaderboard.LeaderboardCommand.Definition(),
+        Commands.Compare.CompareCommand.Definition(),
         Commands.Bench.BenchCommand.Definition(),
     ];
 

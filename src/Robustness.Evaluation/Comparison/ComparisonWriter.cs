@@ -177,7 +177,7 @@ public static class ComparisonWriter
             if (rows.Count == 0) return;
             sb.Append($"<h2>{E(title)}</h2>");
             if (note is not null) sb.Append($"<p class=\"note\">{E(note)}</p>");
-            sb.Append("<div class=\"panel\"><table><thead><tr><th></th>");
+            sb.Append("<div class=\"panel\"><table class=\"fixed\"><thead><tr><th></th>");
             foreach (var l in labels) sb.Append($"<th class=\"n\">{E(l)}</th>");
             sb.Append("</tr></thead><tbody>");
             foreach (var r in rows)

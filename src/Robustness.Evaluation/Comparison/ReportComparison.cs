@@ -135,7 +135,7 @@ public sealed record ReportComparison
         {
             var other = rs[i].Samples.ToDictionary(s => s.Index);
             result.Add(Pair(i, "clean", null, baseline, other, s => s.CleanCorrect, s => s.CleanCorrect));
-            foreach (var eps in epsilons)
+            foreach (var eps in epsilons.Where(e => e > 0)) // at ε = 0 robust is clean-correct: the row above
             {
                 int a = IndexOf(rs[0], eps), b = IndexOf(rs[i], eps);
                 if (a < 0 || b < 0) continue;
@@ -189,7 +189,7 @@ public sealed record ReportComparison
         a.Provenance.SampleIndices.Count == b.Provenance.SampleIndices.Count
         && a.Provenance.SampleIndices.Order().SequenceEqual(b.Provenance.SampleIndices.Order());
 
-    public static string Threat(RobustnessReport r) => $"{r.Norm} ε={Num(r.Epsilon)}";
+    public static string Threat(RobustnessReport r) => $"{LeaderboardTable.NormText(r.Norm)} ε = {Num(r.Epsilon)}";
 
     private static string Describe(RobustnessReport r) =>
         $"{r.Provenance.SampleIndices.Count} samples ({ResultRecord.HashIndices(r.Provenance.SampleIndices)[..8]})";

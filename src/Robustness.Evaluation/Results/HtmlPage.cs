@@ -25,6 +25,7 @@ internal static class HtmlPage
         table{border-collapse:collapse;width:100%;font-size:14px}
         th,td{padding:9px 12px;border-bottom:1px solid var(--line);text-align:left;vertical-align:middle;white-space:nowrap}
         tbody tr:last-child td{border-bottom:0}
+        table.fixed{table-layout:fixed} table.fixed th:first-child{width:38%} table.fixed td:first-child{white-space:normal}
         tbody tr:hover{background:#f8f9fb}
         th{background:var(--head);font-weight:600;font-size:13px;color:#333a48;position:relative;user-select:none}
         th.sortable{cursor:pointer;padding-right:22px}

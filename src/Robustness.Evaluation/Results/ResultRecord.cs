@@ -75,10 +75,10 @@ public sealed record ResultRecord
             a.Name + "(" + string.Join(",", a.Parameters.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}")) + ")")));
 
     /// <summary>
-    /// The record of a complete evaluation report. <paramref name="split"/> is the dataset split the samples came from
-    /// (reports name the dataset, not the split); <paramref name="reportPath"/> the report.json written for it.
+    /// The record of a complete evaluation report; <paramref name="reportPath"/> is the report.json written for it. The
+    /// dataset label carries the report's split when it is not the test split.
     /// </summary>
-    public static ResultRecord FromReport(RobustnessReport report, string? reportPath, string split = "test")
+    public static ResultRecord FromReport(RobustnessReport report, string? reportPath)
     {
         ArgumentNullException.ThrowIfNull(report);
         var p = report.Provenance;
@@ -94,7 +94,7 @@ public sealed record ResultRecord
             ModelName = ModelNameOf(p.ModelPath, p.ModelArch),
             ModelPath = p.ModelPath,
             ModelArch = p.ModelArch,
-            Dataset = DatasetLabel(p.DatasetName, split),
+            Dataset = DatasetLabel(p.DatasetName, p.DatasetSplit),
             SamplesSha256 = HashIndices(p.SampleIndices),
             SampleCount = report.Total,
             Norm = report.Norm,
@@ -117,7 +117,7 @@ public sealed record ResultRecord
     public static string ModelNameOf(string? modelPath, string arch) =>
         string.IsNullOrEmpty(modelPath) ? arch : Path.GetFileNameWithoutExtension(modelPath);
 
-    public static string DatasetLabel(string name, string split) =>
+    public static string DatasetLabel(string name, string? split) =>
         string.IsNullOrEmpty(split) || split.Equals("test", StringComparison.OrdinalIgnoreCase) ? name : $"{name}:{split}";
 
     internal static string Sha256Hex(string text) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));

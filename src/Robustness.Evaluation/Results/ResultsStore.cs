@@ -307,7 +307,7 @@ public sealed class ResultsStore
         using var check = Command(c, null, "PRAGMA quick_check(1);");
         var result = check.ExecuteScalar() as string;
         if (!string.Equals(result, "ok", StringComparison.OrdinalIgnoreCase))
-            throw new InputException($"{path}: the results database is corrupt (SQLite quick_check: {result})");
+            throw new InputException($"{path}: the results database is corrupt (SQLite quick_check: {OneLine(result ?? "no answer")})");
     }
 
     /// <summary>Brings the schema to the current version in one immediate transaction; returns the version found.</summary>
@@ -380,10 +380,12 @@ public sealed class ResultsStore
         catch (SqliteException e) when (e.SqliteErrorCode is 26) // SQLITE_NOTADB
         { throw new InputException($"{path}: not a SQLite database", e); }
         catch (SqliteException e) when (e.SqliteErrorCode is 11) // SQLITE_CORRUPT
-        { throw new InputException($"{path}: the results database is corrupt ({e.Message})", e); }
+        { throw new InputException($"{path}: the results database is corrupt ({OneLine(e.Message)})", e); }
         catch (SqliteException e) when (e.SqliteErrorCode is 14 or 8 or 23) // CANTOPEN, READONLY, AUTH
-        { throw new InputException($"{path}: cannot open the results database for writing ({e.Message})", e); }
+        { throw new InputException($"{path}: cannot open the results database for writing ({OneLine(e.Message)})", e); }
         catch (SqliteException e) when (IsBusy(e))
-        { throw new IOException($"{path}: the results database stayed locked by other writers ({e.Message})", e); }
+        { throw new IOException($"{path}: the results database stayed locked by other writers ({OneLine(e.Message)})", e); }
     }
+
+    private static string OneLine(string text) => string.Join(' ', text.ReplaceLineEndings("\n").Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 }

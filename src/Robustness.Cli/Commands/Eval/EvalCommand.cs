@@ -25,6 +25,8 @@ public sealed record EvalRunOptions
     public int Images { get; init; } = 16;
     public bool Sanity { get; init; } = true;
     public ShardSpec? Shard { get; init; }
+    /// <summary>Where the finished run is recorded (the verb: the results database unless --no-record; other callers: nowhere).</summary>
+    public ResultsTarget Results { get; init; } = ResultsTarget.None;
     public required string Out { get; init; }
 }
 
@@ -46,6 +48,7 @@ public sealed class EvalCommand(EvalRunOptions o)
     private static readonly Option<bool> NoSanityOption = new("--no-sanity") { Description = "Skip the sanity checks (not recommended)." };
     private static readonly Option<string?> ShardOption = new("--shard") { Description = "Evaluate only shard i of n (i/n); combine with `robust merge`." };
     private static readonly Option<string> OutOption = SharedOptions.Out("Output directory (report.json, report.md, report.html, images/, plots/).");
+    private static readonly ResultsDbOptions ResultsOptions = ResultsDbOptions.ForRecording();
 
     public static Command Definition()
     {
@@ -56,6 +59,7 @@ public sealed class EvalCommand(EvalRunOptions o)
         };
         Inputs.AddTo(command);
         AttackOptions.AddTo(command);
+        ResultsOptions.AddTo(command);
         CommandRunner.SetAction(command, p =>
         {
             var preset = p.GetValue(PresetOption);
@@ -80,6 +84,7 @@ public sealed class EvalCommand(EvalRunOptions o)
                 Images = p.GetValue(ImagesOption),
                 Sanity = !p.GetValue(NoSanityOption),
                 Shard = p.GetValue(ShardOption) is { } s ? ShardSpec.Parse(s) : null,
+                Results = ResultsOptions.Read(p),
                 Out = p.GetValue(OutOption)!,
             }).Execute();
         }, new Dictionary<string, string> { ["Attack"] = "--attacks" });
@@ -99,6 +104,9 @@ public sealed class EvalCommand(EvalRunOptions o)
     public static RobustnessReport? Run(EvalRunOptions o, bool render)
     {
         SharedOptions.RequirePositive(o.BatchSize, "--batch-size");
+        // A shard is not a result: `robust merge` records the merged report.
+        var results = o.Shard is { Count: > 1 } ? ResultsTarget.None : o.Results;
+        results.CheckBeforeRun();
         using var run = LoadedRun.Open(o.Inputs, o.Seed, o.Device, o.Threads);
         var epsilon = o.Epsilon ?? o.Sweep.Max();
         var options = new EvaluationOptions
@@ -115,6 +123,7 @@ public sealed class EvalCommand(EvalRunOptions o)
             Shard = o.Shard,
             ModelPath = Path.GetFullPath(o.Inputs.Model),
             ModelSha256 = run.ModelSha256,
+            DatasetSplit = o.Inputs.Split,
             AttackPrecision = o.Precision.Name(),
         };
         options.Validate(run.Model.Spec.Bounds);
@@ -129,12 +138,14 @@ public sealed class EvalCommand(EvalRunOptions o)
         ProgressReporter.Run(label, progress =>
             result = new Evaluator().Evaluate(model, run.Data, options, progress));
         var files = ReportBundle.WriteAll(result!.Report, o.Out, result.Examples);
+        var recorded = results.Append(ResultRecord.FromReport(result.Report, files.Json));
         if (render)
         {
             var table = new Table().AddColumn("").AddColumn("value");
             foreach (var row in ConsoleSummary.Rows(result.Report))
                 table.AddRow(Markup.Escape(row.Key), Markup.Escape(row.Value));
             table.AddRow("report", Markup.Escape(files.Html));
+            table.AddRow("recorded", Markup.Escape(recorded is { } r ? $"#{r.Record.Id} in {r.Database}" : o.Shard is { Count: > 1 } ? "no (a shard: robust merge records the merged report)" : "no (--no-record)"));
             CommandRunner.Out.Write(table);
         }
         return result.Report;
