@@ -138,7 +138,7 @@ public sealed class EvalCommand(EvalRunOptions o)
         ProgressReporter.Run(label, progress =>
             result = new Evaluator().Evaluate(model, run.Data, options, progress));
         var files = ReportBundle.WriteAll(result!.Report, o.Out, result.Examples);
-        var recorded = results.Append(ResultRecord.FromReport(result.Report, files.Json));
+        var recorded = results.Record ? results.Append(ResultRecord.FromReport(result.Report, files.Json)) : null;
         if (render)
         {
             var table = new Table().AddColumn("").AddColumn("value");

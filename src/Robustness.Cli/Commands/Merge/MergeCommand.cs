@@ -32,7 +32,7 @@ public sealed class MergeCommand(IReadOnlyList<string> inputs, string output, Re
         results.CheckBeforeRun();
         using var outLock = OutputLock.Acquire(output);
         var files = ReportBundle.WriteAll(merged, output);
-        var recorded = results.Append(ResultRecord.FromReport(merged, files.Json));
+        var recorded = results.Record ? results.Append(ResultRecord.FromReport(merged, files.Json)) : null;
         Console.WriteLine($"merged {reports.Count} shards ({merged.Total} samples) into {files.Json}" + (recorded is { } r ? $"; recorded as #{r.Record.Id} in {r.Database}" : ""));
         return ExitCodes.Ok;
     }
