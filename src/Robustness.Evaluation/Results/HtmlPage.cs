@@ -23,7 +23,7 @@ internal static class HtmlPage
         p.note,.note{color:var(--muted);font-size:13px;margin:4px 0 10px}
         .panel{background:#fff;border-radius:10px;box-shadow:0 1px 3px rgba(0,0,0,.12);overflow-x:auto}
         table{border-collapse:collapse;width:100%;font-size:14px}
-        th,td{padding:9px 12px;border-bottom:1px solid var(--line);text-align:left;vertical-align:middle;white-space:nowrap}
+        th,td{padding:9px 10px;border-bottom:1px solid var(--line);text-align:left;vertical-align:middle;white-space:nowrap}
         tbody tr:last-child td{border-bottom:0}
         table.fixed{table-layout:fixed} table.fixed th:first-child{width:38%} table.fixed td:first-child{white-space:normal}
         tbody tr:hover{background:#f8f9fb}
@@ -39,7 +39,9 @@ internal static class HtmlPage
         .model b{font-weight:600}
         .sha,code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;color:var(--muted)}
         .runs{color:var(--muted);font-size:12px}
-        .bar{display:inline-block;vertical-align:middle;width:90px;height:7px;background:#e8ebf0;border-radius:4px;margin-left:10px;overflow:hidden}
+        .panel.scrolls{box-shadow:inset -14px 0 10px -10px rgba(0,0,0,.25),0 1px 3px rgba(0,0,0,.12)}
+        td.wrap{white-space:normal;min-width:110px}
+        .bar{display:inline-block;vertical-align:middle;width:64px;height:7px;background:#e8ebf0;border-radius:4px;margin-left:10px;overflow:hidden}
         .bar i{display:block;height:100%;background:var(--accent);border-radius:4px}
         .bar.c i{background:#7a59c9}
         .badge{display:inline-block;font-size:11px;padding:1px 7px;border-radius:9px;margin-left:6px;vertical-align:1px}
@@ -86,6 +88,9 @@ internal static class HtmlPage
               th.tabIndex=0;th.addEventListener('click',function(){toggle(table,i);});
               th.addEventListener('keydown',function(e){if(e.key==='Enter'||e.key===' '){e.preventDefault();toggle(table,i);}});});
           });
+          // A table wider than its panel scrolls sideways: mark the panel so the edge shows a shadow.
+          function fit(){Array.prototype.forEach.call(document.querySelectorAll('.panel'),function(p){p.classList.toggle('scrolls',p.scrollWidth>p.clientWidth+1);});}
+          fit();window.addEventListener('resize',fit);
           var m=/sort=([a-z0-9_-]+?)-(asc|desc)\b/.exec(location.hash||'');
           if(m)Array.prototype.forEach.call(document.querySelectorAll('table.sortable'),function(table){
             Array.prototype.forEach.call(table.tHead.rows[0].cells,function(th,i){if(th.getAttribute('data-key')===m[1])sort(table,i,m[2]==='asc'?'ascending':'descending');});});

@@ -92,11 +92,11 @@ public static class LeaderboardWriter
                     ? $"<td class=\"n\" data-v=\"{V(rob)}\"><b>{Pct(rob)}</b>{Bar(rob, "")}</td>"
                     : "<td class=\"n\" data-v=\"\"><span class=\"dash\">—</span></td>");
                 sb.Append(r.CertifiedAccuracy is { } c
-                    ? $"<td class=\"n\" data-v=\"{V(c)}\" title=\"{E(r.CertificationMethod ?? "")}\">{Pct(c)} <span class=\"sha\">{E(r.CertificationMethod ?? "")}</span>{Bar(c, " c")}</td>"
+                    ? $"<td class=\"n\" data-v=\"{V(c)}\" title=\"proven by {E(r.CertificationMethod ?? "?")}\">{Pct(c)} <span class=\"sha\">{E(r.CertificationMethod ?? "")}</span></td>"
                     : "<td class=\"n\" data-v=\"\"><span class=\"dash\">—</span></td>");
-                sb.Append($"<td>{E(r.AttackSet.Replace(",", ", "))}</td>");
+                sb.Append($"<td class=\"wrap\">{E(r.AttackSet.Replace(",", ", "))}</td>");
                 sb.Append($"<td class=\"n\" data-v=\"{r.SampleCount}\" title=\"seed {r.Seed}; samples SHA-256 {E(r.SamplesSha256)}\">{r.SampleCount:N0}</td>");
-                sb.Append($"<td data-v=\"{E(r.Date.ToUniversalTime().ToString("o", CultureInfo.InvariantCulture))}\">{E(Date(r.Date))}</td>");
+                sb.Append($"<td data-v=\"{E(r.Date.ToUniversalTime().ToString("o", CultureInfo.InvariantCulture))}\" title=\"{E(Date(r.Date))}\">{E(r.Date.ToUniversalTime().ToString("yyyy-MM-dd", CultureInfo.InvariantCulture))}</td>");
                 var link = ReportLink(r.ReportPath, outputDirectory);
                 sb.Append(link is null
                     ? $"<td><span class=\"dash\" title=\"{E(r.ReportPath ?? "no report recorded")}\">missing</span></td>"

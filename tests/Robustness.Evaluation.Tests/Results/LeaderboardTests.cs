@@ -155,6 +155,10 @@ public sealed class LeaderboardTests : IDisposable
             var colours = new HashSet<uint>();
             for (int y = 0; y < img.Height; y += 3) for (int x = 0; x < img.Width; x += 3) colours.Add(img[x, y].PackedValue);
             Assert.True(colours.Count > 50, $"screenshot at {w}×{h} looks blank ({colours.Count} colours)");
+            // The page marks a panel whose table is wider than it (it would scroll sideways): the table must fit.
+            var dom = Chromium.DumpDom(files.Html, "", w, h);
+            Assert.Contains("class=\"panel\"", dom);
+            Assert.DoesNotContain("class=\"panel scrolls\"", dom);
         }
     }
 
@@ -211,9 +215,9 @@ internal static class Chromium
     }
 
     /// <summary>The DOM after the page's scripts ran, opened with <paramref name="hash"/> appended to its address.</summary>
-    public static string DumpDom(string html, string hash)
+    public static string DumpDom(string html, string hash, int width = 1280, int height = 800)
     {
-        var r = Run("--dump-dom", new Uri(html).AbsoluteUri + hash);
+        var r = Run("--dump-dom", $"--window-size={width},{height}", new Uri(html).AbsoluteUri + hash);
         Assert.True(r.Code == 0 && r.Stdout.Contains("</table>"), $"dump-dom failed (exit {r.Code}): {r.Stderr}");
         return r.Stdout;
     }
