@@ -166,6 +166,7 @@ public sealed class ResultsStoreTests : IDisposable
         Assert.Contains("corrupt", e.Message, StringComparison.OrdinalIgnoreCase);
         Assert.DoesNotContain('\n', e.Message);
         Assert.Equal(bytes, File.ReadAllBytes(path));
+        Assert.Equal(["results.db"], Directory.GetFiles(_temp.Path).Select(Path.GetFileName)); // no log or shared-memory file left beside it
     }
 
     [Fact]
