@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Robustness.Attacks;
+using Robustness.Certification;
 using Robustness.Core;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -108,12 +109,15 @@ public sealed class Trainer
         int itersPerEpoch = o.DropLast ? trainSet.Count / o.BatchSize : (trainSet.Count + o.BatchSize - 1) / o.BatchSize;
         if (itersPerEpoch == 0) throw new ParameterException("BatchSize", $"{o.BatchSize} is larger than the training set ({trainSet.Count}) with drop-last");
         var lrSchedule = LearningRateSchedules.Create(o, itersPerEpoch);
-        var epsSchedule = EpsilonSchedule.Create(_objective.Epsilon, o.EpsRampEpochs, itersPerEpoch);
+        var epsSchedule = EpsilonSchedule.Create(_objective.Epsilon, o.EpsRampEpochs, itersPerEpoch, o.EpsWarmupEpochs);
         bool detect = o.DetectCatastrophicOverfitting ?? _objective is FgsmRsObjective;
         double validationEps = o.ValidationEpsilon ?? _objective.Epsilon;
-        var validator = Validator ?? new RobustValidator(
-            validationEps > 0 ? new ThreatModel(_objective.Norm, validationEps, _model.Spec.Bounds) : null,
-            o.ValidationPgdSteps, o.ValidationBatchSize, o.Seed, measureFgsm: detect);
+        // Certified training is validated by what it optimises: verified accuracy at the validation ε.
+        var validator = Validator ?? (_objective is IbpObjective or CrownIbpObjective && validationEps > 0
+            ? new IntervalValidator(validationEps, o.ValidationBatchSize) { Method = _objective is CrownIbpObjective ? BoundMethod.CrownIbp : BoundMethod.Ibp }
+            : new RobustValidator(
+                validationEps > 0 ? new ThreatModel(_objective.Norm, validationEps, _model.Spec.Bounds) : null,
+                o.ValidationPgdSteps, o.ValidationBatchSize, o.Seed, measureFgsm: detect));
 
         // Parameters must be on their device before the optimizer takes references to them.
         _model.Module.to(device);
@@ -313,6 +317,8 @@ public sealed class Trainer
         if (a.BatchSize != b.BatchSize) mismatches.Add($"batch size {a.BatchSize} vs {b.BatchSize}");
         if (a.Optimizer != b.Optimizer) mismatches.Add($"optimizer {a.Optimizer} vs {b.Optimizer}");
         if (a.Schedule != b.Schedule) mismatches.Add($"LR schedule {a.Schedule} vs {b.Schedule}");
+        if (a.EpsRampEpochs != b.EpsRampEpochs || a.EpsWarmupEpochs != b.EpsWarmupEpochs)
+            mismatches.Add($"ε warm-up/ramp {a.EpsWarmupEpochs}/{a.EpsRampEpochs} vs {b.EpsWarmupEpochs}/{b.EpsRampEpochs}");
         if (a.ValidationSize != b.ValidationSize) mismatches.Add($"validation size {a.ValidationSize} vs {b.ValidationSize}");
         if (a.AttackPrecision != b.AttackPrecision) mismatches.Add($"attack precision {a.AttackPrecision.Name()} vs {b.AttackPrecision.Name()}");
         if (m.Objective != _objective.Name) mismatches.Add($"objective {m.Objective} vs {_objective.Name}");

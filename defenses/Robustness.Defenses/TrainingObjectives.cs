@@ -304,11 +304,13 @@ public sealed record DefenseSettings
     public double? Sigma { get; init; }
     /// <summary>Attack the model in its training mode instead of eval mode.</summary>
     public bool KeepModelMode { get; init; }
+    /// <summary>IBP / CROWN-IBP: final weight κ of the clean loss (default 0.5).</summary>
+    public double? KappaEnd { get; init; }
 }
 
 public static class TrainingObjectives
 {
-    public static readonly IReadOnlyList<string> Names = ["standard", "pgd", "fgsm-rs", "trades", "gaussian"];
+    public static readonly IReadOnlyList<string> Names = ["standard", "pgd", "fgsm-rs", "trades", "gaussian", "ibp", "crown-ibp"];
 
     /// <summary>The objective named <paramref name="name"/> ("none" is "standard"), with defaults from its record.</summary>
     public static ITrainingObjective Create(string name, DefenseSettings settings)
@@ -328,7 +330,20 @@ public static class TrainingObjectives
             "trades" => new TradesObjective(eps, norm) is var t
                 ? t with { Steps = settings.Steps ?? t.Steps, StepSize = settings.StepSize ?? t.StepSize, Beta = settings.Beta ?? t.Beta, KeepModelMode = keep } : null!,
             "gaussian" => new GaussianNoiseObjective(settings.Sigma ?? GaussianNoiseObjective.DefaultSigma),
+            "ibp" => norm == Norm.Linf
+                ? new IbpObjective(eps) { KappaEnd = Kappa(settings.KappaEnd) }
+                : throw new ParameterException("Norm", $"ibp bounds L∞ balls only, got {norm.Name()}"),
+            "crown-ibp" => norm == Norm.Linf
+                ? new CrownIbpObjective(eps) { KappaEnd = Kappa(settings.KappaEnd) }
+                : throw new ParameterException("Norm", $"crown-ibp bounds L∞ balls only, got {norm.Name()}"),
             _ => throw new ParameterException("Defense", $"unknown defense '{name}' (valid: none, {string.Join(", ", Names)})"),
         };
     }
+
+    private static double Kappa(double? kappa) => kappa switch
+    {
+        null => 0.5,
+        >= 0 and <= 1 => kappa.Value,
+        _ => throw new ParameterException("KappaEnd", $"must be in [0, 1], got {kappa.Value.ToString(System.Globalization.CultureInfo.InvariantCulture)}"),
+    };
 }

@@ -22,6 +22,7 @@ public static class RobustCli
         Commands.Attack.AttackCommand.Definition(),
         Commands.Attacks.AttacksCommand.Definition(),
         Commands.Eval.EvalCommand.Definition(),
+        Commands.Certify.CertifyCommand.Definition(),
         Commands.Demo.DemoCommand.Definition(),
         Commands.Merge.MergeCommand.Definition(),
         Commands.Leaderboard.LeaderboardCommand.Definition(),

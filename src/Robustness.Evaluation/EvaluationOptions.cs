@@ -36,6 +36,9 @@ public sealed record EvaluationOptions
     /// <summary>Arithmetic of the attacks' gradient passes ("float32", "bf16"), as recorded in the report. The caller
     /// chooses it by the model it passes (a bf16 gradient view judges every point in float32).</summary>
     public string AttackPrecision { get; init; } = "float32";
+    /// <summary>Also verify every point with interval bound propagation at each ε (L∞ only) and report the verified
+    /// accuracy beside the empirical one; a verified point an attack breaks is a bug and becomes a warning.</summary>
+    public bool CertifyIbp { get; init; }
     /// <summary>Also return the point kept per sample at the main ε (<see cref="EvaluationResult.Kept"/>): the
     /// adversarial where an attack broke it, else the first attack's attempt.</summary>
     public bool KeepAdversarials { get; init; }
@@ -52,6 +55,7 @@ public sealed record EvaluationOptions
         if (SampleCount is <= 0) throw new ParameterException("SampleCount", $"must be > 0, got {SampleCount}");
         if (ImageCount < 0) throw new ParameterException("ImageCount", $"must be ≥ 0, got {ImageCount}");
         if (SanitySubset <= 0) throw new ParameterException("SanitySubset", $"must be > 0, got {SanitySubset}");
+        if (CertifyIbp && Norm != Norm.Linf) throw new ParameterException(nameof(CertifyIbp), $"IBP certifies L∞ balls, not {Norm.Name()}");
     }
 }
 

@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using Robustness.Attacks;
+using Robustness.Certification;
 using Robustness.Core;
+using Robustness.Core.Graphs;
 using Robustness.Core.Attacking;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -48,6 +50,9 @@ public sealed class Evaluator
             if (!s.Select(a => a.Name).SequenceEqual(attackNames))
                 throw new InvalidOperationException("the attack suite must build the same attacks (by name) for every ε");
 
+        // Certification bounds the float32 network itself (a reduced-precision view only speeds up attack gradients).
+        var certifyModel = model is IReducedPrecisionClassifier reduced ? reduced.FullPrecision : model;
+        var graph = options.CertifyIbp ? NetworkDescriptions.Of(certifyModel, "--certify") : null;
         int batchSize = options.BatchSize;
         int batchCount = (indices.Count + batchSize - 1) / batchSize;
         var ownedBatches = Enumerable.Range(0, batchCount).Where(b => options.Shard?.OwnsBatch(b) ?? true).ToArray();
@@ -82,6 +87,13 @@ public sealed class Evaluator
             Report(progress, "clean", ++done, totalUnits);
 
             var perEps = new SampleEpsilonOutcome[len, epsilons.Count];
+            var verified = new bool[epsilons.Count][];
+            if (graph is not null)
+                for (int e = 0; e < epsilons.Count; e++)
+                {
+                    using var v = new IntervalVerifier(epsilons[e]).Verify(graph, bounds, x, y);
+                    verified[e] = v.Verified.cpu().data<bool>().ToArray();
+                }
             // Gallery candidates at the main ε: clean-correct points in evaluation order, until enough broken and
             // enough robust examples are kept (broken ones are shown first; robust ones fill up).
             bool galleryFull = brokenExamples.Count >= options.ImageCount && robustExamples.Count >= options.ImageCount;
@@ -112,8 +124,9 @@ public sealed class Evaluator
                 foreach (var (i, g) in run?.Gallery ?? []) galleryAdv[i] = g;
                 for (int i = 0; i < len; i++)
                     perEps[i, e] = run is null
-                        ? new SampleEpsilonOutcome(epsilons[e], -1, 0, -1, 0, null)
-                        : new SampleEpsilonOutcome(epsilons[e], run.BrokenBy[i], run.Distance[i], run.AdversarialPrediction[i], run.AdversarialConfidence[i], run.MinimumNorm[i]);
+                        ? new SampleEpsilonOutcome(epsilons[e], -1, 0, -1, 0, null, graph is null ? null : verified[e][i])
+                        : new SampleEpsilonOutcome(epsilons[e], run.BrokenBy[i], run.Distance[i], run.AdversarialPrediction[i], run.AdversarialConfidence[i], run.MinimumNorm[i],
+                            graph is null ? null : verified[e][i]);
             }
 
             if (galleryRows.Length > 0)
@@ -159,6 +172,7 @@ public sealed class Evaluator
             Seed = options.Seed,
             BatchSize = options.BatchSize,
             AttackPrecision = options.AttackPrecision,
+            Certification = options.CertifyIbp ? "ibp" : null,
             Attacks = attackDescriptions,
             DatasetName = data.Name,
             DatasetSource = data.Source,

@@ -13,11 +13,15 @@ public static class MarkdownReportWriter
         var p = r.Provenance;
         sb.AppendLine("# Robustness report").AppendLine();
         sb.AppendLine($"Model {Code(p.ModelPath ?? p.ModelArch)} on {Escape(p.DatasetName)} ({r.Total} samples), threat model {Escape(r.Norm)} ε = {Num(r.Epsilon)}.");
+        if (r.VerifiedAccuracy is { } proven)
+            sb.AppendLine().AppendLine($"**Attacks leave {Pct(r.RobustAccuracy)}, certificates prove {Pct(proven)}** (interval bound propagation): the true robust accuracy lies between.");
         if (r.Shard is { } s) sb.AppendLine().AppendLine($"**Shard {s.Index}/{s.Count} only** — merge all shards for the full result.");
         sb.AppendLine();
         sb.AppendLine("| metric | value |").AppendLine("|---|---|");
         sb.AppendLine($"| clean accuracy | {Pct(r.CleanAccuracy)} |");
         sb.AppendLine($"| robust accuracy (worst case, ε = {Num(r.Epsilon)}) | {Pct(r.RobustAccuracy)} |");
+        if (r.VerifiedAccuracy is { } verified)
+            sb.AppendLine($"| verified accuracy (IBP, ε = {Num(r.Epsilon)}) | {Pct(verified)} |");
         sb.AppendLine($"| successful adversarials | {r.Perturbation.Successful} |");
         sb.AppendLine($"| max ‖δ‖ / mean ‖δ‖ | {Num(r.Perturbation.MaxNorm)} / {Num(r.Perturbation.MeanNorm)} |");
         if (r.Perturbation.MedianMinimumNorm is { } med)
@@ -33,14 +37,16 @@ public static class MarkdownReportWriter
         if (r.EpsSweep.Count > 1)
         {
             sb.AppendLine("## Accuracy vs ε").AppendLine();
-            sb.Append("| ε | worst case |");
+            bool certified = r.VerifiedAccuracy is not null;
+            sb.Append(certified ? "| ε | worst case | verified (IBP) |" : "| ε | worst case |");
             foreach (var a in r.PerAttack) sb.Append($" after {Escape(a.Name)} |");
-            sb.AppendLine().Append("|---:|---:|");
+            sb.AppendLine().Append(certified ? "|---:|---:|---:|" : "|---:|---:|");
             foreach (var _ in r.PerAttack) sb.Append("---:|");
             sb.AppendLine();
             foreach (var e in r.EpsSweep)
             {
                 sb.Append($"| {Num(e.Epsilon)} | {Pct(e.RobustAccuracy)} |");
+                if (certified) sb.Append($" {(e.VerifiedAccuracy is { } va ? Pct(va) : "–")} |");
                 foreach (var a in e.PerAttack) sb.Append($" {Pct(a.RobustAccuracyAfter)} |");
                 sb.AppendLine();
             }
@@ -48,9 +54,12 @@ public static class MarkdownReportWriter
         }
 
         sb.AppendLine("## Per class").AppendLine();
-        sb.AppendLine("| class | label | count | clean | robust |").AppendLine("|---:|---|---:|---:|---:|");
+        bool perClassVerified = r.PerClass.Any(c => c.Verified is not null);
+        sb.AppendLine(perClassVerified ? "| class | label | count | clean | robust | verified |" : "| class | label | count | clean | robust |")
+          .AppendLine(perClassVerified ? "|---:|---|---:|---:|---:|---:|" : "|---:|---|---:|---:|---:|");
         foreach (var c in r.PerClass)
-            sb.AppendLine($"| {c.Class} | {Escape(c.Label)} | {c.Count} | {Pct(c.CleanAccuracy)} ({c.CleanCorrect}) | {Pct(c.RobustAccuracy)} ({c.RobustCorrect}) |");
+            sb.AppendLine($"| {c.Class} | {Escape(c.Label)} | {c.Count} | {Pct(c.CleanAccuracy)} ({c.CleanCorrect}) | {Pct(c.RobustAccuracy)} ({c.RobustCorrect}) |"
+                + (perClassVerified ? $" {(c.Verified is { } v ? $"{Pct(c.Count == 0 ? 0 : (double)v / c.Count)} ({v})" : "–")} |" : ""));
         sb.AppendLine();
 
         sb.AppendLine("## Warnings").AppendLine();
@@ -68,6 +77,7 @@ public static class MarkdownReportWriter
         Row("seed", p.Seed.ToString(CultureInfo.InvariantCulture));
         Row("batch size", p.BatchSize.ToString(CultureInfo.InvariantCulture));
         Row("attack gradients", Escape(p.AttackPrecision) + (p.AttackPrecision == "float32" ? "" : " (points judged in float32)"));
+        if (p.Certification is not null) Row("certification", Escape($"{p.Certification}: float64 interval bounds, last layer folded, widened for float32 rounding"));
         Row("dataset", $"{Escape(p.DatasetName)} ({Code(p.DatasetSource)})");
         Row("model", p.ModelPath is null ? Escape(p.ModelArch) : $"{Code(p.ModelPath)} ({Escape(p.ModelArch)})");
         if (p.ModelSha256 is not null) Row("model SHA-256", Code(p.ModelSha256));

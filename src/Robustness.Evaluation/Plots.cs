@@ -39,6 +39,14 @@ public static class Plots
             line.MarkerSize = 6;
             line.LinePattern = LinePattern.Dashed;
         }
+        if (report.VerifiedAccuracy is not null)
+        {
+            var verified = plot.Add.Scatter(xs, report.EpsSweep.Select(e => e.VerifiedAccuracy ?? double.NaN).ToArray(), Colors.Black);
+            verified.LegendText = "verified (IBP certificate)";
+            verified.LineWidth = 2.5f;
+            verified.MarkerSize = 7;
+            verified.LinePattern = LinePattern.DenselyDashed;
+        }
         var clean = plot.Add.HorizontalLine(report.CleanAccuracy, 1, Colors.Gray, LinePattern.Dotted);
         clean.LegendText = "clean accuracy";
         plot.Title($"Robust accuracy vs {report.Norm} epsilon");

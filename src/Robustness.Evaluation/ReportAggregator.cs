@@ -34,7 +34,12 @@ internal static class ReportAggregator
                 robust -= broken;
                 stages.Add(new AttackStageReport(inputs.AttackNames[a], Fraction(robust, total), robust, broken, inputs.Seconds[e, a]));
             }
-            sweep.Add(new EpsilonResult(inputs.Epsilons[e], Fraction(robust, total), robust, stages));
+            int? verified = samples.Any(s => s.PerEpsilon[e].Verified is not null) ? samples.Count(s => s.PerEpsilon[e].Verified == true) : null;
+            sweep.Add(new EpsilonResult(inputs.Epsilons[e], Fraction(robust, total), robust, stages)
+            {
+                Verified = verified,
+                VerifiedAccuracy = verified is { } v ? Fraction(v, total) : null,
+            });
         }
 
         var classNames = inputs.Provenance.ClassNames;
@@ -46,7 +51,10 @@ internal static class ReportAggregator
                 int clean = of.Count(s => s.CleanCorrect);
                 int rob = of.Count(s => IsRobust(s, mainEps));
                 return new ClassAccuracy(c, c < classNames.Count ? classNames[c] : c.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                    of.Length, clean, rob, Fraction(clean, of.Length), Fraction(rob, of.Length));
+                    of.Length, clean, rob, Fraction(clean, of.Length), Fraction(rob, of.Length))
+                {
+                    Verified = sweep[mainEps].Verified is null ? null : of.Count(s => s.PerEpsilon[mainEps].Verified == true),
+                };
             })
             .Where(c => c.Count > 0 || c.Class < classNames.Count)
             .ToArray();
@@ -71,6 +79,7 @@ internal static class ReportAggregator
             Total = total,
             CleanAccuracy = Fraction(cleanCorrect, total),
             RobustAccuracy = sweep[mainEps].RobustAccuracy,
+            VerifiedAccuracy = sweep[mainEps].VerifiedAccuracy,
             PerAttack = sweep[mainEps].PerAttack,
             EpsSweep = sweep,
             PerClass = perClass,

@@ -78,11 +78,13 @@ public static class ConsoleSummary
             new("clean accuracy", MarkdownReportWriter.Pct(r.CleanAccuracy)),
             new("robust accuracy", MarkdownReportWriter.Pct(r.RobustAccuracy)),
         };
+        if (r.VerifiedAccuracy is { } verified) rows.Add(new("verified accuracy (IBP)", MarkdownReportWriter.Pct(verified)));
         foreach (var a in r.PerAttack)
             rows.Add(new($"  after {a.Name}", $"{MarkdownReportWriter.Pct(a.RobustAccuracyAfter)} ({a.Seconds.ToString("0.0", CultureInfo.InvariantCulture)} s)"));
         if (r.EpsSweep.Count > 1)
             rows.Add(new("eps sweep", string.Join("  ", r.EpsSweep.Select(e =>
-                $"{e.Epsilon.ToString("G4", CultureInfo.InvariantCulture)}: {MarkdownReportWriter.Pct(e.RobustAccuracy)}"))));
+                $"{e.Epsilon.ToString("G4", CultureInfo.InvariantCulture)}: {MarkdownReportWriter.Pct(e.RobustAccuracy)}"
+                + (e.VerifiedAccuracy is { } v ? $" (verified {MarkdownReportWriter.Pct(v)})" : "")))));
         if (r.Perturbation.Successful > 0)
             rows.Add(new("max / mean |delta|", $"{r.Perturbation.MaxNorm.ToString("G4", CultureInfo.InvariantCulture)} / {r.Perturbation.MeanNorm.ToString("G4", CultureInfo.InvariantCulture)}"));
         foreach (var w in r.Warnings)

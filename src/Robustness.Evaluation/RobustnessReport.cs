@@ -17,6 +17,9 @@ public sealed record RobustnessReport
     public required double CleanAccuracy { get; init; }
     /// <summary>Per-sample worst case over every attack at the main ε.</summary>
     public required double RobustAccuracy { get; init; }
+    /// <summary>With certification (eval --certify): the fraction IBP proves robust at the main ε; null otherwise.
+    /// Always at most <see cref="RobustAccuracy"/> (a violation is a bug and raises the certified-but-broken warning).</summary>
+    public double? VerifiedAccuracy { get; init; }
     /// <summary>AutoAttack-style stages at the main ε: robust accuracy after each attack, cumulatively.</summary>
     public required IReadOnlyList<AttackStageReport> PerAttack { get; init; }
     /// <summary>One entry per evaluated ε (the main ε included), in increasing ε.</summary>
@@ -41,9 +44,18 @@ public sealed record RobustnessReport
 public sealed record AttackStageReport(string Name, double RobustAccuracyAfter, int RobustAfter, int Broken, double Seconds);
 
 /// <param name="PerAttack">Robust accuracy after each attack (cumulative, as in <see cref="AttackStageReport"/>).</param>
-public sealed record EpsilonResult(double Epsilon, double RobustAccuracy, int Robust, IReadOnlyList<AttackStageReport> PerAttack);
+public sealed record EpsilonResult(double Epsilon, double RobustAccuracy, int Robust, IReadOnlyList<AttackStageReport> PerAttack)
+{
+    /// <summary>IBP-verified accuracy at this ε when the evaluation certified (else null).</summary>
+    public double? VerifiedAccuracy { get; init; }
+    public int? Verified { get; init; }
+}
 
-public sealed record ClassAccuracy(int Class, string Label, int Count, int CleanCorrect, int RobustCorrect, double CleanAccuracy, double RobustAccuracy);
+public sealed record ClassAccuracy(int Class, string Label, int Count, int CleanCorrect, int RobustCorrect, double CleanAccuracy, double RobustAccuracy)
+{
+    /// <summary>IBP-verified points of the class at the main ε (null without certification).</summary>
+    public int? Verified { get; init; }
+}
 
 /// <summary>
 /// Norms of successful adversarial perturbations at the main ε (in the threat model's norm). The median minimum
@@ -80,7 +92,9 @@ public sealed record SampleOutcome
 /// <param name="Distance">‖δ‖ of the breaking adversarial, 0 when not broken.</param>
 /// <param name="AdversarialPrediction">Prediction on the breaking adversarial, −1 when not broken.</param>
 /// <param name="MinimumNorm">Smallest adversarial norm a minimum-norm attack found, null when none reported one.</param>
-public sealed record SampleEpsilonOutcome(double Epsilon, int BrokenBy, double Distance, int AdversarialPrediction, double AdversarialConfidence, double? MinimumNorm = null)
+/// <param name="Verified">IBP proved the point robust at this ε (null when the evaluation did not certify).</param>
+public sealed record SampleEpsilonOutcome(double Epsilon, int BrokenBy, double Distance, int AdversarialPrediction, double AdversarialConfidence, double? MinimumNorm = null,
+    bool? Verified = null)
 {
     public bool Broken => BrokenBy >= 0;
 }
@@ -99,6 +113,8 @@ public sealed record Provenance
     public required int BatchSize { get; init; }
     /// <summary>Arithmetic of the attacks' gradient passes: "float32" or "bf16" (verdicts are always float32).</summary>
     public string AttackPrecision { get; init; } = "float32";
+    /// <summary>"ibp" when the evaluation also certified every point (eval --certify), else null.</summary>
+    public string? Certification { get; init; }
     /// <summary>Attacks at the main ε, in order, with every parameter.</summary>
     public required IReadOnlyList<AttackDescription> Attacks { get; init; }
     public required string DatasetName { get; init; }

@@ -50,7 +50,9 @@ public static class SanityChecks
 
     public static IReadOnlyList<SanityCheckResult> RunDataChecks(IReadOnlyList<EpsilonResult> sweep, IReadOnlyList<SampleOutcome> samples,
         IReadOnlyList<AttackDescription> attacks, int mainEps) =>
-        [MonotoneSweepCheck.Run(sweep, samples.Count), BlackBoxCheck.Run(samples, attacks, mainEps)];
+        samples.Any(s => s.PerEpsilon.Any(e => e.Verified is not null))
+            ? [MonotoneSweepCheck.Run(sweep, samples.Count), BlackBoxCheck.Run(samples, attacks, mainEps), CertifiedButBrokenCheck.Run(samples)]
+            : [MonotoneSweepCheck.Run(sweep, samples.Count), BlackBoxCheck.Run(samples, attacks, mainEps)];
 
     public static ReportWarning WarningFor(SanityCheckResult r)
     {
@@ -90,6 +92,9 @@ public static class SanityChecks
             MonotoneSweepCheck.Code => new(r.Code,
                 $"Robust accuracy rises as ε grows. {m}",
                 "A larger ball contains the smaller one, so accuracy must not rise: attacks are not converging; use more steps/restarts or check for gradient masking."),
+            CertifiedButBrokenCheck.Code => new(r.Code,
+                $"CERTIFICATE VIOLATED: points that interval bound propagation verified were broken by an attack (or misclassified clean). {m}",
+                "A verified point cannot have an adversarial example in its ball: this is a bug in the bounds or in the model's layer description (IDescribedNetwork); trust neither number and report it."),
             BlackBoxCheck.Code => new(r.Code,
                 $"The black-box attack broke points every white-box attack failed on. {m}",
                 "White-box attacks should be stronger than black-box ones: suspect gradient masking and use adaptive attacks (BPDA/EOT)."),
@@ -349,6 +354,21 @@ internal static class MonotoneSweepCheck
         }
         return SanityChecks.Result(Code, SanityChecks.DataScope, worstRise > tolerance + 1e-12, worstRise, tolerance, total,
             $"Largest rise of robust accuracy between consecutive ε: {SanityChecks.F(worstRise)}.{where_}");
+    }
+}
+
+/// <summary>Certified ≤ empirical, per sample and ε: a point IBP verified must be clean-correct and unbroken.</summary>
+public static class CertifiedButBrokenCheck
+{
+    public const string Code = "certified-but-broken";
+
+    public static SanityCheckResult Run(IReadOnlyList<SampleOutcome> samples)
+    {
+        var bad = samples.SelectMany(s => s.PerEpsilon.Where(e => e.Verified == true && (e.Broken || !s.CleanCorrect)).Select(e => (s.Index, e.Epsilon))).ToArray();
+        var detail = bad.Length == 0
+            ? "Every verified point stayed correct under every attack."
+            : $"{bad.Length} verified (point, ε) pair(s) broken, e.g. {string.Join(", ", bad.Take(5).Select(b => $"sample {b.Index} at ε = {SanityChecks.F(b.Epsilon)}"))}.";
+        return SanityChecks.Result(Code, SanityChecks.DataScope, bad.Length > 0, bad.Length, 0, samples.Count, detail);
     }
 }
 

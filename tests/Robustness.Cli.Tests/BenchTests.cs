@@ -32,7 +32,7 @@ public sealed class BenchTests
             Assert.True(double.IsFinite(value) && value > 0, $"{figure} = {value}");
         }
 
-        string[] expected = ["matmul-peak", "attack-pgd-linf", "train-standard", "train-fgsm-rs", "train-pgd7", "eval-fast"];
+        string[] expected = ["matmul-peak", "attack-pgd-linf", "train-standard", "train-fgsm-rs", "train-pgd7", "eval-fast", "certify-smoothing", "certify-ibp", "train-ibp"];
         foreach (var w in expected)
             Assert.Contains(figures, l => l["workload"]!.GetValue<string>() == w);
         var attacks = figures.Where(l => l["workload"]!.GetValue<string>() == "attack-pgd-linf")

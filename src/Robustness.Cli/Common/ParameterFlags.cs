@@ -25,6 +25,8 @@ public static class ParameterFlags
         ["Optimizer"] = "--optimizer", ["EpsRampEpochs"] = "--eps-ramp", ["ValidationSize"] = "--val-size", ["AdvRatio"] = "--adv-ratio",
         ["AlphaFactor"] = "--step-size", ["Beta"] = "--beta", ["Sigma"] = "--sigma", ["Defense"] = "--defense",
         ["MlpHidden"] = "--mlp-hidden", ["Activation"] = "--activation", ["AttackMode"] = "--attack-mode", ["Patience"] = "--patience",
+        ["EpsWarmupEpochs"] = "--eps-warmup", ["KappaEnd"] = "--kappa-end", ["N0"] = "--n0", ["N"] = "--noise-samples", ["Alpha"] = "--alpha",
+        ["CheckPoints"] = "--check-points", ["CheckSamples"] = "--check-samples", ["CertifyIbp"] = "--certify",
         ["InputShape"] = "--input-shape", ["Mean"] = "--mean", ["Std"] = "--std", ["Labels"] = "--labels",
         ["Resize"] = "--resize", ["CenterCrop"] = "--center-crop", ["ResultsDatabase"] = "--results-db",
     };

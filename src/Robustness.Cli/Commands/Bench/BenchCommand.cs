@@ -34,7 +34,7 @@ public sealed record BenchOptions
 /// </summary>
 public sealed class BenchCommand(BenchOptions o)
 {
-    public static readonly string[] Groups = ["matmul", "attack", "train", "eval"];
+    public static readonly string[] Groups = ["matmul", "attack", "train", "eval", "certify"];
     public static readonly int[] ScalingBatches = [8, 32, 128, 256, 512];
     public static readonly string[] ScalingModels = ["tiny-cnn", "lenet5", "fmnist-cnn"];
 
@@ -221,6 +221,11 @@ public sealed class BenchCommand(BenchOptions o)
                 using (model) yield return w.Eval(model, name);
                 break;
             }
+            case "certify":
+                yield return w.Smoothing();
+                yield return w.IbpVerify();
+                yield return w.Train("train-ibp");
+                break;
             case "onnx":
                 foreach (var m in new OnnxWorkloads(w.Budget, w.Threads, w.Data).Run()) yield return m;
                 break;

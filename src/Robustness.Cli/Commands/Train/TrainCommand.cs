@@ -26,6 +26,7 @@ public sealed record TrainRunOptions
     public double AdvRatio { get; init; } = 1.0;
     public double Beta { get; init; } = 6.0;
     public double Sigma { get; init; } = 0.1;
+    public double KappaEnd { get; init; } = 0.5;
     public string AttackMode { get; init; } = "eval";
     public string? MlpHidden { get; init; }
     public string Activation { get; init; } = "relu";
@@ -41,6 +42,11 @@ public sealed class TrainCommand(TrainRunOptions o)
 {
     public static readonly IReadOnlyList<string> Defenses = ["none", .. TrainingObjectives.Names.Skip(1)];
 
+    /// <summary>IBP's schedule when --eps-warmup / --eps-ramp are not given: warm-up for 5 % of the epochs, then ε and κ
+    /// ramp over the next 40 % (Gowal et al. warm up for 3 % and ramp over 17 % of their steps; Zhang et al. 2020 found
+    /// longer ramps better for certified accuracy).</summary>
+    public const double IbpWarmupFraction = 0.05, IbpRampFraction = 0.4;
+
     private static readonly Option<string> ArchOption = new("--arch") { Description = $"Architecture: {string.Join(", ", ModelZoo.Names)}.", DefaultValueFactory = _ => "tiny-cnn" };
     private static readonly Option<string> DataOption = SharedOptions.Data();
     private static readonly Option<string?> DataDirOption = SharedOptions.DataDir();
@@ -51,7 +57,7 @@ public sealed class TrainCommand(TrainRunOptions o)
     private static readonly Option<double> MomentumOption = new("--momentum") { Description = "SGD momentum.", DefaultValueFactory = _ => 0.9 };
     private static readonly Option<double> WeightDecayOption = new("--weight-decay") { Description = "L2 weight decay.", DefaultValueFactory = _ => 5e-4 };
     private static readonly Option<string> ScheduleOption = new("--schedule") { Description = "LR schedule: constant, step, cosine, one-cycle.", DefaultValueFactory = _ => "cosine" };
-    private static readonly Option<string> DefenseOption = new("--defense") { Description = "none (standard), pgd (Madry), fgsm-rs (Wong et al.), trades (Zhang et al.), gaussian (noise).", DefaultValueFactory = _ => "none" };
+    private static readonly Option<string> DefenseOption = new("--defense") { Description = "none (standard), pgd (Madry), fgsm-rs (Wong et al.), trades (Zhang et al.), gaussian (noise, for randomized smoothing), ibp (interval bound propagation, Gowal et al.; L∞), crown-ibp (Zhang et al. 2020; L∞).", DefaultValueFactory = _ => "none" };
     private static readonly Option<string> NormOption = SharedOptions.Norm();
     private static readonly Option<double> EpsOption = new("--eps") { Description = "Training ε (pixels in [0,1]).", DefaultValueFactory = _ => 0.1 };
     private static readonly Option<int?> StepsOption = new("--steps") { Description = "Inner attack steps (pgd default 7, trades 10)." };
@@ -59,6 +65,7 @@ public sealed class TrainCommand(TrainRunOptions o)
     private static readonly Option<double> AdvRatioOption = new("--adv-ratio") { Description = "pgd: weight of the adversarial loss (1 = adversarial only).", DefaultValueFactory = _ => 1.0 };
     private static readonly Option<double> BetaOption = new("--beta") { Description = "trades: weight β of the KL term.", DefaultValueFactory = _ => 6.0 };
     private static readonly Option<double> SigmaOption = new("--sigma") { Description = "gaussian: noise standard deviation.", DefaultValueFactory = _ => 0.1 };
+    private static readonly Option<double> KappaEndOption = new("--kappa-end") { Description = "ibp, crown-ibp: final weight κ of the clean loss (κ goes from 1 to this value over the ε ramp).", DefaultValueFactory = _ => 0.5 };
     private static readonly Option<string> AttackModeOption = new("--attack-mode") { Description = "Model mode while generating training attacks: eval (BatchNorm statistics untouched) or train.", DefaultValueFactory = _ => "eval" };
     private static readonly Option<string> AttackPrecisionOption = new("--attack-precision")
     {
@@ -66,7 +73,8 @@ public sealed class TrainCommand(TrainRunOptions o)
             "every batch; the training step, validation and the saved model stay float32; about 2x faster PGD-7 epochs at the same robust accuracy, docs/performance.md).",
         DefaultValueFactory = _ => "float32",
     };
-    private static readonly Option<double> EpsRampOption = new("--eps-ramp") { Description = "Epochs over which ε grows linearly from 0.", DefaultValueFactory = _ => 0.0 };
+    private static readonly Option<double?> EpsRampOption = new("--eps-ramp") { Description = $"Epochs over which ε grows linearly from 0 (default 0; ibp, crown-ibp: {IbpRampFraction:P0} of the epochs)." };
+    private static readonly Option<double?> EpsWarmupOption = new("--eps-warmup") { Description = $"Epochs of clean training (ε = 0) before the ramp (default 0; ibp, crown-ibp: {IbpWarmupFraction:P0} of the epochs)." };
     private static readonly Option<int> ValSizeOption = new("--val-size") { Description = "Training images held out for per-epoch (robust) validation.", DefaultValueFactory = _ => 1000 };
     private static readonly Option<string?> MlpHiddenOption = new("--mlp-hidden") { Description = "mlp: hidden widths, e.g. 256,256." };
     private static readonly Option<string> ActivationOption = new("--activation") { Description = "mlp: relu, tanh, sigmoid or linear.", DefaultValueFactory = _ => "relu" };
@@ -82,8 +90,8 @@ public sealed class TrainCommand(TrainRunOptions o)
         var command = new Command("train", "Train a zoo model, normally or adversarially (PGD-AT, FGSM-RS, TRADES).")
         {
             ArchOption, DataOption, DataDirOption, TrainSizeOption, EpochsOption, OptimizerOption, LrOption, MomentumOption, WeightDecayOption,
-            ScheduleOption, DefenseOption, NormOption, EpsOption, StepsOption, StepSizeOption, AdvRatioOption, BetaOption, SigmaOption,
-            AttackModeOption, AttackPrecisionOption, EpsRampOption, ValSizeOption, MlpHiddenOption, ActivationOption, SeedOption, BatchOption, DeviceOption,
+            ScheduleOption, DefenseOption, NormOption, EpsOption, StepsOption, StepSizeOption, AdvRatioOption, BetaOption, SigmaOption, KappaEndOption,
+            AttackModeOption, AttackPrecisionOption, EpsRampOption, EpsWarmupOption, ValSizeOption, MlpHiddenOption, ActivationOption, SeedOption, BatchOption, DeviceOption,
             ThreadsOption, ResumeOption, OutOption,
         };
         CommandRunner.SetAction(command, p =>
@@ -97,10 +105,12 @@ public sealed class TrainCommand(TrainRunOptions o)
             }
             var outDir = p.GetValue(OutOption) ?? resume ?? throw new InputException("--out: required (or --resume DIR)");
             var threads = p.GetValue(ThreadsOption);
+            var epochs = p.GetValue(EpochsOption);
+            bool certified = p.GetValue(DefenseOption)!.Trim().ToLowerInvariant() is "ibp" or "crown-ibp";
             if (threads < 0) throw new InputException($"--threads: must be ≥ 0, got {threads}");
             var training = new TrainingOptions
             {
-                Epochs = p.GetValue(EpochsOption),
+                Epochs = epochs,
                 BatchSize = p.GetValue(BatchOption),
                 Optimizer = p.GetValue(OptimizerOption)!.Trim().ToLowerInvariant() switch
                 {
@@ -119,7 +129,8 @@ public sealed class TrainCommand(TrainRunOptions o)
                     "one-cycle" or "onecycle" => LearningRateScheduleKind.OneCycle,
                     var s => throw new InputException($"--schedule: unknown schedule '{s}' (valid: constant, step, cosine, one-cycle)"),
                 },
-                EpsRampEpochs = p.GetValue(EpsRampOption),
+                EpsRampEpochs = p.GetValue(EpsRampOption) ?? (certified ? IbpRampFraction * epochs : 0),
+                EpsWarmupEpochs = p.GetValue(EpsWarmupOption) ?? (certified ? IbpWarmupFraction * epochs : 0),
                 AttackPrecision = GradientPrecisions.Parse(p.GetValue(AttackPrecisionOption)!, "--attack-precision"),
                 Seed = p.GetValue(SeedOption),
                 Device = p.GetValue(DeviceOption)!,
@@ -141,6 +152,7 @@ public sealed class TrainCommand(TrainRunOptions o)
                 AdvRatio = p.GetValue(AdvRatioOption),
                 Beta = p.GetValue(BetaOption),
                 Sigma = p.GetValue(SigmaOption),
+                KappaEnd = p.GetValue(KappaEndOption),
                 AttackMode = p.GetValue(AttackModeOption)!,
                 MlpHidden = p.GetValue(MlpHiddenOption),
                 Activation = p.GetValue(ActivationOption)!,
@@ -164,7 +176,7 @@ public sealed class TrainCommand(TrainRunOptions o)
         return TrainingObjectives.Create(o.Defense, new DefenseSettings
         {
             Norm = o.Norm, Epsilon = o.Epsilon, Steps = o.Steps, StepSize = o.StepSize,
-            AdvRatio = o.AdvRatio, Beta = o.Beta, Sigma = o.Sigma, KeepModelMode = keepMode,
+            AdvRatio = o.AdvRatio, Beta = o.Beta, Sigma = o.Sigma, KeepModelMode = keepMode, KappaEnd = o.KappaEnd,
         });
     }
 
