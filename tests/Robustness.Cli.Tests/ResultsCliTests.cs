@@ -227,6 +227,32 @@ public sealed class ResultsCliTests(RecordedRuns runs) : IClassFixture<RecordedR
     }
 
     [Fact]
+    public void Certify_records_what_it_proved_and_the_leaderboard_puts_it_beside_the_attacks()
+    {
+        var db = _temp.Sub("cert.db");
+        var cert = Cli.Run("certify", "--model", RecordedRuns.PgdModel, "--method", "ibp", "--eps", "0.004", "--eps-sweep", "0.002", "--n", "16",
+            "--check-attacks", "none", "--threads", "1", "--results-db", db, "--out", _temp.Sub("cert"));
+        Assert.True(cert.ExitCode == 0, cert.ToString());
+        Assert.Contains("recorded 2 entries", cert.Stdout);
+        var records = ResultsStore.Open(db).Query();
+        Assert.Equal([0.002, 0.004], records.Select(r => r.Epsilon).Order());
+        Assert.All(records, r => Assert.Equal((ResultRecord.CertifyKind, "ibp", Path.Combine(_temp.Sub("cert"), "certificate.json")), (r.Kind, r.CertificationMethod, r.ReportPath)));
+
+        var eval = Cli.Run("eval", "--model", RecordedRuns.PgdModel, "--n", "16", "--attacks", "fgsm,pgd", "--steps", "5", "--eps", "0.004", "--no-sanity",
+            "--images", "0", "--threads", "1", "--results-db", db, "--out", _temp.Sub("eval"));
+        Assert.True(eval.ExitCode == 0, eval.ToString());
+        var board = Cli.Run("leaderboard", "--results-db", db, "--norm", "linf", "--eps", "0.004", "--json");
+        Assert.True(board.ExitCode == 0, board.ToString());
+        using var doc = JsonDocument.Parse(board.Stdout);
+        var row = doc.RootElement.GetProperty("tables")[0].GetProperty("rows").EnumerateArray().Single();
+        var certified = records.Single(r => r.Epsilon == 0.004).CertifiedAccuracy!.Value;
+        Assert.Equal(certified, row.GetProperty("certified_accuracy").GetDouble());
+        // Same samples: what IBP proves can never exceed what the attacks left standing.
+        Assert.True(certified <= row.GetProperty("robust_accuracy").GetDouble(), $"certified {certified} above robust {row.GetProperty("robust_accuracy")}");
+        Assert.False(row.GetProperty("certified_above_robust").GetBoolean());
+    }
+
+    [Fact]
     public async Task Eight_eval_processes_recording_at_once_lose_nothing()
     {
         var db = _temp.Sub("concurrent.db");

@@ -95,10 +95,13 @@ public static class LeaderboardBuilder
         var evals = records.Where(r => r.Kind == ResultRecord.EvalKind && r.RobustAccuracy is not null).ToArray();
         var certified = records.Where(r => r.CertifiedAccuracy is not null).ToArray();
         var rows = new List<LeaderboardRow>();
-        foreach (var model in records.GroupBy(r => r.ModelSha256))
+        // A smoothed classifier is another classifier than its base model: its certificates get rows of their own.
+        static string Classifier(ResultRecord r) => r.CertificationMethod is { } m && m.StartsWith("smoothing", StringComparison.Ordinal) && r.RobustAccuracy is null
+            ? r.ModelSha256 + "|" + m : r.ModelSha256;
+        foreach (var model in records.GroupBy(Classifier))
         {
-            var modelEvals = evals.Where(r => r.ModelSha256 == model.Key).ToArray();
-            var bestCert = certified.Where(r => r.ModelSha256 == model.Key).MaxBy(r => r.CertifiedAccuracy);
+            var modelEvals = evals.Where(r => Classifier(r) == model.Key).ToArray();
+            var bestCert = certified.Where(r => Classifier(r) == model.Key).MaxBy(r => r.CertifiedAccuracy);
             IEnumerable<ResultRecord> shown = modelEvals.Length == 0
                 ? bestCert is null ? [] : [bestCert]
                 : allRuns ? modelEvals : [modelEvals.OrderBy(r => r.RobustAccuracy).ThenByDescending(r => r.SampleCount).ThenByDescending(r => r.Id).First()];
@@ -106,12 +109,12 @@ public static class LeaderboardBuilder
             {
                 var cert = r.CertifiedAccuracy is not null ? r : bestCert;
                 bool aboveRobust = r.RobustAccuracy is { } robust && certified
-                    .Where(c => c.ModelSha256 == model.Key && c.SamplesSha256 == r.SamplesSha256)
+                    .Where(c => Classifier(c) == model.Key && c.SamplesSha256 == r.SamplesSha256)
                     .Any(c => c.CertifiedAccuracy > robust + 1e-12);
                 rows.Add(new LeaderboardRow
                 {
                     Rank = 0,
-                    ModelName = r.ModelName,
+                    ModelName = model.Key.Contains('|') ? $"{r.ModelName} ({r.CertificationMethod})" : r.ModelName,
                     ModelSha256 = r.ModelSha256,
                     CleanAccuracy = r.CleanAccuracy,
                     RobustAccuracy = r.RobustAccuracy,

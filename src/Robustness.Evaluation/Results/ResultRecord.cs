@@ -104,14 +104,63 @@ public sealed record ResultRecord
             Seed = p.Seed,
             CleanAccuracy = report.CleanAccuracy,
             RobustAccuracy = report.RobustAccuracy,
+            CertifiedAccuracy = report.VerifiedAccuracy,
+            CertificationMethod = report.VerifiedAccuracy is null ? null : p.Certification ?? "ibp",
             WarningCodes = report.Warnings.Select(w => w.Code).ToArray(),
             AttackPrecision = p.AttackPrecision,
             ToolVersion = p.ToolVersion,
             Date = p.Date,
             ReportPath = reportPath is null ? null : Path.GetFullPath(reportPath),
             Stages = stages,
-            Sweep = report.EpsSweep.Select(e => new SweepRecord(e.Epsilon, e.RobustAccuracy, null)).ToArray(),
+            Sweep = report.EpsSweep.Select(e => new SweepRecord(e.Epsilon, e.RobustAccuracy, e.VerifiedAccuracy)).ToArray(),
         };
+    }
+
+    /// <summary>
+    /// The records of a certificate (robust certify). Interval bounds (ibp, crown-ibp) prove the model itself robust at
+    /// each ε verified: one record per ε. Randomized smoothing certifies the smoothed classifier, not the model: its
+    /// records say so in <see cref="CertificationMethod"/> ("smoothing σ=0.25"), one per radius that is a multiple of
+    /// 0.25 on its curve. A certificate the attack check contradicted proves nothing and gives no record.
+    /// </summary>
+    public static IReadOnlyList<ResultRecord> FromCertificate(CertificateReport certificate, string? reportPath, string? split)
+    {
+        ArgumentNullException.ThrowIfNull(certificate);
+        var p = certificate.Provenance;
+        if (string.IsNullOrEmpty(p.ModelSha256))
+            throw new ParameterException(nameof(CertificateProvenance.ModelSha256), "is required to record a result (the certificate has no model hash)");
+        if (certificate.EmpiricalCheck is { Passed: false }) return [];
+        bool smoothing = certificate.Method == "smoothing";
+        var method = smoothing ? $"smoothing σ={p.Parameters.GetValueOrDefault("sigma", "?")}" : certificate.Method;
+        var curve = certificate.CertifiedAccuracyByRadius;
+        var radii = smoothing
+            ? curve.Where(r => r.Radius > 0 && Math.Abs(r.Radius / 0.25 - Math.Round(r.Radius / 0.25)) < 1e-6).ToArray()
+            : curve.ToArray();
+        var sweep = curve.Select(r => new SweepRecord(r.Radius, null, r.Accuracy)).ToArray();
+        var config = Sha256Hex(method + "\n" + string.Join("\n", p.Parameters.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}")));
+        return radii.Select(r => new ResultRecord
+        {
+            Kind = CertifyKind,
+            ModelSha256 = p.ModelSha256,
+            ModelName = ModelNameOf(p.ModelPath, p.ModelArch),
+            ModelPath = p.ModelPath,
+            ModelArch = p.ModelArch,
+            Dataset = DatasetLabel(p.DatasetName, split),
+            SamplesSha256 = HashIndices(p.SampleIndices),
+            SampleCount = certificate.Total,
+            Norm = certificate.Norm,
+            Epsilon = r.Radius,
+            AttackSet = method,
+            AttackConfigSha256 = config,
+            Seed = p.Seed,
+            CleanAccuracy = certificate.CleanAccuracy,
+            CertifiedAccuracy = r.Accuracy,
+            CertificationMethod = method,
+            WarningCodes = certificate.Warnings.Select(w => w.Code).ToArray(),
+            ToolVersion = p.ToolVersion,
+            Date = p.Date,
+            ReportPath = reportPath is null ? null : Path.GetFullPath(reportPath),
+            Sweep = sweep,
+        }).ToArray();
     }
 
     public static string ModelNameOf(string? modelPath, string arch) =>

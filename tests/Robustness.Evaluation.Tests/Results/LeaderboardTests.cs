@@ -222,3 +222,52 @@ internal static class Chromium
         return r.Stdout;
     }
 }
+
+public sealed class CertificateRecordTests
+{
+    private static CertificateReport Certificate(string method, string norm, RadiusAccuracy[] curve, EmpiricalCheck? check = null) => new()
+    {
+        Method = method, Norm = norm, Total = 50, CleanAccuracy = 0.8, AbstentionRate = 0, CertifiedAccuracyByRadius = curve,
+        PerClass = [], Warnings = [], Samples = [], EmpiricalCheck = check,
+        VerifiedAccuracy = method == "smoothing" ? null : curve[^1].Accuracy, Epsilon = method == "smoothing" ? null : curve[^1].Radius,
+        Provenance = new CertificateProvenance
+        {
+            ToolVersion = "t", TorchSharpVersion = "0", Libtorch = "cpu", Device = "cpu", Seed = 3, BatchSize = 8,
+            Parameters = method == "smoothing" ? new Dictionary<string, string> { ["sigma"] = "0.25" } : new Dictionary<string, string>(),
+            DatasetName = "fashion-mnist", DatasetSource = "x", ClassNames = [], SampleIndices = Enumerable.Range(0, 50).Select(i => (long)i).ToArray(),
+            ModelPath = "/m/net.safetensors", ModelSha256 = ResultRecord.Sha256Hex("net"), ModelArch = "mlp", WallSeconds = 1, SecondsPerPoint = 0.1,
+            Date = DateTimeOffset.UnixEpoch,
+        },
+    };
+
+    [Fact]
+    public void Interval_certificates_give_one_record_per_verified_epsilon()
+    {
+        var records = ResultRecord.FromCertificate(Certificate("ibp", "linf", [new(0.01, 0.6, 30), new(0.02, 0.4, 20)]), "c/certificate.json", "test");
+        Assert.Equal([(0.01, 0.6), (0.02, 0.4)], records.Select(r => (r.Epsilon, r.CertifiedAccuracy!.Value)));
+        Assert.All(records, r => Assert.Equal((ResultRecord.CertifyKind, "ibp", (double?)null, "net"), (r.Kind, r.CertificationMethod, r.RobustAccuracy, r.ModelName)));
+        Assert.NotEqual(records[0].Key, records[1].Key);
+        // A certificate the attack contradicted proves nothing: nothing is recorded.
+        var failed = new EmpiricalCheck { Attack = "apgd-ce", Parameters = new Dictionary<string, string>(), Points = 50, Radii = [], Violations = 1, Definition = "" };
+        Assert.Empty(ResultRecord.FromCertificate(Certificate("ibp", "linf", [new(0.01, 0.6, 30)], failed), null, "test"));
+    }
+
+    [Fact]
+    public void Smoothing_certifies_another_classifier_and_gets_rows_of_its_own()
+    {
+        var curve = Enumerable.Range(0, 101).Select(i => new RadiusAccuracy(i * 0.005, Math.Max(0, 0.7 - i * 0.006), 0)).ToArray();
+        var records = ResultRecord.FromCertificate(Certificate("smoothing", "l2", curve), null, "test");
+        Assert.Equal([0.25, 0.5], records.Select(r => Math.Round(r.Epsilon, 9)));
+        Assert.All(records, r => Assert.Equal("smoothing σ=0.25", r.CertificationMethod));
+
+        long id = 0;
+        var eval = Records.Make("net", 0.8, 0.3, norm: "l2", eps: 0.5) with { ModelSha256 = ResultRecord.Sha256Hex("net"), SamplesSha256 = records[1].SamplesSha256 };
+        var board = LeaderboardBuilder.Build(records.Append(eval).Select(r => r with { Id = ++id }), new LeaderboardQuery { Norm = "l2", Epsilon = 0.5 }, "db");
+        var rows = board.Tables.Single().Rows;
+        Assert.Equal(2, rows.Count);
+        Assert.Null(rows.Single(r => r.ModelName == "net").CertifiedAccuracy); // the base model is not what smoothing certified
+        var smoothed = rows.Single(r => r.ModelName == "net (smoothing σ=0.25)");
+        Assert.Equal(records[1].CertifiedAccuracy, smoothed.CertifiedAccuracy);
+        Assert.DoesNotContain(rows, r => r.CertifiedAboveRobust);
+    }
+}
