@@ -35,7 +35,7 @@ public sealed class LeaderboardCommand(LeaderboardRunOptions o)
 
     public static Command Definition()
     {
-        var command = new Command("leaderboard", "Rank the recorded results (robust eval, robust merge) RobustBench-style: clean, worst-case robust and certified accuracy per model, with links to the reports.")
+        var command = new Command("leaderboard", "Rank the recorded results (robust eval, certify, merge) RobustBench-style: clean, worst-case robust and certified accuracy per model, with links to the reports.")
         {
             DatasetOption, NormOption, EpsOption, AllRunsOption, OutOption, JsonOption,
         };

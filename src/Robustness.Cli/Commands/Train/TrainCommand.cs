@@ -28,6 +28,7 @@ public sealed record TrainRunOptions
     public double Sigma { get; init; } = 0.1;
     public double KappaEnd { get; init; } = 0.5;
     public string AttackMode { get; init; } = "eval";
+    public int? Replays { get; init; }
     public string? MlpHidden { get; init; }
     public string Activation { get; init; } = "relu";
     public required TrainingOptions Training { get; init; }
@@ -75,6 +76,12 @@ public sealed class TrainCommand(TrainRunOptions o)
     };
     private static readonly Option<double?> EpsRampOption = new("--eps-ramp") { Description = $"Epochs over which ε grows linearly from 0 (default 0; ibp, crown-ibp: {IbpRampFraction:P0} of the epochs)." };
     private static readonly Option<double?> EpsWarmupOption = new("--eps-warmup") { Description = $"Epochs of clean training (ε = 0) before the ramp (default 0; ibp, crown-ibp: {IbpWarmupFraction:P0} of the epochs)." };
+    private static readonly Option<int?> ReplaysOption = new("--replays") { Description = $"free: replays m of each minibatch (default {FreeAdversarialObjective.DefaultReplays}); the run takes m optimizer steps per minibatch, so use about epochs/m epochs." };
+    private static readonly Option<double?> TargetRobustOption = new("--target-robust")
+    {
+        Description = "Stop as soon as the validation robust accuracy (PGD-10 at --eps on the held-out images) reaches this fraction, e.g. 0.74; " +
+            "the best model is then confirmed with PGD-20 on the full test set and the time to reach it is written to time-to-robust.json.",
+    };
     private static readonly Option<int> ValSizeOption = new("--val-size") { Description = "Training images held out for per-epoch (robust) validation.", DefaultValueFactory = _ => 1000 };
     private static readonly Option<string?> MlpHiddenOption = new("--mlp-hidden") { Description = "mlp: hidden widths, e.g. 256,256." };
     private static readonly Option<string> ActivationOption = new("--activation") { Description = "mlp: relu, tanh, sigmoid or linear.", DefaultValueFactory = _ => "relu" };
@@ -91,7 +98,7 @@ public sealed class TrainCommand(TrainRunOptions o)
         {
             ArchOption, DataOption, DataDirOption, TrainSizeOption, EpochsOption, OptimizerOption, LrOption, MomentumOption, WeightDecayOption,
             ScheduleOption, DefenseOption, NormOption, EpsOption, StepsOption, StepSizeOption, AdvRatioOption, BetaOption, SigmaOption, KappaEndOption,
-            AttackModeOption, AttackPrecisionOption, EpsRampOption, EpsWarmupOption, ValSizeOption, MlpHiddenOption, ActivationOption, SeedOption, BatchOption, DeviceOption,
+            AttackModeOption, AttackPrecisionOption, ReplaysOption, TargetRobustOption, EpsRampOption, EpsWarmupOption, ValSizeOption, MlpHiddenOption, ActivationOption, SeedOption, BatchOption, DeviceOption,
             ThreadsOption, ResumeOption, OutOption,
         };
         CommandRunner.SetAction(command, p =>
@@ -131,6 +138,7 @@ public sealed class TrainCommand(TrainRunOptions o)
                 },
                 EpsRampEpochs = p.GetValue(EpsRampOption) ?? (certified ? IbpRampFraction * epochs : 0),
                 EpsWarmupEpochs = p.GetValue(EpsWarmupOption) ?? (certified ? IbpWarmupFraction * epochs : 0),
+                TargetRobustAccuracy = p.GetValue(TargetRobustOption),
                 AttackPrecision = GradientPrecisions.Parse(p.GetValue(AttackPrecisionOption)!, "--attack-precision"),
                 Seed = p.GetValue(SeedOption),
                 Device = p.GetValue(DeviceOption)!,
@@ -154,6 +162,7 @@ public sealed class TrainCommand(TrainRunOptions o)
                 Sigma = p.GetValue(SigmaOption),
                 KappaEnd = p.GetValue(KappaEndOption),
                 AttackMode = p.GetValue(AttackModeOption)!,
+                Replays = p.GetValue(ReplaysOption),
                 MlpHidden = p.GetValue(MlpHiddenOption),
                 Activation = p.GetValue(ActivationOption)!,
                 Training = training,
@@ -176,7 +185,7 @@ public sealed class TrainCommand(TrainRunOptions o)
         return TrainingObjectives.Create(o.Defense, new DefenseSettings
         {
             Norm = o.Norm, Epsilon = o.Epsilon, Steps = o.Steps, StepSize = o.StepSize,
-            AdvRatio = o.AdvRatio, Beta = o.Beta, Sigma = o.Sigma, KeepModelMode = keepMode, KappaEnd = o.KappaEnd,
+            AdvRatio = o.AdvRatio, Beta = o.Beta, Sigma = o.Sigma, KeepModelMode = keepMode, KappaEnd = o.KappaEnd, Replays = o.Replays,
         });
     }
 
@@ -229,8 +238,55 @@ public sealed class TrainCommand(TrainRunOptions o)
             var acc = Accuracy.Clean(bestModel, test, o.Training.BatchSize * 2);
             CommandRunner.Out.MarkupLine($"test accuracy of {Markup.Escape(best)}: [bold]{Pct(acc)}[/] ({test.Count} images)");
         }
+        if (o.Training.TargetRobustAccuracy is { } target) ConfirmTarget(report, target, test, device);
         CommandRunner.Out.MarkupLine($"wall time {report.WallSeconds:F0} s; best epoch {report.BestEpoch}; files in {Markup.Escape(Path.GetFullPath(o.Out))}");
         return ExitCodes.Ok;
+    }
+
+    /// <summary>
+    /// The race's finish line: the model at the stop (last.safetensors) attacked with PGD-20 (random start, α = 2.5·ε/20)
+    /// on the full test set through the evaluator, and time-to-robust.json with the time the validation reached the target.
+    /// </summary>
+    private void ConfirmTarget(TrainingReport report, double target, ImageDataset? test, Device device)
+    {
+        var result = new Dictionary<string, object?>
+        {
+            ["target_robust_accuracy"] = target,
+            ["reached"] = report.TargetReachedEpoch is not null,
+            ["epoch"] = report.TargetReachedEpoch,
+            ["seconds_to_target"] = report.TargetReachedSeconds,
+            ["wall_seconds"] = report.WallSeconds,
+            ["validation"] = $"PGD-{o.Training.ValidationPgdSteps} on {report.ValidationCount} held-out training images",
+            ["defense"] = report.Defense,
+            ["eps"] = o.Epsilon,
+            ["norm"] = o.Norm.Name(),
+            ["seed"] = o.Training.Seed,
+            ["provenance"] = RunProvenance.Describe(device, o.Training.Seed),
+        };
+        if (test is not null && report.LastModelPath is { } last && File.Exists(last))
+        {
+            using var model = ModelFile.Load(last, device);
+            var options = new Robustness.Evaluation.EvaluationOptions
+            {
+                Norm = o.Norm,
+                Epsilon = o.Epsilon,
+                Attacks = new Robustness.Evaluation.RegistryAttackSuite("pgd", new Robustness.Attacks.AttackOptions { Steps = 20 }),
+                BatchSize = 256,
+                Seed = o.Training.Seed,
+                SanityChecks = false,
+                ImageCount = 0,
+            };
+            Robustness.Evaluation.RobustnessReport confirmed = null!;
+            ProgressReporter.Run($"PGD-20 on the {test.Count} test images", progress => confirmed = new Robustness.Evaluation.Evaluator().Evaluate(model, test, options, progress).Report);
+            result["test_images"] = test.Count;
+            result["test_clean_accuracy"] = confirmed.CleanAccuracy;
+            result["test_pgd20_robust_accuracy"] = confirmed.RobustAccuracy;
+            result["model"] = Path.GetFullPath(last);
+            result["model_sha256"] = ModelFile.Sha256(last);
+            CommandRunner.Out.MarkupLine($"target {Pct(target)} {(report.TargetReachedEpoch is { } e ? $"reached in epoch {e} after {report.TargetReachedSeconds:F0} s" : "not reached")}; " +
+                $"test (full): clean [bold]{Pct(confirmed.CleanAccuracy)}[/], PGD-20 [bold]{Pct(confirmed.RobustAccuracy)}[/]");
+        }
+        AtomicFile.WriteAllText(Path.Combine(o.Out, "time-to-robust.json"), Json.Serialize(result));
     }
 
     private ImageDataset LoadTrain()
