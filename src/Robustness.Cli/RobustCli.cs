@@ -25,6 +25,8 @@ public static class RobustCli
         Commands.Certify.CertifyCommand.Definition(),
         Commands.Demo.DemoCommand.Definition(),
         Commands.Merge.MergeCommand.Definition(),
+        Commands.Leaderboard.LeaderboardCommand.Definition(),
+        Commands.Compare.CompareCommand.Definition(),
         Commands.Bench.BenchCommand.Definition(),
         Commands.Playground.PlaygroundCommand.Definition(),
     ];

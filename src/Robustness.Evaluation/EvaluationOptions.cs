@@ -31,6 +31,8 @@ public sealed record EvaluationOptions
     public ShardSpec? Shard { get; init; }
     public string? ModelPath { get; init; }
     public string? ModelSha256 { get; init; }
+    /// <summary>The dataset split the samples come from ("test", "train"), recorded in the provenance; null when unknown.</summary>
+    public string? DatasetSplit { get; init; }
     /// <summary>Arithmetic of the attacks' gradient passes ("float32", "bf16"), as recorded in the report. The caller
     /// chooses it by the model it passes (a bf16 gradient view judges every point in float32).</summary>
     public string AttackPrecision { get; init; } = "float32";

@@ -176,6 +176,7 @@ public sealed class Evaluator
             Attacks = attackDescriptions,
             DatasetName = data.Name,
             DatasetSource = data.Source,
+            DatasetSplit = options.DatasetSplit,
             ClassNames = ClassNamesOf(model, data),
             SampleIndices = indices,
             ModelPath = options.ModelPath,

@@ -122,6 +122,10 @@ public static class ReportMerger
                 throw new InputException($"merge: reports were run with different attack precisions ({first.Provenance.AttackPrecision} vs {p.Provenance.AttackPrecision})");
             if (!p.Provenance.SampleIndices.SequenceEqual(first.Provenance.SampleIndices))
                 throw new InputException("merge: reports cover different sample selections");
+            if (p.Provenance.ModelSha256 != first.Provenance.ModelSha256)
+                throw new InputException($"merge: reports evaluate different model files (SHA-256 {Short(first.Provenance.ModelSha256)} vs {Short(p.Provenance.ModelSha256)})");
+            if (p.Provenance.DatasetName != first.Provenance.DatasetName || p.Provenance.DatasetSplit != first.Provenance.DatasetSplit)
+                throw new InputException($"merge: reports evaluate different datasets ({first.Provenance.DatasetName} {first.Provenance.DatasetSplit} vs {p.Provenance.DatasetName} {p.Provenance.DatasetSplit})");
             if (p.Shard?.Count != first.Shard?.Count)
                 throw new InputException("merge: reports come from different shard counts");
         }
@@ -146,4 +150,6 @@ public static class ReportMerger
         var provenance = first.Provenance with { WallSeconds = parts.Sum(p => p.Provenance.WallSeconds) };
         return ReportAggregator.Build(new ReportInputs(first.Norm, first.Epsilon, epsilons, names, seconds, samples, modelChecks, provenance, null));
     }
+
+    private static string Short(string? sha) => sha is null ? "none" : sha[..Math.Min(8, sha.Length)];
 }

@@ -119,6 +119,8 @@ public sealed record Provenance
     public required IReadOnlyList<AttackDescription> Attacks { get; init; }
     public required string DatasetName { get; init; }
     public required string DatasetSource { get; init; }
+    /// <summary>Split of the dataset the samples come from ("test", "train"); null in reports that did not record it.</summary>
+    public string? DatasetSplit { get; init; }
     public required IReadOnlyList<string> ClassNames { get; init; }
     public required IReadOnlyList<long> SampleIndices { get; init; }
     public string? ModelPath { get; init; }

@@ -31,6 +31,8 @@ public sealed record CertifyRunOptions
     public int? BatchSize { get; init; }
     public string Device { get; init; } = "auto";
     public int Threads { get; init; }
+    /// <summary>Where the certificate is recorded (the verb: the results database unless --no-record).</summary>
+    public ResultsTarget Results { get; init; } = ResultsTarget.None;
     public required string Out { get; init; }
 }
 
@@ -60,6 +62,7 @@ public sealed class CertifyCommand(CertifyRunOptions o)
     private static readonly Option<string> DeviceOption = SharedOptions.Device();
     private static readonly Option<int> ThreadsOption = SharedOptions.Threads();
     private static readonly Option<string> OutOption = SharedOptions.Out("Output directory (certificate.json, certificate.md, certificate.html, plots/).");
+    private static readonly ResultsDbOptions ResultsOptions = ResultsDbOptions.ForRecording();
 
     public static Command Definition()
     {
@@ -69,8 +72,10 @@ public sealed class CertifyCommand(CertifyRunOptions o)
             CheckAttacksOption, CheckPointsOption, CheckSamplesOption, OverlayOption, SeedOption, BatchOption, DeviceOption, ThreadsOption, OutOption,
         };
         Inputs.AddTo(command);
+        ResultsOptions.AddTo(command);
         CommandRunner.SetAction(command, p => new CertifyCommand(new CertifyRunOptions
         {
+            Results = ResultsOptions.Read(p),
             Inputs = Inputs.Read(p),
             Method = p.GetValue(MethodOption)!,
             Norm = p.GetValue(NormOption),
@@ -120,6 +125,7 @@ public sealed class CertifyCommand(CertifyRunOptions o)
         }
         var overlay = o.Overlay.Select(dir => (Dir: dir, Report: JsonCertificateWriter.Read(Path.Combine(dir, "certificate.json")))).ToArray();
 
+        o.Results.CheckBeforeRun();
         using var run = LoadedRun.Open(o.Inputs, o.Seed, o.Device, o.Threads);
         CertificateReport report = null!;
         var options = (Seed: o.Seed, Indices: run.Indices, Path: Path.GetFullPath(o.Inputs.Model), Sha: run.ModelSha256);
@@ -155,6 +161,15 @@ public sealed class CertifyCommand(CertifyRunOptions o)
             Write(report, overlay, outLock);
         }
         bool violated = report.EmpiricalCheck is { Passed: false };
+        if (o.Results.Record)
+        {
+            // A certificate the attack contradicted records nothing (FromCertificate returns no record for it).
+            var records = ResultRecord.FromCertificate(report, Path.Combine(Path.GetFullPath(o.Out), "certificate.json"), o.Inputs.Split);
+            var saved = records.Select(r => o.Results.Append(r)!.Value).ToArray();
+            CommandRunner.Out.MarkupLine(Markup.Escape(saved.Length == 0
+                ? violated ? "not recorded in the results database (the attack check contradicted the certificate)" : "not recorded in the results database (no radius on the 0.25 grid was certified)"
+                : $"recorded {saved.Length} {(saved.Length == 1 ? "entry" : "entries")} (#{saved[0].Record.Id}{(saved.Length > 1 ? $"–#{saved[^1].Record.Id}" : "")}) in {saved[0].Database}"));
+        }
         return violated ? ExitCodes.Failure : ExitCodes.Ok;
     }
 

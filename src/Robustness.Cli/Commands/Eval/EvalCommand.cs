@@ -27,6 +27,8 @@ public sealed record EvalRunOptions
     /// <summary>Also verify every point with IBP (L∞) and report certified beside empirical accuracy.</summary>
     public bool Certify { get; init; }
     public ShardSpec? Shard { get; init; }
+    /// <summary>Where the finished run is recorded (the verb: the results database unless --no-record; other callers: nowhere).</summary>
+    public ResultsTarget Results { get; init; } = ResultsTarget.None;
     public required string Out { get; init; }
 }
 
@@ -49,6 +51,7 @@ public sealed class EvalCommand(EvalRunOptions o)
     private static readonly Option<bool> CertifyOption = new("--certify") { Description = "Also prove robustness with interval bound propagation (L∞) at every ε and report verified beside empirical accuracy; a verified point an attack breaks is flagged as a bug." };
     private static readonly Option<string?> ShardOption = new("--shard") { Description = "Evaluate only shard i of n (i/n); combine with `robust merge`." };
     private static readonly Option<string> OutOption = SharedOptions.Out("Output directory (report.json, report.md, report.html, images/, plots/).");
+    private static readonly ResultsDbOptions ResultsOptions = ResultsDbOptions.ForRecording();
 
     public static Command Definition()
     {
@@ -59,6 +62,7 @@ public sealed class EvalCommand(EvalRunOptions o)
         };
         Inputs.AddTo(command);
         AttackOptions.AddTo(command);
+        ResultsOptions.AddTo(command);
         CommandRunner.SetAction(command, p =>
         {
             var preset = p.GetValue(PresetOption);
@@ -84,6 +88,7 @@ public sealed class EvalCommand(EvalRunOptions o)
                 Sanity = !p.GetValue(NoSanityOption),
                 Certify = p.GetValue(CertifyOption),
                 Shard = p.GetValue(ShardOption) is { } s ? ShardSpec.Parse(s) : null,
+                Results = ResultsOptions.Read(p),
                 Out = p.GetValue(OutOption)!,
             }).Execute();
         }, new Dictionary<string, string> { ["Attack"] = "--attacks" });
@@ -103,6 +108,9 @@ public sealed class EvalCommand(EvalRunOptions o)
     public static RobustnessReport? Run(EvalRunOptions o, bool render)
     {
         SharedOptions.RequirePositive(o.BatchSize, "--batch-size");
+        // A shard is not a result: `robust merge` records the merged report.
+        var results = o.Shard is { Count: > 1 } ? ResultsTarget.None : o.Results;
+        results.CheckBeforeRun();
         using var run = LoadedRun.Open(o.Inputs, o.Seed, o.Device, o.Threads);
         var epsilon = o.Epsilon ?? o.Sweep.Max();
         var options = new EvaluationOptions
@@ -120,6 +128,7 @@ public sealed class EvalCommand(EvalRunOptions o)
             Shard = o.Shard,
             ModelPath = Path.GetFullPath(o.Inputs.Model),
             ModelSha256 = run.ModelSha256,
+            DatasetSplit = o.Inputs.Split,
             AttackPrecision = o.Precision.Name(),
         };
         options.Validate(run.Model.Spec.Bounds);
@@ -135,12 +144,14 @@ public sealed class EvalCommand(EvalRunOptions o)
         ProgressReporter.Run(label, progress =>
             result = new Evaluator().Evaluate(model, run.Data, options, progress));
         var files = ReportBundle.WriteAll(result!.Report, o.Out, result.Examples);
+        var recorded = results.Record ? results.Append(ResultRecord.FromReport(result.Report, files.Json)) : null;
         if (render)
         {
             var table = new Table().AddColumn("").AddColumn("value");
             foreach (var row in ConsoleSummary.Rows(result.Report))
                 table.AddRow(Markup.Escape(row.Key), Markup.Escape(row.Value));
             table.AddRow("report", Markup.Escape(files.Html));
+            table.AddRow("recorded", Markup.Escape(recorded is { } r ? $"#{r.Record.Id} in {r.Database}" : o.Shard is { Count: > 1 } ? "no (a shard: robust merge records the merged report)" : "no (--no-record)"));
             CommandRunner.Out.Write(table);
         }
         return result.Report;
