@@ -30,18 +30,21 @@ public class FabTests
         var f = fab.MinimumNorm!.data<double>().ToArray();
         var d = deepFool.MinimumNorm!.data<double>().ToArray();
 
-        int both = 0, fabAtMost = 0, onlyDeepFool = 0;
+        // Per point where DeepFool found an adversarial: FAB found one at most as far (a point FAB did not break
+        // counts against it). Where both found one, FAB's is never farther.
+        int deepFoolBroke = 0, fabAtMost = 0, both = 0, bothAtMost = 0;
         for (int i = 0; i < N; i++)
         {
-            if (double.IsFinite(d[i]) && !double.IsFinite(f[i])) onlyDeepFool++;
-            if (!double.IsFinite(d[i]) || !double.IsFinite(f[i])) continue;
-            both++;
+            if (!double.IsFinite(d[i])) continue;
+            deepFoolBroke++;
             if (f[i] <= d[i]) fabAtMost++;
+            if (double.IsFinite(f[i])) { both++; if (f[i] <= d[i]) bothAtMost++; }
         }
-        Assert.True(both >= N * 0.8, $"only {both} points with an adversarial from both");
-        Assert.True(onlyDeepFool == 0, $"{onlyDeepFool} points where DeepFool found an adversarial and FAB none");
-        Assert.True(fabAtMost >= both * 0.95, $"FAB's distance ≤ DeepFool's on only {fabAtMost} of {both} points");
-        double Median(IEnumerable<double> v) { var s = v.Where(double.IsFinite).Order().ToArray(); return s[s.Length / 2]; }
+        Assert.True(deepFoolBroke >= N * 0.9, $"DeepFool broke only {deepFoolBroke} of {N}");
+        Assert.True(fabAtMost >= deepFoolBroke * 0.9, $"FAB's distance ≤ DeepFool's on only {fabAtMost} of {deepFoolBroke} points");
+        Assert.True(bothAtMost >= both * 0.99, $"FAB farther than DeepFool on {both - bothAtMost} of the {both} points both broke");
+        // Medians over all points, a point without an adversarial at +∞.
+        double Median(double[] v) => v.Order().ElementAt(v.Length / 2);
         Assert.True(Median(f) <= Median(d), $"median FAB {Median(f):G4} > median DeepFool {Median(d):G4}");
 
         // The reported minimum norms are real: the adversarials where they are within ε are broken at ε.
