@@ -27,6 +27,7 @@ public static class ParameterFlags
         ["MlpHidden"] = "--mlp-hidden", ["Activation"] = "--activation", ["AttackMode"] = "--attack-mode", ["Patience"] = "--patience",
         ["InputShape"] = "--input-shape", ["Mean"] = "--mean", ["Std"] = "--std", ["Labels"] = "--labels",
         ["Resize"] = "--resize", ["CenterCrop"] = "--center-crop",
+        ["EotSamples"] = "--eot", ["InputNoise"] = "--input-noise", ["TransferFrom"] = "--transfer-from",
     };
 
     /// <summary>The flag for <paramref name="parameter"/> on <paramref name="command"/> (parameters given as flags pass through).</summary>
