@@ -47,6 +47,8 @@ public sealed record FabAttack(ThreatModel Threat) : AttackBase(Threat)
     protected override Perturbation Perturb(IClassifier model, Tensor inputs, AttackTargets targets, AttackContext context)
     {
         Validate();
+        // At ε = 0 the input is the only admissible point: no search (and no minimum norms), as for the other attacks.
+        if (Threat.Epsilon == 0) return new Perturbation(inputs);
         if (targets.Labels.dim() != 1) throw new InputException($"attack '{Name}': needs class labels, not multi-hot labels");
         var clean = AttackMath.CleanLogits(model, inputs);
         int classes = (int)clean.shape[1];
