@@ -31,6 +31,8 @@ public sealed record TrainRunOptions
     public string Activation { get; init; } = "relu";
     public required TrainingOptions Training { get; init; }
     public string? Resume { get; init; }
+    /// <summary>The options as given (with defaults), saved for `--resume DIR`.</summary>
+    public IReadOnlyDictionary<string, string>? Arguments { get; init; }
     public required string Out { get; init; }
 }
 
@@ -87,6 +89,12 @@ public sealed class TrainCommand(TrainRunOptions o)
         CommandRunner.SetAction(command, p =>
         {
             var resume = p.GetValue(ResumeOption);
+            // `--resume DIR` alone continues the run with the options it was started with (saved beside its checkpoint).
+            if (resume is not null && TrainArguments.TryLoad(resume) is { } saved)
+            {
+                p = command.Parse(TrainArguments.ForResume(p, resume, saved));
+                if (p.Errors.Count > 0) throw new InputException($"--resume: {Path.Combine(resume, TrainArguments.FileName)}: {p.Errors[0].Message}");
+            }
             var outDir = p.GetValue(OutOption) ?? resume ?? throw new InputException("--out: required (or --resume DIR)");
             var threads = p.GetValue(ThreadsOption);
             if (threads < 0) throw new InputException($"--threads: must be ≥ 0, got {threads}");
@@ -138,6 +146,7 @@ public sealed class TrainCommand(TrainRunOptions o)
                 Activation = p.GetValue(ActivationOption)!,
                 Training = training,
                 Resume = resume,
+                Arguments = TrainArguments.Capture(p),
                 Out = outDir,
             }).Execute();
         });
@@ -185,6 +194,7 @@ public sealed class TrainCommand(TrainRunOptions o)
         random.manual_seed(o.Training.Seed);
         using var model = ModelZoo.CreateClassifier(o.Arch, device, spec);
         using var outLock = OutputLock.Acquire(o.Out);
+        if (o.Resume is null && o.Arguments is { } arguments) TrainArguments.Save(o.Out, new Dictionary<string, string>(arguments));
 
         var hook = new ConsoleTrainingHook();
         var trainer = new Trainer(model, objective, o.Training, [hook]) { ModelWriter = ModelFileWriter.Instance, ReducedPrecisionViews = Bf16Views.Instance };
