@@ -42,6 +42,9 @@ public sealed record EvaluationOptions
     /// <summary>Also return the point kept per sample at the main ε (<see cref="EvaluationResult.Kept"/>): the
     /// adversarial where an attack broke it, else the first attack's attempt.</summary>
     public bool KeepAdversarials { get; init; }
+    /// <summary>What the evaluated model is beyond its file (e.g. <c>input_noise_std</c> of a noise wrapper,
+    /// <c>transfer_from</c> and its SHA-256), recorded in the provenance.</summary>
+    public IReadOnlyDictionary<string, string> ModelNotes { get; init; } = new Dictionary<string, string>();
 
     /// <summary>The sorted, distinct ε list the evaluator runs (main ε included).</summary>
     public IReadOnlyList<double> AllEpsilons() =>

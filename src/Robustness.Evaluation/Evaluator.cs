@@ -182,6 +182,7 @@ public sealed class Evaluator
             ModelPath = options.ModelPath,
             ModelSha256 = options.ModelSha256,
             ModelArch = model.Spec.Arch,
+            ModelNotes = options.ModelNotes,
             WallSeconds = started.Elapsed.TotalSeconds,
             Date = date,
         };

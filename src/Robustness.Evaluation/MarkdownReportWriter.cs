@@ -81,6 +81,7 @@ public static class MarkdownReportWriter
         Row("dataset", $"{Escape(p.DatasetName)} ({Code(p.DatasetSource)})");
         Row("model", p.ModelPath is null ? Escape(p.ModelArch) : $"{Code(p.ModelPath)} ({Escape(p.ModelArch)})");
         if (p.ModelSha256 is not null) Row("model SHA-256", Code(p.ModelSha256));
+        foreach (var (key, value) in p.ModelNotes) Row(Escape(key), Code(value));
         Row("samples", SampleSummary(p.SampleIndices));
         Row("wall time", Num(p.WallSeconds, "0.#") + " s");
         Row("date", p.Date.ToString("yyyy-MM-dd HH:mm:ss 'UTC'", CultureInfo.InvariantCulture));

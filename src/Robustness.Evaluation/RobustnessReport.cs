@@ -126,6 +126,8 @@ public sealed record Provenance
     public string? ModelPath { get; init; }
     public string? ModelSha256 { get; init; }
     public required string ModelArch { get; init; }
+    /// <summary>What wraps the model beyond its file (input noise, a transfer surrogate); empty for the file as it is.</summary>
+    public IReadOnlyDictionary<string, string> ModelNotes { get; init; } = new Dictionary<string, string>();
     public required double WallSeconds { get; init; }
     public required DateTimeOffset Date { get; init; }
     public string Sharding { get; init; } = ShardSpec.Description;

@@ -64,7 +64,7 @@ public static class SanityChecks
                 "Remove the final softmax so the model returns logits; losses on probabilities saturate and make gradient attacks look weak."),
             DeterminismCheck.Code => new(r.Code,
                 $"Two forward passes in eval mode gave different outputs: the model is randomised. {m}",
-                "Evaluate with Expectation over Transformation (average gradients over many samples of the randomness) and report accuracy averaged over several passes."),
+                "Attack it with Expectation over Transformation: the 'rand' attack preset (AutoAttack's rand version: APGD-CE and APGD-DLR, each gradient averaged over 20 forward passes; `robust eval --preset rand`), or any gradient attack with EOT (`--eot K`); attacks without EOT overestimate a randomised model's robustness. Report accuracy averaged over several passes."),
             GradientCheck.ZeroCode => new(r.Code,
                 $"Many input gradients are exactly zero: gradient masking (quantisation, saturation, non-differentiable layers). {m}",
                 "Do not trust white-box numbers: use BPDA (straight-through gradients) for non-differentiable layers and add a score-based attack such as 'square'."),

@@ -20,6 +20,11 @@ public sealed class AttackOptionSet
     public Option<bool> EarlyStop { get; } = new("--early-stop") { Description = "Stop moving a sample once it is adversarial." };
     public Option<double?> Momentum { get; } = new("--momentum") { Description = "Momentum decay of mi-fgsm (default 1.0)." };
     public Option<double?> Confidence { get; } = new("--confidence") { Description = "C&W confidence κ (default 0)." };
+    public Option<int?> Eot { get; } = new("--eot")
+    {
+        Description = "Expectation over Transformation: every gradient attack averages its input gradient over K forward/backward passes " +
+            "(for randomised models; default 1, the rand preset 20). Square ignores it.",
+    };
 
     public Option<string> Precision { get; } = new("--precision")
     {
@@ -28,7 +33,7 @@ public sealed class AttackOptionSet
         DefaultValueFactory = _ => "float32",
     };
 
-    public IEnumerable<Option> All => [Steps, StepSize, RelStepSize, Restarts, Targeted, TargetMode, TargetCount, Loss, Queries, EarlyStop, Momentum, Confidence, Precision];
+    public IEnumerable<Option> All => [Steps, StepSize, RelStepSize, Restarts, Targeted, TargetMode, TargetCount, Loss, Queries, EarlyStop, Momentum, Confidence, Eot, Precision];
 
     public GradientPrecision ReadPrecision(ParseResult p) => GradientPrecisions.Parse(p.GetValue(Precision) ?? "float32");
 
@@ -53,9 +58,11 @@ public sealed class AttackOptionSet
             EarlyStop = p.GetValue(EarlyStop),
             Momentum = p.GetValue(Momentum),
             Confidence = p.GetValue(Confidence),
+            EotSamples = p.GetValue(Eot),
         };
         if (o.Steps is <= 0) throw new InputException($"--steps: must be > 0, got {o.Steps}");
         if (o.Restarts is <= 0) throw new InputException($"--restarts: must be > 0, got {o.Restarts}");
+        if (o.EotSamples is <= 0) throw new InputException($"--eot: must be > 0, got {o.EotSamples}");
         if (o.Queries is <= 0) throw new InputException($"--queries: must be > 0, got {o.Queries}");
         if (o.StepSize is { } a && (!(a > 0) || double.IsInfinity(a))) throw new InputException($"--step-size: must be a finite number > 0, got {a}");
         if (o.RelativeStepSize is { } r && (!(r > 0) || double.IsInfinity(r))) throw new InputException($"--rel-step-size: must be a finite number > 0, got {r}");

@@ -17,6 +17,10 @@ public sealed record ModelDataSelection
     /// <summary>Image-folder preprocessing (shorter side resized, then center crop).</summary>
     public int? Resize { get; init; }
     public int? CenterCrop { get; init; }
+    /// <summary>σ of Gaussian noise added to the input in every forward pass (a randomised model), or null.</summary>
+    public double? InputNoise { get; init; }
+    /// <summary>A model to craft the attacks on (transfer attacks), judged on <see cref="Model"/>; or null.</summary>
+    public string? TransferFrom { get; init; }
 }
 
 /// <summary>The model and sample-selection options shared by `attack` and `eval`, defined once.</summary>
@@ -32,6 +36,16 @@ public sealed class ModelDataOptionSet
     public ModelContractOptions Contract { get; } = new();
     public Option<int?> Resize { get; } = SharedOptions.Resize();
     public Option<int?> CenterCrop { get; } = SharedOptions.CenterCrop();
+    public Option<double?> InputNoise { get; } = new("--input-noise")
+    {
+        Description = "Evaluate the model as a randomised defense: Gaussian noise of this σ (input units) added to the input in every forward pass, " +
+            "eval mode included. Attack it with --preset rand or --eot K (gradients averaged over K passes).",
+    };
+    public Option<string?> TransferFrom { get; } = new("--transfer-from")
+    {
+        Description = "Craft every attack on this model file (white-box there) and judge the points on --model: a transfer attack. " +
+            "With the same file as --model and --input-noise, the baseline an EOT attack must beat (attack without noise, judge with noise).",
+    };
 
     public ModelDataSelection Read(ParseResult p) => new()
     {
@@ -45,12 +59,14 @@ public sealed class ModelDataOptionSet
         Contract = Contract.Read(p),
         Resize = p.GetValue(Resize),
         CenterCrop = p.GetValue(CenterCrop),
+        InputNoise = p.GetValue(InputNoise),
+        TransferFrom = p.GetValue(TransferFrom),
     };
 
     /// <summary>Adds the options in front of the command's others, so help and "required" errors list the model first.</summary>
     public void AddTo(Command command)
     {
-        Option[] options = [Model, Arch, .. Contract.All, Data, Split, DataDir, Resize, CenterCrop, N, Sample];
+        Option[] options = [Model, Arch, .. Contract.All, InputNoise, TransferFrom, Data, Split, DataDir, Resize, CenterCrop, N, Sample];
         for (int i = 0; i < options.Length; i++) command.Options.Insert(i, options[i]);
     }
 }

@@ -104,10 +104,11 @@ public sealed class AttackCommand(AttackRunOptions o)
         using var outLock = OutputLock.Acquire(o.Out);
         // bf16 only for the gradient passes; the clean pass and every verdict come from the float32 model.
         using var bf16 = Bf16Views.ViewOf(run.Model, o.Precision);
-        IGradientClassifier attackModel = (IGradientClassifier?)bf16 ?? run.Model;
+        using var wrapping = ModelWrapping.Open(o.Inputs, (IGradientClassifier?)bf16 ?? run.Model, o.Precision, run);
+        options = options with { Attacks = wrapping.Suite(options.Attacks), ModelNotes = wrapping.Notes };
         var watch = Stopwatch.StartNew();
         EvaluationResult result = null!;
-        ProgressReporter.Run($"{name} {threat}", progress => result = new Evaluator().Evaluate(attackModel, run.Data, options, progress));
+        ProgressReporter.Run($"{name} {threat}", progress => result = new Evaluator().Evaluate(wrapping.Model, run.Data, options, progress));
         watch.Stop();
 
         var report = result.Report;
@@ -135,11 +136,12 @@ public sealed class AttackCommand(AttackRunOptions o)
             ["mean_perturbation"] = distance.Length == 0 ? 0 : distance.Average(),
             ["mean_perturbation_nonzero"] = changed.Length == 0 ? 0 : changed.Average(),
             ["median_minimum_norm"] = perturbation.MinimumNormCount > 0 ? perturbation.MedianMinimumNorm : null,
-            ["minimum_norm_found"] = attacks.Any(a => a is CarliniWagnerL2Attack or DeepFoolAttack) ? perturbation.MinimumNormCount : null,
+            ["minimum_norm_found"] = attacks.Any(a => a is CarliniWagnerL2Attack or DeepFoolAttack or FabAttack) ? perturbation.MinimumNormCount : null,
             ["per_attack"] = report.PerAttack.Select(s => new Dictionary<string, object?> { ["name"] = s.Name, ["robust_accuracy_after"] = s.RobustAccuracyAfter, ["seconds"] = s.Seconds }).ToArray(),
             ["precision"] = o.Precision.Name(),
             ["parameters"] = attacks.Select(a => new Dictionary<string, object?> { ["name"] = a.Name, ["parameters"] = a.Parameters }).ToArray(),
             ["seed"] = o.Seed,
+            ["model_notes"] = wrapping.Notes,
             ["data"] = new Dictionary<string, object?> { ["name"] = run.Data.Name, ["source"] = run.Data.Source, ["split"] = o.Inputs.Split, ["sample_mode"] = o.Inputs.SampleMode, ["indices"] = run.Indices },
             ["timing"] = new Dictionary<string, object?> { ["seconds"] = watch.Elapsed.TotalSeconds, ["samples_per_s"] = n / Math.Max(1e-9, watch.Elapsed.TotalSeconds) },
             ["provenance"] = RunProvenance.Describe(run.Device, o.Seed, o.Inputs.Model, run.ModelSha256),

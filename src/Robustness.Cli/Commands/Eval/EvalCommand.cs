@@ -39,7 +39,11 @@ public sealed class EvalCommand(EvalRunOptions o)
     private static readonly Option<string> NormOption = SharedOptions.Norm();
     private static readonly Option<string?> EpsOption = new("--eps") { Description = "Main radius ε (input units). Default: the largest value of --eps-sweep." };
     private static readonly Option<string?> SweepOption = new("--eps-sweep") { Description = "Comma-separated radii for the accuracy-vs-ε curve, e.g. 0,0.02,0.05,0.1,0.2." };
-    private static readonly Option<string?> PresetOption = new("--preset") { Description = "Attack ensemble: fast (apgd-ce, apgd-t) or standard (apgd-ce, apgd-t, square). Default standard." };
+    private static readonly Option<string?> PresetOption = new("--preset")
+    {
+        Description = "Attack ensemble: fast (apgd-ce, apgd-t), standard (apgd-ce, apgd-t, square; the default), autoattack (AutoAttack's standard " +
+            "version exactly: apgd-ce, apgd-t, fab-t, square) or rand (AutoAttack's rand version for randomised models: apgd-ce, apgd-dlr with EOT over 20).",
+    };
     private static readonly Option<string?> AttacksOption = new("--attacks") { Description = $"Comma-separated attacks instead of a preset ({string.Join(", ", AttackRegistry.Names)})." };
     private static readonly AttackOptionSet AttackOptions = new();
     private static readonly Option<long> SeedOption = SharedOptions.Seed();
@@ -140,9 +144,10 @@ public sealed class EvalCommand(EvalRunOptions o)
         var label = $"eval {Path.GetFileName(o.Inputs.Model)} {o.Norm.Name()} ε={epsilon}";
         // bf16 only for the gradient passes: the clean pass and every verdict come from the float32 model.
         using var bf16 = Bf16Views.ViewOf(run.Model, o.Precision);
-        IGradientClassifier model = (IGradientClassifier?)bf16 ?? run.Model;
+        using var wrapping = ModelWrapping.Open(o.Inputs, (IGradientClassifier?)bf16 ?? run.Model, o.Precision, run);
+        options = options with { Attacks = wrapping.Suite(options.Attacks), ModelNotes = wrapping.Notes };
         ProgressReporter.Run(label, progress =>
-            result = new Evaluator().Evaluate(model, run.Data, options, progress));
+            result = new Evaluator().Evaluate(wrapping.Model, run.Data, options, progress));
         var files = ReportBundle.WriteAll(result!.Report, o.Out, result.Examples);
         var recorded = results.Record ? results.Append(ResultRecord.FromReport(result.Report, files.Json)) : null;
         if (render)
