@@ -55,6 +55,19 @@ public static class ModelLoader
         return new LoadedModel(classifier, new ModelDescription(zip ? ModelFormat.PyTorchStateDict : ModelFormat.Safetensors, facts, []));
     }
 
+    /// <summary>True for files without our metadata (ONNX graphs, TorchScript archives), which take an <see cref="InputContract"/>.</summary>
+    public static bool NeedsContract(string path)
+    {
+        if (OnnxFile.LooksLikeOnnx(path)) return true;
+        try
+        {
+            using var stream = File.OpenRead(path);
+            Span<byte> head = stackalloc byte[2];
+            return stream.ReadAtLeast(head, 2, throwOnEndOfStream: false) == 2 && head[0] == (byte)'P' && head[1] == (byte)'K' && TorchScriptNetwork.IsArchive(stream);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
+    }
+
     private static LoadedModel LoadOnnx(string path, Device device, InputContract contract, string? arch)
     {
         RefuseArch(arch, "an ONNX graph");

@@ -26,7 +26,7 @@ public static class ParameterFlags
         ["AlphaFactor"] = "--step-size", ["Beta"] = "--beta", ["Sigma"] = "--sigma", ["Defense"] = "--defense",
         ["MlpHidden"] = "--mlp-hidden", ["Activation"] = "--activation", ["AttackMode"] = "--attack-mode", ["Patience"] = "--patience",
         ["InputShape"] = "--input-shape", ["Mean"] = "--mean", ["Std"] = "--std", ["Labels"] = "--labels",
-        ["Resize"] = "--resize", ["CenterCrop"] = "--center-crop",
+        ["Resize"] = "--resize", ["CenterCrop"] = "--center-crop", ["Surrogate"] = "--transfer-from", ["Backend"] = "--backend",
     };
 
     /// <summary>The flag for <paramref name="parameter"/> on <paramref name="command"/> (parameters given as flags pass through).</summary>
