@@ -22,6 +22,7 @@ public sealed class TorchScriptModelWriter : IModelWriter
         network.Save(path);
         var sidecar = new SortedDictionary<string, string>(metadata.ToDictionary(kv => kv.Key, kv => kv.Value), StringComparer.Ordinal);
         foreach (var (k, v) in ModelMetadata.FromSpec(model.Spec)) sidecar.TryAdd(k, v);
+        sidecar["format"] = "robustness-torchscript-provenance/1";
         AtomicFile.WriteAllText(path + ".json", JsonSerializer.Serialize(sidecar, new JsonSerializerOptions { WriteIndented = true }));
     }
 }
