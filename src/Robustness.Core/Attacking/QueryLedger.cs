@@ -33,7 +33,7 @@ public sealed class QueryLedger
     public long Used(int sample) => _used[sample];
     public long Remaining(int sample) => Budget - _used[sample];
     public bool CanAfford(int sample, long queries = 1) => _used[sample] + queries <= Budget;
-    /// <summary>Queries the sample took until <see cref="MarkSuccess"/> was first called for it, −1 if never.</summary>
+    /// <summary>Queries the sample took until <see cref="MarkSuccess(int)"/> was first called for it, −1 if never.</summary>
     public long QueriesToSuccess(int sample) => _toSuccess[sample];
     public long Total => _used.Sum();
 

@@ -36,6 +36,8 @@ public sealed record TrainRunOptions
     public string Activation { get; init; } = "relu";
     public required TrainingOptions Training { get; init; }
     public string? Resume { get; init; }
+    /// <summary>The options as given (with defaults), saved for `--resume DIR`.</summary>
+    public IReadOnlyDictionary<string, string>? Arguments { get; init; }
     public required string Out { get; init; }
 }
 
@@ -100,6 +102,12 @@ public sealed class TrainCommand(TrainRunOptions o)
         CommandRunner.SetAction(command, p =>
         {
             var resume = p.GetValue(ResumeOption);
+            // `--resume DIR` alone continues the run with the options it was started with (saved beside its checkpoint).
+            if (resume is not null && TrainArguments.TryLoad(resume) is { } saved)
+            {
+                p = command.Parse(TrainArguments.ForResume(p, resume, saved));
+                if (p.Errors.Count > 0) throw new InputException($"--resume: {Path.Combine(resume, TrainArguments.FileName)}: {p.Errors[0].Message}");
+            }
             var outDir = p.GetValue(OutOption) ?? resume ?? throw new InputException("--out: required (or --resume DIR)");
             var threads = p.GetValue(ThreadsOption);
             if (threads < 0) throw new InputException($"--threads: must be ≥ 0, got {threads}");
@@ -154,10 +162,20 @@ public sealed class TrainCommand(TrainRunOptions o)
                 Activation = p.GetValue(ActivationOption)!,
                 Training = training,
                 Resume = resume,
+                Arguments = ResumeArguments(p),
                 Out = outDir,
             }).Execute();
         });
         return command;
+    }
+
+    /// <summary>The options saved for `--resume`. A fine-tuned model brings its own architecture: --arch is saved only
+    /// when it was given (a state dict needs it), so the default cannot contradict the model's file on resume.</summary>
+    private static Dictionary<string, string> ResumeArguments(ParseResult p)
+    {
+        var arguments = TrainArguments.Capture(p);
+        if (p.GetValue(ModelOption) is not null && p.GetResult(ArchOption) is not { Implicit: false }) arguments.Remove(ArchOption.Name);
+        return arguments;
     }
 
     public ITrainingObjective Objective()
@@ -203,6 +221,7 @@ public sealed class TrainCommand(TrainRunOptions o)
                 ["fine_tuned_from_sha256"] = ModelFile.Sha256(basePath),
             });
         using var outLock = OutputLock.Acquire(o.Out);
+        if (o.Resume is null && o.Arguments is { } arguments) TrainArguments.Save(o.Out, new Dictionary<string, string>(arguments));
 
         var hook = new ConsoleTrainingHook();
         var trainer = new Trainer(model, objective, o.Training, [hook]) { ModelWriter = writer, ReducedPrecisionViews = Bf16Views.Instance };
