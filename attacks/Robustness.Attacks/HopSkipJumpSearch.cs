@@ -28,10 +28,12 @@ internal sealed class HopSkipJumpSearch(HopSkipJumpAttack attack, DecisionOracle
         int n = oracle.Count;
         var (current, found) = oracle.Initialize(attack.InitTries, context.Generator);
         var dist = Enumerable.Repeat(double.PositiveInfinity, n).ToArray();
+        // The distance of each sample's point before its last boundary search (the paper's dist_post_update, for δ_t).
+        var postUpdate = Enumerable.Repeat(double.PositiveInfinity, n).ToArray();
         var best = x.clone();
         var bestDist = Enumerable.Repeat(double.PositiveInfinity, n).ToArray();
         var all = Enumerable.Range(0, n).Where(i => found[i]).ToArray();
-        current = BoundarySearch(current, all, dist);
+        current = BoundarySearch(current, all, dist, postUpdate);
         best = Keep(best, bestDist, current, all, dist);
         for (int t = 1; ; t++)
         {
@@ -40,7 +42,7 @@ internal sealed class HopSkipJumpSearch(HopSkipJumpAttack attack, DecisionOracle
             if (rows.Length == 0) break;
             using var scope = NewDisposeScope();
             var (previous, previousBest) = (current, best);
-            var delta = rows.Select(i => t == 1 ? 0.1 * _bounds.Range : (_norm == Norm.L2 ? Math.Sqrt(_d) : _d) * _theta * dist[i]).ToArray();
+            var delta = rows.Select(i => t == 1 ? 0.1 * _bounds.Range : (_norm == Norm.L2 ? Math.Sqrt(_d) : _d) * _theta * postUpdate[i]).ToArray();
             int evaluations = (int)Math.Min(attack.InitialEvaluations * Math.Sqrt(t), attack.MaxEvaluations);
             var grad = Gradient(current, rows, delta, evaluations);
             var update = _norm == Norm.L2 ? grad : grad.sign();
@@ -49,7 +51,7 @@ internal sealed class HopSkipJumpSearch(HopSkipJumpAttack attack, DecisionOracle
             if (moved.Length > 0)
             {
                 var next = current.index_copy(0, oracle.Rows(moved), candidate.index_select(0, oracle.Rows(Enumerable.Range(0, rows.Length).Where(j => accepted[j]).ToArray())));
-                current = BoundarySearch(next, moved, dist);
+                current = BoundarySearch(next, moved, dist, postUpdate);
                 best = Keep(best, bestDist, current, rows, dist);
             }
             else Keep(best, bestDist, current, rows, dist);
@@ -74,11 +76,15 @@ internal sealed class HopSkipJumpSearch(HopSkipJumpAttack attack, DecisionOracle
     }
 
     /// <summary>Binary search between x and the (adversarial) current point of each sample, to θ (L2: on the blend
-    /// α ∈ [0,1]; L∞: on the box radius, to min(θ·d∞, θ)); the adversarial side is kept. Updates <paramref name="dist"/>.</summary>
-    private Tensor BoundarySearch(Tensor current, int[] samples, double[] dist)
+    /// α ∈ [0,1]; L∞: on the box radius, to min(θ·d∞, θ)); the adversarial side is kept. Updates <paramref name="dist"/>
+    /// (after the search) and <paramref name="postUpdate"/> (before it).</summary>
+    private Tensor BoundarySearch(Tensor current, int[] samples, double[] dist, double[] postUpdate)
     {
         if (samples.Length == 0) return current.clone();
-        var start = oracle.Distances(current.index_select(0, oracle.Rows(samples)), samples, Norm.Linf);
+        var before = current.index_select(0, oracle.Rows(samples));
+        var start = oracle.Distances(before, samples, Norm.Linf);
+        var pre = _norm == Norm.Linf ? start : oracle.Distances(before, samples, _norm);
+        for (int j = 0; j < samples.Length; j++) postUpdate[samples[j]] = pre[j];
         var high = _norm == Norm.L2 ? Enumerable.Repeat(1.0, samples.Length).ToArray() : start;
         var threshold = _norm == Norm.L2 ? Enumerable.Repeat(_theta, samples.Length).ToArray() : start.Select(s => Math.Min(s * _theta, _theta)).ToArray();
         var low = new double[samples.Length];
