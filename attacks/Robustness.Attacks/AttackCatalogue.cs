@@ -87,6 +87,29 @@ internal static class AttackCatalogue
                 var d = new SquareAttack(t);
                 return [new(nameof(AttackOptions.Queries), $"{d.Queries} queries"), new(nameof(AttackOptions.PInit), $"p_init {F(d.PInit)}")];
             }),
+        new("hopskipjump", "HopSkipJump: decision-based (label only), binary search to the boundary, gradient-direction estimate from label queries, geometric step; minimum norm — Chen, Jordan & Wainwright 2020", "l2, linf",
+            (t, o) =>
+            {
+                var d = new HopSkipJumpAttack(t);
+                return d with { Queries = PositiveOr(o.Queries, d.Queries, nameof(o.Queries)), EarlyStop = o.EarlyStop };
+            },
+            t =>
+            {
+                var d = new HopSkipJumpAttack(t);
+                return [new(nameof(AttackOptions.Queries), $"{d.Queries} queries"), new(null, $"B₀ = {d.InitialEvaluations} probes growing with √t (≤ {d.MaxEvaluations})"),
+                    new(null, $"γ = {F(d.Gamma)}"), new(nameof(AttackOptions.EarlyStop), "runs the whole budget")];
+            }),
+        new("boundary", "Boundary attack: decision-based (label only), random walk along the boundary towards the input; minimum norm — Brendel et al. 2018", "l2",
+            (t, o) =>
+            {
+                var d = new BoundaryAttack(t);
+                return d with { Queries = PositiveOr(o.Queries, d.Queries, nameof(o.Queries)), EarlyStop = o.EarlyStop };
+            },
+            t =>
+            {
+                var d = new BoundaryAttack(t);
+                return [new(nameof(AttackOptions.Queries), $"{d.Queries} queries"), new(null, $"spherical and source steps {F(d.SphericalStep)}, adapted ×{F(d.StepAdaptation)}")];
+            }),
     ];
 
     private static string F(double v) => v.ToString("G", CultureInfo.InvariantCulture);

@@ -24,7 +24,7 @@ public sealed record AttackOptions
     public int? TargetCount { get; init; }
     /// <summary>Objective for the PGD family: "ce", "margin" or "dlr".</summary>
     public string? Loss { get; init; }
-    /// <summary>Query budget of score-based attacks (Square).</summary>
+    /// <summary>Query budget per sample of the query-based attacks (Square, HopSkipJump, Boundary).</summary>
     public int? Queries { get; init; }
     public bool EarlyStop { get; init; }
     /// <summary>Momentum decay (MI-FGSM; also turns any PGD into MI-FGSM).</summary>
@@ -41,4 +41,9 @@ public sealed record AttackOptions
     /// <summary>Expectation over Transformation: forward/backward passes whose input gradients every gradient attack
     /// averages per step (for randomised models); null = the attack's default (1; 20 in the <c>rand</c> preset).</summary>
     public int? EotSamples { get; init; }
+    /// <summary>The white-box model transfer attacks craft on (<c>transfer:NAME</c>).</summary>
+    public Surrogate? Surrogate { get; init; }
+    /// <summary>Gradient attacks named without the <c>transfer:</c> prefix are crafted on <see cref="Surrogate"/> too
+    /// (for a model under attack that gives no gradients, where that is the only way they can run).</summary>
+    public bool TransferGradientAttacks { get; init; }
 }

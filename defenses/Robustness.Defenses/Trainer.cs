@@ -17,6 +17,7 @@ namespace Robustness.Defenses;
 /// </summary>
 public sealed class Trainer
 {
+    /// <summary>The best model's file with the default writer (others use their own extension: best.pt for TorchScript).</summary>
     public const string BestModelFile = "best.safetensors";
     public const string LastModelFile = "last.safetensors";
     public const string MetricsFile = "metrics.jsonl";
@@ -60,6 +61,9 @@ public sealed class Trainer
 
     private IModelWriter Writer => ModelWriter ?? throw new ParameterException(nameof(ModelWriter),
         "saving the best and last models needs a model writer (Robustness.Models.ModelFileWriter)");
+
+    /// <summary>"best" or "last" with the writer's extension (<see cref="BestModelFile"/> for model files).</summary>
+    private string ModelFileName(string which) => which + (ModelWriter?.FileExtension ?? ".safetensors");
 
     /// <summary>Trains from the model's current weights. <paramref name="validation"/> null = hold out
     /// <see cref="TrainingOptions.ValidationSize"/> images of <paramref name="train"/>.</summary>
@@ -206,9 +210,9 @@ public sealed class Trainer
                 {
                     DisposeAll(best);
                     best = Snapshot(_model.Module);
-                    if (outputDir is not null) Writer.Save(_model, Path.Combine(outputDir, BestModelFile), provenance);
+                    if (outputDir is not null) Writer.Save(_model, Path.Combine(outputDir, ModelFileName("best")), provenance);
                 }
-                if (outputDir is not null) Writer.Save(_model, Path.Combine(outputDir, LastModelFile), provenance);
+                if (outputDir is not null) Writer.Save(_model, Path.Combine(outputDir, ModelFileName("last")), provenance);
                 if (detect && detector.Observe(metrics) is { } collapse)
                 {
                     RestoreWeights(_model.Module, best!);
@@ -408,8 +412,8 @@ public sealed class Trainer
         StopReason = stopReason,
         WallSeconds = seconds,
         OutputDirectory = outputDir,
-        BestModelPath = outputDir is null ? null : Path.Combine(outputDir, BestModelFile),
-        LastModelPath = outputDir is null ? null : Path.Combine(outputDir, LastModelFile),
+        BestModelPath = outputDir is null ? null : Path.Combine(outputDir, ModelFileName("best")),
+        LastModelPath = outputDir is null ? null : Path.Combine(outputDir, ModelFileName("last")),
     };
 
     internal static string MetricsLine(EpochMetrics m) => JsonSerializer.Serialize(new Dictionary<string, object?>

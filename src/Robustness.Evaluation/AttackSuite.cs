@@ -24,20 +24,6 @@ public sealed record RegistryAttackSuite(string Attacks, AttackOptions? Options 
     public (int Steps, int Restarts) PgdBudget => (Math.Clamp(Options?.Steps ?? 10, 1, 50), Math.Clamp(Options?.Restarts ?? 1, 1, 5));
 }
 
-/// <summary>
-/// <see cref="Inner"/>'s attacks as transfer attacks from <see cref="Surrogate"/> (<see cref="TransferAttack"/>): crafted
-/// there, judged on the evaluated model. The sanity checks' reference attacks stay white-box on the evaluated model.
-/// </summary>
-public sealed record TransferAttackSuite(IAttackSuite Inner, IClassifier Surrogate, string SurrogateName) : IAttackSuite
-{
-    public string Description => $"{Inner.Description}, transferred from {SurrogateName}";
-    public IReadOnlyList<IAttack> Build(ThreatModel threat) =>
-        Inner.Build(threat).Select(a => (IAttack)new TransferAttack(a, Surrogate, SurrogateName)).ToArray();
-    public IAttack Fgsm(ThreatModel threat) => Inner.Fgsm(threat);
-    public IAttack Pgd(ThreatModel threat, int steps, int restarts) => Inner.Pgd(threat, steps, restarts);
-    public (int Steps, int Restarts) PgdBudget => Inner.PgdBudget;
-}
-
 /// <summary>A fixed attack list per threat model (for code and tests that build attacks themselves).</summary>
 public sealed record DelegateAttackSuite(
     Func<ThreatModel, IReadOnlyList<IAttack>> Factory, string Description = "custom", int Steps = 10, int Restarts = 1) : IAttackSuite

@@ -49,6 +49,11 @@ public sealed class Evaluator
         foreach (var s in suites)
             if (!s.Select(a => a.Name).SequenceEqual(attackNames))
                 throw new InvalidOperationException("the attack suite must build the same attacks (by name) for every ε");
+        // An attack that needs more than the model gives is refused before any work, naming those that can run.
+        var access = ModelAccesses.Of(model);
+        AttackRegistry.RequireRunnable(suites.SelectMany(s => s), access);
+        bool labelsOnly = access == ModelAccess.Labels;
+        long? queriesBefore = (model as IQueryClassifier)?.QueriesAnswered;
 
         // Certification bounds the float32 network itself (a reduced-precision view only speeds up attack gradients).
         var certifyModel = model is IReducedPrecisionClassifier reduced ? reduced.FullPrecision : model;
@@ -82,7 +87,7 @@ public sealed class Evaluator
             using (EvalScope(model))
             {
                 var logits = model.Logits(x);
-                (cleanPred, cleanConf) = Predictions.Of(logits);
+                (cleanPred, cleanConf) = Predictions.Of(logits, labelsOnly);
             }
             Report(progress, "clean", ++done, totalUnits);
 
@@ -126,7 +131,11 @@ public sealed class Evaluator
                     perEps[i, e] = run is null
                         ? new SampleEpsilonOutcome(epsilons[e], -1, 0, -1, 0, null, graph is null ? null : verified[e][i])
                         : new SampleEpsilonOutcome(epsilons[e], run.BrokenBy[i], run.Distance[i], run.AdversarialPrediction[i], run.AdversarialConfidence[i], run.MinimumNorm[i],
-                            graph is null ? null : verified[e][i]);
+                            graph is null ? null : verified[e][i])
+                        {
+                            Queries = run.Queries?[i],
+                            QueriesToSuccess = run.QueriesToSuccess[i],
+                        };
             }
 
             if (galleryRows.Length > 0)
@@ -186,9 +195,10 @@ public sealed class Evaluator
             WallSeconds = started.Elapsed.TotalSeconds,
             Date = date,
         };
+        long? modelQueries = queriesBefore is { } before ? ((IQueryClassifier)model).QueriesAnswered - before : null;
         var report = ReportAggregator.Build(new ReportInputs(
             options.Norm.Name(), options.Epsilon, epsilons, attackNames, seconds, samples, checks, provenance,
-            options.Shard is { Count: > 1 } s2 ? new ShardInfo(s2.Index, s2.Count) : null));
+            options.Shard is { Count: > 1 } s2 ? new ShardInfo(s2.Index, s2.Count) : null, modelQueries));
         Report(progress, "done", totalUnits, totalUnits);
         var examples = brokenExamples.Concat(robustExamples).Take(options.ImageCount).ToArray();
         return new EvaluationResult(report, examples, options.KeepAdversarials ? KeptPoints.Concat(kept) : null);
@@ -245,9 +255,10 @@ public sealed class Evaluator
     }
 
     public static AttackDescription Describe(IAttack attack) =>
-        new(attack.Name, attack.NeedsGradients,
+        new(attack.Name, attack.Needs == ModelAccess.Gradients,
             attack.Parameters.OrderBy(p => p.Key, StringComparer.Ordinal)
-                .ToDictionary(p => p.Key, p => ParameterText.Format(p.Value)));
+                .ToDictionary(p => p.Key, p => ParameterText.Format(p.Value)))
+        { Needs = attack.Needs.Name() };
 
 
     private static void Report(IProgress<EvaluationProgress>? progress, string phase, int done, int total, double? eps = null, string? attack = null) =>

@@ -8,7 +8,11 @@ namespace Robustness.Evaluation;
 /// <summary>Pictures embedded in the HTML page (PNG bytes); any may be missing.</summary>
 public sealed record HtmlAssets(
     byte[]? AccuracyPlot = null, byte[]? PerClassPlot = null, byte[]? Grid = null,
-    IReadOnlyList<(byte[] Png, string Caption)>? Gallery = null);
+    IReadOnlyList<(byte[] Png, string Caption)>? Gallery = null)
+{
+    /// <summary>Robust accuracy against the query budget (when query-based attacks ran).</summary>
+    public byte[]? QueriesPlot { get; init; }
+}
 
 /// <summary>
 /// One self-contained HTML page: inline CSS, summary tables, plots and a gallery embedded as base64 PNG, no scripts and
@@ -84,6 +88,23 @@ public static class HtmlReportWriter
             sb.Append("</tr>");
         }
         sb.Append("</table>\n");
+
+        if (r.Queries is { } q)
+        {
+            sb.Append("<h2>Queries</h2><p>One query is one sample through the model. Queries to success: the queries an attack had used when it first held a point's adversarial (over the points it broke).</p>");
+            if (assets.QueriesPlot is { } qp) sb.Append($"<div class=\"plots\">{Img(qp, "robust accuracy versus query budget")}</div>");
+            sb.Append("<table><tr><th>attack</th><th>budget</th><th>samples</th><th>queries (mean / max)</th><th>broke</th><th>to success: median</th><th>25–75 %</th><th>90 %</th></tr>");
+            foreach (var a in q.PerAttack)
+                sb.Append($"<tr><td>{E(a.Name)}</td><td class=n>{a.Budget?.ToString(CultureInfo.InvariantCulture) ?? "–"}</td><td class=n>{a.Samples}</td><td class=n>{N(a.Mean, "0.#")} / {a.Max}</td><td class=n>{a.Successes}</td>" +
+                    (a.QueriesToSuccess is { } t ? $"<td class=n>{N(t.Median, "0.#")}</td><td class=n>{N(t.Q25, "0.#")}–{N(t.Q75, "0.#")}</td><td class=n>{N(t.Q90, "0.#")}</td>" : "<td>–</td><td>–</td><td>–</td>") + "</tr>");
+            sb.Append("</table><table><tr><th>query budget</th>");
+            foreach (var point in q.RobustAccuracyByBudget) sb.Append($"<td class=n>{point.Queries}</td>");
+            sb.Append("</tr><tr><th>robust accuracy</th>");
+            foreach (var point in q.RobustAccuracyByBudget) sb.Append($"<td class=n>{Pct(point.RobustAccuracy)}</td>");
+            sb.Append("</tr></table><p>Below the budget the curve is an upper bound for a run with that budget: once an attack broke a point, later attacks did not run on it.</p>");
+            if (q.ModelQueries is { } mq) sb.Append($"<p>The model answered {mq.ToString("N0", CultureInfo.InvariantCulture)} queries in all (attacks, clean passes, final verdicts, sanity checks).</p>");
+            sb.Append('\n');
+        }
 
         sb.Append("<h2>Per class</h2>");
         if (assets.PerClassPlot is { } pc) sb.Append($"<div class=\"plots\">{Img(pc, "per-class clean and robust accuracy")}</div>");

@@ -53,6 +53,21 @@ public static class MarkdownReportWriter
             sb.AppendLine();
         }
 
+        if (r.Queries is { } q)
+        {
+            sb.AppendLine("## Queries").AppendLine();
+            sb.AppendLine("One query is one sample through the model. Queries to success: the queries an attack had used when it first held a point's adversarial, over the points it broke.").AppendLine();
+            sb.AppendLine("| attack | budget | samples | queries (mean / max) | broke | to success: median | 25–75 % | 90 % |").AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|");
+            foreach (var a in q.PerAttack)
+                sb.AppendLine($"| {Escape(a.Name)} | {a.Budget?.ToString(CultureInfo.InvariantCulture) ?? "–"} | {a.Samples} | {Num(a.Mean, "0.#")} / {a.Max} | {a.Successes} | " +
+                    (a.QueriesToSuccess is { } t ? $"{Num(t.Median, "0.#")} | {Num(t.Q25, "0.#")}–{Num(t.Q75, "0.#")} | {Num(t.Q90, "0.#")} |" : "– | – | – |"));
+            sb.AppendLine().AppendLine("| query budget | robust accuracy |").AppendLine("|---:|---:|");
+            foreach (var point in q.RobustAccuracyByBudget) sb.AppendLine($"| {point.Queries} | {Pct(point.RobustAccuracy)} |");
+            sb.AppendLine().AppendLine("Below the budget this is an upper bound for a run with that budget: once an attack broke a point, later attacks did not run on it.");
+            if (q.ModelQueries is { } mq) sb.AppendLine().AppendLine($"The model answered {mq.ToString("N0", CultureInfo.InvariantCulture)} queries in all (attacks, clean passes, final verdicts, sanity checks).");
+            sb.AppendLine();
+        }
+
         sb.AppendLine("## Per class").AppendLine();
         bool perClassVerified = r.PerClass.Any(c => c.Verified is not null);
         sb.AppendLine(perClassVerified ? "| class | label | count | clean | robust | verified |" : "| class | label | count | clean | robust |")

@@ -34,7 +34,7 @@ public static class PerturbationImages
     public static IReadOnlyList<string> Caption(AdversarialExample e, IReadOnlyList<string> classNames)
     {
         string Name(int c) => c >= 0 && c < classNames.Count ? classNames[c] : c.ToString(CultureInfo.InvariantCulture);
-        string Pct(double p) => (p * 100).ToString("0", CultureInfo.InvariantCulture) + "%";
+        string Pct(double p) => double.IsNaN(p) ? "(LABEL ONLY)" : (p * 100).ToString("0", CultureInfo.InvariantCulture) + "%";
         double amp = AmplificationOf(e);
         return
         [

@@ -7,7 +7,7 @@ namespace Robustness.Evaluation;
 internal sealed record ReportInputs(
     string Norm, double Epsilon, IReadOnlyList<double> Epsilons, IReadOnlyList<string> AttackNames,
     double[,] Seconds, IReadOnlyList<SampleOutcome> Samples, IReadOnlyList<SanityCheckResult> ModelChecks,
-    Provenance Provenance, ShardInfo? Shard);
+    Provenance Provenance, ShardInfo? Shard, long? ModelQueries = null);
 
 /// <summary>
 /// Derives every number of a <see cref="RobustnessReport"/> from per-sample outcomes. The evaluator and
@@ -89,6 +89,7 @@ internal static class ReportAggregator
             Provenance = inputs.Provenance,
             Samples = samples,
             Shard = inputs.Shard,
+            Queries = QueryStatistics.Build(samples, inputs.Provenance.Attacks, mainEps, inputs.ModelQueries),
         };
     }
 
@@ -148,7 +149,8 @@ public static class ReportMerger
         // Model checks ran on shard 0 only (on the global subset), so taking them from every part is a union.
         var modelChecks = parts.SelectMany(p => p.SanityChecks.Where(c => c.Scope == SanityChecks.ModelScope)).ToArray();
         var provenance = first.Provenance with { WallSeconds = parts.Sum(p => p.Provenance.WallSeconds) };
-        return ReportAggregator.Build(new ReportInputs(first.Norm, first.Epsilon, epsilons, names, seconds, samples, modelChecks, provenance, null));
+        var modelQueries = parts.All(p => p.Queries?.ModelQueries is null) ? (long?)null : parts.Sum(p => p.Queries?.ModelQueries ?? 0);
+        return ReportAggregator.Build(new ReportInputs(first.Norm, first.Epsilon, epsilons, names, seconds, samples, modelChecks, provenance, null, modelQueries));
     }
 
     private static string Short(string? sha) => sha is null ? "none" : sha[..Math.Min(8, sha.Length)];

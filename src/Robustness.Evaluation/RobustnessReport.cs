@@ -34,7 +34,33 @@ public sealed record RobustnessReport
     public required IReadOnlyList<SampleOutcome> Samples { get; init; }
     /// <summary>Set when this report covers one shard only; null for a complete (or merged) report.</summary>
     public ShardInfo? Shard { get; init; }
+    /// <summary>The queries of the query-based attacks (score-based, decision-based, transfer) at the main ε; null
+    /// when none ran.</summary>
+    public QueryReport? Queries { get; init; }
 }
+
+/// <summary>
+/// How many queries the query-based attacks asked of the model at the main ε (one query = one sample through the
+/// model), and how robust accuracy depends on the query budget.
+/// </summary>
+/// <param name="RobustAccuracyByBudget">Robust accuracy when every query-based attack had stopped after q queries per
+/// sample (points broken by other attacks count at every q; the last entry is the budget and equals the report's
+/// robust accuracy). After an earlier attack broke a point, later attacks did not run on it, so below the budget this
+/// is an upper bound for a run with a budget of q.</param>
+/// <param name="ModelQueries">Samples the model answered over the whole evaluation (attacks, clean passes, final
+/// verdicts, sanity checks) when it is a query-only model; null otherwise.</param>
+public sealed record QueryReport(IReadOnlyList<AttackQueryStatistics> PerAttack, IReadOnlyList<QueryBudgetPoint> RobustAccuracyByBudget, long? ModelQueries);
+
+/// <param name="Budget">The attack's budget per sample (its "queries" parameter).</param>
+/// <param name="Samples">Samples it ran on (still robust when its turn came).</param>
+/// <param name="Total">Queries it asked for, over those samples.</param>
+/// <param name="Successes">Samples it broke.</param>
+/// <param name="QueriesToSuccess">Over the samples it broke: the queries it had used when it first held their adversarial.</param>
+public sealed record AttackQueryStatistics(string Name, long? Budget, int Samples, long Total, double Mean, long Max, int Successes, QueryQuantiles? QueriesToSuccess);
+
+public sealed record QueryQuantiles(double Median, double Q25, double Q75, double Q90, long Max);
+
+public sealed record QueryBudgetPoint(long Queries, double RobustAccuracy);
 
 /// <param name="Name">Attack name as in the registry.</param>
 /// <param name="RobustAccuracyAfter">Robust accuracy after this attack and every attack before it.</param>
@@ -92,16 +118,31 @@ public sealed record SampleOutcome
 /// <param name="Distance">‖δ‖ of the breaking adversarial, 0 when not broken.</param>
 /// <param name="AdversarialPrediction">Prediction on the breaking adversarial, −1 when not broken.</param>
 /// <param name="MinimumNorm">Smallest adversarial norm a minimum-norm attack found, null when none reported one.</param>
+/// <param name="AdversarialConfidence">Softmax confidence of that prediction; NaN for a label-only model (no scores).</param>
 /// <param name="Verified">IBP proved the point robust at this ε (null when the evaluation did not certify).</param>
 public sealed record SampleEpsilonOutcome(double Epsilon, int BrokenBy, double Distance, int AdversarialPrediction, double AdversarialConfidence, double? MinimumNorm = null,
     bool? Verified = null)
 {
     public bool Broken => BrokenBy >= 0;
+    /// <summary>Per attack (same order as the report's attacks): queries it asked on this sample, 0 where it did not
+    /// run on it, null for attacks that do not count queries. Null when no attack counts queries.</summary>
+    public IReadOnlyList<long?>? Queries { get; init; }
+    /// <summary>Queries the breaking attack had used when it first held this sample's adversarial; null when not
+    /// broken or broken by an attack that does not count queries.</summary>
+    public long? QueriesToSuccess { get; init; }
 }
 
 public sealed record ShardInfo(int Index, int Count);
 
-public sealed record AttackDescription(string Name, bool NeedsGradients, IReadOnlyDictionary<string, string> Parameters);
+/// <param name="NeedsGradients">White-box (kept beside <see cref="Needs"/> for readers of older reports).</param>
+public sealed record AttackDescription(string Name, bool NeedsGradients, IReadOnlyDictionary<string, string> Parameters)
+{
+    /// <summary>What the attack needs from the model: "gradients", "scores" or "labels" (null in older reports: read
+    /// <see cref="NeedsGradients"/>).</summary>
+    public string? Needs { get; init; }
+    /// <summary>True for attacks that do not differentiate the model (score-based, decision-based, transfer).</summary>
+    public bool BlackBox => Needs is null ? !NeedsGradients : Needs != "gradients";
+}
 
 public sealed record Provenance
 {

@@ -135,6 +135,8 @@ internal sealed class ProbabilityOutputCheck : IModelSanityCheck
 
     public IReadOnlyList<SanityCheckResult> Run(SanityCheckContext c)
     {
+        if (ModelAccesses.Of(c.Model) == ModelAccess.Labels)
+            return [SanityChecks.Result(Code, SanityChecks.ModelScope, false, 0, 0.99, 0, "Skipped: the model gives labels only.")];
         using var scope = NewDisposeScope();
         Tensor out_;
         using (no_grad())
@@ -372,7 +374,8 @@ public static class CertifiedButBrokenCheck
     }
 }
 
-/// <summary>Points first broken by a score-based attack after every gradient attack failed on them.</summary>
+/// <summary>Points first broken by a black-box attack (score-based, decision-based or transfer) after every
+/// white-box (gradient) attack before it failed on them.</summary>
 internal static class BlackBoxCheck
 {
     public const string Code = "black-box-beats-white-box";
@@ -383,14 +386,14 @@ internal static class BlackBoxCheck
         bool whiteBefore = false;
         for (int a = 0; a < attacks.Count; a++)
         {
-            if (attacks[a].NeedsGradients) whiteBefore = true;
+            if (!attacks[a].BlackBox) whiteBefore = true;
             else if (whiteBefore) { firstBlackBox = a; break; }
         }
         if (firstBlackBox < 0)
             return SanityChecks.Result(Code, SanityChecks.DataScope, false, 0, 0, samples.Count,
-                "Not applicable: no score-based attack runs after a white-box attack.");
+                "Not applicable: no black-box attack runs after a white-box attack.");
         int n = samples.Count(s => s.CleanCorrect && s.PerEpsilon[mainEps].BrokenBy >= firstBlackBox
-            && !attacks[s.PerEpsilon[mainEps].BrokenBy].NeedsGradients);
+            && attacks[s.PerEpsilon[mainEps].BrokenBy].BlackBox);
         double fraction = samples.Count == 0 ? 0 : (double)n / samples.Count;
         return SanityChecks.Result(Code, SanityChecks.DataScope, n > 0, fraction, 0, samples.Count,
             $"{n} of {samples.Count} points were broken only by a black-box attack.");

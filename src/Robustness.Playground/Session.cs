@@ -10,7 +10,7 @@ public readonly record struct Outgoing(string? Text, byte[]? Binary);
 /// <summary>
 /// One browser tab's playground. Its engine lives on one dedicated thread for its whole life (TorchSharp's dispose
 /// scopes and grad mode are per thread): commands are queued to it, frames come out of it at a steady rate while
-/// training. Messages for the page wait in <see cref="Outbox"/>: text in order, frames as "latest only" (a slow page
+/// training. Messages for the page wait in its outbox: text in order, frames as "latest only" (a slow page
 /// skips frames rather than queueing them).
 /// </summary>
 public sealed class Session : IDisposable

@@ -137,7 +137,7 @@ public class EngineTests
         }
         Assert.ThrowsAny<InputException>(() => AttackRegistry.Ensemble("standard", Linf).Run(model, x, new AttackTargets(y)));
         var square = AttackRegistry.Create("square", Linf, new AttackOptions { Queries = 50 });
-        Assert.False(square.NeedsGradients);
+        Assert.Equal(ModelAccess.Scores, square.Needs);
         using var r = square.Run(model, x, new AttackTargets(y), AttackContext.Seeded(1));
         Assert.True(r.Success.any().ToBoolean(), "Square broke nothing on a random MLP");
     }

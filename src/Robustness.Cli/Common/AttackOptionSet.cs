@@ -16,8 +16,12 @@ public sealed class AttackOptionSet
     public Option<string> TargetMode { get; } = new("--target-mode") { Description = "random (another class, seeded), least-likely, or top-k.", DefaultValueFactory = _ => "random" };
     public Option<int?> TargetCount { get; } = new("--target-count") { Description = "Number of target classes for top-k / apgd-t (default 9)." };
     public Option<string?> Loss { get; } = new("--loss") { Description = "Objective for gradient attacks: ce, margin, dlr." };
-    public Option<int?> Queries { get; } = new("--queries") { Description = "Query budget of the square attack (default 5000)." };
-    public Option<bool> EarlyStop { get; } = new("--early-stop") { Description = "Stop moving a sample once it is adversarial." };
+    public Option<int?> Queries { get; } = new("--queries")
+    {
+        Description = $"Query budget per sample of the query-based attacks, a hard limit (square {new SquareAttack(ThreatModel.Linf(0.1)).Queries}, " +
+            $"hopskipjump {new HopSkipJumpAttack(ThreatModel.Linf(0.1)).Queries}, boundary {new BoundaryAttack(ThreatModel.Linf(0.1)).Queries} by default).",
+    };
+    public Option<bool> EarlyStop { get; } = new("--early-stop") { Description = "Stop moving a sample once it is adversarial (hopskipjump, boundary: once inside ε; saves queries, their minimum norm is then not the best)." };
     public Option<double?> Momentum { get; } = new("--momentum") { Description = "Momentum decay of mi-fgsm (default 1.0)." };
     public Option<double?> Confidence { get; } = new("--confidence") { Description = "C&W confidence κ (default 0)." };
     public Option<int?> Eot { get; } = new("--eot")

@@ -29,7 +29,7 @@ public static class ParameterFlags
         ["CheckPoints"] = "--check-points", ["CheckSamples"] = "--check-samples", ["CertifyIbp"] = "--certify",
         ["InputShape"] = "--input-shape", ["Mean"] = "--mean", ["Std"] = "--std", ["Labels"] = "--labels",
         ["Resize"] = "--resize", ["CenterCrop"] = "--center-crop", ["ResultsDatabase"] = "--results-db",
-        ["EotSamples"] = "--eot", ["InputNoise"] = "--input-noise", ["TransferFrom"] = "--transfer-from",
+        ["EotSamples"] = "--eot", ["InputNoise"] = "--input-noise", ["Surrogate"] = "--transfer-from", ["Backend"] = "--backend",
     };
 
     /// <summary>The flag for <paramref name="parameter"/> on <paramref name="command"/> (parameters given as flags pass through).</summary>

@@ -122,7 +122,7 @@ public sealed class EvalCommand(EvalRunOptions o)
             Norm = o.Norm,
             Epsilon = epsilon,
             SweepEpsilons = o.Sweep,
-            Attacks = new CliAttackSuite(o.Attacks, o.AttackOptions),
+            Attacks = new CliAttackSuite(o.Attacks, run.WithSurrogate(o.AttackOptions)),
             BatchSize = o.BatchSize,
             Seed = o.Seed,
             SampleIndices = run.Indices,
@@ -136,16 +136,19 @@ public sealed class EvalCommand(EvalRunOptions o)
             AttackPrecision = o.Precision.Name(),
         };
         options.Validate(run.Model.Spec.Bounds);
-        // Fail on a bad attack name before taking the output directory or spending time.
-        options.Attacks.Build(new ThreatModel(o.Norm, epsilon, run.Model.Spec.Bounds));
+        // Fail on a bad attack name, or one the model cannot answer, before taking the output directory or spending time.
+        var attacks = options.Attacks.Build(new ThreatModel(o.Norm, epsilon, run.Model.Spec.Bounds));
+        AttackRegistry.RequireRunnable(attacks, run.Access);
+        run.CheckSurrogateUsed(attacks);
+        // bf16 only for the gradient passes: the clean pass and every verdict come from the float32 model.
+        var (model, bf16) = run.AttackModel(o.Precision);
+        using var view = bf16;
+        var wrapping = ModelWrapping.Apply(o.Inputs, model, o.Precision);
+        options = options with { ModelNotes = wrapping.Notes };
         if (o.Certify) Robustness.Core.Graphs.NetworkDescriptions.Of(run.Model, "--certify");
         using var outLock = OutputLock.Acquire(o.Out);
         EvaluationResult? result = null;
         var label = $"eval {Path.GetFileName(o.Inputs.Model)} {o.Norm.Name()} ε={epsilon}";
-        // bf16 only for the gradient passes: the clean pass and every verdict come from the float32 model.
-        using var bf16 = Bf16Views.ViewOf(run.Model, o.Precision);
-        using var wrapping = ModelWrapping.Open(o.Inputs, (IGradientClassifier?)bf16 ?? run.Model, o.Precision, run);
-        options = options with { Attacks = wrapping.Suite(options.Attacks), ModelNotes = wrapping.Notes };
         ProgressReporter.Run(label, progress =>
             result = new Evaluator().Evaluate(wrapping.Model, run.Data, options, progress));
         var files = ReportBundle.WriteAll(result!.Report, o.Out, result.Examples);

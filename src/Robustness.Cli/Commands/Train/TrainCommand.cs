@@ -15,6 +15,11 @@ namespace Robustness.Cli.Commands.Train;
 public sealed record TrainRunOptions
 {
     public string Arch { get; init; } = "tiny-cnn";
+    /// <summary>Fine-tune this model file (TorchScript archive, our .safetensors, a zoo state dict with --arch) instead of a fresh zoo model.</summary>
+    public string? Model { get; init; }
+    /// <summary>The --arch given explicitly (for state dicts with --model).</summary>
+    public bool ArchGiven { get; init; }
+    public InputContract Contract { get; init; } = InputContract.None;
     public string Data { get; init; } = "fashion-mnist";
     public string? DataDir { get; init; }
     public int? TrainSize { get; init; }
@@ -38,7 +43,8 @@ public sealed record TrainRunOptions
     public required string Out { get; init; }
 }
 
-/// <summary>`robust train`: standard or adversarial training of a zoo model; best/last model files, metrics, curves, checkpoints.</summary>
+/// <summary>`robust train`: standard or adversarial training of a zoo model, or fine-tuning of a given model
+/// (TorchScript archives are written back as TorchScript); best/last model files, metrics, curves, checkpoints.</summary>
 public sealed class TrainCommand(TrainRunOptions o)
 {
     public static readonly IReadOnlyList<string> Defenses = ["none", .. TrainingObjectives.Names.Skip(1)];
@@ -49,6 +55,12 @@ public sealed class TrainCommand(TrainRunOptions o)
     public const double IbpWarmupFraction = 0.05, IbpRampFraction = 0.4;
 
     private static readonly Option<string> ArchOption = new("--arch") { Description = $"Architecture: {string.Join(", ", ModelZoo.Names)}.", DefaultValueFactory = _ => "tiny-cnn" };
+    private static readonly Option<string?> ModelOption = new("--model")
+    {
+        Description = "Fine-tune this model instead of training a fresh one: a TorchScript archive (torch.jit.save; best.pt/last.pt are written back as " +
+            "TorchScript), one of our .safetensors files, or a zoo state dict with --arch. ONNX graphs are not written back: export TorchScript to fine-tune.",
+    };
+    private static readonly ModelContractOptions ContractOptions = new();
     private static readonly Option<string> DataOption = SharedOptions.Data();
     private static readonly Option<string?> DataDirOption = SharedOptions.DataDir();
     private static readonly Option<int?> TrainSizeOption = new("--train-size") { Description = "Use only the first N training images (quick experiments)." };
@@ -99,8 +111,9 @@ public sealed class TrainCommand(TrainRunOptions o)
             ArchOption, DataOption, DataDirOption, TrainSizeOption, EpochsOption, OptimizerOption, LrOption, MomentumOption, WeightDecayOption,
             ScheduleOption, DefenseOption, NormOption, EpsOption, StepsOption, StepSizeOption, AdvRatioOption, BetaOption, SigmaOption, KappaEndOption,
             AttackModeOption, AttackPrecisionOption, ReplaysOption, TargetRobustOption, EpsRampOption, EpsWarmupOption, ValSizeOption, MlpHiddenOption, ActivationOption, SeedOption, BatchOption, DeviceOption,
-            ThreadsOption, ResumeOption, OutOption,
+            ThreadsOption, ResumeOption, OutOption, ModelOption,
         };
+        foreach (var option in ContractOptions.All) command.Options.Add(option);
         CommandRunner.SetAction(command, p =>
         {
             var resume = p.GetValue(ResumeOption);
@@ -149,6 +162,9 @@ public sealed class TrainCommand(TrainRunOptions o)
             return new TrainCommand(new TrainRunOptions
             {
                 Arch = p.GetValue(ArchOption)!,
+                ArchGiven = p.GetResult(ArchOption) is { Implicit: false },
+                Model = p.GetValue(ModelOption),
+                Contract = ContractOptions.Read(p),
                 Data = p.GetValue(DataOption)!,
                 DataDir = p.GetValue(DataDirOption),
                 TrainSize = p.GetValue(TrainSizeOption),
@@ -167,11 +183,20 @@ public sealed class TrainCommand(TrainRunOptions o)
                 Activation = p.GetValue(ActivationOption)!,
                 Training = training,
                 Resume = resume,
-                Arguments = TrainArguments.Capture(p),
+                Arguments = ResumeArguments(p),
                 Out = outDir,
             }).Execute();
         });
         return command;
+    }
+
+    /// <summary>The options saved for `--resume`. A fine-tuned model brings its own architecture: --arch is saved only
+    /// when it was given (a state dict needs it), so the default cannot contradict the model's file on resume.</summary>
+    private static Dictionary<string, string> ResumeArguments(ParseResult p)
+    {
+        var arguments = TrainArguments.Capture(p);
+        if (p.GetValue(ModelOption) is not null && p.GetResult(ArchOption) is not { Implicit: false }) arguments.Remove(ArchOption.Name);
+        return arguments;
     }
 
     public ITrainingObjective Objective()
@@ -199,26 +224,28 @@ public sealed class TrainCommand(TrainRunOptions o)
             throw new InputException($"--attack-precision {o.Training.AttackPrecision.Name()}: offered only with --defense {string.Join(", ", offered)}, where it matched " +
                 $"float32 robust accuracy within 0.5 points; with '{o.Defense}' it did not or was not measured (docs/performance.md)");
         }
+        if (o.Model is null && o.Contract.IsGiven)
+            throw new InputException("--input-shape, --bounds, --mean, --std, --labels: describe a model given with --model (a fresh zoo model takes the data's shape)");
         var device = Devices.Parse(o.Training.Device);
         if (o.Training.Threads is { } t) set_num_threads(t);
         using var train = LoadTrain();
         using var test = TryLoadTest();
-        var spec = ModelZoo.DefaultSpec(o.Arch, new ZooOptions
-        {
-            InputShape = train.SampleShape,
-            NumClasses = train.NumClasses,
-            Hidden = o.MlpHidden is { } h ? ModelZoo.ParseHidden(h, "--mlp-hidden") : null,
-            Activation = o.Activation,
-        }) with { Labels = train.ClassNames };
-        if (!spec.InputShape.SequenceEqual(train.SampleShape))
-            throw new InputException($"--arch: {o.Arch} takes inputs [{string.Join(",", spec.InputShape)}] but {o.Data} has [{string.Join(",", train.SampleShape)}]");
         random.manual_seed(o.Training.Seed);
-        using var model = ModelZoo.CreateClassifier(o.Arch, device, spec);
+        using var loaded = o.Model is null ? null : LoadToFineTune(device, train);
+        using var fresh = loaded is null ? CreateZooModel(device, train) : null;
+        var model = loaded?.Classifier ?? fresh!;
+        IModelWriter writer = loaded?.Format == ModelFormat.TorchScript ? TorchScriptModelWriter.Instance : ModelFileWriter.Instance;
+        if (o.Model is { } basePath)
+            writer = new BaseModelProvenance(writer, new Dictionary<string, string>
+            {
+                ["fine_tuned_from"] = Path.GetFullPath(basePath),
+                ["fine_tuned_from_sha256"] = ModelFile.Sha256(basePath),
+            });
         using var outLock = OutputLock.Acquire(o.Out);
         if (o.Resume is null && o.Arguments is { } arguments) TrainArguments.Save(o.Out, new Dictionary<string, string>(arguments));
 
         var hook = new ConsoleTrainingHook();
-        var trainer = new Trainer(model, objective, o.Training, [hook]) { ModelWriter = ModelFileWriter.Instance, ReducedPrecisionViews = Bf16Views.Instance };
+        var trainer = new Trainer(model, objective, o.Training, [hook]) { ModelWriter = writer, ReducedPrecisionViews = Bf16Views.Instance };
         TrainingReport report = null!;
         hook.Run(o.Training.Epochs, () =>
         {
@@ -234,11 +261,12 @@ public sealed class TrainCommand(TrainRunOptions o)
             CommandRunner.Out.MarkupLine($"[yellow]{Markup.Escape($"epoch {e.Epoch}: {e.Kind}: {e.Message}")}[/]");
         if (test is not null && report.BestModelPath is { } best && File.Exists(best))
         {
-            using var bestModel = ModelFile.Load(best, device);
-            var acc = Accuracy.Clean(bestModel, test, o.Training.BatchSize * 2);
+            using var bestModel = ModelLoader.Load(best, device, loaded?.Format == ModelFormat.TorchScript ? FineTuneContract(train) : null, null);
+            var acc = Accuracy.Clean(bestModel.Classifier, test, o.Training.BatchSize * 2);
             CommandRunner.Out.MarkupLine($"test accuracy of {Markup.Escape(best)}: [bold]{Pct(acc)}[/] ({test.Count} images)");
         }
-        if (o.Training.TargetRobustAccuracy is { } target) ConfirmTarget(report, target, test, device);
+        if (o.Training.TargetRobustAccuracy is { } target)
+            ConfirmTarget(report, target, test, device, loaded?.Format == ModelFormat.TorchScript ? FineTuneContract(train) : null);
         CommandRunner.Out.MarkupLine($"wall time {report.WallSeconds:F0} s; best epoch {report.BestEpoch}; files in {Markup.Escape(Path.GetFullPath(o.Out))}");
         return ExitCodes.Ok;
     }
@@ -247,7 +275,7 @@ public sealed class TrainCommand(TrainRunOptions o)
     /// The race's finish line: the model at the stop (last.safetensors) attacked with PGD-20 (random start, α = 2.5·ε/20)
     /// on the full test set through the evaluator, and time-to-robust.json with the time the validation reached the target.
     /// </summary>
-    private void ConfirmTarget(TrainingReport report, double target, ImageDataset? test, Device device)
+    private void ConfirmTarget(TrainingReport report, double target, ImageDataset? test, Device device, InputContract? contract)
     {
         var result = new Dictionary<string, object?>
         {
@@ -265,7 +293,8 @@ public sealed class TrainCommand(TrainRunOptions o)
         };
         if (test is not null && report.LastModelPath is { } last && File.Exists(last))
         {
-            using var model = ModelFile.Load(last, device);
+            using var loadedLast = ModelLoader.Load(last, device, contract, null);
+            var model = loadedLast.Classifier;
             var options = new Robustness.Evaluation.EvaluationOptions
             {
                 Norm = o.Norm,
@@ -287,6 +316,45 @@ public sealed class TrainCommand(TrainRunOptions o)
                 $"test (full): clean [bold]{Pct(confirmed.CleanAccuracy)}[/], PGD-20 [bold]{Pct(confirmed.RobustAccuracy)}[/]");
         }
         AtomicFile.WriteAllText(Path.Combine(o.Out, "time-to-robust.json"), Json.Serialize(result));
+    }
+
+    private TorchClassifier CreateZooModel(Device device, ImageDataset train)
+    {
+        var spec = ModelZoo.DefaultSpec(o.Arch, new ZooOptions
+        {
+            InputShape = train.SampleShape,
+            NumClasses = train.NumClasses,
+            Hidden = o.MlpHidden is { } h ? ModelZoo.ParseHidden(h, "--mlp-hidden") : null,
+            Activation = o.Activation,
+        }) with { Labels = train.ClassNames };
+        if (!spec.InputShape.SequenceEqual(train.SampleShape))
+            throw new InputException($"--arch: {o.Arch} takes inputs [{string.Join(",", spec.InputShape)}] but {o.Data} has [{string.Join(",", train.SampleShape)}]");
+        return ModelZoo.CreateClassifier(o.Arch, device, spec);
+    }
+
+    /// <summary>The contract of a file without our metadata: as given, the shape falling back to the data's.</summary>
+    private InputContract FineTuneContract(ImageDataset train) =>
+        o.Contract with { FallbackInputShape = train.SampleShape, FallbackSource = $"--data {o.Data}" };
+
+    /// <summary>The model to fine-tune, white-box, with its own trainable parameters; it must take the data.</summary>
+    private LoadedModel LoadToFineTune(Device device, ImageDataset train)
+    {
+        var path = o.Model!;
+        if (o.MlpHidden is not null) throw new InputException("--mlp-hidden: is for a fresh mlp; --model brings its own architecture");
+        bool needsContract = ModelLoader.NeedsContract(path);
+        var loaded = ModelLoader.Load(path, device, needsContract ? FineTuneContract(train) : o.Contract, o.ArchGiven ? o.Arch : null);
+        try
+        {
+            if (loaded.Format == ModelFormat.Onnx)
+                throw new InputException($"--model: {path} is an ONNX graph, which is not written back after training; fine-tune a TorchScript archive (torch.jit.save) instead");
+            LoadedRun.CheckCompatible(train, loaded.Classifier.Spec, o.Data);
+            return loaded;
+        }
+        catch
+        {
+            loaded.Dispose();
+            throw;
+        }
     }
 
     private ImageDataset LoadTrain()
@@ -351,5 +419,18 @@ internal sealed class ConsoleTrainingHook : ITrainingHook
     {
         if (Console.IsOutputRedirected)
             Console.WriteLine(FormattableString.Invariant($"epoch {m.Epoch}: loss {m.TrainLoss:F4} val clean {m.ValidationCleanAccuracy:P2} val robust {m.ValidationRobustAccuracy:P2} ({m.Seconds:F0} s)"));
+    }
+}
+
+/// <summary>Adds where a fine-tuned model came from (the base file and its SHA-256) to what the trainer records.</summary>
+internal sealed class BaseModelProvenance(IModelWriter inner, IReadOnlyDictionary<string, string> extra) : IModelWriter
+{
+    public string FileExtension => inner.FileExtension;
+
+    public void Save(IGradientClassifier model, string path, IReadOnlyDictionary<string, string> metadata)
+    {
+        var all = new Dictionary<string, string>(metadata);
+        foreach (var (k, v) in extra) all[k] = v;
+        inner.Save(model, path, all);
     }
 }
