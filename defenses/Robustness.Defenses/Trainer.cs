@@ -26,6 +26,11 @@ public sealed class Trainer
     private IReducedPrecisionClassifier? _attackView;
     private readonly TrainingOptions _options;
     private readonly List<ITrainingHook> _hooks;
+    private Generator? _augmentGenerator;
+    private LayerGradientNorms? _gradientNorms;
+
+    /// <summary>Mixed into the seed of the augmentation generator, so its stream differs from the attack generator's.</summary>
+    private const ulong AugmentationSeedSalt = 0x9E3779B97F4A7C15;
 
     public Trainer(IGradientClassifier model, ITrainingObjective objective, TrainingOptions options, IEnumerable<ITrainingHook>? hooks = null)
     {
@@ -107,6 +112,7 @@ public sealed class Trainer
         if (outputDir is not null) _ = Writer;
         int itersPerEpoch = o.DropLast ? trainSet.Count / o.BatchSize : (trainSet.Count + o.BatchSize - 1) / o.BatchSize;
         if (itersPerEpoch == 0) throw new ParameterException("BatchSize", $"{o.BatchSize} is larger than the training set ({trainSet.Count}) with drop-last");
+        o.Augmentation.CheckShape(trainSet.SampleShape);
         var lrSchedule = LearningRateSchedules.Create(o, itersPerEpoch);
         var epsSchedule = EpsilonSchedule.Create(_objective.Epsilon, o.EpsRampEpochs, itersPerEpoch);
         bool detect = o.DetectCatastrophicOverfitting ?? _objective is FgsmRsObjective;
@@ -123,6 +129,9 @@ public sealed class Trainer
         _attackView = attackView;
         using var optimizer = ParameterOptimizers.Create(_model.Module, o);
         using var generator = new Generator((ulong)o.Seed, CPU);
+        using var augmentGenerator = new Generator((ulong)o.Seed ^ AugmentationSeedSalt, CPU);
+        using var gradientNorms = new LayerGradientNorms(_model.Module, device);
+        (_augmentGenerator, _gradientNorms) = (augmentGenerator, gradientNorms);
         random.manual_seed(o.Seed);
 
         var tracker = new BestEpochTracker();
@@ -149,6 +158,8 @@ public sealed class Trainer
                     LoadInto(_model.Module.state_dict(), tensors, "model.");
                     optimizer.LoadState(Prefixed(tensors, "optim."));
                     generator.set_state(tensors["rng.generator"]);
+                    if (tensors.TryGetValue("rng.augment", out var augmentState)) augmentGenerator.set_state(augmentState);
+                    else if (!o.Augmentation.IsNone) throw new InputException("resume: the checkpoint has no augmentation generator state (made before augmentation existed)");
                     random.set_rng_state(tensors["rng.torch"]);
                     if (tensors.Keys.Any(k => k.StartsWith("best.", StringComparison.Ordinal)))
                         best = Prefixed(tensors, "best.").ToDictionary(kv => kv.Key, kv => kv.Value.clone().DetachFromDisposeScope());
@@ -218,7 +229,7 @@ public sealed class Trainer
                 if (outputDir is not null)
                 {
                     File.AppendAllText(Path.Combine(outputDir, MetricsFile), MetricsLine(metrics) + "\n");
-                    WriteCheckpoint(outputDir, epoch, iteration, finished, stopReason, optimizer, generator, best, tracker, detector, history, events,
+                    WriteCheckpoint(outputDir, epoch, iteration, finished, stopReason, optimizer, generator, augmentGenerator, best, tracker, detector, history, events,
                         elapsedBefore + wall.Elapsed.TotalSeconds, source, trainSet, valSet);
                     TrainingCurves.WritePng(history, Path.Combine(outputDir, CurvesFile));
                 }
@@ -228,6 +239,7 @@ public sealed class Trainer
         {
             DisposeAll(best);
             _attackView = null;
+            (_augmentGenerator, _gradientNorms) = (null, null);
         }
         return Report(source, trainSet, valSet, history, events, tracker, stopReason, elapsedBefore + wall.Elapsed.TotalSeconds, outputDir, history.Count);
     }
@@ -243,6 +255,7 @@ public sealed class Trainer
         double lr = 0, eps = 0;
         int batchIndex = 0;
         _model.Module.train();
+        _gradientNorms?.Reset();
         foreach (var batch in data.Batches(o.BatchSize, device, shuffleSeed: o.Seed * 1000 + epoch, dropLast: o.DropLast))
         {
             using (batch)
@@ -253,10 +266,12 @@ public sealed class Trainer
                 // Channels-last inputs put the convolutions on libtorch's fast oneDNN path (Core.Layout).
                 // A bf16 attack view follows the weights of the last optimizer step (a copy, no host sync).
                 _attackView?.Refresh();
-                var step = _objective.Compute(_model, Layout.ChannelsLastView(batch.Inputs), batch.Labels,
+                var inputs = o.Augmentation.Apply(batch.Inputs, _augmentGenerator!, _model.Spec.Bounds);
+                var step = _objective.Compute(_model, Layout.ChannelsLastView(inputs), batch.Labels,
                     new TrainingStepContext(eps, generator, epoch, iteration, _attackView));
                 _model.Module.zero_grad(set_to_none: true);
                 step.Loss.backward();
+                _gradientNorms?.Accumulate();
                 optimizer.Step(lr);
                 using (no_grad())
                 {
@@ -294,6 +309,7 @@ public sealed class Trainer
             TrainLoss = lossSum.item<double>() / Math.Max(1, seen),
             TrainCleanAccuracy = cleanSeen > 0 ? cleanCorrect.item<long>() / (double)cleanSeen : null,
             TrainAdversarialAccuracy = advSeen > 0 ? advCorrect.item<long>() / (double)advSeen : null,
+            GradientNorms = _gradientNorms?.Mean(),
         };
     }
 
@@ -315,6 +331,7 @@ public sealed class Trainer
         if (a.Schedule != b.Schedule) mismatches.Add($"LR schedule {a.Schedule} vs {b.Schedule}");
         if (a.ValidationSize != b.ValidationSize) mismatches.Add($"validation size {a.ValidationSize} vs {b.ValidationSize}");
         if (a.AttackPrecision != b.AttackPrecision) mismatches.Add($"attack precision {a.AttackPrecision.Name()} vs {b.AttackPrecision.Name()}");
+        if ((a.Augmentation ?? Augmentation.None).ToString() != b.Augmentation.ToString()) mismatches.Add($"augmentation {a.Augmentation ?? Augmentation.None} vs {b.Augmentation}");
         if (m.Objective != _objective.Name) mismatches.Add($"objective {m.Objective} vs {_objective.Name}");
         if (m.TrainCount != trainCount) mismatches.Add($"training images {m.TrainCount} vs {trainCount}");
         if (mismatches.Count > 0)
@@ -322,7 +339,7 @@ public sealed class Trainer
     }
 
     private void WriteCheckpoint(string outputDir, int epoch, long iteration, bool finished, string? stopReason, IParameterOptimizer optimizer,
-        Generator generator, Dictionary<string, Tensor>? best, BestEpochTracker tracker, CatastrophicOverfittingDetector detector,
+        Generator generator, Generator augmentGenerator, Dictionary<string, Tensor>? best, BestEpochTracker tracker, CatastrophicOverfittingDetector detector,
         List<EpochMetrics> history, List<TrainingEvent> events, double elapsed, ImageDataset source, ImageDataset trainSet, ImageDataset? valSet)
     {
         using var scope = NewDisposeScope();
@@ -331,6 +348,7 @@ public sealed class Trainer
         if (best is not null) tensors.AddRange(best.Select(kv => KeyValuePair.Create("best." + kv.Key, kv.Value)));
         tensors.AddRange(optimizer.State().Select(kv => KeyValuePair.Create("optim." + kv.Key, kv.Value)));
         tensors.Add(KeyValuePair.Create("rng.generator", generator.get_state()));
+        tensors.Add(KeyValuePair.Create("rng.augment", augmentGenerator.get_state()));
         tensors.Add(KeyValuePair.Create("rng.torch", random.get_rng_state()));
         var manifest = new CheckpointManifest
         {
@@ -395,6 +413,7 @@ public sealed class Trainer
         ["seconds"] = m.Seconds,
         ["eps"] = m.Epsilon,
         ["events"] = m.Events,
+        ["grad_norms"] = m.GradientNorms,
     });
 
     /// <summary>CPU copies of every parameter and buffer (the best-so-far weights).</summary>

@@ -29,6 +29,10 @@ public sealed record TrainRunOptions
     public string AttackMode { get; init; } = "eval";
     public string? MlpHidden { get; init; }
     public string Activation { get; init; } = "relu";
+    public double Dropout { get; init; }
+    public string Init { get; init; } = "default";
+    public int RecurrentHidden { get; init; } = ModelZoo.DefaultRecurrentHidden;
+    public int RecurrentLayers { get; init; } = 1;
     public required TrainingOptions Training { get; init; }
     public string? Resume { get; init; }
     public required string Out { get; init; }
@@ -68,6 +72,16 @@ public sealed class TrainCommand(TrainRunOptions o)
     private static readonly Option<int> ValSizeOption = new("--val-size") { Description = "Training images held out for per-epoch (robust) validation.", DefaultValueFactory = _ => 1000 };
     private static readonly Option<string?> MlpHiddenOption = new("--mlp-hidden") { Description = "mlp: hidden widths, e.g. 256,256." };
     private static readonly Option<string> ActivationOption = new("--activation") { Description = "mlp: relu, tanh, sigmoid or linear.", DefaultValueFactory = _ => "relu" };
+    private static readonly Option<double> DropoutOption = new("--dropout") { Description = "Dropout probability on the classifier head (train mode only; 0 = none).", DefaultValueFactory = _ => 0.0 };
+    private static readonly Option<string> InitOption = new("--init") { Description = $"Initial weights: {string.Join(", ", WeightInits.Names)} (default = PyTorch's per-layer defaults).", DefaultValueFactory = _ => "default" };
+    private static readonly Option<int> RnnHiddenOption = new("--rnn-hidden") { Description = "lstm/gru: hidden units per layer.", DefaultValueFactory = _ => ModelZoo.DefaultRecurrentHidden };
+    private static readonly Option<int> RnnLayersOption = new("--rnn-layers") { Description = "lstm/gru: stacked recurrent layers (1 or 2).", DefaultValueFactory = _ => 1 };
+    private static readonly Option<string> AugmentOption = new("--augment")
+    {
+        Description = "Data augmentation of every training batch, on the device: crop (random crop after padding by --crop-padding), flip (horizontal, p = 0.5), both as crop,flip, or none. Seeded by --seed; recorded in the model's metadata.",
+        DefaultValueFactory = _ => "none",
+    };
+    private static readonly Option<int> CropPaddingOption = new("--crop-padding") { Description = "Padding of the random crop, pixels per side (2–4 is usual).", DefaultValueFactory = _ => Augmentation.DefaultCropPadding };
     private static readonly Option<long> SeedOption = SharedOptions.Seed();
     private static readonly Option<int> BatchOption = SharedOptions.BatchSize(128);
     private static readonly Option<string> DeviceOption = SharedOptions.Device();
@@ -81,7 +95,8 @@ public sealed class TrainCommand(TrainRunOptions o)
         {
             ArchOption, DataOption, DataDirOption, TrainSizeOption, EpochsOption, OptimizerOption, LrOption, MomentumOption, WeightDecayOption,
             ScheduleOption, DefenseOption, NormOption, EpsOption, StepsOption, StepSizeOption, AdvRatioOption, BetaOption, SigmaOption,
-            AttackModeOption, AttackPrecisionOption, EpsRampOption, ValSizeOption, MlpHiddenOption, ActivationOption, SeedOption, BatchOption, DeviceOption,
+            AttackModeOption, AttackPrecisionOption, EpsRampOption, ValSizeOption, MlpHiddenOption, ActivationOption,
+            DropoutOption, InitOption, RnnHiddenOption, RnnLayersOption, AugmentOption, CropPaddingOption, SeedOption, BatchOption, DeviceOption,
             ThreadsOption, ResumeOption, OutOption,
         };
         CommandRunner.SetAction(command, p =>
@@ -118,6 +133,7 @@ public sealed class TrainCommand(TrainRunOptions o)
                 ValidationSize = p.GetValue(ValSizeOption),
                 Threads = threads == 0 ? Math.Max(1, Environment.ProcessorCount) : threads,
                 OutputDirectory = outDir,
+                Augmentation = Augmentation.Parse(p.GetValue(AugmentOption), p.GetValue(CropPaddingOption)),
             };
             return new TrainCommand(new TrainRunOptions
             {
@@ -136,6 +152,10 @@ public sealed class TrainCommand(TrainRunOptions o)
                 AttackMode = p.GetValue(AttackModeOption)!,
                 MlpHidden = p.GetValue(MlpHiddenOption),
                 Activation = p.GetValue(ActivationOption)!,
+                Dropout = p.GetValue(DropoutOption),
+                Init = p.GetValue(InitOption)!,
+                RecurrentHidden = p.GetValue(RnnHiddenOption),
+                RecurrentLayers = p.GetValue(RnnLayersOption),
                 Training = training,
                 Resume = resume,
                 Out = outDir,
@@ -179,11 +199,15 @@ public sealed class TrainCommand(TrainRunOptions o)
             NumClasses = train.NumClasses,
             Hidden = o.MlpHidden is { } h ? ModelZoo.ParseHidden(h, "--mlp-hidden") : null,
             Activation = o.Activation,
+            Dropout = o.Dropout,
+            RecurrentHidden = o.RecurrentHidden,
+            RecurrentLayers = o.RecurrentLayers,
+            Init = WeightInits.Parse(o.Init),
         }) with { Labels = train.ClassNames };
         if (!spec.InputShape.SequenceEqual(train.SampleShape))
             throw new InputException($"--arch: {o.Arch} takes inputs [{string.Join(",", spec.InputShape)}] but {o.Data} has [{string.Join(",", train.SampleShape)}]");
         random.manual_seed(o.Training.Seed);
-        using var model = ModelZoo.CreateClassifier(o.Arch, device, spec);
+        using var model = ModelZoo.CreateClassifier(o.Arch, device, spec, WeightInits.Parse(o.Init));
         using var outLock = OutputLock.Acquire(o.Out);
 
         var hook = new ConsoleTrainingHook();
