@@ -62,8 +62,7 @@ public static class ModelZoo
 
     private static nn.Module<Tensor, Tensor> Build(string name, int[] shape, ZooOptions options)
     {
-        if (!(options.Dropout >= 0 && options.Dropout < 1))
-            throw new ParameterException(nameof(ZooOptions.Dropout), $"must be in [0, 1), got {options.Dropout.ToString(CultureInfo.InvariantCulture)}");
+        CheckDropout(options);
         if (name == MlpName)
         {
             var hidden = options.Hidden ?? DefaultMlpHidden;
@@ -87,6 +86,12 @@ public static class ModelZoo
             LstmName or GruName => Recurrent(name, c, w, options),
             _ => throw new InvalidOperationException($"zoo entry '{name}' has no constructor"),
         };
+    }
+
+    private static void CheckDropout(ZooOptions options)
+    {
+        if (!(options.Dropout >= 0 && options.Dropout < 1))
+            throw new ParameterException(nameof(ZooOptions.Dropout), $"must be in [0, 1), got {options.Dropout.ToString(CultureInfo.InvariantCulture)}");
     }
 
     private static RecurrentNet Recurrent(string name, int channels, int width, ZooOptions options)
@@ -168,6 +173,7 @@ public static class ModelZoo
             extra[ModelMetadata.RecurrentHidden] = options.RecurrentHidden.ToString(CultureInfo.InvariantCulture);
             extra[ModelMetadata.RecurrentLayers] = options.RecurrentLayers.ToString(CultureInfo.InvariantCulture);
         }
+        CheckDropout(options);
         if (options.Dropout != 0) extra[ModelMetadata.Dropout] = options.Dropout.ToString("R", CultureInfo.InvariantCulture);
         if (options.Init != WeightInit.Default) extra[ModelMetadata.Init] = options.Init.Name();
         return new ModelSpec

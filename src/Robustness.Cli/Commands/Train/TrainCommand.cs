@@ -35,6 +35,8 @@ public sealed record TrainRunOptions
     public int RecurrentLayers { get; init; } = 1;
     public required TrainingOptions Training { get; init; }
     public string? Resume { get; init; }
+    /// <summary>Start from the weights of this model file (same architecture), e.g. FGSM-RS before PGD-AT.</summary>
+    public string? From { get; init; }
     public required string Out { get; init; }
 }
 
@@ -87,6 +89,7 @@ public sealed class TrainCommand(TrainRunOptions o)
     private static readonly Option<string> DeviceOption = SharedOptions.Device();
     private static readonly Option<int> ThreadsOption = SharedOptions.Threads();
     private static readonly Option<string?> ResumeOption = new("--resume") { Description = "Continue the run checkpointed in this directory (after a crash or kill)." };
+    private static readonly Option<string?> FromOption = new("--from") { Description = "Start from the weights of this model file (same architecture and shape), e.g. a standard or FGSM-RS model before PGD-AT; recorded with its SHA-256." };
     private static readonly Option<string?> OutOption = new("--out") { Description = "Output directory: best.safetensors, last.safetensors, metrics.jsonl, training-curves.png, checkpoint/." };
 
     public static Command Definition()
@@ -97,7 +100,7 @@ public sealed class TrainCommand(TrainRunOptions o)
             ScheduleOption, DefenseOption, NormOption, EpsOption, StepsOption, StepSizeOption, AdvRatioOption, BetaOption, SigmaOption,
             AttackModeOption, AttackPrecisionOption, EpsRampOption, ValSizeOption, MlpHiddenOption, ActivationOption,
             DropoutOption, InitOption, RnnHiddenOption, RnnLayersOption, AugmentOption, CropPaddingOption, SeedOption, BatchOption, DeviceOption,
-            ThreadsOption, ResumeOption, OutOption,
+            ThreadsOption, ResumeOption, FromOption, OutOption,
         };
         CommandRunner.SetAction(command, p =>
         {
@@ -158,6 +161,7 @@ public sealed class TrainCommand(TrainRunOptions o)
                 RecurrentLayers = p.GetValue(RnnLayersOption),
                 Training = training,
                 Resume = resume,
+                From = p.GetValue(FromOption),
                 Out = outDir,
             }).Execute();
         });
@@ -206,8 +210,11 @@ public sealed class TrainCommand(TrainRunOptions o)
         }) with { Labels = train.ClassNames };
         if (!spec.InputShape.SequenceEqual(train.SampleShape))
             throw new InputException($"--arch: {o.Arch} takes inputs [{string.Join(",", spec.InputShape)}] but {o.Data} has [{string.Join(",", train.SampleShape)}]");
+        if (o.From is { } from)
+            spec = spec with { Extra = new Dictionary<string, string>(spec.Extra) { ["training.from"] = Path.GetFileName(from), ["training.from_sha256"] = ModelFile.Sha256(from) } };
         random.manual_seed(o.Training.Seed);
         using var model = ModelZoo.CreateClassifier(o.Arch, device, spec, WeightInits.Parse(o.Init));
+        if (o.From is { } start) StartFrom(model, start);
         using var outLock = OutputLock.Acquire(o.Out);
 
         var hook = new ConsoleTrainingHook();
@@ -233,6 +240,20 @@ public sealed class TrainCommand(TrainRunOptions o)
         }
         CommandRunner.Out.MarkupLine($"wall time {report.WallSeconds:F0} s; best epoch {report.BestEpoch}; files in {Markup.Escape(Path.GetFullPath(o.Out))}");
         return ExitCodes.Ok;
+    }
+
+    /// <summary>Copies the weights (and BN statistics) of <paramref name="path"/> into the new model; the architecture,
+    /// input shape, classes and every architecture option must agree.</summary>
+    private static void StartFrom(TorchClassifier model, string path)
+    {
+        using var source = ModelFile.Load(path, model.Device);
+        var (a, b) = (ModelZoo.OptionsFor(source.Spec) with { Init = WeightInit.Default }, ModelZoo.OptionsFor(model.Spec) with { Init = WeightInit.Default });
+        bool same = source.Spec.Arch == model.Spec.Arch && source.Spec.InputShape.SequenceEqual(model.Spec.InputShape) && a.NumClasses == b.NumClasses
+            && a.Dropout == b.Dropout && a.RecurrentHidden == b.RecurrentHidden && a.RecurrentLayers == b.RecurrentLayers && a.Activation == b.Activation
+            && (a.Hidden ?? []).SequenceEqual(b.Hidden ?? []);
+        if (!same)
+            throw new InputException($"--from: {path} is a {source.Spec.Arch} [{string.Join(",", source.Spec.InputShape)}] with other architecture options than the model being trained ({model.Spec.Arch} [{string.Join(",", model.Spec.InputShape)}], --dropout, --rnn-*, --mlp-hidden and --activation must match)");
+        ModelFile.CopyInto(model.Network, new Robustness.Core.Formats.StateDict(source.Network.state_dict()), path);
     }
 
     private ImageDataset LoadTrain()
