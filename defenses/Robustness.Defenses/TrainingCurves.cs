@@ -23,7 +23,7 @@ public static class TrainingCurves
             return;
         }
         ScottPlot.IMultiplot multiplot = new ScottPlot.Multiplot();
-        ScottPlot.IMultiplotExtensions.AddPlot(multiplot, curves);
+        ScottPlot.IMultiplotExtensions.Reset(multiplot, curves); // a new Multiplot starts with one empty subplot
         ScottPlot.IMultiplotExtensions.AddPlot(multiplot, GradientPlot(history, layers));
         using var image = ScottPlot.IMultiplotExtensions.Render(multiplot, width, height * 2);
         AtomicFile.WriteAllBytes(path, image.GetImageBytes(ScottPlot.ImageFormat.Png));
