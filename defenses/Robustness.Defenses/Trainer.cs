@@ -24,6 +24,7 @@ public sealed class Trainer
     private readonly IGradientClassifier _model;
     private readonly ITrainingObjective _objective;
     private IReducedPrecisionClassifier? _attackView;
+    private IObjectiveState? _objectiveState;
     private readonly TrainingOptions _options;
     private readonly List<ITrainingHook> _hooks;
     private Generator? _augmentGenerator;
@@ -110,9 +111,11 @@ public sealed class Trainer
     {
         var o = _options;
         if (outputDir is not null) _ = Writer;
-        int itersPerEpoch = o.DropLast ? trainSet.Count / o.BatchSize : (trainSet.Count + o.BatchSize - 1) / o.BatchSize;
-        if (itersPerEpoch == 0) throw new ParameterException("BatchSize", $"{o.BatchSize} is larger than the training set ({trainSet.Count}) with drop-last");
+        int batchesPerEpoch = o.DropLast ? trainSet.Count / o.BatchSize : (trainSet.Count + o.BatchSize - 1) / o.BatchSize;
+        if (batchesPerEpoch == 0) throw new ParameterException("BatchSize", $"{o.BatchSize} is larger than the training set ({trainSet.Count}) with drop-last");
         o.Augmentation.CheckShape(trainSet.SampleShape);
+        // An iteration is one optimizer step: free AT takes Replays of them per minibatch (schedules count steps).
+        int itersPerEpoch = batchesPerEpoch * Math.Max(1, _objective.Replays);
         var lrSchedule = LearningRateSchedules.Create(o, itersPerEpoch);
         var epsSchedule = EpsilonSchedule.Create(_objective.Epsilon, o.EpsRampEpochs, itersPerEpoch);
         bool detect = o.DetectCatastrophicOverfitting ?? _objective is FgsmRsObjective;
@@ -132,6 +135,8 @@ public sealed class Trainer
         using var augmentGenerator = new Generator((ulong)o.Seed ^ AugmentationSeedSalt, CPU);
         using var gradientNorms = new LayerGradientNorms(_model.Module, device);
         (_augmentGenerator, _gradientNorms) = (augmentGenerator, gradientNorms);
+        using var objectiveState = _objective.CreateState(device);
+        _objectiveState = objectiveState;
         random.manual_seed(o.Seed);
 
         var tracker = new BestEpochTracker();
@@ -143,6 +148,7 @@ public sealed class Trainer
         long iteration = 0;
         double elapsedBefore = 0;
         string? stopReason = null;
+        (int Epoch, double Seconds)? targetReached = null;
         bool finished = false;
         var state = new TrainingState { Epochs = o.Epochs, IterationsPerEpoch = itersPerEpoch, History = history };
 
@@ -161,6 +167,7 @@ public sealed class Trainer
                     if (tensors.TryGetValue("rng.augment", out var augmentState)) augmentGenerator.set_state(augmentState);
                     else if (!o.Augmentation.IsNone) throw new InputException("resume: the checkpoint has no augmentation generator state (made before augmentation existed)");
                     random.set_rng_state(tensors["rng.torch"]);
+                    objectiveState?.Load(Prefixed(tensors, "objective."));
                     if (tensors.Keys.Any(k => k.StartsWith("best.", StringComparison.Ordinal)))
                         best = Prefixed(tensors, "best.").ToDictionary(kv => kv.Key, kv => kv.Value.clone().DetachFromDisposeScope());
                 }
@@ -216,6 +223,12 @@ public sealed class Trainer
                     epochEvents.Add(new TrainingEvent(epoch, TrainingEvent.CatastrophicOverfitting,
                         $"{collapse}; stopped and restored the weights of epoch {tracker.BestEpoch}"));
                 }
+                if (o.TargetRobustAccuracy is { } target && stopReason is null && metrics.ValidationRobustAccuracy >= target)
+                {
+                    stopReason = FormattableString.Invariant($"target robust accuracy {target:P2} reached: validation PGD-{o.ValidationPgdSteps} {metrics.ValidationRobustAccuracy:P2}");
+                    targetReached = (epoch, elapsedBefore + wall.Elapsed.TotalSeconds);
+                    epochEvents.Add(new TrainingEvent(epoch, TrainingEvent.TargetReached, stopReason + FormattableString.Invariant($" after {targetReached.Value.Seconds:F0} s")));
+                }
                 foreach (var h in _hooks) h.OnEpochEnd(metrics, state);
                 if (stopReason is null && state.StopReason is { } hookStop)
                 {
@@ -240,8 +253,10 @@ public sealed class Trainer
             DisposeAll(best);
             _attackView = null;
             (_augmentGenerator, _gradientNorms) = (null, null);
+            _objectiveState = null;
         }
-        return Report(source, trainSet, valSet, history, events, tracker, stopReason, elapsedBefore + wall.Elapsed.TotalSeconds, outputDir, history.Count);
+        return Report(source, trainSet, valSet, history, events, tracker, stopReason, elapsedBefore + wall.Elapsed.TotalSeconds, outputDir, history.Count)
+            with { TargetReachedEpoch = targetReached?.Epoch, TargetReachedSeconds = targetReached?.Seconds };
     }
 
     private EpochMetrics RunEpoch(ImageDataset data, int epoch, ref long iteration, int itersPerEpoch, Device device, IParameterOptimizer optimizer,
@@ -254,6 +269,7 @@ public sealed class Trainer
         long seen = 0, cleanSeen = 0, advSeen = 0;
         double lr = 0, eps = 0;
         int batchIndex = 0;
+        int replays = Math.Max(1, _objective.Replays);
         _model.Module.train();
         _gradientNorms?.Reset();
         foreach (var batch in data.Batches(o.BatchSize, device, shuffleSeed: o.Seed * 1000 + epoch, dropLast: o.DropLast))
@@ -261,36 +277,42 @@ public sealed class Trainer
             using (batch)
             using (var scope = NewDisposeScope())
             {
-                lr = lrSchedule.At(iteration);
-                eps = epsSchedule.At(iteration);
                 // Channels-last inputs put the convolutions on libtorch's fast oneDNN path (Core.Layout).
-                // A bf16 attack view follows the weights of the last optimizer step (a copy, no host sync).
-                _attackView?.Refresh();
-                var inputs = o.Augmentation.Apply(batch.Inputs, _augmentGenerator!, _model.Spec.Bounds);
-                var step = _objective.Compute(_model, Layout.ChannelsLastView(inputs), batch.Labels,
-                    new TrainingStepContext(eps, generator, epoch, iteration, _attackView));
-                _model.Module.zero_grad(set_to_none: true);
-                step.Loss.backward();
-                _gradientNorms?.Accumulate();
-                optimizer.Step(lr);
-                using (no_grad())
+                // Augmented once per minibatch (free AT replays the same augmented batch).
+                var inputs = Layout.ChannelsLastView(o.Augmentation.Apply(batch.Inputs, _augmentGenerator!, _model.Spec.Bounds));
+                for (int replay = 0; replay < replays; replay++)
                 {
-                    lossSum.add_(step.Loss.detach().to(ScalarType.Float64) * batch.Count);
-                    if (step.CleanLogits is { } c)
+                    using var replayScope = NewDisposeScope();
+                    lr = lrSchedule.At(iteration);
+                    eps = epsSchedule.At(iteration);
+                    // A bf16 attack view follows the weights of the last optimizer step (a copy, no host sync).
+                    _attackView?.Refresh();
+                    var context = new TrainingStepContext(eps, generator, epoch, iteration, _attackView) { Replay = replay, State = _objectiveState };
+                    var step = _objective.Compute(_model, inputs, batch.Labels, context);
+                    _model.Module.zero_grad(set_to_none: true);
+                    step.Loss.backward();
+                    _objective.AfterBackward(context);
+                    _gradientNorms?.Accumulate();
+                    optimizer.Step(lr);
+                    using (no_grad())
                     {
-                        // Objectives may score only the first rows of the batch for the display (CleanAccuracySample).
-                        var rows = (int)c.shape[0];
-                        cleanCorrect.add_(c.argmax(1).eq(batch.Labels.narrow(0, 0, rows)).sum());
-                        cleanSeen += rows;
+                        lossSum.add_(step.Loss.detach().to(ScalarType.Float64) * batch.Count);
+                        if (step.CleanLogits is { } c)
+                        {
+                            // Objectives may score only the first rows of the batch for the display (CleanAccuracySample).
+                            var rows = (int)c.shape[0];
+                            cleanCorrect.add_(c.argmax(1).eq(batch.Labels.narrow(0, 0, rows)).sum());
+                            cleanSeen += rows;
+                        }
+                        if (step.AdversarialLogits is { } a) { advCorrect.add_(a.argmax(1).eq(batch.Labels).sum()); advSeen += batch.Count; }
                     }
-                    if (step.AdversarialLogits is { } a) { advCorrect.add_(a.argmax(1).eq(batch.Labels).sum()); advSeen += batch.Count; }
+                    seen += batch.Count;
+                    iteration++;
                 }
-                seen += batch.Count;
             }
-            iteration++;
-            batchIndex++;
+            batchIndex += replays;
             state.Iteration = iteration;
-            bool sync = batchIndex % o.LogEvery == 0 || batchIndex == itersPerEpoch;
+            bool sync = (batchIndex / replays) % o.LogEvery == 0 || batchIndex == itersPerEpoch;
             if (_hooks.Count > 0)
             {
                 var progress = sync
@@ -350,6 +372,8 @@ public sealed class Trainer
         tensors.Add(KeyValuePair.Create("rng.generator", generator.get_state()));
         tensors.Add(KeyValuePair.Create("rng.augment", augmentGenerator.get_state()));
         tensors.Add(KeyValuePair.Create("rng.torch", random.get_rng_state()));
+        if (_objectiveState is { } objectiveState)
+            tensors.AddRange(objectiveState.Save().Select(kv => KeyValuePair.Create("objective." + kv.Key, kv.Value)));
         var manifest = new CheckpointManifest
         {
             EpochsCompleted = epoch,

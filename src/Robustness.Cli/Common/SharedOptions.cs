@@ -97,6 +97,15 @@ public static class SharedOptions
         TorchSharp.torch.set_num_threads(n);
     }
 
+    /// <summary>A comma-separated list; an empty entry ("0.1,,0.2", a trailing comma) is an error, never dropped.</summary>
+    public static string[] SplitList(string text, string option)
+    {
+        var parts = text.Split(',', StringSplitOptions.TrimEntries);
+        if (parts.Any(p => p.Length == 0))
+            throw new InputException($"{option}: '{text}' has an empty entry (write values separated by single commas)");
+        return parts;
+    }
+
     public static double ParseDouble(string text, string option)
     {
         if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var v))

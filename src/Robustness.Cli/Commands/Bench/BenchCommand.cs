@@ -249,7 +249,7 @@ public sealed class BenchCommand(BenchOptions o)
 
     private static string? ShippedModel()
     {
-        var dataDir = DatasetCatalog.FindRepoData();
+        var dataDir = DatasetCatalog.FindShippedData();
         var path = dataDir is null ? null : Path.Combine(dataDir, "models", "tiny-cnn-standard.safetensors");
         return path is not null && File.Exists(path) ? path : null;
     }

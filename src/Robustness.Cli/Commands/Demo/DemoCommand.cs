@@ -39,7 +39,7 @@ public sealed class DemoCommand(string output, int? n, string preset, long seed,
         return command;
     }
 
-    public static string? DefaultModelsDir() => DatasetCatalog.FindRepoData() is { } data ? Path.Combine(data, "models") : null;
+    public static string? DefaultModelsDir() => DatasetCatalog.FindShippedData() is { } data ? Path.Combine(data, "models") : null;
 
     public int Execute()
     {

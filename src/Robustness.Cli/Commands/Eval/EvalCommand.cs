@@ -87,8 +87,7 @@ public sealed class EvalCommand(EvalRunOptions o)
     }
 
     public static IReadOnlyList<double> ParseList(string? text, string option) =>
-        string.IsNullOrWhiteSpace(text) ? [] :
-        text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(t => SharedOptions.ParseDouble(t, option)).ToArray();
+        string.IsNullOrWhiteSpace(text) ? [] : SharedOptions.SplitList(text, option).Select(t => SharedOptions.ParseDouble(t, option)).ToArray();
 
     public int Execute()
     {

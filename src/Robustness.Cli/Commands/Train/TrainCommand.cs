@@ -27,6 +27,7 @@ public sealed record TrainRunOptions
     public double Beta { get; init; } = 6.0;
     public double Sigma { get; init; } = 0.1;
     public string AttackMode { get; init; } = "eval";
+    public int? Replays { get; init; }
     public string? MlpHidden { get; init; }
     public string Activation { get; init; } = "relu";
     public double Dropout { get; init; }
@@ -37,6 +38,8 @@ public sealed record TrainRunOptions
     public string? Resume { get; init; }
     /// <summary>Start from the weights of this model file (same architecture), e.g. FGSM-RS before PGD-AT.</summary>
     public string? From { get; init; }
+    /// <summary>The options as given (with defaults), saved for `--resume DIR`.</summary>
+    public IReadOnlyDictionary<string, string>? Arguments { get; init; }
     public required string Out { get; init; }
 }
 
@@ -70,6 +73,12 @@ public sealed class TrainCommand(TrainRunOptions o)
             "every batch; the training step, validation and the saved model stay float32; about 2x faster PGD-7 epochs at the same robust accuracy, docs/performance.md).",
         DefaultValueFactory = _ => "float32",
     };
+    private static readonly Option<int?> ReplaysOption = new("--replays") { Description = $"free: replays m of each minibatch (default {FreeAdversarialObjective.DefaultReplays}); the run takes m optimizer steps per minibatch, so use about epochs/m epochs." };
+    private static readonly Option<double?> TargetRobustOption = new("--target-robust")
+    {
+        Description = "Stop as soon as the validation robust accuracy (PGD-10 at --eps on the held-out images) reaches this fraction, e.g. 0.74; " +
+            "the best model is then confirmed with PGD-20 on the full test set and the time to reach it is written to time-to-robust.json.",
+    };
     private static readonly Option<double> EpsRampOption = new("--eps-ramp") { Description = "Epochs over which ε grows linearly from 0.", DefaultValueFactory = _ => 0.0 };
     private static readonly Option<int> ValSizeOption = new("--val-size") { Description = "Training images held out for per-epoch (robust) validation.", DefaultValueFactory = _ => 1000 };
     private static readonly Option<string?> MlpHiddenOption = new("--mlp-hidden") { Description = "mlp: hidden widths, e.g. 256,256." };
@@ -98,13 +107,19 @@ public sealed class TrainCommand(TrainRunOptions o)
         {
             ArchOption, DataOption, DataDirOption, TrainSizeOption, EpochsOption, OptimizerOption, LrOption, MomentumOption, WeightDecayOption,
             ScheduleOption, DefenseOption, NormOption, EpsOption, StepsOption, StepSizeOption, AdvRatioOption, BetaOption, SigmaOption,
-            AttackModeOption, AttackPrecisionOption, EpsRampOption, ValSizeOption, MlpHiddenOption, ActivationOption,
+            AttackModeOption, AttackPrecisionOption, ReplaysOption, TargetRobustOption, EpsRampOption, ValSizeOption, MlpHiddenOption, ActivationOption,
             DropoutOption, InitOption, RnnHiddenOption, RnnLayersOption, AugmentOption, CropPaddingOption, SeedOption, BatchOption, DeviceOption,
             ThreadsOption, ResumeOption, FromOption, OutOption,
         };
         CommandRunner.SetAction(command, p =>
         {
             var resume = p.GetValue(ResumeOption);
+            // `--resume DIR` alone continues the run with the options it was started with (saved beside its checkpoint).
+            if (resume is not null && TrainArguments.TryLoad(resume) is { } saved)
+            {
+                p = command.Parse(TrainArguments.ForResume(p, resume, saved));
+                if (p.Errors.Count > 0) throw new InputException($"--resume: {Path.Combine(resume, TrainArguments.FileName)}: {p.Errors[0].Message}");
+            }
             var outDir = p.GetValue(OutOption) ?? resume ?? throw new InputException("--out: required (or --resume DIR)");
             var threads = p.GetValue(ThreadsOption);
             if (threads < 0) throw new InputException($"--threads: must be ≥ 0, got {threads}");
@@ -130,6 +145,7 @@ public sealed class TrainCommand(TrainRunOptions o)
                     var s => throw new InputException($"--schedule: unknown schedule '{s}' (valid: constant, step, cosine, one-cycle)"),
                 },
                 EpsRampEpochs = p.GetValue(EpsRampOption),
+                TargetRobustAccuracy = p.GetValue(TargetRobustOption),
                 AttackPrecision = GradientPrecisions.Parse(p.GetValue(AttackPrecisionOption)!, "--attack-precision"),
                 Seed = p.GetValue(SeedOption),
                 Device = p.GetValue(DeviceOption)!,
@@ -153,6 +169,7 @@ public sealed class TrainCommand(TrainRunOptions o)
                 Beta = p.GetValue(BetaOption),
                 Sigma = p.GetValue(SigmaOption),
                 AttackMode = p.GetValue(AttackModeOption)!,
+                Replays = p.GetValue(ReplaysOption),
                 MlpHidden = p.GetValue(MlpHiddenOption),
                 Activation = p.GetValue(ActivationOption)!,
                 Dropout = p.GetValue(DropoutOption),
@@ -162,6 +179,7 @@ public sealed class TrainCommand(TrainRunOptions o)
                 Training = training,
                 Resume = resume,
                 From = p.GetValue(FromOption),
+                Arguments = TrainArguments.Capture(p),
                 Out = outDir,
             }).Execute();
         });
@@ -179,7 +197,7 @@ public sealed class TrainCommand(TrainRunOptions o)
         return TrainingObjectives.Create(o.Defense, new DefenseSettings
         {
             Norm = o.Norm, Epsilon = o.Epsilon, Steps = o.Steps, StepSize = o.StepSize,
-            AdvRatio = o.AdvRatio, Beta = o.Beta, Sigma = o.Sigma, KeepModelMode = keepMode,
+            AdvRatio = o.AdvRatio, Beta = o.Beta, Sigma = o.Sigma, KeepModelMode = keepMode, Replays = o.Replays,
         });
     }
 
@@ -216,6 +234,7 @@ public sealed class TrainCommand(TrainRunOptions o)
         using var model = ModelZoo.CreateClassifier(o.Arch, device, spec, WeightInits.Parse(o.Init));
         if (o.From is { } start) StartFrom(model, start);
         using var outLock = OutputLock.Acquire(o.Out);
+        if (o.Resume is null && o.Arguments is { } arguments) TrainArguments.Save(o.Out, new Dictionary<string, string>(arguments));
 
         var hook = new ConsoleTrainingHook();
         var trainer = new Trainer(model, objective, o.Training, [hook]) { ModelWriter = ModelFileWriter.Instance, ReducedPrecisionViews = Bf16Views.Instance };
@@ -238,6 +257,7 @@ public sealed class TrainCommand(TrainRunOptions o)
             var acc = Accuracy.Clean(bestModel, test, o.Training.BatchSize * 2);
             CommandRunner.Out.MarkupLine($"test accuracy of {Markup.Escape(best)}: [bold]{Pct(acc)}[/] ({test.Count} images)");
         }
+        if (o.Training.TargetRobustAccuracy is { } target) ConfirmTarget(report, target, test, device);
         CommandRunner.Out.MarkupLine($"wall time {report.WallSeconds:F0} s; best epoch {report.BestEpoch}; files in {Markup.Escape(Path.GetFullPath(o.Out))}");
         return ExitCodes.Ok;
     }
@@ -254,6 +274,52 @@ public sealed class TrainCommand(TrainRunOptions o)
         if (!same)
             throw new InputException($"--from: {path} is a {source.Spec.Arch} [{string.Join(",", source.Spec.InputShape)}] with other architecture options than the model being trained ({model.Spec.Arch} [{string.Join(",", model.Spec.InputShape)}], --dropout, --rnn-*, --mlp-hidden and --activation must match)");
         ModelFile.CopyInto(model.Network, new Robustness.Core.Formats.StateDict(source.Network.state_dict()), path);
+    }
+
+    /// <summary>
+    /// The race's finish line: the model at the stop (last.safetensors) attacked with PGD-20 (random start, α = 2.5·ε/20)
+    /// on the full test set through the evaluator, and time-to-robust.json with the time the validation reached the target.
+    /// </summary>
+    private void ConfirmTarget(TrainingReport report, double target, ImageDataset? test, Device device)
+    {
+        var result = new Dictionary<string, object?>
+        {
+            ["target_robust_accuracy"] = target,
+            ["reached"] = report.TargetReachedEpoch is not null,
+            ["epoch"] = report.TargetReachedEpoch,
+            ["seconds_to_target"] = report.TargetReachedSeconds,
+            ["wall_seconds"] = report.WallSeconds,
+            ["validation"] = $"PGD-{o.Training.ValidationPgdSteps} on {report.ValidationCount} held-out training images",
+            ["defense"] = report.Defense,
+            ["eps"] = o.Epsilon,
+            ["norm"] = o.Norm.Name(),
+            ["seed"] = o.Training.Seed,
+            ["provenance"] = RunProvenance.Describe(device, o.Training.Seed),
+        };
+        if (test is not null && report.LastModelPath is { } last && File.Exists(last))
+        {
+            using var model = ModelFile.Load(last, device);
+            var options = new Robustness.Evaluation.EvaluationOptions
+            {
+                Norm = o.Norm,
+                Epsilon = o.Epsilon,
+                Attacks = new Robustness.Evaluation.RegistryAttackSuite("pgd", new Robustness.Attacks.AttackOptions { Steps = 20 }),
+                BatchSize = 256,
+                Seed = o.Training.Seed,
+                SanityChecks = false,
+                ImageCount = 0,
+            };
+            Robustness.Evaluation.RobustnessReport confirmed = null!;
+            ProgressReporter.Run($"PGD-20 on the {test.Count} test images", progress => confirmed = new Robustness.Evaluation.Evaluator().Evaluate(model, test, options, progress).Report);
+            result["test_images"] = test.Count;
+            result["test_clean_accuracy"] = confirmed.CleanAccuracy;
+            result["test_pgd20_robust_accuracy"] = confirmed.RobustAccuracy;
+            result["model"] = Path.GetFullPath(last);
+            result["model_sha256"] = ModelFile.Sha256(last);
+            CommandRunner.Out.MarkupLine($"target {Pct(target)} {(report.TargetReachedEpoch is { } e ? $"reached in epoch {e} after {report.TargetReachedSeconds:F0} s" : "not reached")}; " +
+                $"test (full): clean [bold]{Pct(confirmed.CleanAccuracy)}[/], PGD-20 [bold]{Pct(confirmed.RobustAccuracy)}[/]");
+        }
+        AtomicFile.WriteAllText(Path.Combine(o.Out, "time-to-robust.json"), Json.Serialize(result));
     }
 
     private ImageDataset LoadTrain()
