@@ -83,7 +83,8 @@ public sealed partial class LayerGradientNorms : IDisposable
 
     public void Reset()
     {
-        _sum.zero_();
+        // In-place ops hand back a tensor object: created in a scope, it is released here instead of living on.
+        using (NewDisposeScope()) _sum.zero_();
         _batches = 0;
     }
 
