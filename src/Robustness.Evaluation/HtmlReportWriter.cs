@@ -8,21 +8,22 @@ namespace Robustness.Evaluation;
 /// <summary>Pictures embedded in the HTML page (PNG bytes); any may be missing.</summary>
 public sealed record HtmlAssets(
     byte[]? AccuracyPlot = null, byte[]? PerClassPlot = null, byte[]? Grid = null,
-    IReadOnlyList<(byte[] Png, string Caption)>? Gallery = null)
+    IReadOnlyList<GalleryItem>? Gallery = null)
 {
     /// <summary>Robust accuracy against the query budget (when query-based attacks ran).</summary>
     public byte[]? QueriesPlot { get; init; }
 }
 
 /// <summary>
-/// One self-contained HTML page: inline CSS, summary tables, plots and a gallery embedded as base64 PNG, no scripts and
-/// no external resources. Every string from data, labels or file names goes through <see cref="E"/> (HTML-encoded).
+/// One self-contained HTML page: inline CSS, summary tables, plots and a gallery embedded as base64 PNG, one inline
+/// script (<see cref="ReportScript"/>: sortable tables, the gallery filter) and no external resources. Every string from
+/// data, labels or file names goes through <see cref="E"/> (HTML-encoded).
 /// </summary>
 public static class HtmlReportWriter
 {
     internal const string Css = """
         body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0;background:#f4f5f7;color:#1d2330}
-        main{max-width:1100px;margin:0 auto;padding:24px}
+        main{max-width:1200px;margin:0 auto;padding:24px}
         h1{font-size:26px;margin:0 0 4px} h2{font-size:19px;margin:28px 0 10px;border-bottom:2px solid #d8dce3;padding-bottom:4px}
         .sub{color:#5b6475;margin-bottom:18px}
         .cards{display:flex;gap:14px;flex-wrap:wrap}
@@ -38,7 +39,7 @@ public static class HtmlReportWriter
         figure{margin:0;background:#fff;padding:8px;border-radius:6px;box-shadow:0 1px 3px rgba(0,0,0,.12)}
         figure img{image-rendering:pixelated;display:block} figcaption{font-size:12px;color:#5b6475;max-width:360px;margin-top:4px}
         .grid img{image-rendering:pixelated;background:#fff;max-width:100%}
-        code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12.5px;word-break:break-all}
+        code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12.5px;overflow-wrap:break-word}
         """;
 
     public static string Render(RobustnessReport r, HtmlAssets? assets = null)
@@ -46,9 +47,7 @@ public static class HtmlReportWriter
         assets ??= new HtmlAssets();
         var p = r.Provenance;
         var sb = new StringBuilder();
-        sb.Append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
-        sb.Append("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\">");
-        sb.Append($"<title>Robustness report — {E(p.ModelPath ?? p.ModelArch)}</title><style>{Css}</style></head><body><main>\n");
+        Head(sb, $"Robustness report — {p.ModelPath ?? p.ModelArch}");
         sb.Append("<h1>Robustness report</h1>");
         sb.Append($"<div class=\"sub\">Model <code>{E(p.ModelPath ?? p.ModelArch)}</code> on {E(p.DatasetName)} · {r.Total} samples · threat model {E(r.Norm)} ε = {N(r.Epsilon)}</div>\n");
         if (r.Shard is { } s) sb.Append($"<div class=\"warn\">This report covers shard {s.Index}/{s.Count} only; merge all shards for the full result.</div>");
@@ -115,15 +114,9 @@ public static class HtmlReportWriter
                 + (perClassVerified ? $"<td class=n>{(c.Verified is { } v ? $"{Pct(c.Count == 0 ? 0 : (double)v / c.Count)} ({v})" : "–")}</td>" : "") + "</tr>");
         sb.Append("</table>\n");
 
-        if (assets.Gallery is { Count: > 0 } gallery)
-        {
-            sb.Append("<h2>Adversarial examples</h2><p>Each strip: clean | perturbation δ amplified around mid-grey (factor in the caption) | adversarial.</p><div class=\"gallery\">");
-            foreach (var (png, caption) in gallery)
-                sb.Append($"<figure>{Img(png, caption)}<figcaption>{E(caption)}</figcaption></figure>");
-            sb.Append("</div>\n");
-        }
+        if (assets.Gallery is { Count: > 0 } gallery) ReportGallery.Render(sb, gallery);
         if (assets.Grid is { } grid)
-            sb.Append($"<h2>Overview</h2><p>Clean (top) and adversarial (bottom) per point; caption true&gt;adversarial class, red = broken, green = robust.</p><div class=\"grid\">{Img(grid, "grid of clean and adversarial images", Math.Min(1050, 2 * PngWidth(grid)))}</div>\n");
+            sb.Append($"<h2>Overview</h2><p>Clean (top) and adversarial (bottom) per point, in the gallery's order; the bar underneath is red when the point was broken, green when it stayed robust.</p><div class=\"grid\">{Img(grid, "grid of clean and adversarial images", Math.Min(1050, 2 * PngWidth(grid)))}</div>\n");
 
         sb.Append("<h2>Sanity checks</h2><table><tr><th>check</th><th>scope</th><th>fired</th><th>measured</th><th>threshold</th><th>detail</th></tr>");
         foreach (var c in r.SanityChecks)
@@ -147,9 +140,22 @@ public static class HtmlReportWriter
         Row("date", E(p.Date.ToString("yyyy-MM-dd HH:mm:ss 'UTC'", CultureInfo.InvariantCulture)));
         foreach (var a in p.Attacks)
             Row($"attack {E(a.Name)}", $"<code>{E(string.Join(", ", a.Parameters.Select(kv => $"{kv.Key}={kv.Value}")))}</code>");
-        sb.Append("</table>\n</main></body></html>\n");
+        sb.Append("</table>\n");
+        Foot(sb);
         return sb.ToString();
     }
+
+    /// <summary>Doctype, head (policy: nothing but this page's inline style, script and data: images), body with
+    /// sortable tables, main.</summary>
+    internal static void Head(StringBuilder sb, string title)
+    {
+        sb.Append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">");
+        sb.Append("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'\">");
+        sb.Append($"<title>{E(title)}</title><style>{Css}{ReportScript.Css}</style></head><body data-autosort><main>\n");
+    }
+
+    /// <summary>Closes main, adds the page's one script, closes the document.</summary>
+    internal static void Foot(StringBuilder sb) => sb.Append($"</main>\n<script>{ReportScript.Js}</script>\n</body></html>\n");
 
     public static void Write(RobustnessReport report, string path, HtmlAssets? assets = null) =>
         AtomicFile.WriteAllText(path, Render(report, assets));

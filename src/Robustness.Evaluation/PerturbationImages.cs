@@ -5,18 +5,19 @@ using SixLabors.ImageSharp.PixelFormats;
 namespace Robustness.Evaluation;
 
 /// <summary>
-/// PNG pictures of adversarial examples: a strip "clean | amplified perturbation | adversarial" with a caption, and a
-/// grid summarising many points. Images are upscaled with nearest neighbour so single pixels stay visible.
+/// PNG pictures of adversarial examples: a strip "clean | amplified perturbation | adversarial", and a grid summarising
+/// many points. The pictures hold no text: what they show is said by <see cref="Caption"/>, which the HTML report sets
+/// under each image in the page's own font. Images are upscaled with nearest neighbour so single pixels stay visible.
 /// Grayscale (C = 1) and RGB (C = 3) inputs are drawn as such; other channel counts as the channel mean.
 /// </summary>
 public static class PerturbationImages
 {
     private static readonly Rgba32 Background = new(255, 255, 255, 255);
-    private static readonly Rgba32 Ink = new(20, 20, 20, 255);
     private static readonly Rgba32 BrokenInk = new(180, 30, 30, 255);
     private static readonly Rgba32 RobustInk = new(20, 120, 40, 255);
-    private const int Gap = 6;
-    private const int CaptionScale = 2;
+    public const int Gap = 6;
+    /// <summary>Height of the bar under each grid cell: red when the point was broken, green when it stayed robust.</summary>
+    public const int VerdictBar = 4;
 
     /// <summary>Nearest-neighbour upscale factor: about 112 px on the long side, between 1 and 8.</summary>
     public static int UpscaleFor(int height, int width) => Math.Clamp((int)Math.Ceiling(112.0 / Math.Max(height, width)), 1, 8);
@@ -30,65 +31,61 @@ public static class PerturbationImages
         return rangeUnits > 0 ? 0.5 / rangeUnits : 0;
     }
 
-    /// <summary>The caption lines of a strip.</summary>
-    public static IReadOnlyList<string> Caption(AdversarialExample e, IReadOnlyList<string> classNames)
+    /// <summary>
+    /// What a strip shows, line by line: the true class, the clean and the adversarial prediction with their confidence,
+    /// the attack, ‖δ‖ and the amplification of the middle panel. <see cref="CaptionLine.Verdict"/> marks the adversarial
+    /// line: broken or robust.
+    /// </summary>
+    public static IReadOnlyList<CaptionLine> Caption(AdversarialExample e, IReadOnlyList<string> classNames)
     {
         string Name(int c) => c >= 0 && c < classNames.Count ? classNames[c] : c.ToString(CultureInfo.InvariantCulture);
-        string Pct(double p) => double.IsNaN(p) ? "(LABEL ONLY)" : (p * 100).ToString("0", CultureInfo.InvariantCulture) + "%";
+        string Pct(double p) => double.IsNaN(p) ? "label only" : (p * 100).ToString("0", CultureInfo.InvariantCulture) + " %";
         double amp = AmplificationOf(e);
         return
         [
-            $"TRUE: {Name(e.Label)}",
-            $"CLEAN: {Name(e.CleanPrediction)} {Pct(e.CleanConfidence)}",
-            $"ADV: {Name(e.AdversarialPrediction)} {Pct(e.AdversarialConfidence)}{(e.Broken ? "" : " (ROBUST)")}",
-            amp > 0 ? $"DELTA X{amp.ToString("0.#", CultureInfo.InvariantCulture)} {e.AttackName} D={e.Distance.ToString("0.###", CultureInfo.InvariantCulture)}" : $"DELTA = 0 ({e.AttackName})",
+            new("true class", Name(e.Label)),
+            new("clean", $"{Name(e.CleanPrediction)} ({Pct(e.CleanConfidence)})"),
+            new("adversarial", $"{Name(e.AdversarialPrediction)} ({Pct(e.AdversarialConfidence)}){(e.Broken ? "" : ", robust")}", e.Broken ? Verdict.Broken : Verdict.Robust),
+            new("attack", e.AttackName),
+            new("‖δ‖", e.Distance.ToString("0.####", CultureInfo.InvariantCulture)),
+            new("δ shown", amp > 0 ? $"× {amp.ToString("0.#", CultureInfo.InvariantCulture)} around grey" : "δ = 0"),
         ];
     }
 
-    /// <summary>One example as a PNG strip: clean | δ (amplified around mid-grey) | adversarial, caption below.</summary>
-    public static byte[] StripPng(AdversarialExample e, IReadOnlyList<string> classNames)
+    /// <summary>One example as a PNG strip: clean | δ (amplified around mid-grey) | adversarial, <see cref="Gap"/> pixels
+    /// apart, no margin and no text.</summary>
+    public static byte[] StripPng(AdversarialExample e)
     {
-        using var image = Strip(e, classNames);
+        using var image = Strip(e);
         return ToPng(image);
     }
 
-    public static Image<Rgba32> Strip(AdversarialExample e, IReadOnlyList<string> classNames)
+    public static Image<Rgba32> Strip(AdversarialExample e)
     {
         var (c, h, w) = ShapeOf(e);
         int s = UpscaleFor(h, w);
         int panelW = w * s, panelH = h * s;
-        int width = Math.Max(3 * panelW + 4 * Gap, 2 * Gap + BitmapFont.Measure(new string('M', 32), CaptionScale));
-        var lines = Caption(e, classNames);
-        int lineH = (BitmapFont.GlyphHeight + 3) * CaptionScale;
-        int height = Gap + panelH + Gap + lines.Count * lineH + Gap;
-        var image = new Image<Rgba32>(width, height, Background);
+        var image = new Image<Rgba32>(3 * panelW + 2 * Gap, panelH, Background);
         double amp = AmplificationOf(e);
         var delta = new float[e.Clean.Length];
         for (int i = 0; i < delta.Length; i++)
             delta[i] = (float)(0.5 + amp * (e.Adversarial[i] - e.Clean[i]) / e.Bounds.Range);
-        int left = (width - (3 * panelW + 2 * Gap)) / 2;
-        DrawPanel(image, Normalised(e.Clean, e), c, h, w, s, left, Gap);
-        DrawPanel(image, delta, c, h, w, s, left + panelW + Gap, Gap);
-        DrawPanel(image, Normalised(e.Adversarial, e), c, h, w, s, left + 2 * (panelW + Gap), Gap);
-        int maxChars = BitmapFont.Fit(width - 2 * Gap, CaptionScale);
-        for (int l = 0; l < lines.Count; l++)
-        {
-            var ink = l == 2 ? (e.Broken ? BrokenInk : RobustInk) : Ink;
-            BitmapFont.Draw(image, BitmapFont.Truncate(lines[l], maxChars), Gap, Gap + panelH + Gap + l * lineH, ink, CaptionScale);
-        }
+        DrawPanel(image, Normalised(e.Clean, e), c, h, w, s, 0, 0);
+        DrawPanel(image, delta, c, h, w, s, panelW + Gap, 0);
+        DrawPanel(image, Normalised(e.Adversarial, e), c, h, w, s, 2 * (panelW + Gap), 0);
         return image;
     }
 
     /// <summary>
-    /// Many examples in one image: per cell the clean image above the adversarial one, with "true>adversarial"
-    /// class indices underneath (red when broken, green when the point stayed robust).
+    /// Many examples in one image, in the order given: per cell the clean image above the adversarial one and a bar
+    /// underneath, red when the point was broken and green when it stayed robust.
     /// </summary>
     public static byte[] GridPng(IReadOnlyList<AdversarialExample> examples, int columns = 8)
     {
         if (examples.Count == 0) throw new ArgumentException("no examples to draw", nameof(examples));
         var (c, h, w) = ShapeOf(examples[0]);
         int s = Math.Max(1, UpscaleFor(h, w) / 2);
-        int cellW = Math.Max(w * s, BitmapFont.Measure("00>00")), cellH = 2 * h * s + 2 + BitmapFont.GlyphHeight + 2;
+        int cellW = w * s, cellH = 2 * h * s + 2 + VerdictBar;
         columns = Math.Clamp(columns, 1, examples.Count);
         int rows = (examples.Count + columns - 1) / columns;
         using var image = new Image<Rgba32>(Gap + columns * (cellW + Gap), Gap + rows * (cellH + Gap), Background);
@@ -100,8 +97,9 @@ public static class PerturbationImages
             int x0 = Gap + (k % columns) * (cellW + Gap), y0 = Gap + (k / columns) * (cellH + Gap);
             DrawPanel(image, Normalised(e.Clean, e), c, h, w, s, x0, y0);
             DrawPanel(image, Normalised(e.Adversarial, e), c, h, w, s, x0, y0 + h * s + 2);
-            var text = FormattableString.Invariant($"{e.Label}>{e.AdversarialPrediction}");
-            BitmapFont.Draw(image, BitmapFont.Truncate(text, BitmapFont.Fit(cellW)), x0, y0 + 2 * h * s + 3, e.Broken ? BrokenInk : RobustInk);
+            var verdict = e.Broken ? BrokenInk : RobustInk;
+            for (int y = 0; y < VerdictBar; y++)
+                for (int x = 0; x < cellW; x++) image[x0 + x, y0 + 2 * h * s + 2 + y] = verdict;
         }
         return ToPng(image);
     }
@@ -166,3 +164,9 @@ public static class PerturbationImages
 
     private static byte Byte(float v) => (byte)Math.Clamp((int)MathF.Round(v * 255f), 0, 255);
 }
+
+/// <summary>Whether an example was broken or stayed robust (marks the adversarial line of a caption).</summary>
+public enum Verdict { Broken, Robust }
+
+/// <summary>One line of an example's caption: what (<paramref name="Key"/>) and its value, as plain text.</summary>
+public sealed record CaptionLine(string Key, string Value, Verdict? Verdict = null);

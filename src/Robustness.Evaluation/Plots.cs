@@ -21,7 +21,7 @@ public static class Plots
 
     public static Plot AccuracyVersusEpsilon(RobustnessReport report)
     {
-        var plot = new Plot();
+        var plot = NewPlot();
         var xs = report.EpsSweep.Select(e => e.Epsilon).ToArray();
         var names = report.PerAttack.Select(a => a.Name).ToArray();
         var palette = new ScottPlot.Palettes.Category10();
@@ -52,7 +52,7 @@ public static class Plots
         plot.Title($"Robust accuracy vs {report.Norm} epsilon");
         plot.XLabel($"epsilon ({report.Norm})");
         plot.YLabel("accuracy");
-        plot.Axes.SetLimitsY(0, 1.05);
+        AccuracyAxis(plot);
         if (xs.Length == 1) plot.Axes.SetLimitsX(xs[0] - 0.5 * Math.Max(xs[0], 1e-3), xs[0] + 0.5 * Math.Max(xs[0], 1e-3));
         plot.ShowLegend(Alignment.UpperRight);
         return plot;
@@ -61,13 +61,14 @@ public static class Plots
     /// <summary>Per-class clean and robust accuracy at the main ε as grouped bars.</summary>
     public static byte[] PerClassPng(RobustnessReport report, int width = Width, int height = Height)
     {
-        using var plot = PerClass(report);
+        using var plot = PerClass(report, width);
         return plot.GetImageBytes(width, height, ImageFormat.Png);
     }
 
-    public static Plot PerClass(RobustnessReport report)
+    /// <param name="width">The width it will be drawn at, in pixels (to decide whether labels must slant).</param>
+    public static Plot PerClass(RobustnessReport report, int width = Width)
     {
-        var plot = new Plot();
+        var plot = NewPlot();
         var cleanColor = new Color(70, 130, 180);
         var robustColor = new Color(220, 90, 60);
         var bars = new List<Bar>();
@@ -81,16 +82,15 @@ public static class Plots
         }
         plot.Add.Bars(bars);
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(ticks.ToArray());
-        // Many or long labels would overlap horizontally: slant them (anchored at their end, under the tick).
-        bool slant = report.PerClass.Count > 12 || report.PerClass.Any(c => c.Label.Length > 9);
-        plot.Axes.Bottom.TickLabelStyle.Rotation = slant ? -35 : 0;
-        plot.Axes.Bottom.TickLabelStyle.Alignment = slant ? Alignment.MiddleRight : Alignment.UpperCenter;
+        SlantIfCrowded(plot, ticks.Select(t => t.Label).ToArray(), width);
         plot.Legend.ManualItems.Add(new LegendItem { LabelText = "clean", FillColor = cleanColor });
         plot.Legend.ManualItems.Add(new LegendItem { LabelText = $"robust (eps {report.Epsilon.ToString("G4", CultureInfo.InvariantCulture)})", FillColor = robustColor });
-        plot.ShowLegend(Alignment.UpperRight);
+        // Beside the data, not on it: bars reach 100 % and the axis stops there.
+        plot.ShowLegend(Edge.Top);
         plot.Title("Per-class accuracy");
         plot.YLabel("accuracy");
-        plot.Axes.SetLimits(-1, 3 * report.PerClass.Count, 0, 1.3); // headroom so the legend does not cover bars
+        plot.Axes.SetLimitsX(-1, 3 * report.PerClass.Count);
+        AccuracyAxis(plot, top: 1);
         return plot;
     }
 
@@ -115,7 +115,7 @@ public static class Plots
             .Append(1).Append(max).Distinct().Order().ToArray();
         var xs = steps.Select(v => Math.Log10(v)).ToArray();
         var ys = steps.Select(v => QueryStatistics.RobustAt(outcomes, counted, attacks, v)).ToArray();
-        var plot = new Plot();
+        var plot = NewPlot();
         var palette = new ScottPlot.Palettes.Category10();
         var line = plot.Add.Scatter(xs, ys, palette.GetColor(0));
         line.ConnectStyle = ConnectStyle.StepHorizontal;
@@ -131,9 +131,83 @@ public static class Plots
         plot.Title($"Robust accuracy vs queries per sample ({report.Norm} eps {report.Epsilon.ToString("G4", CultureInfo.InvariantCulture)})");
         plot.XLabel("query budget per sample (log scale)");
         plot.YLabel("accuracy");
-        plot.Axes.SetLimits(-0.05, Math.Log10(Math.Max(10, max)) + 0.05, 0, 1.05);
+        plot.Axes.SetLimitsX(-0.05, Math.Log10(Math.Max(10, max)) + 0.05);
+        AccuracyAxis(plot);
         plot.ShowLegend(Alignment.UpperRight);
         return plot;
+    }
+
+    /// <summary>A plot drawn in a sans-serif font (the page's look) when one is installed.</summary>
+    public static Plot NewPlot()
+    {
+        var plot = new Plot();
+        plot.Font.Set(SansFont.Value);
+        return plot;
+    }
+
+    private static readonly Lazy<string> SansFont = new(() =>
+    {
+        foreach (var family in new[] { "DejaVu Sans", "Liberation Sans", "Arial", "Helvetica" })
+        {
+            try
+            {
+                using var typeface = SkiaSharp.SKFontManager.Default.MatchFamily(family);
+                if (typeface is not null) return family;
+            }
+            catch (Exception e) when (e is DllNotFoundException or TypeInitializationException) { break; }
+        }
+        return Fonts.Default;
+    });
+
+    /// <summary>
+    /// An accuracy axis: ticks 0 % to 100 % every 10 %, nothing above. <paramref name="top"/> a little over 1 keeps the
+    /// markers of lines at 100 % whole (the data area clips them); bars use exactly 1.
+    /// </summary>
+    public static void AccuracyAxis(Plot plot, double top = 1.03)
+    {
+        var ticks = Enumerable.Range(0, 11).Select(i => new Tick(i / 10.0, $"{i * 10} %", isMajor: true)).ToArray();
+        plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericManual(ticks);
+        plot.Axes.SetLimitsY(0, top);
+    }
+
+    /// <summary>
+    /// Category labels under bars: horizontal when each fits its slot, else slanted by 40° with the bottom axis made tall
+    /// enough for the longest (ScottPlot sizes the axis for unrotated labels, which cut slanted ones off at the edge).
+    /// </summary>
+    internal static void SlantIfCrowded(Plot plot, IReadOnlyList<string> labels, int width)
+    {
+        if (labels.Count == 0) return;
+        var style = plot.Axes.Bottom.TickLabelStyle;
+        float fontSize = style.FontSize;
+        float widest = labels.Max(l => TextWidth(l, fontSize));
+        // The data area is the image less the left axis, the legend and margins: about 70 % of the width.
+        float slot = 0.7f * width / labels.Count;
+        if (widest <= 0.9f * slot)
+        {
+            style.Rotation = 0;
+            style.Alignment = Alignment.UpperCenter;
+            return;
+        }
+        const float angle = 40;
+        style.Rotation = -angle;
+        style.Alignment = Alignment.MiddleRight;
+        double rad = angle * Math.PI / 180;
+        plot.Axes.Bottom.MinimumSize = (float)(widest * Math.Sin(rad) + fontSize * Math.Cos(rad)) + 16;
+    }
+
+    /// <summary>Text width in pixels with the font ScottPlot draws tick labels in (a generous estimate without it).</summary>
+    internal static float TextWidth(string text, float fontSize)
+    {
+        try
+        {
+            using var typeface = SkiaSharp.SKTypeface.FromFamilyName(SansFont.Value);
+            using var font = new SkiaSharp.SKFont(typeface, fontSize);
+            return font.MeasureText(text);
+        }
+        catch (Exception e) when (e is DllNotFoundException or TypeInitializationException)
+        {
+            return 0.65f * fontSize * text.Length;
+        }
     }
 
     private static string ShortLabel(string label) => label.Length <= 14 ? label : label[..12] + "..";

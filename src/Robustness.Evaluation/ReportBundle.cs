@@ -18,17 +18,14 @@ public static class ReportBundle
         var dir = Path.GetFullPath(directory);
         var classNames = report.Provenance.ClassNames;
         var imagePaths = new List<string>();
-        var gallery = new List<(byte[] Png, string Caption)>();
+        var gallery = new List<GalleryItem>();
         foreach (var e in images)
         {
-            var png = PerturbationImages.StripPng(e, classNames);
+            var png = PerturbationImages.StripPng(e);
             var path = Path.Combine(dir, "images", $"sample-{e.Index.ToString(CultureInfo.InvariantCulture)}.png");
             AtomicFile.WriteAllBytes(path, png);
             imagePaths.Add(path);
-            string Name(int c) => c >= 0 && c < classNames.Count ? classNames[c] : c.ToString(CultureInfo.InvariantCulture);
-            gallery.Add((png, e.Broken
-                ? $"sample {e.Index}: {Name(e.Label)} → {Name(e.AdversarialPrediction)} by {e.AttackName}, ‖δ‖ = {e.Distance.ToString("0.####", CultureInfo.InvariantCulture)}"
-                : $"sample {e.Index}: {Name(e.Label)}, robust (last attempt by {e.AttackName})"));
+            gallery.Add(GalleryItem.Of(e, classNames, png));
         }
         byte[]? grid = null;
         if (images.Count > 0 && images.Select(e => string.Join("x", e.Shape)).Distinct().Count() == 1)

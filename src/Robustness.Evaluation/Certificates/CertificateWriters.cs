@@ -154,9 +154,7 @@ public static class HtmlCertificateWriter
         string E(string s) => HtmlReportWriter.E(s);
         var p = r.Provenance;
         var sb = new StringBuilder();
-        sb.Append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
-        sb.Append("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\">");
-        sb.Append($"<title>Certificate — {E(p.ModelPath ?? p.ModelArch)}</title><style>{HtmlReportWriter.Css}</style></head><body><main>\n");
+        HtmlReportWriter.Head(sb, $"Certificate — {p.ModelPath ?? p.ModelArch}");
         sb.Append($"<h1>Certificate: {E(CertificateSummary.Title(r))}</h1>");
         sb.Append($"<div class=\"sub\">Model <code>{E(p.ModelPath ?? p.ModelArch)}</code> on {E(p.DatasetName)} · {r.Total} points</div>\n");
         sb.Append("<div class=\"cards\">");
@@ -200,7 +198,8 @@ public static class HtmlCertificateWriter
 
         sb.Append("<h2>Provenance</h2><table>");
         foreach (var (k, val) in MarkdownCertificateWriter.ProvenanceRows(r)) sb.Append($"<tr><th>{E(k)}</th><td>{E(val)}</td></tr>");
-        sb.Append("</table>\n</main></body></html>\n");
+        sb.Append("</table>\n");
+        HtmlReportWriter.Foot(sb);
         return sb.ToString();
     }
 
@@ -212,7 +211,7 @@ public static class CertificatePlots
     /// <summary>Certified accuracy against radius, one line per certificate (e.g. one per σ), on one chart.</summary>
     public static byte[] CertifiedAccuracyPng(IReadOnlyList<(string Label, CertificateReport Report)> curves, int width = Plots.Width, int height = Plots.Height)
     {
-        using var plot = new Plot();
+        using var plot = Plots.NewPlot();
         var palette = new ScottPlot.Palettes.Category10();
         for (int i = 0; i < curves.Count; i++)
         {
@@ -235,7 +234,7 @@ public static class CertificatePlots
         plot.Title(ibp ? "Verified accuracy vs L∞ epsilon (bound propagation)" : "Certified accuracy vs L2 radius (randomized smoothing)");
         plot.XLabel(ibp ? "epsilon (linf)" : "radius (l2)");
         plot.YLabel(ibp ? "verified accuracy" : "certified accuracy");
-        plot.Axes.SetLimitsY(0, 1.05);
+        Plots.AccuracyAxis(plot);
         var maxX = curves.SelectMany(c => c.Report.CertifiedAccuracyByRadius.Select(x => x.Radius)).DefaultIfEmpty(0).Max();
         plot.Axes.SetLimitsX(0, Math.Max(maxX * 1.05, 1e-3));
         plot.ShowLegend(Alignment.UpperRight);

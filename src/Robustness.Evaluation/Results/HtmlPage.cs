@@ -6,7 +6,8 @@ namespace Robustness.Evaluation;
 
 /// <summary>
 /// What the leaderboard and comparison pages share: a self-contained page frame (inline CSS, one inline script,
-/// no external resource of any kind), HTML encoding, number formats, links to reports, and the table sorter.
+/// no external resource of any kind; the script is <see cref="ReportScript"/>'s, the report's), HTML encoding, number
+/// formats, links to reports.
 /// </summary>
 internal static class HtmlPage
 {
@@ -64,39 +65,6 @@ internal static class HtmlPage
         @media print{header{background:none;color:#000}header .sub{color:#333}.panel{box-shadow:none;border:1px solid #ccc}th.sortable::after{content:""}body{background:#fff}}
         """;
 
-    /// <summary>
-    /// Sorts any table.sortable by a click on (or Enter in) a th.sortable: numbers by data-v, text by content, empty
-    /// cells last either way. "#sort=KEY-asc|desc" in the address sorts every table having that column on load.
-    /// </summary>
-    private const string Script = """
-        (function(){
-          function value(cell,num){var v=cell.getAttribute('data-v');if(v===null)v=cell.textContent.trim();if(!num)return v===''?null:v.toLowerCase();var x=parseFloat(v);return isNaN(x)?null:x;}
-          function sort(table,index,dir){
-            var th=table.tHead.rows[0].cells[index],num=th.getAttribute('data-type')==='num',body=table.tBodies[0];
-            var rows=Array.prototype.slice.call(body.rows);
-            rows.sort(function(a,b){var x=value(a.cells[index],num),y=value(b.cells[index],num);
-              if(x===null&&y===null)return 0;if(x===null)return 1;if(y===null)return -1;
-              var c=num?x-y:(x<y?-1:x>y?1:0);return dir==='ascending'?c:-c;});
-            rows.forEach(function(r){body.appendChild(r);});
-            Array.prototype.forEach.call(table.tHead.rows[0].cells,function(c){c.removeAttribute('aria-sort');});
-            th.setAttribute('aria-sort',dir);
-          }
-          function toggle(table,index){var th=table.tHead.rows[0].cells[index],cur=th.getAttribute('aria-sort');
-            var first=th.getAttribute('data-first')||'ascending';sort(table,index,cur?(cur==='ascending'?'descending':'ascending'):first);}
-          Array.prototype.forEach.call(document.querySelectorAll('table.sortable'),function(table){
-            Array.prototype.forEach.call(table.tHead.rows[0].cells,function(th,i){if(!th.classList.contains('sortable'))return;
-              th.tabIndex=0;th.addEventListener('click',function(){toggle(table,i);});
-              th.addEventListener('keydown',function(e){if(e.key==='Enter'||e.key===' '){e.preventDefault();toggle(table,i);}});});
-          });
-          // A table wider than its panel scrolls sideways: mark the panel so the edge shows a shadow.
-          function fit(){Array.prototype.forEach.call(document.querySelectorAll('.panel'),function(p){p.classList.toggle('scrolls',p.scrollWidth>p.clientWidth+1);});}
-          fit();window.addEventListener('resize',fit);
-          var m=/sort=([a-z0-9_-]+?)-(asc|desc)\b/.exec(location.hash||'');
-          if(m)Array.prototype.forEach.call(document.querySelectorAll('table.sortable'),function(table){
-            Array.prototype.forEach.call(table.tHead.rows[0].cells,function(th,i){if(th.getAttribute('data-key')===m[1])sort(table,i,m[2]==='asc'?'ascending':'descending');});});
-        })();
-        """;
-
     public static void Open(StringBuilder sb, string title, string heading, string subHtml)
     {
         sb.Append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">");
@@ -107,7 +75,7 @@ internal static class HtmlPage
 
     public static void Close(StringBuilder sb, string footerHtml)
     {
-        sb.Append($"<footer>{footerHtml}</footer>\n</main>\n<script>{Script}</script>\n</body></html>\n");
+        sb.Append($"<footer>{footerHtml}</footer>\n</main>\n<script>{ReportScript.Js}</script>\n</body></html>\n");
     }
 
     /// <summary>A sortable header cell; <paramref name="first"/> is the direction of the first click.</summary>

@@ -228,7 +228,7 @@ public sealed class AttackCommand(AttackRunOptions o)
         foreach (var e in examples)
         {
             var path = Path.Combine(dir, $"sample-{e.Index}.png");
-            AtomicFile.WriteAllBytes(path, PerturbationImages.StripPng(e, classNames));
+            AtomicFile.WriteAllBytes(path, PerturbationImages.StripPng(e));
             files.Add(Path.GetRelativePath(o.Out, path));
         }
         var grid = Path.Combine(dir, "grid.png");
