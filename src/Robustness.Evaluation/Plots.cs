@@ -90,7 +90,7 @@ public static class Plots
         plot.Title("Per-class accuracy");
         plot.YLabel("accuracy");
         plot.Axes.SetLimitsX(-1, 3 * report.PerClass.Count);
-        AccuracyAxis(plot, top: 1);
+        AccuracyAxis(plot, pad: 0);
         return plot;
     }
 
@@ -160,14 +160,14 @@ public static class Plots
     });
 
     /// <summary>
-    /// An accuracy axis: ticks 0 % to 100 % every 10 %, nothing above. <paramref name="top"/> a little over 1 keeps the
-    /// markers of lines at 100 % whole (the data area clips them); bars use exactly 1.
+    /// An accuracy axis: ticks 0 % to 100 % every 10 %, nothing beyond. <paramref name="pad"/> (a few hundredths) keeps
+    /// the markers of lines at 0 % and 100 % whole, which the data area would clip; bars use 0.
     /// </summary>
-    public static void AccuracyAxis(Plot plot, double top = 1.03)
+    public static void AccuracyAxis(Plot plot, double pad = 0.03)
     {
         var ticks = Enumerable.Range(0, 11).Select(i => new Tick(i / 10.0, $"{i * 10} %", isMajor: true)).ToArray();
         plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericManual(ticks);
-        plot.Axes.SetLimitsY(0, top);
+        plot.Axes.SetLimitsY(-pad, 1 + pad);
     }
 
     /// <summary>

@@ -141,7 +141,9 @@ public class CertifierTests
             Assert.Contains("IBP verification", File.ReadAllText(files.Markdown));
             var html = File.ReadAllText(files.Html);
             Assert.Contains("data:image/png;base64,", html);
-            Assert.DoesNotContain("<script", html);
+            // Self-contained: one inline script (sortable tables), nothing fetched.
+            Assert.Single(System.Text.RegularExpressions.Regex.Matches(html, "<script"));
+            Assert.DoesNotContain("src=\"http", html);
         }
         finally { Directory.Delete(dir, recursive: true); }
     }

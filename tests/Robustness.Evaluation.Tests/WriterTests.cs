@@ -22,8 +22,15 @@ public class WriterTests
     [Fact]
     public void Html_escapes_every_string_from_data()
     {
-        var html = HtmlReportWriter.Render(HostileReport());
-        Assert.DoesNotContain("<script", html, StringComparison.OrdinalIgnoreCase);
+        var run = EvaluatorTests.HealthyRun.Value;
+        var gallery = run.Examples.Select(e => GalleryItem.Of(e, Hostile, PerturbationImages.StripPng(e)) with { Attack = "<b>attack</b>\"'" }).ToArray();
+        var html = HtmlReportWriter.Render(HostileReport(), new HtmlAssets(Gallery: gallery));
+        // One script, the page's own; nothing from data becomes markup, in text or in attributes.
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(html, "<script", System.Text.RegularExpressions.RegexOptions.IgnoreCase));
+        Assert.Contains($"<script>{ReportScript.Js}</script>", html);
+        Assert.DoesNotContain("<script>alert", html);
+        Assert.DoesNotContain("<b>attack</b>", html);
+        Assert.Contains("data-attack=\"&lt;b&gt;attack&lt;/b&gt;&quot;&#39;\"", html);
         Assert.DoesNotContain("<img src=x", html);
         Assert.DoesNotContain("<evil>", html);
         Assert.DoesNotContain("<b>code</b>", html);
@@ -80,6 +87,16 @@ public class WriterTests
             }
             var html = File.ReadAllText(files.Html);
             Assert.Equal(run.Examples.Count + 3, CountOf(html, "data:image/png;base64,")); // gallery + grid + 2 plots
+            // Each example's caption is HTML under its picture, with what the filter selects it by.
+            Assert.Equal(run.Examples.Count, CountOf(html, "<figure data-class="));
+            foreach (var e in run.Examples)
+            {
+                Assert.Contains($"<div class=\"title\">sample {e.Index}</div>", html);
+                Assert.Contains($"data-class=\"{HtmlReportWriter.E(Hostile[e.Label])}\" data-attack=\"{e.AttackName}\" data-verdict=\"{(e.Broken ? "broken" : "robust")}\"", html);
+            }
+            Assert.Contains("<select data-filter=\"class\">", html);
+            Assert.Contains("<select data-filter=\"attack\">", html);
+            Assert.Contains("<select data-filter=\"verdict\">", html);
             Assert.Empty(Directory.GetFiles(dir, "*.tmp", SearchOption.AllDirectories));
             Assert.Equal(HostileReport().RobustAccuracy, JsonReportWriter.Read(files.Json).RobustAccuracy);
         }
