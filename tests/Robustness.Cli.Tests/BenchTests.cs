@@ -2,7 +2,7 @@ using System.Text.Json.Nodes;
 
 namespace Robustness.Cli.Tests;
 
-/// <summary>`robust bench --quick --json`: every workload runs through the real code paths, the JSON lines carry the
+/// <summary>`robust bench --quick --json`: every workload runs through the real code paths, the JSON figures carry the
 /// fields that join them with tests/bench/pytorch_reference.py, and the run leaves no tensor alive. No timing asserts.</summary>
 [Collection("cli")]
 public sealed class BenchTests
@@ -13,8 +13,9 @@ public sealed class BenchTests
         var r = Cli.Run("bench", "--quick", "--json", "--threads", "2");
         Assert.True(r.ExitCode == 0, r.ToString());
 
-        var lines = r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Where(l => l.StartsWith('{')).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
+        // One document on stdout: the figures and the memory line.
+        var document = JsonNode.Parse(r.Stdout)!.AsObject();
+        var lines = document["figures"]!.AsArray().Select(l => l!.AsObject()).Append(document["memory"]!.AsObject()).ToList();
         Assert.NotEmpty(lines);
         foreach (var line in lines)
         {
@@ -57,8 +58,7 @@ public sealed class PresetBenchTests
     {
         var r = Cli.Run("bench", "--only", "presets", "--quick", "--json", "--threads", "2");
         Assert.True(r.ExitCode == 0, r.ToString());
-        var lines = r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Where(l => l.StartsWith('{')).Select(l => JsonNode.Parse(l)!.AsObject())
+        var lines = JsonNode.Parse(r.Stdout)!["figures"]!.AsArray().Select(l => l!.AsObject())
             .Where(l => l["workload"]!.GetValue<string>().StartsWith("eval-", StringComparison.Ordinal))
             .ToDictionary(l => l["workload"]!.GetValue<string>());
         Assert.Equal(["eval-autoattack", "eval-fast", "eval-standard"], lines.Keys.Order());

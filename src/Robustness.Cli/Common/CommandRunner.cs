@@ -22,29 +22,43 @@ public static class CommandRunner
     /// <param name="flags">Where the verb's flag for a library parameter differs from <see cref="ParameterFlags.Common"/>.</param>
     public static void SetAction(Command command, Func<ParseResult, int> body, IReadOnlyDictionary<string, string>? flags = null)
     {
-        command.SetAction(parse => Run(parse.GetValue(VerboseOption), () => body(parse), command, flags));
+        command.SetAction(parse => Run(parse.GetValue(VerboseOption), () => body(parse), command, flags, JsonOutput.Requested(parse)));
     }
 
-    public static int Run(bool verbose, Func<int> body, Command? command = null, IReadOnlyDictionary<string, string>? flags = null)
+    /// <param name="json">--json: stdout holds one JSON document, the verb's result or the error (<see cref="JsonOutput"/>).</param>
+    public static int Run(bool verbose, Func<int> body, Command? command = null, IReadOnlyDictionary<string, string>? flags = null, bool json = false)
     {
+        using var output = json ? JsonOutput.Begin() : null;
         try
         {
-            return body();
+            var code = body();
+            if (output is { Written: false })
+            {
+                const string missing = "--json: the verb produced no result document (a bug; please report it)";
+                Error($"failure: {missing}");
+                output.Fail("failure", missing, ExitCodes.Failure);
+                return ExitCodes.Failure;
+            }
+            return code;
         }
         catch (Exception e) when (Unwrap(e) is InputException input)
         {
-            Error($"error: {ParameterFlags.Message(input, command, flags)}");
+            var message = ParameterFlags.Message(input, command, flags);
+            Error($"error: {message}");
+            output?.Fail("bad-input", message, ExitCodes.BadInput);
             if (verbose) Console.Error.WriteLine(e);
             return ExitCodes.BadInput;
         }
         catch (OperationCanceledException)
         {
             Error("cancelled");
+            output?.Fail("cancelled", "cancelled", ExitCodes.Failure);
             return ExitCodes.Failure;
         }
         catch (Exception e)
         {
             Error($"failure: {Unwrap(e).Message}");
+            output?.Fail("failure", Unwrap(e).Message.ReplaceLineEndings(" "), ExitCodes.Failure);
             if (verbose) Console.Error.WriteLine(e);
             else Console.Error.WriteLine("robust: run again with --verbose for details");
             return ExitCodes.Failure;

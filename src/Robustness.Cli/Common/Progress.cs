@@ -7,7 +7,7 @@ public static class ProgressBar
 {
     public static void Run(string description, int total, Action<Action> work)
     {
-        if (Console.IsOutputRedirected || total <= 1)
+        if (!JsonOutput.ProgressVisible || total <= 1)
         {
             work(() => { });
             return;

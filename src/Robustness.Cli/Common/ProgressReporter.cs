@@ -8,7 +8,7 @@ public static class ProgressReporter
 {
     public static void Run(string description, Action<IProgress<EvaluationProgress>?> work)
     {
-        if (Console.IsOutputRedirected)
+        if (!JsonOutput.ProgressVisible)
         {
             work(null);
             return;

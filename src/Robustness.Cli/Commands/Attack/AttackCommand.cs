@@ -58,6 +58,7 @@ public sealed class AttackCommand(AttackRunOptions o)
         };
         Inputs.AddTo(command);
         AttackOptions.AddTo(command);
+        JsonOutput.AddTo(command, "Print result.json's document (and where the files are) on stdout; the table and progress go to stderr.");
         CommandRunner.SetAction(command, p => new AttackCommand(new AttackRunOptions
         {
             Inputs = Inputs.Read(p),
@@ -178,7 +179,15 @@ public sealed class AttackCommand(AttackRunOptions o)
             });
         }
 
-        resultJson["images"] = WriteImages(result.Examples, run.ClassNames);
+        resultJson["images"] = WriteImages(result.Examples);
+        // What each picture shows (the pictures hold no text): index, classes, confidences, attack, ‖δ‖.
+        resultJson["examples"] = (o.Images == 0 ? [] : result.Examples).Select(e => new Dictionary<string, object?>
+        {
+            ["index"] = e.Index,
+            ["image"] = Path.Combine("images", $"sample-{e.Index}.png"),
+            ["caption"] = PerturbationImages.Caption(e, run.ClassNames).ToDictionary(l => l.Key, l => l.Value),
+            ["broken"] = e.Broken,
+        }).ToArray();
         AtomicFile.WriteAllText(Path.Combine(o.Out, "result.json"), Json.Serialize(resultJson));
 
         var table = new Table().AddColumn("").AddColumn("value");
@@ -193,6 +202,8 @@ public sealed class AttackCommand(AttackRunOptions o)
         table.AddRow("time", $"{watch.Elapsed.TotalSeconds:F1} s");
         table.AddRow("output", Markup.Escape(Path.GetFullPath(o.Out)));
         CommandRunner.Out.Write(table);
+        resultJson["output"] = Path.GetFullPath(o.Out);
+        JsonOutput.Write(resultJson);
         return ExitCodes.Ok;
     }
 
@@ -220,7 +231,7 @@ public sealed class AttackCommand(AttackRunOptions o)
 
     private static string Pct(double v) => (100 * v).ToString("F2", System.Globalization.CultureInfo.InvariantCulture) + " %";
 
-    private List<string> WriteImages(IReadOnlyList<AdversarialExample> examples, IReadOnlyList<string> classNames)
+    private List<string> WriteImages(IReadOnlyList<AdversarialExample> examples)
     {
         var files = new List<string>();
         if (o.Images == 0 || examples.Count == 0) return files;

@@ -18,12 +18,18 @@ public sealed class AttacksCommand(bool markdown)
     public static Command Definition()
     {
         var command = new Command("attacks", "List the attacks and presets with their norms and defaults.") { MarkdownOption };
+        JsonOutput.AddTo(command);
         CommandRunner.SetAction(command, p => new AttacksCommand(p.GetValue(MarkdownOption)).Execute());
         return command;
     }
 
     public int Execute()
     {
+        if (JsonOutput.Active)
+        {
+            JsonOutput.Write(Document());
+            return ExitCodes.Ok;
+        }
         if (markdown)
         {
             Console.Out.Write(MarkdownTable());
@@ -46,6 +52,34 @@ public sealed class AttacksCommand(bool markdown)
         foreach (var p in AttackRegistry.PresetEntries)
             sb.AppendLine($"| `{p.Name}` (preset) | {p.Description} | gradients | all | |");
         return sb.ToString();
+    }
+
+    /// <summary>--json: every attack with what it needs, its norms and its defaults (with the flag that overrides each),
+    /// then the presets with their members at L∞ ε = 0.1.</summary>
+    public static Dictionary<string, object?> Document()
+    {
+        var threat = Core.ThreatModel.Linf(0.1);
+        return new()
+        {
+            ["attacks"] = AttackRegistry.Entries.Select(e => new Dictionary<string, object?>
+            {
+                ["name"] = e.Name,
+                ["description"] = e.Description,
+                ["needs"] = e.Needs.Name(),
+                ["norms"] = e.Norms,
+                ["defaults"] = e.Defaults(threat).Select(d => new Dictionary<string, object?>
+                {
+                    ["text"] = d.Text,
+                    ["flag"] = d.Option is null ? null : ParameterFlags.For(d.Option, AttackVerb) is { } f && f.StartsWith("--", StringComparison.Ordinal) ? f : null,
+                }).ToArray(),
+            }).ToArray(),
+            ["presets"] = AttackRegistry.PresetEntries.Select(p => new Dictionary<string, object?>
+            {
+                ["name"] = p.Name,
+                ["description"] = p.Description,
+                ["attacks"] = p.Members(threat).Select(m => m.Attack).ToArray(),
+            }).ToArray(),
+        };
     }
 
     private static IEnumerable<string[]> Rows() =>

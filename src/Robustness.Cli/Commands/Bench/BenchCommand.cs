@@ -38,7 +38,6 @@ public sealed class BenchCommand(BenchOptions o)
     public static readonly int[] ScalingBatches = [8, 32, 128, 256, 512];
     public static readonly string[] ScalingModels = ["tiny-cnn", "lenet5", "fmnist-cnn"];
 
-    private static readonly Option<bool> JsonOption = new("--json") { Description = "Also print one JSON line per figure on stdout (the table goes to stderr)." };
     private static readonly Option<bool> QuickOption = new("--quick") { Description = "One repetition and small workloads: a smoke test, not numbers to quote." };
     private static readonly Option<int> ThreadsOption = new("--threads") { Description = "libtorch intra-op threads (0 = one per physical core).", DefaultValueFactory = _ => 0 };
     private static readonly Option<string?> CompareOption = new("--compare")
@@ -56,11 +55,12 @@ public sealed class BenchCommand(BenchOptions o)
     {
         var command = new Command("bench", "Measure attack, training and evaluation throughput on this machine (optionally against a PyTorch reference).")
         {
-            JsonOption, QuickOption, ThreadsOption, CompareOption, RoundsOption, Bf16Option, Bf16ModelOption, OnlyOption, ScalingOption, PlotOption,
+            QuickOption, ThreadsOption, CompareOption, RoundsOption, Bf16Option, Bf16ModelOption, OnlyOption, ScalingOption, PlotOption,
         };
+        JsonOutput.AddTo(command, "Print the figures as one JSON document on stdout ({\"figures\": [...], \"memory\": {...}}); the table goes to stderr.");
         CommandRunner.SetAction(command, p => new BenchCommand(new BenchOptions
         {
-            Json = p.GetValue(JsonOption),
+            Json = JsonOutput.Requested(p),
             Quick = p.GetValue(QuickOption),
             Threads = p.GetValue(ThreadsOption),
             Compare = p.GetValue(CompareOption),
@@ -97,9 +97,8 @@ public sealed class BenchCommand(BenchOptions o)
         int threads = o.Threads > 0 ? o.Threads : machine.PhysicalCores;
         set_num_threads(threads);
         var budget = o.Quick ? BenchBudget.Quick : BenchBudget.Full;
-        IAnsiConsole table = o.Json
-            ? AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) })
-            : CommandRunner.Out;
+        // With --json, CommandRunner.Out is stderr (JsonOutput).
+        IAnsiConsole table = CommandRunner.Out;
 
         var groups = o.Only.Count > 0 ? o.Only.ToList() : Groups.ToList();
         if (o.Scaling && !groups.Contains("scaling")) groups.Add("scaling");
@@ -143,6 +142,8 @@ public sealed class BenchCommand(BenchOptions o)
 
         if (o.Json)
         {
+            // One document: every figure (ours, with the reference's beside it; then the reference's own) and the memory line.
+            var figures = new JsonArray();
             foreach (var m in ourFigures)
             {
                 var line = m.ToJson(machine);
@@ -152,10 +153,10 @@ public sealed class BenchCommand(BenchOptions o)
                     line["reference_" + r.Figure] = Math.Round(r.Value, 6);
                     line["speedup_vs_reference"] = Math.Round(Speedup(m, r), 4);
                 }
-                Console.Out.WriteLine(line.ToJsonString());
+                figures.Add(line);
             }
             foreach (var r in refFigures)
-                Console.Out.WriteLine(r.ToJson(machine).ToJsonString());
+                figures.Add(r.ToJson(machine));
             var memory = new JsonObject
             {
                 ["workload"] = "memory",
@@ -174,7 +175,7 @@ public sealed class BenchCommand(BenchOptions o)
                 ["cpu"] = machine.CpuModel,
                 ["libtorch"] = machine.Libtorch,
             };
-            Console.Out.WriteLine(memory.ToJsonString());
+            JsonOutput.WriteSerialized(new JsonObject { ["figures"] = figures, ["memory"] = memory }.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
         }
 
         WriteTable(table, machine, threads, ourFigures, refFigures, peak, liveDelta, drift, loadBefore, loadAfter);

@@ -73,6 +73,7 @@ public sealed class CertifyCommand(CertifyRunOptions o)
         };
         Inputs.AddTo(command);
         ResultsOptions.AddTo(command);
+        JsonOutput.AddTo(command);
         CommandRunner.SetAction(command, p => new CertifyCommand(new CertifyRunOptions
         {
             Results = ResultsOptions.Read(p),
@@ -128,6 +129,7 @@ public sealed class CertifyCommand(CertifyRunOptions o)
         o.Results.CheckBeforeRun();
         using var run = LoadedRun.Open(o.Inputs, o.Seed, o.Device, o.Threads);
         CertificateReport report = null!;
+        CertificateFiles files = null!;
         var options = (Seed: o.Seed, Indices: run.Indices, Path: Path.GetFullPath(o.Inputs.Model), Sha: run.ModelSha256);
         if (bounds)
         {
@@ -145,7 +147,7 @@ public sealed class CertifyCommand(CertifyRunOptions o)
             Robustness.Core.Graphs.NetworkDescriptions.Of(run.Model, method);
             using var outLock = OutputLock.Acquire(o.Out);
             ProgressReporter.Run($"certify {method} ε={ibp.Epsilon}", progress => report = new Certifier().Ibp(run.Model, run.Data, ibp, progress));
-            Write(report, overlay, outLock);
+            files = Write(report, overlay, outLock);
         }
         else
         {
@@ -158,22 +160,27 @@ public sealed class CertifyCommand(CertifyRunOptions o)
             };
             using var outLock = OutputLock.Acquire(o.Out);
             ProgressReporter.Run($"certify smoothing σ={smoothing!.Sigma}", progress => report = new Certifier().Smoothing(run.Model, run.Data, opts, progress));
-            Write(report, overlay, outLock);
+            files = Write(report, overlay, outLock);
         }
         bool violated = report.EmpiricalCheck is { Passed: false };
+        var document = ReportJson.Summary(report);
+        document["files"] = ReportJson.Files(files);
+        document["recorded"] = Array.Empty<object>();
         if (o.Results.Record)
         {
             // A certificate the attack contradicted records nothing (FromCertificate returns no record for it).
             var records = ResultRecord.FromCertificate(report, Path.Combine(Path.GetFullPath(o.Out), "certificate.json"), o.Inputs.Split);
             var saved = records.Select(r => o.Results.Append(r)!.Value).ToArray();
+            document["recorded"] = saved.Select(s => ReportJson.Recorded(s)).ToArray();
             CommandRunner.Out.MarkupLine(Markup.Escape(saved.Length == 0
                 ? violated ? "not recorded in the results database (the attack check contradicted the certificate)" : "not recorded in the results database (no radius on the 0.25 grid was certified)"
                 : $"recorded {saved.Length} {(saved.Length == 1 ? "entry" : "entries")} (#{saved[0].Record.Id}{(saved.Length > 1 ? $"–#{saved[^1].Record.Id}" : "")}) in {saved[0].Database}"));
         }
+        JsonOutput.Write(document);
         return violated ? ExitCodes.Failure : ExitCodes.Ok;
     }
 
-    private void Write(CertificateReport report, (string Dir, CertificateReport Report)[] overlay, OutputLock _)
+    private CertificateFiles Write(CertificateReport report, (string Dir, CertificateReport Report)[] overlay, OutputLock _)
     {
         var curves = overlay.Select(x => (Label(x.Report, x.Dir), x.Report)).ToArray();
         var files = CertificateBundle.WriteAll(report, o.Out, curves);
@@ -184,6 +191,7 @@ public sealed class CertifyCommand(CertifyRunOptions o)
         CommandRunner.Out.Write(table);
         if (report.EmpiricalCheck is { Passed: false })
             CommandRunner.Out.MarkupLine("[red bold]CERTIFIED ABOVE EMPIRICAL: a certified point was broken by the attack. This is a bug; see the warnings.[/]");
+        return files;
     }
 
     private static string Label(CertificateReport r, string dir) => CertificateSummary.Verifies(r)

@@ -30,20 +30,20 @@ public sealed class CompareCommand(CompareRunOptions o)
     };
     private static readonly Option<bool> ForceOption = new("--force") { Description = "Compare even when threat models, datasets or sample sets differ (the output says so)." };
     private static readonly Option<string?> OutOption = new("--out") { Description = "Directory for compare.html, compare.md and compare.json." };
-    private static readonly Option<bool> JsonOption = new("--json") { Description = "Print the comparison as JSON on stdout (messages go to stderr)." };
 
     public static Command Definition()
     {
         var command = new Command("compare", "Put two or more robustness reports side by side against the first: clean, robust per ε, per attack, per class, warnings, and a paired test on the same samples.")
         {
-            ReportsArg, ForceOption, OutOption, JsonOption,
+            ReportsArg, ForceOption, OutOption,
         };
+        JsonOutput.AddTo(command, "Print the comparison as JSON on stdout instead of the console table (messages go to stderr).");
         CommandRunner.SetAction(command, p => new CompareCommand(new CompareRunOptions
         {
             Reports = p.GetValue(ReportsArg)!,
             Force = p.GetValue(ForceOption),
             Out = p.GetValue(OutOption),
-            Json = p.GetValue(JsonOption),
+            Json = JsonOutput.Requested(p),
         }).Execute());
         return command;
     }
@@ -65,7 +65,7 @@ public sealed class CompareCommand(CompareRunOptions o)
         }
         if (o.Json)
         {
-            Console.Out.WriteLine(ComparisonWriter.Json(comparison));
+            JsonOutput.WriteSerialized(ComparisonWriter.Json(comparison));
             foreach (var i in comparison.Incompatibilities) Console.Error.WriteLine($"robust: warning: not comparable: {i}");
             if (files is not null) Console.Error.WriteLine($"robust: wrote {files.Html}");
             return ExitCodes.Ok;

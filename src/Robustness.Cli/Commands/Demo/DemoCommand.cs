@@ -36,6 +36,7 @@ public sealed class DemoCommand(string output, int? n, string preset, long seed,
         {
             OutOption, NOption, PresetOption, SeedOption, DeviceOption, ThreadsOption, ModelsOption,
         };
+        JsonOutput.AddTo(command);
         CommandRunner.SetAction(command, p => new DemoCommand(p.GetValue(OutOption)!, p.GetValue(NOption), p.GetValue(PresetOption)!,
             p.GetValue(SeedOption), p.GetValue(DeviceOption)!, p.GetValue(ThreadsOption), p.GetValue(ModelsOption)).Execute(),
             new Dictionary<string, string> { ["Attack"] = "--preset", ["SampleCount"] = "--n" });
@@ -85,8 +86,31 @@ public sealed class DemoCommand(string output, int? n, string preset, long seed,
         CommandRunner.Out.Write(table);
         foreach (var (name, _) in reports)
             CommandRunner.Out.MarkupLine($"report: [link]{Markup.Escape(Path.GetFullPath(Path.Combine(output, name, "report.html")))}[/]");
+        JsonOutput.Write(Document(reports));
         return ExitCodes.Ok;
     }
+
+    /// <summary>--json: the demo's settings and, per model, its report's numbers and where the report is.</summary>
+    private Dictionary<string, object?> Document(IReadOnlyList<(string Name, RobustnessReport Report)> reports) => new()
+    {
+        ["epsilon"] = Epsilon,
+        ["sweep"] = reports[0].Report.EpsSweep.Select(e => e.Epsilon).ToArray(),
+        ["preset"] = preset,
+        ["samples"] = reports[0].Report.Total,
+        ["seed"] = seed,
+        ["output"] = Path.GetFullPath(output),
+        ["models"] = reports.Select(r =>
+        {
+            var dir = Path.GetFullPath(Path.Combine(output, r.Name));
+            var model = ReportJson.Summary(r.Report);
+            model["name"] = r.Name;
+            model["files"] = new Dictionary<string, object?>
+            {
+                ["json"] = Path.Combine(dir, "report.json"), ["markdown"] = Path.Combine(dir, "report.md"), ["html"] = Path.Combine(dir, "report.html"),
+            };
+            return model;
+        }).ToArray(),
+    };
 
     private static string Pct(double v) => (100 * v).ToString("F1", CultureInfo.InvariantCulture) + " %";
 }

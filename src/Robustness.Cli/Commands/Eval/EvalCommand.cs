@@ -67,6 +67,7 @@ public sealed class EvalCommand(EvalRunOptions o)
         Inputs.AddTo(command);
         AttackOptions.AddTo(command);
         ResultsOptions.AddTo(command);
+        JsonOutput.AddTo(command);
         CommandRunner.SetAction(command, p =>
         {
             var preset = p.GetValue(PresetOption);
@@ -161,6 +162,11 @@ public sealed class EvalCommand(EvalRunOptions o)
             table.AddRow("report", Markup.Escape(files.Html));
             table.AddRow("recorded", Markup.Escape(recorded is { } r ? $"#{r.Record.Id} in {r.Database}" : o.Shard is { Count: > 1 } ? "no (a shard: robust merge records the merged report)" : "no (--no-record)"));
             CommandRunner.Out.Write(table);
+            // --json: the report's numbers, the files written and where the run was recorded.
+            var document = ReportJson.Summary(result.Report);
+            document["files"] = ReportJson.Files(files);
+            document["recorded"] = ReportJson.Recorded(recorded);
+            JsonOutput.Write(document);
         }
         return result.Report;
     }

@@ -29,6 +29,7 @@ public sealed class InfoCommand(string modelPath, string? arch, InputContract co
     {
         var command = new Command("info", "Show a model file's format, input contract (inferred and assumed), parameter count and metadata.") { ModelArg, ArchOption, CheckOption, CheckSamplesOption, SeedOption };
         foreach (var o in Contract.All) command.Options.Add(o);
+        JsonOutput.AddTo(command);
         CommandRunner.SetAction(command, parse => new InfoCommand(parse.GetValue(ModelArg)!, parse.GetValue(ArchOption), Contract.Read(parse),
             parse.GetValue(CheckOption) ? parse.GetValue(CheckSamplesOption) : null, parse.GetValue(SeedOption)).Execute());
         return command;
@@ -60,7 +61,30 @@ public sealed class InfoCommand(string modelPath, string? arch, InputContract co
         CommandRunner.Out.Write(table);
         foreach (var note in loaded.Description.Notes)
             CommandRunner.Out.MarkupLine($"[yellow]note:[/] {Markup.Escape(note)}");
-        if (checkSamples is not { } n) return ExitCodes.Ok;
+        var document = new Dictionary<string, object?>
+        {
+            ["file"] = Path.GetFullPath(modelPath),
+            ["sha256"] = ModelFile.Sha256(modelPath),
+            ["format"] = loaded.Description.FormatName,
+            ["arch"] = spec.Arch,
+            ["input_shape"] = spec.InputShape,
+            ["bounds"] = spec.Bounds.ToString(),
+            ["num_classes"] = spec.NumClasses,
+            ["labels"] = spec.Labels,
+            ["mean"] = spec.Mean,
+            ["std"] = spec.Std,
+            ["multi_label"] = spec.MultiLabel,
+            ["parameters"] = loaded.Format is ModelFormat.Safetensors or ModelFormat.PyTorchStateDict ? model.ParameterCount : null,
+            ["facts"] = loaded.Description.Facts.Select(f => new Dictionary<string, object?> { ["property"] = f.Property, ["value"] = f.Value, ["source"] = f.Source }).ToArray(),
+            ["metadata"] = spec.Extra,
+            ["notes"] = loaded.Description.Notes,
+            ["check"] = null,
+        };
+        if (checkSamples is not { } n)
+        {
+            JsonOutput.Write(document);
+            return ExitCodes.Ok;
+        }
 
         using var scope = NewDisposeScope();
         var generator = Seeding.Seed(seed);
@@ -72,6 +96,20 @@ public sealed class InfoCommand(string modelPath, string? arch, InputContract co
         CommandRunner.Out.WriteLine(FormattableString.Invariant(
             $"check against ONNX Runtime {ort} on {check.Samples} random inputs (seed {seed}), output '{check.ComparedOutput}': largest difference {check.MaxAbsDifference:G3} = {check.Relative:G3} of the logit scale {check.Scale:G3} (tolerance {CheckTolerance:G1}); same top class on {check.PredictionsAgree}/{check.Samples}"));
         CommandRunner.Out.MarkupLine(ok ? "[green]agrees with ONNX Runtime[/]" : "[red]DISAGREES with ONNX Runtime: do not trust attacks on this model[/]");
+        document["check"] = new Dictionary<string, object?>
+        {
+            ["onnx_runtime"] = ort?.ToString(),
+            ["samples"] = check.Samples,
+            ["seed"] = seed,
+            ["output"] = check.ComparedOutput,
+            ["max_abs_difference"] = check.MaxAbsDifference,
+            ["relative"] = check.Relative,
+            ["logit_scale"] = check.Scale,
+            ["tolerance"] = CheckTolerance,
+            ["same_top_class"] = check.PredictionsAgree,
+            ["agrees"] = ok,
+        };
+        JsonOutput.Write(document);
         return ok ? ExitCodes.Ok : ExitCodes.Failure;
     }
 }

@@ -31,14 +31,14 @@ public sealed class LeaderboardCommand(LeaderboardRunOptions o)
     private static readonly Option<bool> AllRunsOption = new("--all-runs") { Description = "One row per run instead of one per model (a model's row is otherwise its lowest robust accuracy)." };
     private static readonly ResultsDbOptions ResultsOptions = new("Results database to read.");
     private static readonly Option<string?> OutOption = new("--out") { Description = "Directory for leaderboard.html, leaderboard.md and leaderboard.json." };
-    private static readonly Option<bool> JsonOption = new("--json") { Description = "Print the leaderboard as JSON on stdout (messages go to stderr)." };
 
     public static Command Definition()
     {
         var command = new Command("leaderboard", "Rank the recorded results (robust eval, certify, merge) RobustBench-style: clean, worst-case robust and certified accuracy per model, with links to the reports.")
         {
-            DatasetOption, NormOption, EpsOption, AllRunsOption, OutOption, JsonOption,
+            DatasetOption, NormOption, EpsOption, AllRunsOption, OutOption,
         };
+        JsonOutput.AddTo(command, "Print the leaderboard as JSON on stdout instead of the console table (messages go to stderr).");
         ResultsOptions.AddTo(command, recording: false);
         CommandRunner.SetAction(command, p => new LeaderboardCommand(new LeaderboardRunOptions
         {
@@ -48,7 +48,7 @@ public sealed class LeaderboardCommand(LeaderboardRunOptions o)
             AllRuns = p.GetValue(AllRunsOption),
             ResultsDb = p.GetValue(ResultsOptions.Database),
             Out = p.GetValue(OutOption),
-            Json = p.GetValue(JsonOption),
+            Json = JsonOutput.Requested(p),
         }).Execute());
         return command;
     }
@@ -79,7 +79,7 @@ public sealed class LeaderboardCommand(LeaderboardRunOptions o)
         }
         if (o.Json)
         {
-            Console.Out.WriteLine(JsonSerializer.Serialize(board, JsonReportWriter.Options));
+            JsonOutput.WriteSerialized(JsonSerializer.Serialize(board, JsonReportWriter.Options));
             if (files is not null) Console.Error.WriteLine($"robust: wrote {files.Html}");
             return ExitCodes.Ok;
         }

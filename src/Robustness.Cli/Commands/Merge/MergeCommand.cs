@@ -16,6 +16,7 @@ public sealed class MergeCommand(IReadOnlyList<string> inputs, string output, Re
     {
         var command = new Command("merge", "Merge sharded evaluation reports into one, identical to an unsharded run with the same seed; records it in the results database.") { InputsArg, OutOption };
         ResultsOptions.AddTo(command);
+        JsonOutput.AddTo(command);
         CommandRunner.SetAction(command, p => new MergeCommand(p.GetValue(InputsArg)!, p.GetValue(OutOption)!, ResultsOptions.Read(p)).Execute());
         return command;
     }
@@ -34,6 +35,11 @@ public sealed class MergeCommand(IReadOnlyList<string> inputs, string output, Re
         var files = ReportBundle.WriteAll(merged, output);
         var recorded = results.Record ? results.Append(ResultRecord.FromReport(merged, files.Json)) : null;
         Console.WriteLine($"merged {reports.Count} shards ({merged.Total} samples) into {files.Json}" + (recorded is { } r ? $"; recorded as #{r.Record.Id} in {r.Database}" : ""));
+        var document = ReportJson.Summary(merged);
+        document["shards"] = reports.Count;
+        document["files"] = ReportJson.Files(files);
+        document["recorded"] = ReportJson.Recorded(recorded);
+        JsonOutput.Write(document);
         return ExitCodes.Ok;
     }
 }

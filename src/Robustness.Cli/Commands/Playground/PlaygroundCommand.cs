@@ -36,7 +36,6 @@ public sealed class PlaygroundCommand
     private static readonly Option<long?> SeedOption = new("--seed") { Description = "Seed of the data, the initial weights and the batch order." };
     private static readonly Option<int?> LoadTestOption = new("--load-test") { Description = "Do not serve: start the server on 127.0.0.1, open N sessions at once that train the given setup for --seconds, and report frames, epochs, errors and memory." };
     private static readonly Option<double> SecondsOption = new("--seconds") { Description = "Duration of --load-test.", DefaultValueFactory = _ => 10 };
-    private static readonly Option<bool> JsonOption = new("--json") { Description = "With --load-test: print the result as JSON." };
     private static readonly Option<int> WidthOption = new("--width") { Description = "Width of the picture in pixels (800–3000).", DefaultValueFactory = _ => 1400 };
 
     public static Command Definition()
@@ -45,8 +44,9 @@ public sealed class PlaygroundCommand
         {
             PortOption, HostOption, OpenOption, MaxSessionsOption, IdleOption, RenderOption, OutOption, StateOption, DatasetOption,
             DefenseOption, EpsOption, NormOption, EpochsOption, FeaturesOption, HiddenOption, ActivationOption, LrOption, NoiseOption,
-            SeedOption, WidthOption, LoadTestOption, SecondsOption, JsonOption,
+            SeedOption, WidthOption, LoadTestOption, SecondsOption,
         };
+        JsonOutput.AddTo(command, "Print the result as one JSON document on stdout (serving: the address once listening; --render: the picture and the networks' numbers; --load-test: the measurements); tables and progress go to stderr.");
         CommandRunner.SetAction(command, parse => parse.GetValue(RenderOption) ? Render(parse) : parse.GetValue(LoadTestOption) is { } n ? Load(parse, n) : Serve(parse));
         return command;
     }
@@ -86,6 +86,10 @@ public sealed class PlaygroundCommand
         var shownHost = options.Host == "0.0.0.0" ? "127.0.0.1" : options.Host;
         var url = $"http://{shownHost}:{options.Port}/";
         CommandRunner.Out.MarkupLine($"[bold]Robustness Playground[/] at [link]{Markup.Escape(url)}[/]  (Ctrl+C to stop; up to {options.MaxSessions} tabs, {options.IdleTimeout.TotalMinutes:0} min idle timeout)");
+        JsonOutput.Write(new Dictionary<string, object?>
+        {
+            ["url"] = url, ["host"] = options.Host, ["port"] = options.Port, ["max_sessions"] = options.MaxSessions, ["idle_minutes"] = options.IdleTimeout.TotalMinutes,
+        });
         if (parse.GetValue(OpenOption)) OpenBrowser(url);
         app.WaitForShutdown();
         return ExitCodes.Ok;
@@ -174,6 +178,27 @@ public sealed class PlaygroundCommand
         CommandRunner.Out.Write(table);
         CommandRunner.Out.MarkupLine($"wrote [bold]{Markup.Escape(Path.GetFullPath(outPath))}[/] ({epochs} epochs, {sw.Elapsed.TotalSeconds:0.0} s; seed {state.Seed}; "
             + $"setup: {Markup.Escape(state.ToQuery())})");
+        JsonOutput.Write(new Dictionary<string, object?>
+        {
+            ["out"] = Path.GetFullPath(outPath),
+            ["epochs"] = epochs,
+            ["seconds"] = sw.Elapsed.TotalSeconds,
+            ["seed"] = state.Seed,
+            ["setup"] = state.ToQuery(),
+            ["classification"] = state.IsClassification,
+            ["networks"] = engine.Snapshots().Select(n => new Dictionary<string, object?>
+            {
+                ["role"] = n.Role,
+                ["objective"] = n.Objective,
+                ["train_loss"] = n.TrainLoss,
+                ["test_loss"] = n.TestLoss,
+                ["test_accuracy"] = n.TestAccuracy,
+                ["diverged"] = n.Diverged,
+                ["robust_accuracy"] = n.Attack?.RobustAccuracy,
+                ["certified_accuracy"] = n.Attack?.CertifiedAccuracy,
+                ["robust_loss"] = n.Attack?.RobustLoss,
+            }).ToArray(),
+        });
         return ExitCodes.Ok;
     }
 
@@ -191,15 +216,16 @@ public sealed class PlaygroundCommand
             var address = new Uri(app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>()
                 .Features.Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()!.Addresses.First());
             var result = LoadTest.RunAsync(address, sessions, TimeSpan.FromSeconds(seconds), state.ToDictionary()).GetAwaiter().GetResult();
-            if (parse.GetValue(JsonOption))
+            if (JsonOutput.Active)
             {
-                Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(new
+                JsonOutput.Write(new Dictionary<string, object?>
                 {
-                    sessions, seconds, setup = state.ToQuery(), errors = result.Errors, frames_per_second_per_session = result.FramesPerSecondPerSession,
-                    epochs_per_second_per_session = result.EpochsPerSecondPerSession, epochs_per_second_total = result.EpochsPerSecondTotal,
-                    working_set_bytes_per_session = result.BytesPerSession, frame_bytes = result.Pages.Max(p => p.FrameBytes),
-                    processor_count = Environment.ProcessorCount, pages = result.Pages,
-                }));
+                    ["sessions"] = sessions, ["seconds"] = seconds, ["setup"] = state.ToQuery(), ["errors"] = result.Errors,
+                    ["frames_per_second_per_session"] = result.FramesPerSecondPerSession,
+                    ["epochs_per_second_per_session"] = result.EpochsPerSecondPerSession, ["epochs_per_second_total"] = result.EpochsPerSecondTotal,
+                    ["working_set_bytes_per_session"] = result.BytesPerSession, ["frame_bytes"] = result.Pages.Max(p => p.FrameBytes),
+                    ["processor_count"] = Environment.ProcessorCount, ["pages"] = result.Pages,
+                });
             }
             else
             {

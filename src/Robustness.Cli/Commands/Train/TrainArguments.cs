@@ -13,7 +13,7 @@ public static class TrainArguments
 {
     public const string FileName = "train-arguments.json";
     /// <summary>Options that may differ between the run and its resume: they do not change the result.</summary>
-    public static readonly IReadOnlySet<string> Free = new HashSet<string> { "--resume", "--out", "--threads", "--device", "--verbose" };
+    public static readonly IReadOnlySet<string> Free = new HashSet<string> { "--resume", "--out", "--threads", "--device", "--verbose", "--json" };
 
     /// <summary>Every option of the parsed `train` command that has a value (given or default), but the free ones.</summary>
     public static Dictionary<string, string> Capture(ParseResult parse, bool explicitOnly = false)

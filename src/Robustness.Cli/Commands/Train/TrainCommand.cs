@@ -132,6 +132,7 @@ public sealed class TrainCommand(TrainRunOptions o)
             ThreadsOption, ResumeOption, FromOption, OutOption, ModelOption,
         };
         foreach (var option in ContractOptions.All) command.Options.Add(option);
+        JsonOutput.AddTo(command);
         CommandRunner.SetAction(command, p =>
         {
             var resume = p.GetValue(ResumeOption);
@@ -283,15 +284,43 @@ public sealed class TrainCommand(TrainRunOptions o)
         CommandRunner.Out.Write(table);
         foreach (var e in report.Events)
             CommandRunner.Out.MarkupLine($"[yellow]{Markup.Escape($"epoch {e.Epoch}: {e.Kind}: {e.Message}")}[/]");
+        (double Accuracy, int Images)? testAccuracy = null;
         if (test is not null && report.BestModelPath is { } best && File.Exists(best))
         {
             using var bestModel = ModelLoader.Load(best, device, loaded?.Format == ModelFormat.TorchScript ? FineTuneContract(train) : null, null);
             var acc = Accuracy.Clean(bestModel.Classifier, test, o.Training.BatchSize * 2);
             CommandRunner.Out.MarkupLine($"test accuracy of {Markup.Escape(best)}: [bold]{Pct(acc)}[/] ({test.Count} images)");
+            testAccuracy = (acc, test.Count);
         }
-        if (o.Training.TargetRobustAccuracy is { } target)
-            ConfirmTarget(report, target, test, device, loaded?.Format == ModelFormat.TorchScript ? FineTuneContract(train) : null);
+        var timeToRobust = o.Training.TargetRobustAccuracy is { } target
+            ? ConfirmTarget(report, target, test, device, loaded?.Format == ModelFormat.TorchScript ? FineTuneContract(train) : null)
+            : null;
         CommandRunner.Out.MarkupLine($"wall time {report.WallSeconds:F0} s; best epoch {report.BestEpoch}; files in {Markup.Escape(Path.GetFullPath(o.Out))}");
+        JsonOutput.Write(new Dictionary<string, object?>
+        {
+            ["output"] = Path.GetFullPath(o.Out),
+            ["best_model"] = report.BestModelPath,
+            ["last_model"] = report.LastModelPath,
+            ["defense"] = report.Defense,
+            ["defense_parameters"] = report.DefenseParameters,
+            ["norm"] = report.Norm,
+            ["epsilon"] = report.Epsilon,
+            ["seed"] = report.Seed,
+            ["data"] = report.DataName,
+            ["train_count"] = report.TrainCount,
+            ["validation_count"] = report.ValidationCount,
+            ["epochs_planned"] = report.EpochsPlanned,
+            ["epochs_run"] = report.EpochsRun,
+            ["best_epoch"] = report.BestEpoch,
+            ["best_score"] = report.BestScore,
+            ["stop_reason"] = report.StopReason,
+            ["wall_seconds"] = report.WallSeconds,
+            ["history"] = report.History,
+            ["events"] = report.Events,
+            ["test_accuracy"] = testAccuracy?.Accuracy,
+            ["test_images"] = testAccuracy?.Images,
+            ["time_to_robust"] = timeToRobust,
+        });
         return ExitCodes.Ok;
     }
 
@@ -313,7 +342,7 @@ public sealed class TrainCommand(TrainRunOptions o)
     /// The race's finish line: the model at the stop (last.safetensors) attacked with PGD-20 (random start, α = 2.5·ε/20)
     /// on the full test set through the evaluator, and time-to-robust.json with the time the validation reached the target.
     /// </summary>
-    private void ConfirmTarget(TrainingReport report, double target, ImageDataset? test, Device device, InputContract? contract)
+    private Dictionary<string, object?> ConfirmTarget(TrainingReport report, double target, ImageDataset? test, Device device, InputContract? contract)
     {
         var result = new Dictionary<string, object?>
         {
@@ -354,6 +383,7 @@ public sealed class TrainCommand(TrainRunOptions o)
                 $"test (full): clean [bold]{Pct(confirmed.CleanAccuracy)}[/], PGD-20 [bold]{Pct(confirmed.RobustAccuracy)}[/]");
         }
         AtomicFile.WriteAllText(Path.Combine(o.Out, "time-to-robust.json"), Json.Serialize(result));
+        return result;
     }
 
     private TorchClassifier CreateZooModel(Device device, ImageDataset train)
@@ -440,7 +470,7 @@ internal sealed class ConsoleTrainingHook : ITrainingHook
 
     public void Run(int epochs, Action work)
     {
-        if (Console.IsOutputRedirected)
+        if (!JsonOutput.ProgressVisible)
         {
             work();
             return;
@@ -467,12 +497,12 @@ internal sealed class ConsoleTrainingHook : ITrainingHook
 
     public void OnEvent(TrainingEvent e)
     {
-        if (Console.IsOutputRedirected) Console.WriteLine($"epoch {e.Epoch}: {e.Kind}: {e.Message}");
+        if (!JsonOutput.ProgressVisible) Console.WriteLine($"epoch {e.Epoch}: {e.Kind}: {e.Message}");
     }
 
     public void OnEpochEnd(EpochMetrics m, TrainingState state)
     {
-        if (Console.IsOutputRedirected)
+        if (!JsonOutput.ProgressVisible)
             Console.WriteLine(FormattableString.Invariant($"epoch {m.Epoch}: loss {m.TrainLoss:F4} val clean {m.ValidationCleanAccuracy:P2} val robust {m.ValidationRobustAccuracy:P2} ({m.Seconds:F0} s)"));
     }
 }
