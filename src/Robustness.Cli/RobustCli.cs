@@ -41,7 +41,10 @@ public static class RobustCli
             // "required command was not provided" error first, which does not say what was wrong).
             var unmatched = parse.UnmatchedTokens.FirstOrDefault();
             var error = (unmatched is null ? null : parse.Errors.FirstOrDefault(e => e.Message.Contains(unmatched, StringComparison.Ordinal))) ?? parse.Errors[0];
-            CommandRunner.Error($"error: {FriendlyTypeNames(error.Message)} (see 'robust --help')");
+            var message = $"{FriendlyTypeNames(error.Message)} (see 'robust --help')";
+            CommandRunner.Error($"error: {message}");
+            // Asked for JSON, the caller reads stdout: the mistake is the document there too.
+            if (args.Contains(JsonOutput.Flag)) JsonOutput.WriteError(Console.Out, "bad-input", message, ExitCodes.BadInput);
             return ExitCodes.BadInput;
         }
         return parse.Invoke();

@@ -185,4 +185,13 @@ public sealed class JsonOutputTests : IDisposable
         Assert.Contains("missing.safetensors", error.GetProperty("message").GetString());
         Expect.NoPartialOutput(outDir);
     }
+
+    [Fact]
+    public void A_parse_error_is_the_error_document_too()
+    {
+        var r = Cli.Run("attacks", "--json", "--no-such-option");
+        Expect.BadInput(r, "--no-such-option");
+        using var doc = JsonDocument.Parse(r.Stdout);
+        Assert.Equal("bad-input", doc.RootElement.GetProperty("error").GetProperty("kind").GetString());
+    }
 }

@@ -66,6 +66,16 @@ public static class JsonOutput
     /// <summary>Progress bars are drawn when the console they go to is a terminal (stderr with --json).</summary>
     public static bool ProgressVisible => Active ? !Console.IsErrorRedirected : !Console.IsOutputRedirected;
 
+    /// <summary>The error document: <c>{"error": {"kind", "message", "exit_code"}}</c>.</summary>
+    public static void WriteError(TextWriter stdout, string kind, string message, int exitCode)
+    {
+        stdout.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object?>
+        {
+            ["error"] = new Dictionary<string, object?> { ["kind"] = kind, ["message"] = message, ["exit_code"] = exitCode },
+        }, Options));
+        stdout.Flush();
+    }
+
     /// <summary>Sets stdout aside for the document and points Console.Out and the Spectre console at stderr.</summary>
     internal static Scope Begin()
     {
@@ -87,11 +97,7 @@ public static class JsonOutput
         {
             if (Written) return;
             Written = true;
-            Stdout.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object?>
-            {
-                ["error"] = new Dictionary<string, object?> { ["kind"] = kind, ["message"] = message, ["exit_code"] = exitCode },
-            }, Options));
-            Stdout.Flush();
+            WriteError(Stdout, kind, message, exitCode);
         }
 
         public void Dispose()
