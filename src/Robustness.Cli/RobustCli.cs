@@ -10,7 +10,12 @@ public static class RobustCli
     {
         var root = new RootCommand("Robustness: how easily can your image classifier be fooled? Attack, evaluate and harden it.");
         root.Options.Add(CommandRunner.VerboseOption);
-        foreach (var command in Verbs()) root.Subcommands.Add(command);
+        foreach (var command in Verbs())
+        {
+            // Every verb takes --json (one JSON document on stdout, JsonOutput); a verb may add its own with a sharper description.
+            if (!command.Options.Any(o => o.Name == JsonOutput.Flag)) JsonOutput.AddTo(command);
+            root.Subcommands.Add(command);
+        }
         return root;
     }
 

@@ -18,7 +18,6 @@ public sealed class AttacksCommand(bool markdown)
     public static Command Definition()
     {
         var command = new Command("attacks", "List the attacks and presets with their norms and defaults.") { MarkdownOption };
-        JsonOutput.AddTo(command);
         CommandRunner.SetAction(command, p => new AttacksCommand(p.GetValue(MarkdownOption)).Execute());
         return command;
     }

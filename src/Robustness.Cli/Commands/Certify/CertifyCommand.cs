@@ -73,7 +73,6 @@ public sealed class CertifyCommand(CertifyRunOptions o)
         };
         Inputs.AddTo(command);
         ResultsOptions.AddTo(command);
-        JsonOutput.AddTo(command);
         CommandRunner.SetAction(command, p => new CertifyCommand(new CertifyRunOptions
         {
             Results = ResultsOptions.Read(p),

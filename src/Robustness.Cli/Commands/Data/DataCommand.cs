@@ -16,7 +16,6 @@ public sealed class DataCommand(string nameOrPath, string? split, string? dataDi
     public static Command Definition()
     {
         var command = new Command("data", "Find a dataset and describe it: counts, shape, classes, source.") { NameArg, SplitOption, DataDirOption };
-        JsonOutput.AddTo(command);
         CommandRunner.SetAction(command, parse => new DataCommand(parse.GetValue(NameArg)!, parse.GetValue(SplitOption), parse.GetValue(DataDirOption)).Execute());
         return command;
     }

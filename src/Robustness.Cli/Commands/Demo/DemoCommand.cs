@@ -36,7 +36,6 @@ public sealed class DemoCommand(string output, int? n, string preset, long seed,
         {
             OutOption, NOption, PresetOption, SeedOption, DeviceOption, ThreadsOption, ModelsOption,
         };
-        JsonOutput.AddTo(command);
         CommandRunner.SetAction(command, p => new DemoCommand(p.GetValue(OutOption)!, p.GetValue(NOption), p.GetValue(PresetOption)!,
             p.GetValue(SeedOption), p.GetValue(DeviceOption)!, p.GetValue(ThreadsOption), p.GetValue(ModelsOption)).Execute(),
             new Dictionary<string, string> { ["Attack"] = "--preset", ["SampleCount"] = "--n" });
@@ -90,6 +89,8 @@ public sealed class DemoCommand(string output, int? n, string preset, long seed,
         return ExitCodes.Ok;
     }
 
+    private static string Pct(double v) => (100 * v).ToString("F1", CultureInfo.InvariantCulture) + " %";
+
     /// <summary>--json: the demo's settings and, per model, its report's numbers and where the report is.</summary>
     private Dictionary<string, object?> Document(IReadOnlyList<(string Name, RobustnessReport Report)> reports) => new()
     {
@@ -111,6 +112,4 @@ public sealed class DemoCommand(string output, int? n, string preset, long seed,
             return model;
         }).ToArray(),
     };
-
-    private static string Pct(double v) => (100 * v).ToString("F1", CultureInfo.InvariantCulture) + " %";
 }

@@ -67,7 +67,6 @@ public sealed class EvalCommand(EvalRunOptions o)
         Inputs.AddTo(command);
         AttackOptions.AddTo(command);
         ResultsOptions.AddTo(command);
-        JsonOutput.AddTo(command);
         CommandRunner.SetAction(command, p =>
         {
             var preset = p.GetValue(PresetOption);

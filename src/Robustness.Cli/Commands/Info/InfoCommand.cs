@@ -29,7 +29,6 @@ public sealed class InfoCommand(string modelPath, string? arch, InputContract co
     {
         var command = new Command("info", "Show a model file's format, input contract (inferred and assumed), parameter count and metadata.") { ModelArg, ArchOption, CheckOption, CheckSamplesOption, SeedOption };
         foreach (var o in Contract.All) command.Options.Add(o);
-        JsonOutput.AddTo(command);
         CommandRunner.SetAction(command, parse => new InfoCommand(parse.GetValue(ModelArg)!, parse.GetValue(ArchOption), Contract.Read(parse),
             parse.GetValue(CheckOption) ? parse.GetValue(CheckSamplesOption) : null, parse.GetValue(SeedOption)).Execute());
         return command;

@@ -16,7 +16,6 @@ public sealed class MergeCommand(IReadOnlyList<string> inputs, string output, Re
     {
         var command = new Command("merge", "Merge sharded evaluation reports into one, identical to an unsharded run with the same seed; records it in the results database.") { InputsArg, OutOption };
         ResultsOptions.AddTo(command);
-        JsonOutput.AddTo(command);
         CommandRunner.SetAction(command, p => new MergeCommand(p.GetValue(InputsArg)!, p.GetValue(OutOption)!, ResultsOptions.Read(p)).Execute());
         return command;
     }

@@ -132,7 +132,6 @@ public sealed class TrainCommand(TrainRunOptions o)
             ThreadsOption, ResumeOption, FromOption, OutOption, ModelOption,
         };
         foreach (var option in ContractOptions.All) command.Options.Add(option);
-        JsonOutput.AddTo(command);
         CommandRunner.SetAction(command, p =>
         {
             var resume = p.GetValue(ResumeOption);
