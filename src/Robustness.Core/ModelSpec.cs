@@ -27,6 +27,15 @@ public sealed record ModelSpec
     /// (0 for τ = 0.5 and for single-label models). σ(decision logit + offset) is the model's probability.</summary>
     public double DecisionOffset => MultiLabel ? Math.Log(DecisionThreshold / (1 - DecisionThreshold)) : 0;
 
+    /// <summary>Metadata key (in <see cref="Extra"/>) of the output kind: "softmax" or "sigmoid".</summary>
+    public const string OutputKey = "output";
+
+    /// <summary>
+    /// K independent sigmoid outputs trained with binary cross-entropy: every multi-label model, and single-label
+    /// one-vs-rest models (<see cref="Extra"/>["output"] = "sigmoid"; they still predict the arg-max class).
+    /// </summary>
+    public bool SigmoidOutputs => MultiLabel || (Extra.TryGetValue(OutputKey, out var o) && o == "sigmoid");
+
     public int InputSize => InputShape.Aggregate(1, (a, b) => a * b);
 
     public string LabelOf(long index) =>

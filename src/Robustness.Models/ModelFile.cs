@@ -184,6 +184,7 @@ public static class ModelFile
                     {
                         ModelZoo.LeNet5Name => "fc3.weight",
                         ModelZoo.PreActResNet18Name => "linear.weight",
+                        ModelZoo.LogisticName => "fc.weight",
                         _ => "fc2.weight",
                     };
                     var result = spec;

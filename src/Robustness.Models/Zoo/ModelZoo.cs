@@ -17,8 +17,9 @@ public static class ModelZoo
     public const string TinyCnnName = "tiny-cnn";
     public const string FmnistCnnName = "fmnist-cnn";
     public const string PreActResNet18Name = "preact-resnet18";
+    public const string LogisticName = "logistic";
 
-    public static IReadOnlyList<string> Names { get; } = [MlpName, LeNet5Name, TinyCnnName, FmnistCnnName, PreActResNet18Name];
+    public static IReadOnlyList<string> Names { get; } = [MlpName, LeNet5Name, TinyCnnName, FmnistCnnName, PreActResNet18Name, LogisticName];
 
     public static readonly int[] DefaultMlpHidden = [256, 256];
 
@@ -42,6 +43,7 @@ public static class ModelZoo
         if (shape.Length == 0 || shape.Any(d => d <= 0))
             throw new InputException($"{name}: input shape [{string.Join(",", shape)}] must have positive sizes");
         if (options.NumClasses < 1) throw new InputException($"{name}: number of classes must be at least 1, got {options.NumClasses}");
+        if (name == LogisticName) return new Logistic(shape.Aggregate(1L, (a, b) => a * b), options.NumClasses);
         if (name == MlpName)
         {
             var hidden = options.Hidden ?? DefaultMlpHidden;
@@ -80,6 +82,7 @@ public static class ModelZoo
         {
             checked
             {
+                if (name == LogisticName) return (shape.Aggregate(1L, (a, b) => a * b) + 1) * k;
                 if (name == MlpName)
                 {
                     var widths = new List<long> { shape.Aggregate(1L, (a, b) => a * b) };
@@ -166,9 +169,21 @@ public static class ModelZoo
         return Wrap(network, spec, device);
     }
 
-    /// <summary>Wraps a network (PyTorch keys) as a classifier: Sequential(normalize, network) when the spec has mean/std.</summary>
+    /// <summary>
+    /// Wraps a network (PyTorch keys) as a classifier: Sequential(normalize, network) when the spec has mean/std, and,
+    /// for a multi-label model with a decision threshold τ ≠ 0.5, a last stage that subtracts logit(τ) from the logits
+    /// (<see cref="ModelSpec.DecisionOffset"/>), so the classifier's logits are decision logits.
+    /// </summary>
     public static TorchClassifier Wrap(nn.Module<Tensor, Tensor> network, ModelSpec spec, Device? device = null)
     {
+        if (spec.MultiLabel && !(spec.DecisionThreshold > 0 && spec.DecisionThreshold < 1))
+            throw new ParameterException(nameof(ModelSpec.DecisionThreshold), $"must be in (0, 1), got {spec.DecisionThreshold}");
+        if (spec.DecisionOffset != 0)
+        {
+            var inner = Wrap(network, spec with { MultiLabel = false }, device);
+            var shifted = nn.Sequential(("model", inner.Module), ("decision_shift", new DecisionShift(spec.DecisionOffset)));
+            return new TorchClassifier(network, spec, device, shifted);
+        }
         if (spec.Mean is null != spec.Std is null)
             throw new InputException($"{spec.Arch}: mean and std must be given together");
         if (spec.Mean is null || spec.Std is null) return new TorchClassifier(network, spec, device);

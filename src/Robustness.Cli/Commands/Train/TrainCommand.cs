@@ -29,6 +29,12 @@ public sealed record TrainRunOptions
     public string AttackMode { get; init; } = "eval";
     public string? MlpHidden { get; init; }
     public string Activation { get; init; } = "relu";
+    /// <summary>K sigmoid outputs trained with BCE against multi-hot labels (the data must be multi-label).</summary>
+    public bool MultiLabel { get; init; }
+    /// <summary>Single-label: K sigmoid outputs trained with BCE against one-hot labels (one-vs-rest).</summary>
+    public bool OneVsRest { get; init; }
+    /// <summary>Multi-label: tune the decision threshold on the held-out images for this metric and store it.</summary>
+    public ThresholdMetric? TuneThreshold { get; init; }
     public required TrainingOptions Training { get; init; }
     public string? Resume { get; init; }
     public required string Out { get; init; }
@@ -68,6 +74,16 @@ public sealed class TrainCommand(TrainRunOptions o)
     private static readonly Option<int> ValSizeOption = new("--val-size") { Description = "Training images held out for per-epoch (robust) validation.", DefaultValueFactory = _ => 1000 };
     private static readonly Option<string?> MlpHiddenOption = new("--mlp-hidden") { Description = "mlp: hidden widths, e.g. 256,256." };
     private static readonly Option<string> ActivationOption = new("--activation") { Description = "mlp: relu, tanh, sigmoid or linear.", DefaultValueFactory = _ => "relu" };
+    private static readonly Option<bool> MultiLabelOption = new("--multi-label")
+    {
+        Description = "Multi-label model for a multi-label dataset (e.g. fashion-mnist-multi, or a folder with labels.csv): K sigmoid outputs, " +
+            "binary cross-entropy with logits; PGD-AT's inner attack maximises the BCE, TRADES uses the per-label Bernoulli KL. Decision threshold 0.5 unless --tune-threshold.",
+    };
+    private static readonly Option<bool> OneVsRestOption = new("--one-vs-rest") { Description = "Single-label data: K sigmoid outputs trained with BCE against one-hot labels (one-vs-rest, e.g. --arch logistic); predictions stay arg-max." };
+    private static readonly Option<string?> TuneThresholdOption = new("--tune-threshold")
+    {
+        Description = "With --multi-label: after training, choose the decision threshold (0.05…0.95) that maximises subset, hamming or f1 on the held-out images (--val-size) and store it in best/last.safetensors.",
+    };
     private static readonly Option<long> SeedOption = SharedOptions.Seed();
     private static readonly Option<int> BatchOption = SharedOptions.BatchSize(128);
     private static readonly Option<string> DeviceOption = SharedOptions.Device();
@@ -81,7 +97,8 @@ public sealed class TrainCommand(TrainRunOptions o)
         {
             ArchOption, DataOption, DataDirOption, TrainSizeOption, EpochsOption, OptimizerOption, LrOption, MomentumOption, WeightDecayOption,
             ScheduleOption, DefenseOption, NormOption, EpsOption, StepsOption, StepSizeOption, AdvRatioOption, BetaOption, SigmaOption,
-            AttackModeOption, AttackPrecisionOption, EpsRampOption, ValSizeOption, MlpHiddenOption, ActivationOption, SeedOption, BatchOption, DeviceOption,
+            AttackModeOption, AttackPrecisionOption, EpsRampOption, ValSizeOption, MlpHiddenOption, ActivationOption,
+            MultiLabelOption, OneVsRestOption, TuneThresholdOption, SeedOption, BatchOption, DeviceOption,
             ThreadsOption, ResumeOption, OutOption,
         };
         CommandRunner.SetAction(command, p =>
@@ -136,6 +153,9 @@ public sealed class TrainCommand(TrainRunOptions o)
                 AttackMode = p.GetValue(AttackModeOption)!,
                 MlpHidden = p.GetValue(MlpHiddenOption),
                 Activation = p.GetValue(ActivationOption)!,
+                MultiLabel = p.GetValue(MultiLabelOption),
+                OneVsRest = p.GetValue(OneVsRestOption),
+                TuneThreshold = p.GetValue(TuneThresholdOption) is { } metric ? ThresholdTuning.Parse(metric) : null,
                 Training = training,
                 Resume = resume,
                 Out = outDir,
@@ -169,9 +189,16 @@ public sealed class TrainCommand(TrainRunOptions o)
             throw new InputException($"--attack-precision {o.Training.AttackPrecision.Name()}: offered only with --defense {string.Join(", ", offered)}, where it matched " +
                 $"float32 robust accuracy within 0.5 points; with '{o.Defense}' it did not or was not measured (docs/performance.md)");
         }
+        if (o.MultiLabel && o.OneVsRest) throw new InputException("--one-vs-rest: single-label models only; a --multi-label model always has one sigmoid per label");
+        if (o.TuneThreshold is not null && !o.MultiLabel) throw new InputException("--tune-threshold: needs --multi-label (single-label models predict the arg-max class)");
+        if (o.TuneThreshold is not null && o.Training.ValidationSize == 0) throw new InputException("--tune-threshold: needs held-out images (--val-size > 0)");
         var device = Devices.Parse(o.Training.Device);
         if (o.Training.Threads is { } t) set_num_threads(t);
         using var train = LoadTrain();
+        if (train.MultiLabel && !o.MultiLabel)
+            throw new InputException($"--multi-label: {o.Data} is a multi-label dataset (label sets); train it with --multi-label");
+        if (o.MultiLabel && !train.MultiLabel)
+            throw new InputException($"--multi-label: {o.Data} has one class per image; multi-label training needs label sets (e.g. fashion-mnist-multi, or a folder with labels.csv)");
         using var test = TryLoadTest();
         var spec = ModelZoo.DefaultSpec(o.Arch, new ZooOptions
         {
@@ -179,7 +206,8 @@ public sealed class TrainCommand(TrainRunOptions o)
             NumClasses = train.NumClasses,
             Hidden = o.MlpHidden is { } h ? ModelZoo.ParseHidden(h, "--mlp-hidden") : null,
             Activation = o.Activation,
-        }) with { Labels = train.ClassNames };
+        }) with { Labels = train.ClassNames, MultiLabel = o.MultiLabel };
+        if (o.OneVsRest) spec = spec with { Extra = new Dictionary<string, string>(spec.Extra) { [ModelMetadata.Output] = "sigmoid" } };
         if (!spec.InputShape.SequenceEqual(train.SampleShape))
             throw new InputException($"--arch: {o.Arch} takes inputs [{string.Join(",", spec.InputShape)}] but {o.Data} has [{string.Join(",", train.SampleShape)}]");
         random.manual_seed(o.Training.Seed);
@@ -201,14 +229,48 @@ public sealed class TrainCommand(TrainRunOptions o)
         CommandRunner.Out.Write(table);
         foreach (var e in report.Events)
             CommandRunner.Out.MarkupLine($"[yellow]{Markup.Escape($"epoch {e.Epoch}: {e.Kind}: {e.Message}")}[/]");
+        if (o.TuneThreshold is { } metric)
+            foreach (var path in new[] { report.BestModelPath, report.LastModelPath })
+                if (path is not null && File.Exists(path)) TuneAndStore(path, train, metric, device);
         if (test is not null && report.BestModelPath is { } best && File.Exists(best))
         {
             using var bestModel = ModelFile.Load(best, device);
-            var acc = Accuracy.Clean(bestModel, test, o.Training.BatchSize * 2);
-            CommandRunner.Out.MarkupLine($"test accuracy of {Markup.Escape(best)}: [bold]{Pct(acc)}[/] ({test.Count} images)");
+            if (test.MultiLabel)
+            {
+                var counts = MultiLabelAccuracy.Counts(bestModel, test, o.Training.BatchSize * 2);
+                CommandRunner.Out.MarkupLine($"test accuracy of {Markup.Escape(best)} (threshold {bestModel.Spec.DecisionThreshold.ToString("0.##", CultureInfo.InvariantCulture)}): " +
+                    $"subset [bold]{Pct(counts.SubsetAccuracy)}[/], Hamming [bold]{Pct(counts.HammingAccuracy)}[/], micro-F1 {Pct(counts.MicroF1)} ({test.Count} images)");
+            }
+            else
+            {
+                var acc = Accuracy.Clean(bestModel, test, o.Training.BatchSize * 2);
+                CommandRunner.Out.MarkupLine($"test accuracy of {Markup.Escape(best)}: [bold]{Pct(acc)}[/] ({test.Count} images)");
+            }
         }
         CommandRunner.Out.MarkupLine($"wall time {report.WallSeconds:F0} s; best epoch {report.BestEpoch}; files in {Markup.Escape(Path.GetFullPath(o.Out))}");
         return ExitCodes.Ok;
+    }
+
+    /// <summary>Tunes the threshold of a saved multi-label model on the trainer's held-out images (the same seeded
+    /// split) and rewrites the file with it (atomically).</summary>
+    private void TuneAndStore(string path, ImageDataset train, ThresholdMetric metric, Device device)
+    {
+        var (rest, validation) = ValidationSplit.Split(train, o.Training.ValidationSize, o.Training.Seed);
+        using (rest)
+        using (validation)
+        {
+            using var model = ModelFile.Load(path, device);
+            var tuned = ThresholdTuning.Tune(model, validation, metric, o.Training.BatchSize * 2);
+            var spec = model.Spec with
+            {
+                DecisionThreshold = tuned.Threshold,
+                Extra = new Dictionary<string, string>(model.Spec.Extra) { [ThresholdTuning.MetadataKey] = tuned.Describe() },
+            };
+            // Shares the network with `model` (disposed with it).
+            var retuned = ModelZoo.Wrap(model.Network, spec, device);
+            ModelFile.Save(retuned, path);
+            CommandRunner.Out.MarkupLine($"{Markup.Escape(Path.GetFileName(path))}: decision threshold {tuned.Threshold.ToString("0.##", CultureInfo.InvariantCulture)} ({Markup.Escape(tuned.Describe())})");
+        }
     }
 
     private ImageDataset LoadTrain()
