@@ -28,20 +28,21 @@ public sealed record DeepFoolAttack(ThreatModel Threat) : AttackBase(Threat)
     {
         if (Threat.Norm == Norm.L1) throw new ParameterException("Norm", "deepfool supports the linf and l2 norms, not l1");
         if (targets.Targeted) throw new ParameterException("Targeted", "deepfool is an untargeted attack");
-        if (targets.Labels.dim() != 1) throw new InputException("attack 'deepfool': needs class labels, not multi-hot labels");
         if (Candidates < 2) throw new ParameterException(nameof(Candidates), $"deepfool needs at least 2 candidate classes, got {Candidates}");
         if (Steps < 1) throw new ParameterException("Steps", $"deepfool needs at least 1 step, got {Steps}");
 
         var (lo, hi) = (Threat.Bounds.Lower, Threat.Bounds.Upper);
         var labels = targets.Labels;
+        var criterion = Criteria.For(targets);
+        bool multiLabel = Objectives.IsMultiLabel(targets);
         var clean = AttackMath.CleanLogits(model, x);
-        int others = (int)Math.Min(Candidates, clean.shape[1]) - 1;
-        var candidates = TargetSelection.TopKOthers(clean, labels, others);
+        int others = multiLabel ? (int)Math.Min(Candidates, clean.shape[1]) : (int)Math.Min(Candidates, clean.shape[1]) - 1;
+        var candidates = multiLabel ? TargetSelection.ClosestLabels(clean, others) : TargetSelection.TopKOthers(clean, labels, others);
         var total = zeros_like(x);
         var adv = x.clone();
         bool linf = Threat.Norm == Norm.Linf;
         // Work only on the points still classified correctly: most cross within a few steps.
-        var open = AttackMath.Indices(clean.argmax(1).eq(labels));
+        var open = AttackMath.Indices(criterion.IsAdversarial(clean, targets).logical_not());
 
         for (int step = 0; step < Steps && open.numel() > 0; step++)
         {
@@ -54,12 +55,17 @@ public sealed record DeepFoolAttack(ThreatModel Threat) : AttackBase(Threat)
             {
                 var leaf = adv.index_select(0, open).requires_grad_(true);
                 var logits = model.Logits(leaf);
-                active = logits.detach().argmax(1).eq(y);
-                var zy = Objectives.Pick(logits, y);
+                var openTargets = targets.Select(open);
+                active = criterion.IsAdversarial(logits.detach(), openTargets).logical_not();
+                // f < 0 while correct, 0 on the boundary: z_k − z_y, or −s_ℓ·z_ℓ for label ℓ of a multi-label model.
+                var zy = multiLabel ? null : Objectives.Pick(logits, y);
+                var signs = multiLabel ? MultiLabelTargets.Signs(y).to(logits.dtype) : null;
                 Tensor? bestDistance = null, bf = null, bw = null;
                 for (int k = 0; k < others; k++)
                 {
-                    var f = Objectives.Pick(logits, classes[.., k]) - zy;
+                    var f = multiLabel
+                        ? -(Objectives.Pick(logits, classes[.., k]) * Objectives.Pick(signs!, classes[.., k]))
+                        : Objectives.Pick(logits, classes[.., k]) - zy!;
                     var w = autograd.grad([f.sum()], [leaf], retain_graph: k < others - 1)[0];
                     using var _ = no_grad();
                     var wFlat = Geometries.Flat(w);
@@ -97,7 +103,7 @@ public sealed record DeepFoolAttack(ThreatModel Threat) : AttackBase(Threat)
         using (no_grad())
         {
             var logits = model.Logits(adv);
-            var success = logits.argmax(1).ne(labels);
+            var success = criterion.IsAdversarial(logits, targets);
             var distance = Geometry.Distance(adv - x);
             var minimumNorm = where(success, distance, full_like(distance, double.PositiveInfinity));
             return new Perturbation(adv, minimumNorm);

@@ -250,7 +250,11 @@ public static class DatasetCatalog
             return Cifar10Reader.Load(batches, folderName, Cifar10Reader.ReadClassNames(Path.GetDirectoryName(batches[0])!) ?? Cifar10Reader.StandardClassNames);
         var splitDir = Path.Combine(full, split);
         if (Directory.Exists(splitDir))
-            return ImageFolderReader.Load(splitDir, imageOptions, folderName);
+            return LabelsCsvReader.IsLabelledFolder(splitDir)
+                ? LabelsCsvReader.Load(splitDir, imageOptions, folderName)
+                : ImageFolderReader.Load(splitDir, imageOptions, folderName);
+        if (LabelsCsvReader.IsLabelledFolder(full))
+            return LabelsCsvReader.Load(full, imageOptions, folderName);
         var otherSplit = Path.Combine(full, split == "test" ? "train" : "test");
         if (Directory.Exists(otherSplit))
             throw new ParameterException("Dataset", $"{path} has a {Path.GetFileName(otherSplit)}/ folder but no {split}/ folder for the {split} split");

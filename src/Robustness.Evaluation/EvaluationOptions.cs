@@ -37,6 +37,16 @@ public sealed record EvaluationOptions
     /// <summary>Also return the point kept per sample at the main ε (<see cref="EvaluationResult.Kept"/>): the
     /// adversarial where an attack broke it, else the first attack's attempt.</summary>
     public bool KeepAdversarials { get; init; }
+    /// <summary>
+    /// Multi-label models: the attacks run per label after the ensemble, on every correct decision still standing, each
+    /// asked to flip that one label (null = the same attacks as <see cref="Attacks"/>; a suite that builds no attack =
+    /// none, which only measures the flips the sample attacks happen to make and so can overestimate per-label
+    /// robustness).
+    /// </summary>
+    public IAttackSuite? LabelAttacks { get; init; }
+    /// <summary>Multi-label models: evaluate a targeted threat (Song et al. 2018) — a sample is broken when the attack
+    /// reaches its target set; no label stages. Null = untargeted.</summary>
+    public Robustness.Attacks.LabelGoal? TargetGoal { get; init; }
 
     /// <summary>The sorted, distinct ε list the evaluator runs (main ε included).</summary>
     public IReadOnlyList<double> AllEpsilons() =>

@@ -30,18 +30,44 @@ public static class PerturbationImages
         return rangeUnits > 0 ? 0.5 / rangeUnits : 0;
     }
 
+    /// <summary>Multi-label: the labels that differ between two sets, "-removed +added" (empty when none).</summary>
+    public static string SetChange(IReadOnlyList<int> before, IReadOnlyList<int> after, IReadOnlyList<string> classNames)
+    {
+        string Name(int c) => c >= 0 && c < classNames.Count ? classNames[c] : c.ToString(CultureInfo.InvariantCulture);
+        return string.Join(" ", before.Except(after).Select(c => "-" + Name(c)).Concat(after.Except(before).Select(c => "+" + Name(c))));
+    }
+
+    /// <summary>A label set as names ("{}" when empty).</summary>
+    public static string SetText(IReadOnlyList<int> set, IReadOnlyList<string> classNames) =>
+        set.Count == 0 ? "{}" : string.Join(", ", set.Select(c => c >= 0 && c < classNames.Count ? classNames[c] : c.ToString(CultureInfo.InvariantCulture)));
+
     /// <summary>The caption lines of a strip.</summary>
     public static IReadOnlyList<string> Caption(AdversarialExample e, IReadOnlyList<string> classNames)
     {
         string Name(int c) => c >= 0 && c < classNames.Count ? classNames[c] : c.ToString(CultureInfo.InvariantCulture);
         string Pct(double p) => (p * 100).ToString("0", CultureInfo.InvariantCulture) + "%";
         double amp = AmplificationOf(e);
+        string delta = amp > 0 ? $"DELTA X{amp.ToString("0.#", CultureInfo.InvariantCulture)} {e.AttackName} D={e.Distance.ToString("0.###", CultureInfo.InvariantCulture)}" : $"DELTA = 0 ({e.AttackName})";
+        if (e.Sets is { } sets)
+        {
+            string WithProbabilities(int[] set, double[] p) => set.Length == 0 ? "{}"
+                : string.Join(", ", set.Select(c => $"{Name(c)} {(c < p.Length ? Pct(p[c]) : "")}".TrimEnd()));
+            var change = SetChange(sets.True, sets.Adversarial, classNames);
+            return
+            [
+                $"TRUE: {SetText(sets.True, classNames)}",
+                $"CLEAN: {WithProbabilities(sets.Clean, sets.CleanProbabilities)}",
+                $"ADV: {WithProbabilities(sets.Adversarial, sets.AdversarialProbabilities)}{(e.Broken ? "" : " (ROBUST)")}",
+                $"FLIPPED: {(change.Length == 0 ? "NONE" : change)}",
+                delta,
+            ];
+        }
         return
         [
             $"TRUE: {Name(e.Label)}",
             $"CLEAN: {Name(e.CleanPrediction)} {Pct(e.CleanConfidence)}",
             $"ADV: {Name(e.AdversarialPrediction)} {Pct(e.AdversarialConfidence)}{(e.Broken ? "" : " (ROBUST)")}",
-            amp > 0 ? $"DELTA X{amp.ToString("0.#", CultureInfo.InvariantCulture)} {e.AttackName} D={e.Distance.ToString("0.###", CultureInfo.InvariantCulture)}" : $"DELTA = 0 ({e.AttackName})",
+            delta,
         ];
     }
 
@@ -100,7 +126,10 @@ public static class PerturbationImages
             int x0 = Gap + (k % columns) * (cellW + Gap), y0 = Gap + (k / columns) * (cellH + Gap);
             DrawPanel(image, Normalised(e.Clean, e), c, h, w, s, x0, y0);
             DrawPanel(image, Normalised(e.Adversarial, e), c, h, w, s, x0, y0 + h * s + 2);
-            var text = FormattableString.Invariant($"{e.Label}>{e.AdversarialPrediction}");
+            // Multi-label: how many labels the adversarial flipped.
+            var text = e.Sets is { } sets
+                ? FormattableString.Invariant($"{sets.True.Except(sets.Adversarial).Count() + sets.Adversarial.Except(sets.True).Count()}F")
+                : FormattableString.Invariant($"{e.Label}>{e.AdversarialPrediction}");
             BitmapFont.Draw(image, BitmapFont.Truncate(text, BitmapFont.Fit(cellW)), x0, y0 + 2 * h * s + 3, e.Broken ? BrokenInk : RobustInk);
         }
         return ToPng(image);

@@ -4,10 +4,18 @@ namespace Robustness.Evaluation;
 
 /// <summary>Everything a report is computed from: per-sample outcomes, timings, model-check results, provenance.</summary>
 /// <param name="Seconds">[ε index, attack index] wall time.</param>
+/// <param name="MultiLabel">Set for multi-label models: what the samples alone do not say.</param>
 internal sealed record ReportInputs(
     string Norm, double Epsilon, IReadOnlyList<double> Epsilons, IReadOnlyList<string> AttackNames,
     double[,] Seconds, IReadOnlyList<SampleOutcome> Samples, IReadOnlyList<SanityCheckResult> ModelChecks,
-    Provenance Provenance, ShardInfo? Shard);
+    Provenance Provenance, ShardInfo? Shard, MultiLabelInputs? MultiLabel = null);
+
+/// <summary>The multi-label facts a report keeps beside its samples (a merge takes them from the first shard).</summary>
+internal sealed record MultiLabelInputs(double DecisionThreshold, IReadOnlyList<string> LabelStages, string? Goal, string Objectives)
+{
+    public static MultiLabelInputs? Of(RobustnessReport r) =>
+        r.MultiLabel is { } m ? new MultiLabelInputs(m.DecisionThreshold, m.LabelStages, m.Goal, m.Objectives) : null;
+}
 
 /// <summary>
 /// Derives every number of a <see cref="RobustnessReport"/> from per-sample outcomes. The evaluator and
@@ -38,8 +46,9 @@ internal static class ReportAggregator
         }
 
         var classNames = inputs.Provenance.ClassNames;
-        int classCount = Math.Max(classNames.Count, samples.Length == 0 ? 0 : samples.Max(s => Math.Max(s.Label, s.CleanPrediction)) + 1);
-        var perClass = Enumerable.Range(0, classCount)
+        MultiLabelAggregate? multi = inputs.MultiLabel is { } ml ? MultiLabelAggregate.Build(samples, classNames, ml, inputs.Epsilons, mainEps) : null;
+        int classCount = Math.Max(classNames.Count, samples.Length == 0 || multi is not null ? 0 : samples.Max(s => Math.Max(s.Label, s.CleanPrediction)) + 1);
+        var perClass = multi?.PerClass ?? Enumerable.Range(0, classCount)
             .Select(c =>
             {
                 var of = samples.Where(s => s.Label == c).ToArray();
@@ -60,7 +69,7 @@ internal static class ReportAggregator
             minNorms.Length > 0 ? Median(minNorms) : null,
             minNorms.Length);
 
-        var dataChecks = SanityChecks.RunDataChecks(sweep, samples, inputs.Provenance.Attacks, mainEps);
+        var dataChecks = SanityChecks.RunDataChecks(sweep, samples, inputs.Provenance.Attacks, mainEps, multi?.Report.EpsSweep);
         var allChecks = inputs.ModelChecks.Concat(dataChecks).ToArray();
         var warnings = allChecks.Where(c => c.Fired).Select(SanityChecks.WarningFor).ToArray();
 
@@ -80,6 +89,11 @@ internal static class ReportAggregator
             Provenance = inputs.Provenance,
             Samples = samples,
             Shard = inputs.Shard,
+            SubsetAccuracy = multi is null ? null : Fraction(cleanCorrect, total),
+            HammingAccuracy = multi?.CleanHamming,
+            RobustSubsetAccuracy = multi is null ? null : sweep[mainEps].RobustAccuracy,
+            RobustHammingAccuracy = multi?.Report.EpsSweep[mainEps].RobustHammingAccuracy,
+            MultiLabel = multi?.Report,
         };
     }
 
@@ -135,6 +149,9 @@ public static class ReportMerger
         // Model checks ran on shard 0 only (on the global subset), so taking them from every part is a union.
         var modelChecks = parts.SelectMany(p => p.SanityChecks.Where(c => c.Scope == SanityChecks.ModelScope)).ToArray();
         var provenance = first.Provenance with { WallSeconds = parts.Sum(p => p.Provenance.WallSeconds) };
-        return ReportAggregator.Build(new ReportInputs(first.Norm, first.Epsilon, epsilons, names, seconds, samples, modelChecks, provenance, null));
+        if (parts.Any(p => (p.MultiLabel is null) != (first.MultiLabel is null)))
+            throw new InputException("merge: some reports are of a multi-label model and some are not");
+        return ReportAggregator.Build(new ReportInputs(first.Norm, first.Epsilon, epsilons, names, seconds, samples, modelChecks, provenance, null,
+            MultiLabelInputs.Of(first)));
     }
 }

@@ -26,9 +26,14 @@ public static class ReportBundle
             AtomicFile.WriteAllBytes(path, png);
             imagePaths.Add(path);
             string Name(int c) => c >= 0 && c < classNames.Count ? classNames[c] : c.ToString(CultureInfo.InvariantCulture);
-            gallery.Add((png, e.Broken
-                ? $"sample {e.Index}: {Name(e.Label)} → {Name(e.AdversarialPrediction)} by {e.AttackName}, ‖δ‖ = {e.Distance.ToString("0.####", CultureInfo.InvariantCulture)}"
-                : $"sample {e.Index}: {Name(e.Label)}, robust (last attempt by {e.AttackName})"));
+            string distance = e.Distance.ToString("0.####", CultureInfo.InvariantCulture);
+            gallery.Add((png, e.Sets is { } sets
+                ? e.Broken
+                    ? $"sample {e.Index}: {{{PerturbationImages.SetText(sets.True, classNames)}}} → {{{PerturbationImages.SetText(sets.Adversarial, classNames)}}} ({PerturbationImages.SetChange(sets.True, sets.Adversarial, classNames)}) by {e.AttackName}, ‖δ‖ = {distance}"
+                    : $"sample {e.Index}: {{{PerturbationImages.SetText(sets.True, classNames)}}}, robust (last attempt by {e.AttackName})"
+                : e.Broken
+                    ? $"sample {e.Index}: {Name(e.Label)} → {Name(e.AdversarialPrediction)} by {e.AttackName}, ‖δ‖ = {distance}"
+                    : $"sample {e.Index}: {Name(e.Label)}, robust (last attempt by {e.AttackName})"));
         }
         byte[]? grid = null;
         if (images.Count > 0 && images.Select(e => string.Join("x", e.Shape)).Distinct().Count() == 1)
@@ -75,14 +80,24 @@ public static class ConsoleSummary
         {
             new("samples", r.Total.ToString(CultureInfo.InvariantCulture) + (r.Shard is { } s ? $" (shard {s.Index}/{s.Count})" : "")),
             new("threat model", $"{r.Norm} eps={r.Epsilon.ToString("G6", CultureInfo.InvariantCulture)}"),
-            new("clean accuracy", MarkdownReportWriter.Pct(r.CleanAccuracy)),
-            new("robust accuracy", MarkdownReportWriter.Pct(r.RobustAccuracy)),
+            new("clean accuracy", MarkdownReportWriter.Pct(r.CleanAccuracy) + (r.MultiLabel is null ? "" : " (subset)")),
+            new("robust accuracy", MarkdownReportWriter.Pct(r.RobustAccuracy) + (r.MultiLabel is null ? "" : " (subset)")),
         };
+        if (r.MultiLabel is { } m)
+        {
+            rows.Add(new("Hamming accuracy", $"{MarkdownReportWriter.Pct(r.HammingAccuracy ?? 0)} clean, {MarkdownReportWriter.Pct(r.RobustHammingAccuracy ?? 0)} robust"));
+            rows.Add(new("micro-F1", $"{MarkdownReportWriter.Pct(m.CleanMicroF1)} clean, {MarkdownReportWriter.Pct(m.RobustMicroF1)} under attack"));
+            rows.Add(new("labels flipped", $"{m.MeanLabelsFlipped.ToString("0.###", CultureInfo.InvariantCulture)} per sample ({m.MeanLabelsFlippedBroken.ToString("0.###", CultureInfo.InvariantCulture)} per broken sample)"));
+            if (m.Goal is { } goal) rows.Add(new("target label sets", goal));
+        }
         foreach (var a in r.PerAttack)
             rows.Add(new($"  after {a.Name}", $"{MarkdownReportWriter.Pct(a.RobustAccuracyAfter)} ({a.Seconds.ToString("0.0", CultureInfo.InvariantCulture)} s)"));
         if (r.EpsSweep.Count > 1)
             rows.Add(new("eps sweep", string.Join("  ", r.EpsSweep.Select(e =>
                 $"{e.Epsilon.ToString("G4", CultureInfo.InvariantCulture)}: {MarkdownReportWriter.Pct(e.RobustAccuracy)}"))));
+        if (r.MultiLabel is { EpsSweep.Count: > 1 } ml)
+            rows.Add(new("eps sweep (Hamming)", string.Join("  ", ml.EpsSweep.Select(e =>
+                $"{e.Epsilon.ToString("G4", CultureInfo.InvariantCulture)}: {MarkdownReportWriter.Pct(e.RobustHammingAccuracy)}"))));
         if (r.Perturbation.Successful > 0)
             rows.Add(new("max / mean |delta|", $"{r.Perturbation.MaxNorm.ToString("G4", CultureInfo.InvariantCulture)} / {r.Perturbation.MeanNorm.ToString("G4", CultureInfo.InvariantCulture)}"));
         foreach (var w in r.Warnings)

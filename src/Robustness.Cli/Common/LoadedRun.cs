@@ -69,6 +69,7 @@ public sealed class LoadedRun : IDisposable
         {
             Resize = inputs.Resize,
             CenterCrop = inputs.CenterCrop,
+            AllowEmptyLabels = inputs.AllowEmptyLabels,
         });
         LoadedModel model;
         try { model = ModelLoader.Load(inputs.Model, device, inputs.Contract, inputs.Arch); }
@@ -108,6 +109,12 @@ public sealed class LoadedRun : IDisposable
                 : dataset.SampleShape.Length == 3 && expected.Length == 3 ? " (for an image folder, --resize and --center-crop change the size)" : "";
             throw new InputException($"--data: {data} has samples of shape [{string.Join(",", dataset.SampleShape)}] but the model expects [{string.Join(",", expected)}]{hint}");
         }
+        if (dataset.MultiLabel != spec.MultiLabel)
+            throw new InputException(spec.MultiLabel
+                ? $"--data: the model is multi-label but {data} has one class per image (it needs label sets, e.g. fashion-mnist-multi or a folder with labels.csv)"
+                : $"--data: {data} has label sets (multi-label) but the model has a single-label head (train one with --multi-label)");
+        if (dataset.MultiLabel && dataset.NumClasses != spec.NumClasses)
+            throw new InputException($"--data: {data} has {dataset.NumClasses} labels but the model outputs {spec.NumClasses}");
         if (dataset.NumClasses > spec.NumClasses)
             throw new InputException($"--data: {data} has {dataset.NumClasses} classes but the model outputs {spec.NumClasses}");
         using var scope = NewDisposeScope();

@@ -17,6 +17,7 @@ public sealed record ModelDataSelection
     /// <summary>Image-folder preprocessing (shorter side resized, then center crop).</summary>
     public int? Resize { get; init; }
     public int? CenterCrop { get; init; }
+    public bool AllowEmptyLabels { get; init; }
 }
 
 /// <summary>The model and sample-selection options shared by `attack` and `eval`, defined once.</summary>
@@ -32,6 +33,7 @@ public sealed class ModelDataOptionSet
     public ModelContractOptions Contract { get; } = new();
     public Option<int?> Resize { get; } = SharedOptions.Resize();
     public Option<int?> CenterCrop { get; } = SharedOptions.CenterCrop();
+    public Option<bool> AllowEmptyLabels { get; } = SharedOptions.AllowEmptyLabels();
 
     public ModelDataSelection Read(ParseResult p) => new()
     {
@@ -45,12 +47,13 @@ public sealed class ModelDataOptionSet
         Contract = Contract.Read(p),
         Resize = p.GetValue(Resize),
         CenterCrop = p.GetValue(CenterCrop),
+        AllowEmptyLabels = p.GetValue(AllowEmptyLabels),
     };
 
     /// <summary>Adds the options in front of the command's others, so help and "required" errors list the model first.</summary>
     public void AddTo(Command command)
     {
-        Option[] options = [Model, Arch, .. Contract.All, Data, Split, DataDir, Resize, CenterCrop, N, Sample];
+        Option[] options = [Model, Arch, .. Contract.All, Data, Split, DataDir, Resize, CenterCrop, AllowEmptyLabels, N, Sample];
         for (int i = 0; i < options.Length; i++) command.Options.Insert(i, options[i]);
     }
 }

@@ -27,6 +27,8 @@ public static class ParameterFlags
         ["MlpHidden"] = "--mlp-hidden", ["Activation"] = "--activation", ["AttackMode"] = "--attack-mode", ["Patience"] = "--patience",
         ["InputShape"] = "--input-shape", ["Mean"] = "--mean", ["Std"] = "--std", ["Labels"] = "--labels",
         ["Resize"] = "--resize", ["CenterCrop"] = "--center-crop",
+        ["TargetLabels"] = "--target-labels", ["FlipCount"] = "--flip", ["LabelAttacks"] = "--label-attacks", ["ThresholdMetric"] = "--tune-threshold",
+        ["AllowEmptyLabels"] = "--allow-empty-labels",
     };
 
     /// <summary>The flag for <paramref name="parameter"/> on <paramref name="command"/> (parameters given as flags pass through).</summary>

@@ -27,6 +27,7 @@ public sealed record AttackRunOptions
     public string Device { get; init; } = "auto";
     public int Threads { get; init; }
     public int Images { get; init; } = 8;
+    public MultiLabelOptions MultiLabel { get; init; } = new();
     public required string Out { get; init; }
 }
 
@@ -71,8 +72,9 @@ public sealed class AttackCommand(AttackRunOptions o)
             Device = p.GetValue(DeviceOption)!,
             Threads = p.GetValue(ThreadsOption),
             Images = p.GetValue(ImagesOption),
+            MultiLabel = AttackOptions.ReadMultiLabel(p) is var (labels, target, flip) ? new MultiLabelOptions(labels, target, flip) : new(),
             Out = p.GetValue(OutOption)!,
-        }).Execute());
+        }).Execute(), new Dictionary<string, string> { ["LabelAttacks"] = "--label-attacks" });
         return command;
     }
 
@@ -100,6 +102,7 @@ public sealed class AttackCommand(AttackRunOptions o)
             AttackPrecision = o.Precision.Name(),
             KeepAdversarials = true,
         };
+        options = o.MultiLabel.ApplyTo(options, run.Model.Spec, run.ClassNames, o.AttackOptions);
         options.Validate(run.Model.Spec.Bounds);
         using var outLock = OutputLock.Acquire(o.Out);
         // bf16 only for the gradient passes; the clean pass and every verdict come from the float32 model.
@@ -145,6 +148,32 @@ public sealed class AttackCommand(AttackRunOptions o)
             ["provenance"] = RunProvenance.Describe(run.Device, o.Seed, o.Inputs.Model, run.ModelSha256),
         };
 
+        bool multi = report.MultiLabel is not null;
+        if (report.MultiLabel is { } ml)
+        {
+            // Multi-label: the headline numbers beside robust_accuracy (which is the robust subset accuracy).
+            resultJson["multi_label"] = true;
+            resultJson["subset_accuracy"] = report.SubsetAccuracy;
+            resultJson["hamming_accuracy"] = report.HammingAccuracy;
+            resultJson["robust_subset_accuracy"] = report.RobustSubsetAccuracy;
+            resultJson["robust_hamming_accuracy"] = report.RobustHammingAccuracy;
+            resultJson["mean_labels_flipped"] = ml.MeanLabelsFlipped;
+            resultJson["labels_flipped_histogram"] = ml.EpsSweep[0].FlippedHistogram;
+            resultJson["label_attacks"] = ml.LabelStages;
+            resultJson["decision_threshold"] = ml.DecisionThreshold;
+            if (ml.Goal is { } goal && options.TargetGoal is { } target)
+            {
+                // Targeted (Song et al.): success = the whole target set reached, over the exact matches whose target
+                // differs from their true set (given sets can coincide with it; k random flips never do).
+                bool Differs(SampleOutcome s) => target.FlipCount is not null
+                    || target.TurnOn.Any(c => !(s.LabelSet ?? []).Contains(c)) || target.TurnOff.Any(c => (s.LabelSet ?? []).Contains(c));
+                var attacked = samples.Where(s => s.CleanCorrect && Differs(s)).ToArray();
+                resultJson["target_labels"] = goal;
+                resultJson["targeted_samples"] = attacked.Length;
+                resultJson["targeted_success_rate"] = attacked.Length == 0 ? 0.0 : (double)attacked.Count(s => s.PerEpsilon[0].Broken) / attacked.Length;
+            }
+        }
+
         var advPath = Path.Combine(o.Out, "adversarial.safetensors");
         using (var scope = NewDisposeScope())
         {
@@ -159,6 +188,21 @@ public sealed class AttackCommand(AttackRunOptions o)
                 ["success"] = tensor(broken).to(ScalarType.Byte),
                 ["distance"] = tensor(distance),
             };
+            if (multi)
+            {
+                // Multi-label: label sets as multi-hot rows (uint8 [N, K]) and the labels flipped per sample.
+                int k = run.Model.Spec.NumClasses;
+                Tensor Rows(Func<SampleOutcome, IEnumerable<int>> set)
+                {
+                    var flags = new byte[n * k];
+                    for (int i = 0; i < n; i++) foreach (var c in set(samples[i])) flags[i * k + c] = 1;
+                    return tensor(flags).reshape(n, k);
+                }
+                tensors["labels"] = Rows(s => s.LabelSet ?? []);
+                tensors["clean_predictions"] = Rows(s => s.PredictedSet ?? []);
+                tensors["adversarial_predictions"] = tensor(kept.PredictedSets!.Select(b => b ? (byte)1 : (byte)0).ToArray()).reshape(n, k);
+                tensors["labels_flipped"] = Rows(s => s.PerEpsilon[0].FlippedLabels ?? []);
+            }
             SafeTensors.Write(advPath, tensors, new Dictionary<string, string>
             {
                 ["format"] = "robustness-adversarial/1",

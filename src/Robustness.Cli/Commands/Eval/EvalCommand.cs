@@ -25,6 +25,7 @@ public sealed record EvalRunOptions
     public int Images { get; init; } = 16;
     public bool Sanity { get; init; } = true;
     public ShardSpec? Shard { get; init; }
+    public MultiLabelOptions MultiLabel { get; init; } = new();
     public required string Out { get; init; }
 }
 
@@ -80,6 +81,7 @@ public sealed class EvalCommand(EvalRunOptions o)
                 Images = p.GetValue(ImagesOption),
                 Sanity = !p.GetValue(NoSanityOption),
                 Shard = p.GetValue(ShardOption) is { } s ? ShardSpec.Parse(s) : null,
+                MultiLabel = AttackOptions.ReadMultiLabel(p) is var (labels, target, flip) ? new MultiLabelOptions(labels, target, flip) : new(),
                 Out = p.GetValue(OutOption)!,
             }).Execute();
         }, new Dictionary<string, string> { ["Attack"] = "--attacks" });
@@ -118,9 +120,11 @@ public sealed class EvalCommand(EvalRunOptions o)
             ModelSha256 = run.ModelSha256,
             AttackPrecision = o.Precision.Name(),
         };
+        options = o.MultiLabel.ApplyTo(options, run.Model.Spec, run.ClassNames, o.AttackOptions);
         options.Validate(run.Model.Spec.Bounds);
         // Fail on a bad attack name before taking the output directory or spending time.
         options.Attacks.Build(new ThreatModel(o.Norm, epsilon, run.Model.Spec.Bounds));
+        options.LabelAttacks?.Build(new ThreatModel(o.Norm, epsilon, run.Model.Spec.Bounds));
         using var outLock = OutputLock.Acquire(o.Out);
         EvaluationResult? result = null;
         var label = $"eval {Path.GetFileName(o.Inputs.Model)} {o.Norm.Name()} ε={epsilon}";

@@ -31,6 +31,7 @@ public sealed record TrainRunOptions
     public string Activation { get; init; } = "relu";
     /// <summary>K sigmoid outputs trained with BCE against multi-hot labels (the data must be multi-label).</summary>
     public bool MultiLabel { get; init; }
+    public bool AllowEmptyLabels { get; init; }
     /// <summary>Single-label: K sigmoid outputs trained with BCE against one-hot labels (one-vs-rest).</summary>
     public bool OneVsRest { get; init; }
     /// <summary>Multi-label: tune the decision threshold on the held-out images for this metric and store it.</summary>
@@ -79,6 +80,7 @@ public sealed class TrainCommand(TrainRunOptions o)
         Description = "Multi-label model for a multi-label dataset (e.g. fashion-mnist-multi, or a folder with labels.csv): K sigmoid outputs, " +
             "binary cross-entropy with logits; PGD-AT's inner attack maximises the BCE, TRADES uses the per-label Bernoulli KL. Decision threshold 0.5 unless --tune-threshold.",
     };
+    private static readonly Option<bool> AllowEmptyOption = SharedOptions.AllowEmptyLabels();
     private static readonly Option<bool> OneVsRestOption = new("--one-vs-rest") { Description = "Single-label data: K sigmoid outputs trained with BCE against one-hot labels (one-vs-rest, e.g. --arch logistic); predictions stay arg-max." };
     private static readonly Option<string?> TuneThresholdOption = new("--tune-threshold")
     {
@@ -98,7 +100,7 @@ public sealed class TrainCommand(TrainRunOptions o)
             ArchOption, DataOption, DataDirOption, TrainSizeOption, EpochsOption, OptimizerOption, LrOption, MomentumOption, WeightDecayOption,
             ScheduleOption, DefenseOption, NormOption, EpsOption, StepsOption, StepSizeOption, AdvRatioOption, BetaOption, SigmaOption,
             AttackModeOption, AttackPrecisionOption, EpsRampOption, ValSizeOption, MlpHiddenOption, ActivationOption,
-            MultiLabelOption, OneVsRestOption, TuneThresholdOption, SeedOption, BatchOption, DeviceOption,
+            MultiLabelOption, OneVsRestOption, TuneThresholdOption, AllowEmptyOption, SeedOption, BatchOption, DeviceOption,
             ThreadsOption, ResumeOption, OutOption,
         };
         CommandRunner.SetAction(command, p =>
@@ -154,6 +156,7 @@ public sealed class TrainCommand(TrainRunOptions o)
                 MlpHidden = p.GetValue(MlpHiddenOption),
                 Activation = p.GetValue(ActivationOption)!,
                 MultiLabel = p.GetValue(MultiLabelOption),
+                AllowEmptyLabels = p.GetValue(AllowEmptyOption),
                 OneVsRest = p.GetValue(OneVsRestOption),
                 TuneThreshold = p.GetValue(TuneThresholdOption) is { } metric ? ThresholdTuning.Parse(metric) : null,
                 Training = training,
@@ -275,7 +278,7 @@ public sealed class TrainCommand(TrainRunOptions o)
 
     private ImageDataset LoadTrain()
     {
-        var full = DatasetCatalog.Load(o.Data, "train", o.DataDir);
+        var full = DatasetCatalog.Load(o.Data, "train", o.DataDir, new ImageFolderOptions { AllowEmptyLabels = o.AllowEmptyLabels });
         if (o.TrainSize is not { } size) return full;
         using (full)
         {
@@ -286,7 +289,7 @@ public sealed class TrainCommand(TrainRunOptions o)
 
     private ImageDataset? TryLoadTest()
     {
-        try { return DatasetCatalog.Load(o.Data, "test", o.DataDir); }
+        try { return DatasetCatalog.Load(o.Data, "test", o.DataDir, new ImageFolderOptions { AllowEmptyLabels = o.AllowEmptyLabels }); }
         catch (InputException) { return null; }
     }
 
