@@ -101,6 +101,10 @@ public sealed class LoadedRun : IDisposable
     /// </summary>
     public static void CheckCompatible(ImageDataset dataset, ModelSpec spec, string data)
     {
+        if (dataset.MultiLabel != spec.MultiLabel)
+            throw new InputException(spec.MultiLabel
+                ? $"--data: the model is multi-label but {data} has one class per image (it needs label sets, e.g. fashion-mnist-multi or a folder with labels.csv)"
+                : $"--data: {data} has label sets (multi-label) but the model has a single-label head (train one with --multi-label)");
         var expected = spec.InputShape;
         if (!dataset.SampleShape.SequenceEqual(expected))
         {
@@ -109,10 +113,6 @@ public sealed class LoadedRun : IDisposable
                 : dataset.SampleShape.Length == 3 && expected.Length == 3 ? " (for an image folder, --resize and --center-crop change the size)" : "";
             throw new InputException($"--data: {data} has samples of shape [{string.Join(",", dataset.SampleShape)}] but the model expects [{string.Join(",", expected)}]{hint}");
         }
-        if (dataset.MultiLabel != spec.MultiLabel)
-            throw new InputException(spec.MultiLabel
-                ? $"--data: the model is multi-label but {data} has one class per image (it needs label sets, e.g. fashion-mnist-multi or a folder with labels.csv)"
-                : $"--data: {data} has label sets (multi-label) but the model has a single-label head (train one with --multi-label)");
         if (dataset.MultiLabel && dataset.NumClasses != spec.NumClasses)
             throw new InputException($"--data: {data} has {dataset.NumClasses} labels but the model outputs {spec.NumClasses}");
         if (dataset.NumClasses > spec.NumClasses)

@@ -220,8 +220,15 @@ public sealed class AttackCommand(AttackRunOptions o)
         var table = new Table().AddColumn("").AddColumn("value");
         table.AddRow("attack", Markup.Escape($"{name} ({threat})"));
         table.AddRow("samples", n.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        table.AddRow("clean accuracy", Pct(report.CleanAccuracy));
-        table.AddRow("robust accuracy", Pct(report.RobustAccuracy));
+        table.AddRow(multi ? "clean subset accuracy" : "clean accuracy", Pct(report.CleanAccuracy));
+        table.AddRow(multi ? "robust subset accuracy" : "robust accuracy", Pct(report.RobustAccuracy));
+        if (report.MultiLabel is { } m)
+        {
+            table.AddRow("Hamming accuracy", $"{Pct(report.HammingAccuracy ?? 0)} clean, {Pct(report.RobustHammingAccuracy ?? 0)} robust");
+            table.AddRow("labels flipped", m.MeanLabelsFlipped.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture) + " per sample");
+            if (resultJson.TryGetValue("targeted_success_rate", out var rate) && rate is double r)
+                table.AddRow("targeted success", $"{Pct(r)} of {resultJson["targeted_samples"]} ({Markup.Escape(m.Goal ?? "")})");
+        }
         table.AddRow("max ‖δ‖", (distance.Length == 0 ? 0 : distance.Max()).ToString("G4", System.Globalization.CultureInfo.InvariantCulture));
         if (perturbation.MedianMinimumNorm is { } median) table.AddRow("median minimum norm", median.ToString("G4", System.Globalization.CultureInfo.InvariantCulture));
         table.AddRow("time", $"{watch.Elapsed.TotalSeconds:F1} s");
