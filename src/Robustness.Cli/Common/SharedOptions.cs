@@ -53,7 +53,7 @@ public static class SharedOptions
         Required = true,
     };
 
-    public static Option<string?> Arch(string description = "Architecture of a PyTorch state dict given with --model (mlp, lenet5, tiny-cnn, fmnist-cnn, preact-resnet18).") =>
+    public static Option<string?> Arch(string description = "Architecture of a PyTorch state dict given with --model (mlp, lenet5, tiny-cnn, fmnist-cnn, preact-resnet18, logistic).") =>
         new("--arch") { Description = description };
 
     public static Option<string> Data(string defaultValue = "fashion-mnist") => new("--data")
