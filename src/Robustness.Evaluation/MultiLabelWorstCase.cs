@@ -78,20 +78,24 @@ internal sealed class MultiLabelWorstCase
                 for (int i = 0; i < n; i++)
                     for (int c = 0; c < k; c++)
                         if (correctLabels[i, c] && !outcome.Flipped[i, c]) pairs.Add((i, c));
-                if (pairs.Count > 0)
+                // In chunks of at most one batch of rows: a batch of B samples has up to B·K standing decisions.
+                int chunkSize = Math.Max(1, n);
+                for (int chunk = 0; chunk * chunkSize < pairs.Count; chunk++)
                 {
                     using var stageScope = NewDisposeScope();
-                    var sampleIndex = tensor(pairs.Select(p => (long)p.Sample).ToArray(), device: model.Device);
-                    var labelIndex = tensor(pairs.Select(p => (long)p.Label).ToArray(), device: model.Device);
+                    var part = pairs.Skip(chunk * chunkSize).Take(chunkSize).ToArray();
+                    var sampleIndex = tensor(part.Select(p => (long)p.Sample).ToArray(), device: model.Device);
+                    var labelIndex = tensor(part.Select(p => (long)p.Label).ToArray(), device: model.Device);
                     var yPairs = y.index_select(0, sampleIndex);
                     var pairTargets = new AttackTargets(yPairs, MultiLabelTargets.FlipOnly(yPairs, labelIndex));
                     var pairPoints = new StandingPoints(x.index_select(0, sampleIndex), pairTargets, KeepRule.Success);
                     int stage = attacks.Count + j;
                     var attack = labelAttacks[j];
-                    pairPoints.Run(StandingPoints.StagesOf(model, [attack]), context, StageSeeding.PerStage(_ => seedOf(stage)), report =>
+                    ulong seed = seedOf(stage) + (ulong)chunk * 0x9E3779B97F4A7C15UL;
+                    pairPoints.Run(StandingPoints.StagesOf(model, [attack]), context, StageSeeding.PerStage(_ => seed), report =>
                     {
                         if (report.Outcome?.Result is not { } result) return;
-                        var rows = report.Rows.cpu().data<long>().Select(r => pairs[(int)r].Sample).ToArray();
+                        var rows = report.Rows.cpu().data<long>().Select(r => part[(int)r].Sample).ToArray();
                         var newlyBroken = outcome.Record(rows, result, stage, "label:" + attack.Name, correctLabels, yPairs.index_select(0, report.Rows),
                             galleryRows, fromLabelStage: true);
                         if (keep && newlyBroken.Count > 0)
