@@ -175,6 +175,10 @@ public sealed class Evaluator
             Report(progress, "sanity checks", done, totalUnits);
             var subset = indices.Take(options.SanitySubset).ToArray();
             checks.AddRange(SanityChecks.RunModelChecks(model, data, subset, options, suites[mainEps]));
+            // Linear models: the exact worst case on every evaluated sample (cheap), against what the attacks achieved.
+            if (options.Shard is not { Count: > 1 } && options.TargetGoal is null
+                && LinearExactCheck.Run(model, data, indices, new ThreatModel(options.Norm, options.Epsilon, bounds), samples, mainEps) is { } exact)
+                checks.Add(exact);
         }
 
         var attackDescriptions = suites[mainEps].Select(Describe)

@@ -89,6 +89,11 @@ public static class SanityChecks
             ReducedPrecisionCheck.Code => new(r.Code,
                 $"The attacks with reduced-precision gradients left more points robust than the same attacks in float32. {m}",
                 "Rerun with float32 gradients and report that number; reduced precision is only safe where it matches float32."),
+            LinearExactCheck.Code => new(r.Code,
+                r.Measured > 0 ? $"The attacks left more points robust than the exact worst case of this linear model allows. {m}"
+                               : $"The attacks broke more points than the exact worst case of this linear model allows: impossible unless the bound or an attack is wrong. {m}",
+                r.Measured > 0 ? "Use stronger attacks (more steps, per-label attacks for multi-label models) and report the exact number for linear models."
+                               : "Report this as a bug: an attack produced a verdict a linear model cannot give inside the threat model."),
             MonotoneSweepCheck.Code or MonotoneSweepCheck.HammingCode => new(r.Code,
                 $"Robust accuracy rises as ε grows. {m}",
                 "A larger ball contains the smaller one, so accuracy must not rise: attacks are not converging; use more steps/restarts or check for gradient masking."),

@@ -156,7 +156,7 @@ public class EngineTests
         Assert.Contains("apgd-ce", unknown.Message);
         Assert.ThrowsAny<InputException>(() => AttackRegistry.Preset("quick", Linf));
         Assert.ThrowsAny<InputException>(() => AttackRegistry.Create("fgsm", Linf, new AttackOptions { Steps = 5 }));
-        Assert.ThrowsAny<InputException>(() => AttackRegistry.Create("pgd", Linf, new AttackOptions { Loss = "hinge" }));
+        Assert.ThrowsAny<InputException>(() => AttackRegistry.Create("pgd", Linf, new AttackOptions { Loss = "focal" }));
         Assert.ThrowsAny<InputException>(() => AttackRegistry.Create("pgd", Linf, new AttackOptions { Targeted = true, TargetMode = "nearest" }));
         Assert.ThrowsAny<InputException>(() => AttackRegistry.Create("deepfool", Linf, new AttackOptions { Targeted = true }));
 

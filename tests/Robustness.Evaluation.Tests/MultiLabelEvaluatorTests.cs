@@ -157,6 +157,9 @@ public class MultiLabelEvaluatorTests
             Assert.Contains(report.SanityChecks, c => c.Code == "non-monotone-hamming-sweep" && !c.Fired);
             Assert.Contains(report.SanityChecks, c => c.Code == "eps-zero-differs" && !c.Fired);
             Assert.Contains(report.SanityChecks, c => c.Code == "large-eps-not-broken" && !c.Fired);
+            // The logistic model's exact worst case (closed form, box included) is what PGD with label stages reached.
+            var exact = Assert.Single(report.SanityChecks, c => c.Code == "linear-exact-gap");
+            Assert.False(exact.Fired, exact.Detail);
         }
     }
 
