@@ -299,6 +299,7 @@ public sealed class Evaluator
                     : new SampleEpsilonOutcome(epsilons[e], run.BrokenBy[i], run.Distance[i], -1, 0, run.MinimumNorm[i])
                     {
                         FlippedLabels = run.FlippedOf(i),
+                        FlippedBy = run.FlippedByOf(i),
                         AdversarialSet = run.AdversarialSet[i],
                     };
         }

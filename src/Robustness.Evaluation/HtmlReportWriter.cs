@@ -69,9 +69,18 @@ public static class HtmlReportWriter
         foreach (var w in r.Warnings)
             sb.Append($"<div class=\"warn\"><code>{E(w.Code)}</code> — {E(w.Message)}<br><b>What to do:</b> {E(w.Advice)}</div>");
 
-        sb.Append("<h2>Attacks</h2><table><tr><th>attack</th><th>broke</th><th>robust after</th><th>robust accuracy after</th><th>seconds</th></tr>");
-        foreach (var a in r.PerAttack)
-            sb.Append($"<tr><td>{E(a.Name)}</td><td class=n>{a.Broken}</td><td class=n>{a.RobustAfter}</td><td class=n>{Pct(a.RobustAccuracyAfter)}</td><td class=n>{N(a.Seconds, "0.##")}</td></tr>");
+        if (r.MultiLabel is null)
+        {
+            sb.Append("<h2>Attacks</h2><table><tr><th>attack</th><th>broke</th><th>robust after</th><th>robust accuracy after</th><th>seconds</th></tr>");
+            foreach (var a in r.PerAttack)
+                sb.Append($"<tr><td>{E(a.Name)}</td><td class=n>{a.Broken}</td><td class=n>{a.RobustAfter}</td><td class=n>{Pct(a.RobustAccuracyAfter)}</td><td class=n>{N(a.Seconds, "0.##")}</td></tr>");
+        }
+        else
+        {
+            sb.Append("<h2>Attacks</h2><table><tr><th>attack</th><th>broke (samples)</th><th>robust subset after</th><th>labels flipped</th><th>robust Hamming after</th><th>seconds</th></tr>");
+            foreach (var a in r.PerAttack)
+                sb.Append($"<tr><td>{E(a.Name)}</td><td class=n>{a.Broken}</td><td class=n>{Pct(a.RobustAccuracyAfter)}</td><td class=n>{a.LabelsFlipped}</td><td class=n>{Pct(a.RobustHammingAfter ?? 0)}</td><td class=n>{N(a.Seconds, "0.##")}</td></tr>");
+        }
         sb.Append("</table>\n");
 
         sb.Append("<h2>Accuracy vs ε</h2>");

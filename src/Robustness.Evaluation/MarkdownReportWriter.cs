@@ -34,9 +34,18 @@ public static class MarkdownReportWriter
             sb.AppendLine("Multi-label model: clean and robust accuracy are subset (exact-match) accuracies; a sample is robust when no attack flips any of its labels.").AppendLine();
 
         sb.AppendLine("## Attacks (cumulative, AutoAttack order)").AppendLine();
-        sb.AppendLine("| attack | broke | robust after | robust accuracy after | seconds |").AppendLine("|---|---:|---:|---:|---:|");
-        foreach (var a in r.PerAttack)
-            sb.AppendLine($"| {Escape(a.Name)} | {a.Broken} | {a.RobustAfter} | {Pct(a.RobustAccuracyAfter)} | {Num(a.Seconds, "0.##")} |");
+        if (r.MultiLabel is null)
+        {
+            sb.AppendLine("| attack | broke | robust after | robust accuracy after | seconds |").AppendLine("|---|---:|---:|---:|---:|");
+            foreach (var a in r.PerAttack)
+                sb.AppendLine($"| {Escape(a.Name)} | {a.Broken} | {a.RobustAfter} | {Pct(a.RobustAccuracyAfter)} | {Num(a.Seconds, "0.##")} |");
+        }
+        else
+        {
+            sb.AppendLine("| attack | broke (samples) | robust subset after | labels flipped | robust Hamming after | seconds |").AppendLine("|---|---:|---:|---:|---:|---:|");
+            foreach (var a in r.PerAttack)
+                sb.AppendLine($"| {Escape(a.Name)} | {a.Broken} | {Pct(a.RobustAccuracyAfter)} | {a.LabelsFlipped} | {Pct(a.RobustHammingAfter ?? 0)} | {Num(a.Seconds, "0.##")} |");
+        }
         sb.AppendLine();
 
         if (r.EpsSweep.Count > 1)

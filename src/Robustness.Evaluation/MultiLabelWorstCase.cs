@@ -29,6 +29,7 @@ internal sealed class MultiLabelWorstCase
         BrokenBy = Enumerable.Repeat(-1, n).ToArray();
         Distance = new double[n];
         Flipped = new bool[n, k];
+        FlippedBy = new int[n, k];
         AdversarialSet = new int[n][];
         MinimumNorm = new double?[n];
     }
@@ -37,6 +38,8 @@ internal sealed class MultiLabelWorstCase
     public double[] Distance { get; }
     /// <summary>[sample, label]: a correct decision that some stage flipped.</summary>
     public bool[,] Flipped { get; }
+    /// <summary>[sample, label]: the stage that first flipped the decision (where <see cref="Flipped"/>).</summary>
+    public int[,] FlippedBy { get; }
     /// <summary>Predicted set at the breaking adversarial (null where not broken).</summary>
     public int[]?[] AdversarialSet { get; }
     public double?[] MinimumNorm { get; }
@@ -44,6 +47,7 @@ internal sealed class MultiLabelWorstCase
     public KeptPoints? Kept { get; private set; }
 
     public IReadOnlyList<int> FlippedOf(int i) => Enumerable.Range(0, _k).Where(c => Flipped[i, c]).ToArray();
+    public IReadOnlyList<int> FlippedByOf(int i) => Enumerable.Range(0, _k).Where(c => Flipped[i, c]).Select(c => FlippedBy[i, c]).ToArray();
 
     /// <param name="attackable">Samples the sample stages run on (exact matches whose goal is not met yet).</param>
     /// <param name="correctLabels">[n, K] decisions correct on the clean input (the only ones that can be flipped).</param>
@@ -138,7 +142,12 @@ internal sealed class MultiLabelWorstCase
                 MinimumNorm[i] = Math.Min(MinimumNorm[i] ?? double.PositiveInfinity, mins[j]);
             bool flippedAny = false;
             for (int c = 0; c < _k; c++)
-                if (correctLabels[i, c] && predicted[j * _k + c] != truth[j * _k + c]) { Flipped[i, c] = true; flippedAny = true; }
+                if (correctLabels[i, c] && predicted[j * _k + c] != truth[j * _k + c])
+                {
+                    if (!Flipped[i, c]) FlippedBy[i, c] = stage;
+                    Flipped[i, c] = true;
+                    flippedAny = true;
+                }
             // Sample stages break by their criterion (which is the goal when targeted); label stages by any flip.
             bool broke = fromLabelStage ? flippedAny : success[j];
             bool first = broke && BrokenBy[i] < 0;

@@ -36,11 +36,21 @@ internal static class ReportAggregator
         {
             var stages = new List<AttackStageReport>();
             int robust = cleanCorrect;
+            // Multi-label: decisions still correct and unflipped after each stage (from the first stage that flipped each).
+            long heldDecisions = inputs.MultiLabel is null ? 0 : samples.Sum(s => (long)s.CorrectLabels(inputs.Provenance.ClassNames.Count).Count());
+            long decisions = (long)total * inputs.Provenance.ClassNames.Count;
             for (int a = 0; a < inputs.AttackNames.Count; a++)
             {
                 int broken = samples.Count(s => s.CleanCorrect && s.PerEpsilon[e].BrokenBy == a);
                 robust -= broken;
-                stages.Add(new AttackStageReport(inputs.AttackNames[a], Fraction(robust, total), robust, broken, inputs.Seconds[e, a]));
+                var stage = new AttackStageReport(inputs.AttackNames[a], Fraction(robust, total), robust, broken, inputs.Seconds[e, a]);
+                if (inputs.MultiLabel is not null)
+                {
+                    int flipped = samples.Sum(s => s.PerEpsilon[e].FlippedBy?.Count(f => f == a) ?? 0);
+                    heldDecisions -= flipped;
+                    stage = stage with { LabelsFlipped = flipped, RobustHammingAfter = decisions == 0 ? 0 : (double)heldDecisions / decisions };
+                }
+                stages.Add(stage);
             }
             sweep.Add(new EpsilonResult(inputs.Epsilons[e], Fraction(robust, total), robust, stages));
         }

@@ -91,7 +91,9 @@ public static class ConsoleSummary
             if (m.Goal is { } goal) rows.Add(new("target label sets", goal));
         }
         foreach (var a in r.PerAttack)
-            rows.Add(new($"  after {a.Name}", $"{MarkdownReportWriter.Pct(a.RobustAccuracyAfter)} ({a.Seconds.ToString("0.0", CultureInfo.InvariantCulture)} s)"));
+            rows.Add(new($"  after {a.Name}", a.LabelsFlipped is { } flipped
+                ? $"{MarkdownReportWriter.Pct(a.RobustAccuracyAfter)} subset, {MarkdownReportWriter.Pct(a.RobustHammingAfter ?? 0)} Hamming, {flipped} labels flipped ({a.Seconds.ToString("0.0", CultureInfo.InvariantCulture)} s)"
+                : $"{MarkdownReportWriter.Pct(a.RobustAccuracyAfter)} ({a.Seconds.ToString("0.0", CultureInfo.InvariantCulture)} s)"));
         if (r.EpsSweep.Count > 1)
             rows.Add(new("eps sweep", string.Join("  ", r.EpsSweep.Select(e =>
                 $"{e.Epsilon.ToString("G4", CultureInfo.InvariantCulture)}: {MarkdownReportWriter.Pct(e.RobustAccuracy)}"))));

@@ -86,7 +86,14 @@ public sealed record MultiLabelEpsilonResult(double Epsilon, double RobustSubset
 /// <param name="RobustAfter">Number of points still robust after this attack.</param>
 /// <param name="Broken">Points this attack broke first (that no earlier attack broke).</param>
 /// <param name="Seconds">Wall time spent in this attack (summed over batches and shards).</param>
-public sealed record AttackStageReport(string Name, double RobustAccuracyAfter, int RobustAfter, int Broken, double Seconds);
+public sealed record AttackStageReport(string Name, double RobustAccuracyAfter, int RobustAfter, int Broken, double Seconds)
+{
+    /// <summary>Multi-label: (sample, label) decisions this attack flipped first, and the robust Hamming accuracy after it.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? LabelsFlipped { get; init; }
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? RobustHammingAfter { get; init; }
+}
 
 /// <param name="PerAttack">Robust accuracy after each attack (cumulative, as in <see cref="AttackStageReport"/>).</param>
 public sealed record EpsilonResult(double Epsilon, double RobustAccuracy, int Robust, IReadOnlyList<AttackStageReport> PerAttack);
@@ -145,6 +152,9 @@ public sealed record SampleEpsilonOutcome(double Epsilon, int BrokenBy, double D
     /// <summary>Multi-label: clean-correct labels some attack flipped at this ε (ascending).</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyList<int>? FlippedLabels { get; init; }
+    /// <summary>Multi-label: per entry of <see cref="FlippedLabels"/>, the stage (attack index) that flipped it first.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<int>? FlippedBy { get; init; }
     /// <summary>Multi-label: the predicted set at the breaking adversarial (null when not broken).</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyList<int>? AdversarialSet { get; init; }

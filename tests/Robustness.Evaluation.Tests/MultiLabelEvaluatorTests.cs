@@ -142,6 +142,9 @@ public class MultiLabelEvaluatorTests
             Assert.True(report.RobustHammingAccuracy <= report.HammingAccuracy);
             Assert.True(report.RobustSubsetAccuracy <= report.SubsetAccuracy);
             Assert.True(report.RobustSubsetAccuracy <= report.RobustHammingAccuracy);
+            // The attack stages account for every flipped decision: after the last one, the robust Hamming accuracy.
+            Assert.Equal(report.RobustHammingAccuracy!.Value, report.PerAttack[^1].RobustHammingAfter!.Value, 12);
+            Assert.Equal(report.Samples.Sum(s => s.PerEpsilon.Last().FlippedLabels!.Count), report.PerAttack.Sum(a => a.LabelsFlipped!.Value));
             // Labels flipped: mean over samples from the histogram, and only correct decisions can flip.
             var main = ml.EpsSweep.First(e => e.Epsilon == 0.15);
             Assert.Equal(N, main.FlippedHistogram.Sum());
