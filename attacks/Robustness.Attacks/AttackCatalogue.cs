@@ -34,6 +34,10 @@ internal static class AttackCatalogue
         new("apgd-t", "targeted APGD with the targeted DLR loss over the top-k other classes — Croce & Hein 2020", "all",
             (t, o) => Apgd(t, o, Objectives.Dlr, PositiveOr(o.TargetCount, AutoPgdAttack.DefaultTargetCount, nameof(o.TargetCount))),
             t => [new(nameof(AttackOptions.TargetCount), $"{AutoPgdAttack.DefaultTargetCount} targets"), .. Apgd(new AutoPgdAttack(t)).Take(1).Select(d => d with { Text = d.Text + " each" })]),
+        new("fab", "FAB, fast adaptive boundary attack: minimum norm along linearised boundaries, exact projections onto hyperplane ∩ box; reports the minimum norm found — Croce & Hein 2020", "all",
+            (t, o) => Fab(t, o, 0), t => Fab(new FabAttack(t), targeted: false)),
+        new("fab-t", "targeted FAB over the top-k other classes (AutoAttack's FAB-T), success judged as misclassification — Croce & Hein 2020", "all",
+            (t, o) => Fab(t, o, PositiveOr(o.TargetCount, FabAttack.DefaultTargetCount, nameof(o.TargetCount))), t => Fab(new FabAttack(t), targeted: true)),
         new("cw", "Carlini–Wagner L2: tanh space, Adam, binary search over c; reports the minimum norm found — Carlini & Wagner 2017", "l2",
             (t, o) =>
             {
@@ -45,6 +49,7 @@ internal static class AttackCatalogue
                     Confidence = o.Confidence ?? d.Confidence,
                     InitialConst = o.InitialConst ?? d.InitialConst,
                     LearningRate = o.LearningRate ?? d.LearningRate,
+                    EotSamples = PositiveOr(o.EotSamples, d.EotSamples, nameof(o.EotSamples)),
                 };
             },
             t =>
@@ -63,6 +68,7 @@ internal static class AttackCatalogue
                     Steps = PositiveOr(o.Steps, d.Steps, nameof(o.Steps)),
                     Overshoot = o.Overshoot ?? d.Overshoot,
                     Candidates = o.Candidates ?? d.Candidates,
+                    EotSamples = PositiveOr(o.EotSamples, d.EotSamples, nameof(o.EotSamples)),
                 };
             },
             t =>
@@ -80,6 +86,29 @@ internal static class AttackCatalogue
             {
                 var d = new SquareAttack(t);
                 return [new(nameof(AttackOptions.Queries), $"{d.Queries} queries"), new(nameof(AttackOptions.PInit), $"p_init {F(d.PInit)}")];
+            }),
+        new("hopskipjump", "HopSkipJump: decision-based (label only), binary search to the boundary, gradient-direction estimate from label queries, geometric step; minimum norm — Chen, Jordan & Wainwright 2020", "l2, linf",
+            (t, o) =>
+            {
+                var d = new HopSkipJumpAttack(t);
+                return d with { Queries = PositiveOr(o.Queries, d.Queries, nameof(o.Queries)), EarlyStop = o.EarlyStop };
+            },
+            t =>
+            {
+                var d = new HopSkipJumpAttack(t);
+                return [new(nameof(AttackOptions.Queries), $"{d.Queries} queries"), new(null, $"B₀ = {d.InitialEvaluations} probes growing with √t (≤ {d.MaxEvaluations})"),
+                    new(null, $"γ = {F(d.Gamma)}"), new(nameof(AttackOptions.EarlyStop), "runs the whole budget")];
+            }),
+        new("boundary", "Boundary attack: decision-based (label only), random walk along the boundary towards the input; minimum norm — Brendel et al. 2018", "l2",
+            (t, o) =>
+            {
+                var d = new BoundaryAttack(t);
+                return d with { Queries = PositiveOr(o.Queries, d.Queries, nameof(o.Queries)), EarlyStop = o.EarlyStop };
+            },
+            t =>
+            {
+                var d = new BoundaryAttack(t);
+                return [new(nameof(AttackOptions.Queries), $"{d.Queries} queries"), new(null, $"spherical and source steps {F(d.SphericalStep)}, adapted ×{F(d.StepAdaptation)}")];
             }),
     ];
 
@@ -105,6 +134,7 @@ internal static class AttackCatalogue
             EarlyStop = o.EarlyStop,
             Momentum = preset.Momentum > 0 ? preset.Momentum : o.Momentum ?? preset.Momentum,
             L1Sparsity = o.L1Sparsity ?? preset.L1Sparsity,
+            EotSamples = PositiveOr(o.EotSamples, preset.EotSamples, nameof(o.EotSamples)),
         };
     }
 
@@ -118,6 +148,24 @@ internal static class AttackCatalogue
             Objective = objective,
             TargetCount = targets,
             L1Sparsity = o.L1Sparsity ?? d.L1Sparsity,
+            EotSamples = PositiveOr(o.EotSamples, d.EotSamples, nameof(o.EotSamples)),
         };
     }
+
+    private static FabAttack Fab(ThreatModel threat, AttackOptions o, int targets)
+    {
+        var d = new FabAttack(threat);
+        return d with
+        {
+            Steps = PositiveOr(o.Steps, d.Steps, nameof(o.Steps)),
+            Restarts = PositiveOr(o.Restarts, d.Restarts, nameof(o.Restarts)),
+            TargetCount = targets,
+            EotSamples = PositiveOr(o.EotSamples, d.EotSamples, nameof(o.EotSamples)),
+        };
+    }
+
+    private static AttackDefault[] Fab(FabAttack d, bool targeted) =>
+        [.. targeted ? [new AttackDefault(nameof(AttackOptions.TargetCount), $"{FabAttack.DefaultTargetCount} targets")] : Array.Empty<AttackDefault>(),
+         new(nameof(AttackOptions.Steps), $"{d.Steps} steps" + (targeted ? " each" : "")), new(nameof(AttackOptions.Restarts), $"{d.Restarts} restart"),
+         new(null, $"α_max {F(d.AlphaMax)}, η {F(d.Eta)}, β {F(d.Beta)}")];
 }

@@ -12,16 +12,49 @@ internal static class AttackMath
     /// Gradient of Σ_i loss_i w.r.t. <paramref name="input"/> (a fresh leaf), with the logits and the per-sample loss.
     /// Uses autograd.grad so the model's parameter gradients are never touched.
     /// </summary>
+    /// <remarks>With <paramref name="eotSamples"/> = K &gt; 1 this is Expectation over Transformation (Athalye et al.
+    /// 2018): K forward/backward passes, and the gradient, logits and loss are their means — the estimate of the
+    /// expected gradient a randomised model (noise, random transformations inside the forward pass) needs. For a
+    /// deterministic model K passes give K times the same gradient.</remarks>
     public static (Tensor Grad, Tensor Logits, Tensor Loss) LossGradient(
-        IClassifier model, Tensor input, IAttackObjective objective, AttackTargets targets)
+        IClassifier model, Tensor input, IAttackObjective objective, AttackTargets targets, int eotSamples = 1) =>
+        Expected(eotSamples, () =>
+        {
+            using var grad = enable_grad();
+            // Channels-last: the convolutions' fast oneDNN path (Layout); the gradient comes back in that layout.
+            var leaf = Layout.ChannelsLastView(input.detach()).requires_grad_(true);
+            var logits = model.Logits(leaf);
+            var loss = objective.Loss(logits, targets);
+            var g = autograd.grad([loss.sum()], [leaf])[0];
+            return (g, logits.detach(), loss.detach());
+        });
+
+    /// <summary>
+    /// The mean of <paramref name="samples"/> calls of <paramref name="pass"/> (one forward/backward pass each, e.g. a
+    /// gradient with its logits and loss): EOT for every gradient attack. One call when samples is 1. Each pass runs
+    /// in its own dispose scope, so only the running sums stay alive.
+    /// </summary>
+    public static (Tensor Grad, Tensor Logits, Tensor Loss) Expected(int samples, Func<(Tensor Grad, Tensor Logits, Tensor Loss)> pass)
     {
-        using var grad = enable_grad();
-        // Channels-last: the convolutions' fast oneDNN path (Layout); the gradient comes back in that layout.
-        var leaf = Layout.ChannelsLastView(input.detach()).requires_grad_(true);
-        var logits = model.Logits(leaf);
-        var loss = objective.Loss(logits, targets);
-        var g = autograd.grad([loss.sum()], [leaf])[0];
-        return (g, logits.detach(), loss.detach());
+        if (samples < 1) throw new ParameterException("EotSamples", $"must be ≥ 1, got {samples}");
+        if (samples == 1) return pass();
+        Tensor? g = null, l = null, f = null;
+        for (int i = 0; i < samples; i++)
+        {
+            using var scope = NewDisposeScope();
+            var (gi, li, fi) = pass();
+            using var _ = no_grad();
+            if (g is null) (g, l, f) = (gi.detach().clone().MoveToOuterDisposeScope(), li.detach().clone().MoveToOuterDisposeScope(), fi.detach().clone().MoveToOuterDisposeScope());
+            else { g.add_(gi); l!.add_(li); f!.add_(fi); }
+        }
+        using (no_grad()) { g!.div_(samples); l!.div_(samples); f!.div_(samples); }
+        return (g!, l!, f!);
+    }
+
+    /// <summary>Validates an attack's EOT sample count (the record property <c>EotSamples</c>).</summary>
+    public static void CheckEot(int samples)
+    {
+        if (samples < 1) throw new ParameterException("EotSamples", $"must be ≥ 1, got {samples}");
     }
 
     /// <summary>x + δ clipped back into the ε-ball and the box.</summary>

@@ -9,7 +9,7 @@ public sealed record AttackOptions
 {
     public static AttackOptions Default { get; } = new();
 
-    /// <summary>Iterations (PGD family, APGD, C&amp;W inner steps, DeepFool max steps).</summary>
+    /// <summary>Iterations (PGD family, APGD, FAB, C&amp;W inner steps, DeepFool max steps).</summary>
     public int? Steps { get; init; }
     /// <summary>Absolute step size α (PGD family).</summary>
     public double? StepSize { get; init; }
@@ -20,11 +20,11 @@ public sealed record AttackOptions
     public bool Targeted { get; init; }
     /// <summary>"random", "least-likely" or "top-k".</summary>
     public string TargetMode { get; init; } = "random";
-    /// <summary>k for top-k targets and APGD-T (<see cref="AutoPgdAttack.DefaultTargetCount"/> by default, as in AutoAttack).</summary>
+    /// <summary>k for top-k targets, APGD-T and FAB-T (<see cref="AutoPgdAttack.DefaultTargetCount"/> by default, as in AutoAttack).</summary>
     public int? TargetCount { get; init; }
     /// <summary>Objective for the PGD family: "ce", "margin" or "dlr".</summary>
     public string? Loss { get; init; }
-    /// <summary>Query budget of score-based attacks (Square).</summary>
+    /// <summary>Query budget per sample of the query-based attacks (Square, HopSkipJump, Boundary).</summary>
     public int? Queries { get; init; }
     public bool EarlyStop { get; init; }
     /// <summary>Momentum decay (MI-FGSM; also turns any PGD into MI-FGSM).</summary>
@@ -38,4 +38,12 @@ public sealed record AttackOptions
     public int? Candidates { get; init; }
     public double? L1Sparsity { get; init; }
     public double? PInit { get; init; }
+    /// <summary>Expectation over Transformation: forward/backward passes whose input gradients every gradient attack
+    /// averages per step (for randomised models); null = the attack's default (1; 20 in the <c>rand</c> preset).</summary>
+    public int? EotSamples { get; init; }
+    /// <summary>The white-box model transfer attacks craft on (<c>transfer:NAME</c>).</summary>
+    public Surrogate? Surrogate { get; init; }
+    /// <summary>Gradient attacks named without the <c>transfer:</c> prefix are crafted on <see cref="Surrogate"/> too
+    /// (for a model under attack that gives no gradients, where that is the only way they can run).</summary>
+    public bool TransferGradientAttacks { get; init; }
 }

@@ -39,13 +39,16 @@ public sealed record AutoPgdAttack(ThreatModel Threat) : AttackBase(Threat)
     public double L1Sparsity { get; init; } = L1Geometry.DefaultSparsity;
     /// <summary>Used in place of DLR on multi-label targets (scale-dependent, unlike DLR).</summary>
     public IAttackObjective MultiLabelObjective { get; init; } = Objectives.Margin;
+    /// <summary>Forward/backward passes whose input gradients (and losses) are averaged per step: EOT for randomised
+    /// models (AutoAttack's <c>eot_iter</c>; 20 in its <c>rand</c> version).</summary>
+    public int EotSamples { get; init; } = 1;
 
     public override string Name => TargetCount > 0 ? "apgd-t" : "apgd-" + Objective.Name;
 
     public override IReadOnlyDictionary<string, object> Parameters => Describe(Threat,
         ("steps", Steps), ("restarts", Restarts), ("loss", TargetCount > 0 ? "dlr-targeted" : Objective.Name),
         ("target_classes", TargetCount), ("initial_step_size", InitialRelativeStepSize * Threat.Epsilon),
-        ("rho", Rho), ("momentum", MomentumAlpha), ("l1_sparsity", L1Sparsity));
+        ("rho", Rho), ("momentum", MomentumAlpha), ("l1_sparsity", L1Sparsity), ("eot_samples", EotSamples));
 
     /// <summary>
     /// Checkpoint iterations w_j = ⌈p_j · Steps⌉ (without 0). Computed in integers as the reference implementation
@@ -66,6 +69,7 @@ public sealed record AutoPgdAttack(ThreatModel Threat) : AttackBase(Threat)
     {
         if (Steps < 1) throw new ParameterException(nameof(Steps), $"{Name} needs at least 1 step, got {Steps}");
         if (Restarts < 1) throw new ParameterException(nameof(Restarts), $"must be ≥ 1, got {Restarts}");
+        AttackMath.CheckEot(EotSamples);
         if (Threat.Epsilon == 0) return new Perturbation(inputs);
         var clean = AttackMath.CleanLogits(model, inputs);
         bool multiLabel = Objectives.IsMultiLabel(targets);

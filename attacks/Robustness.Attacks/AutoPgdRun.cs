@@ -77,7 +77,7 @@ internal sealed class AutoPgdRun(AutoPgdAttack settings, IClassifier model, IPer
     private ApgdState Initial(Tensor x, AttackTargets objectiveTargets, AttackTargets judged, IAttackObjective objective, AttackContext context)
     {
         var x0 = Starts.Uniform.Start(x, _threat, geometry, context.Generator);
-        var (g0, logits0, f0) = AttackMath.LossGradient(model, x0, objective, objectiveTargets);
+        var (g0, logits0, f0) = AttackMath.LossGradient(model, x0, objective, objectiveTargets, settings.EotSamples);
         using var _ = no_grad();
         var n = x.shape[0];
         return new ApgdState(
@@ -104,7 +104,7 @@ internal sealed class AutoPgdRun(AutoPgdAttack settings, IClassifier model, IPer
             xNext = k == 0 ? z
                 : AttackMath.ProjectAndClamp(geometry, x, s.X + (z - s.X) * a + (s.X - s.Previous) * (1 - a), eps, bounds);
         }
-        var (grad, logits, loss) = AttackMath.LossGradient(model, xNext, objective, objectiveTargets);
+        var (grad, logits, loss) = AttackMath.LossGradient(model, xNext, objective, objectiveTargets, settings.EotSamples);
         using var _ = no_grad();
         var success = criterion.IsAdversarial(logits, judged);
         var firstHit = Geometries.PerSample(success.logical_and(s.Found.logical_not()), xNext);

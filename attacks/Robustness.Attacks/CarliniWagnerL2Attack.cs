@@ -23,18 +23,21 @@ public sealed record CarliniWagnerL2Attack(ThreatModel Threat) : AttackBase(Thre
     public double LearningRate { get; init; } = 1e-2;
     /// <summary>Stop an inner optimisation when the loss has not decreased by 0.01% over a tenth of the steps.</summary>
     public bool AbortEarly { get; init; } = true;
+    /// <summary>Forward/backward passes whose gradients (and logits) are averaged per step (EOT, for randomised models).</summary>
+    public int EotSamples { get; init; } = 1;
 
     public override string Name => "cw";
 
     public override IReadOnlyDictionary<string, object> Parameters => Describe(Threat,
         ("steps", Steps), ("binary_search_steps", BinarySearchSteps), ("confidence", Confidence),
-        ("initial_const", InitialConst), ("learning_rate", LearningRate), ("abort_early", AbortEarly));
+        ("initial_const", InitialConst), ("learning_rate", LearningRate), ("abort_early", AbortEarly), ("eot_samples", EotSamples));
 
     protected override Perturbation Perturb(IClassifier model, Tensor x, AttackTargets targets, AttackContext context)
     {
         if (Threat.Norm != Norm.L2) throw new ParameterException("Norm", $"cw (Carlini–Wagner) is an L2 attack, got {Threat.Norm.Name()}");
         if (Steps < 1 || BinarySearchSteps < 1) throw new ParameterException(Steps < 1 ? nameof(Steps) : nameof(BinarySearchSteps), $"cw needs at least 1, got {Math.Min(Steps, BinarySearchSteps)}");
         if (!(LearningRate > 0)) throw new ParameterException(nameof(LearningRate), $"cw needs a learning rate > 0, got {LearningRate}");
+        AttackMath.CheckEot(EotSamples);
 
         var (lo, hi) = ((double)Threat.Bounds.Lower, (double)Threat.Bounds.Upper);
         var n = x.shape[0];
@@ -67,18 +70,20 @@ public sealed record CarliniWagnerL2Attack(ThreatModel Threat) : AttackBase(Thre
             {
                 context.Cancel.ThrowIfCancellationRequested();
                 using var scope = NewDisposeScope();
-                Tensor grad, candidate, logits, loss;
-                using (enable_grad())
+                var (grad, logits, loss) = AttackMath.Expected(EotSamples, () =>
                 {
+                    using var withGrad = enable_grad();
                     var leaf = modifier.detach().requires_grad_(true);
-                    candidate = (leaf + w0).tanh().add(1).mul((hi - lo) / 2).add(lo);
-                    logits = model.Logits(candidate);
+                    var point = (leaf + w0).tanh().add(1).mul((hi - lo) / 2).add(lo);
+                    var z = model.Logits(point);
                     // Margin > 0 exactly where the attack succeeded (untargeted or targeted, single- or multi-label).
-                    var hinge = (Confidence - Objectives.Margin.Loss(logits, targets)).clamp_min(0);
-                    var distSq = Geometries.Flat(candidate - x).pow(2).sum(1);
-                    loss = distSq + cx * hinge;
-                    grad = autograd.grad([loss.sum()], [leaf])[0];
-                }
+                    var hinge = (Confidence - Objectives.Margin.Loss(z, targets)).clamp_min(0);
+                    var distSq = Geometries.Flat(point - x).pow(2).sum(1);
+                    var total = distSq + cx * hinge;
+                    return (autograd.grad([total.sum()], [leaf])[0], z.detach(), total.detach());
+                });
+                Tensor candidate;
+                using (no_grad()) candidate = (modifier + w0).tanh().add(1).mul((hi - lo) / 2).add(lo);
                 using (no_grad())
                 {
                     // Adam on the tanh-space modifier.

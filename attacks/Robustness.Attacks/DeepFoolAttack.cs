@@ -18,11 +18,13 @@ public sealed record DeepFoolAttack(ThreatModel Threat) : AttackBase(Threat)
     public double Overshoot { get; init; } = 0.02;
     /// <summary>How many of the most likely classes (the true one included) are considered.</summary>
     public int Candidates { get; init; } = 10;
+    /// <summary>Forward/backward passes whose logits and class gradients are averaged per step (EOT, for randomised models).</summary>
+    public int EotSamples { get; init; } = 1;
 
     public override string Name => "deepfool";
 
     public override IReadOnlyDictionary<string, object> Parameters => Describe(Threat,
-        ("steps", Steps), ("overshoot", Overshoot), ("candidates", Candidates));
+        ("steps", Steps), ("overshoot", Overshoot), ("candidates", Candidates), ("eot_samples", EotSamples));
 
     protected override Perturbation Perturb(IClassifier model, Tensor x, AttackTargets targets, AttackContext context)
     {
@@ -30,6 +32,7 @@ public sealed record DeepFoolAttack(ThreatModel Threat) : AttackBase(Threat)
         if (targets.Targeted) throw new ParameterException("Targeted", "deepfool is an untargeted attack");
         if (Candidates < 2) throw new ParameterException(nameof(Candidates), $"deepfool needs at least 2 candidate classes, got {Candidates}");
         if (Steps < 1) throw new ParameterException("Steps", $"deepfool needs at least 1 step, got {Steps}");
+        AttackMath.CheckEot(EotSamples);
 
         var (lo, hi) = (Threat.Bounds.Lower, Threat.Bounds.Upper);
         var labels = targets.Labels;
@@ -51,32 +54,39 @@ public sealed record DeepFoolAttack(ThreatModel Threat) : AttackBase(Threat)
             var y = labels.index_select(0, open);
             var classes = candidates.index_select(0, open);
             Tensor active, bestW, bestF;
-            using (enable_grad())
+            var point = adv.index_select(0, open);
+            // f_k < 0 while correct, 0 on the boundary: z_k − z_y, or −s_ℓ·z_ℓ for label ℓ of a multi-label model.
+            var signs = multiLabel ? MultiLabelTargets.Signs(y).to(x.dtype) : null;
+            Tensor F(Tensor z, int k) => multiLabel
+                ? -(Objectives.Pick(z, classes[.., k]) * Objectives.Pick(signs!, classes[.., k]))
+                : Objectives.Pick(z, classes[.., k]) - Objectives.Pick(z, y);
+            // Per candidate k: the gradient of f_k (stacked [n, k, ...]), with the logits; EOT averages both.
+            var (grads, logits, _) = AttackMath.Expected(EotSamples, () =>
             {
-                var leaf = adv.index_select(0, open).requires_grad_(true);
-                var logits = model.Logits(leaf);
-                var openTargets = targets.Select(open);
-                active = criterion.IsAdversarial(logits.detach(), openTargets).logical_not();
-                // f < 0 while correct, 0 on the boundary: z_k − z_y, or −s_ℓ·z_ℓ for label ℓ of a multi-label model.
-                var zy = multiLabel ? null : Objectives.Pick(logits, y);
-                var signs = multiLabel ? MultiLabelTargets.Signs(y).to(logits.dtype) : null;
+                using var withGrad = enable_grad();
+                var leaf = point.detach().requires_grad_(true);
+                var z = model.Logits(leaf);
+                var g = Enumerable.Range(0, others).Select(k =>
+                    autograd.grad([F(z, k).sum()], [leaf], retain_graph: k < others - 1)[0].unsqueeze(1)).ToArray();
+                return (cat(g, 1), z.detach(), z.detach());
+            });
+            using (no_grad())
+            {
+                active = criterion.IsAdversarial(logits, targets.Select(open)).logical_not();
                 Tensor? bestDistance = null, bf = null, bw = null;
                 for (int k = 0; k < others; k++)
                 {
-                    var f = multiLabel
-                        ? -(Objectives.Pick(logits, classes[.., k]) * Objectives.Pick(signs!, classes[.., k]))
-                        : Objectives.Pick(logits, classes[.., k]) - zy!;
-                    var w = autograd.grad([f.sum()], [leaf], retain_graph: k < others - 1)[0];
-                    using var _ = no_grad();
+                    var f = F(logits, k);
+                    var w = grads.select(1, k);
                     var wFlat = Geometries.Flat(w);
                     var dual = linf ? wFlat.abs().sum(1) : wFlat.norm(1, false, 2);
-                    var distance = f.detach().abs() / (dual + 1e-8);
-                    if (bestDistance is null) (bestDistance, bf, bw) = (distance, f.detach(), w);
+                    var distance = f.abs() / (dual + 1e-8);
+                    if (bestDistance is null) (bestDistance, bf, bw) = (distance, f, w);
                     else
                     {
                         var closer = distance.lt(bestDistance);
                         bestDistance = where(closer, distance, bestDistance);
-                        bf = where(closer, f.detach(), bf!);
+                        bf = where(closer, f, bf!);
                         bw = where(Geometries.PerSample(closer, w), w, bw!);
                     }
                 }

@@ -38,6 +38,8 @@ public sealed record ProjectedGradientAttack(ThreatModel Threat) : AttackBase(Th
     public double Momentum { get; init; }
     /// <summary>Fraction of coordinates left still by an L1 step (only used for the L1 norm).</summary>
     public double L1Sparsity { get; init; } = L1Geometry.DefaultSparsity;
+    /// <summary>Forward/backward passes whose input gradients are averaged per step (EOT, for randomised models).</summary>
+    public int EotSamples { get; init; } = 1;
 
     public override string Name => AttackName;
 
@@ -46,7 +48,7 @@ public sealed record ProjectedGradientAttack(ThreatModel Threat) : AttackBase(Th
     public override IReadOnlyDictionary<string, object> Parameters => Describe(Threat,
         ("steps", Steps), ("step_size", StepSize), ("relative_step_size", RelativeStepSize),
         ("random_start", Start.IsRandom), ("start", Start.Name), ("restarts", Restarts), ("loss", Objective.Name),
-        ("early_stop", EarlyStop), ("momentum", Momentum), ("l1_sparsity", L1Sparsity));
+        ("early_stop", EarlyStop), ("momentum", Momentum), ("l1_sparsity", L1Sparsity), ("eot_samples", EotSamples));
 
     protected override Perturbation Perturb(IClassifier model, Tensor inputs, AttackTargets targets, AttackContext context)
     {
@@ -74,6 +76,7 @@ public sealed record ProjectedGradientAttack(ThreatModel Threat) : AttackBase(Th
         if (Restarts < 1) throw new ParameterException(nameof(Restarts), $"must be ≥ 1, got {Restarts}");
         if (!(StepSize >= 0) || double.IsInfinity(StepSize)) throw new ParameterException(nameof(StepSize), $"must be a finite number ≥ 0, got {StepSize}");
         if (Momentum < 0 || double.IsNaN(Momentum)) throw new ParameterException(nameof(Momentum), $"must be ≥ 0, got {Momentum}");
+        AttackMath.CheckEot(EotSamples);
     }
 
     /// <summary>One run from the start; returns the final iterate, owned by the caller's scope.</summary>
@@ -88,7 +91,7 @@ public sealed record ProjectedGradientAttack(ThreatModel Threat) : AttackBase(Th
         {
             context.Cancel.ThrowIfCancellationRequested();
             using var scope = NewDisposeScope();
-            var (grad, logits, _) = AttackMath.LossGradient(model, adv, Objective, targets);
+            var (grad, logits, _) = AttackMath.LossGradient(model, adv, Objective, targets, EotSamples);
             using (no_grad())
             {
                 if (Momentum > 0)

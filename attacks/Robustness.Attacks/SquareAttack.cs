@@ -23,7 +23,7 @@ public sealed record SquareAttack(ThreatModel Threat) : AttackBase(Threat)
     public int CompactEvery { get; init; } = 10;
 
     public override string Name => "square";
-    public override bool NeedsGradients => false;
+    public override ModelAccess Needs => ModelAccess.Scores;
 
     public override IReadOnlyDictionary<string, object> Parameters => Describe(Threat,
         ("queries", Queries), ("p_init", PInit), ("loss", "margin"));
@@ -36,7 +36,8 @@ public sealed record SquareAttack(ThreatModel Threat) : AttackBase(Threat)
         if (Threat.Norm == Norm.L1) throw new ParameterException("Norm", "square supports the linf and l2 norms, not l1");
         if (Queries < 1) throw new ParameterException("Queries", $"must be ≥ 1, got {Queries}");
         if (!(PInit > 0 && PInit <= 1)) throw new ParameterException(nameof(PInit), $"must be in (0,1], got {PInit}");
-        if (Threat.Epsilon == 0) return new Perturbation(inputs);
+        var ledger = new QueryLedger((int)inputs.shape[0], Queries);
+        if (Threat.Epsilon == 0) return Perturbation.Counted(inputs, ledger);
 
         using var noGrad = no_grad();
         var shape = inputs.shape;
@@ -46,149 +47,82 @@ public sealed record SquareAttack(ThreatModel Threat) : AttackBase(Threat)
             3 => inputs.reshape(shape[0], shape[1], 1, shape[2]),
             _ => inputs.reshape(shape[0], 1, 1, -1),
         };
-        var search = new Search(this, model, x, shape, targets, context);
-        var best = search.Run();
-        return new Perturbation(best.reshape(shape));
+        var best = new Search(this, model, x, shape, targets, context, ledger).Run();
+        return Perturbation.Counted(best.reshape(shape), ledger);
     }
 
-    /// <summary>The mutable state of one run (kept out of the immutable record).</summary>
-    private sealed class Search(SquareAttack attack, IClassifier model, Tensor x, long[] originalShape, AttackTargets targets, AttackContext context)
+    /// <summary>The mutable state of one run (kept out of the immutable record). Every model call goes through the
+    /// ledger: one query per sample for the initial point and one per iteration while the sample still stands, so a
+    /// sample takes at most <see cref="Queries"/> queries.</summary>
+    private sealed class Search(SquareAttack attack, IClassifier model, Tensor x, long[] originalShape, AttackTargets targets, AttackContext context, QueryLedger ledger)
     {
-        private readonly long _n = x.shape[0], _c = x.shape[1], _h = x.shape[2], _w = x.shape[3];
-        private readonly double _eps = attack.Threat.Epsilon;
-        private readonly Bounds _bounds = attack.Threat.Bounds;
-        private readonly Generator? _gen = context.Generator;
-        private readonly bool _linf = attack.Threat.Norm == Norm.Linf;
+        private readonly SquareProposals _proposals = new(x, attack.Threat, context.Generator);
 
-        private Tensor Margin(Tensor images, AttackTargets t) =>
-            -Objectives.Margin.Loss(model.Logits(images.reshape(ImageShape(images.shape[0]))), t);
+        /// <summary>z_y − max_{j≠y} z_j (≤ 0: adversarial) of the rows owned by <paramref name="owners"/>.</summary>
+        private Tensor Margin(Tensor images, AttackTargets t, int[] owners) =>
+            -Objectives.Margin.Loss(ledger.Scores(model, images.reshape(ImageShape(images.shape[0])), owners), t);
 
         private long[] ImageShape(long n) { var s = (long[])originalShape.Clone(); s[0] = n; return s; }
 
-        private Tensor RandomSigns(params long[] shape) =>
-            rand(shape, generator: _gen).lt(0.5).to(x.dtype).mul(2).sub(1).to(x.device);
-
         public Tensor Run()
         {
-            var best = Initial();
-            var margin = Margin(best, targets);
+            var best = _proposals.Initial();
+            var margin = Margin(best, targets, Enumerable.Range(0, ledger.Count).ToArray());
             int queries = attack.Queries;
-            Tensor? open = null, xs = null, bests = null, margins = null;
+            Tensor? open = null, xs = null, bests = null, margins = null, hitAt = null;
+            int[] owners = [];
             AttackTargets? subTargets = null;
+            int sinceCompaction = 0;
+            // The initial point may already be adversarial: one query.
+            foreach (var r in AttackMath.Indices(margin.le(0)).cpu().data<long>().ToArray()) ledger.MarkSuccess((int)r);
             for (int i = 1; i < queries; i++)
             {
                 context.Cancel.ThrowIfCancellationRequested();
                 if (open is null || (i - 1) % Math.Max(1, attack.CompactEvery) == 0)
                 {
                     // Write the working set back and pick the points that still stand (one host sync).
-                    if (open is not null) (best, margin) = WriteBack(best, margin, open, bests!, margins!);
-                    open?.Dispose(); xs?.Dispose(); bests?.Dispose(); margins?.Dispose();
+                    if (open is not null) (best, margin) = WriteBack(best, margin, open, bests!, margins!, owners, hitAt!, sinceCompaction);
+                    open?.Dispose(); xs?.Dispose(); bests?.Dispose(); margins?.Dispose(); hitAt?.Dispose();
                     open = AttackMath.Indices(margin.gt(0));
-                    if (open.numel() == 0) { open.Dispose(); open = null; break; }
+                    owners = open.cpu().data<long>().Select(r => (int)r).ToArray();
+                    if (owners.Length == 0) { open.Dispose(); open = null; break; }
                     xs = x.index_select(0, open);
                     bests = best.index_select(0, open);
                     margins = margin.index_select(0, open);
                     subTargets = targets.Select(open);
+                    hitAt = full(owners.Length, -1L, dtype: ScalarType.Int64, device: x.device);
+                    sinceCompaction = 0;
                 }
                 using var scope = NewDisposeScope();
                 var p = PSchedule(attack.PInit, i, queries);
-                var candidate = _linf ? LinfCandidate(xs!, bests!, p) : L2Candidate(xs!, bests!, p);
-                var newMargin = Margin(candidate, subTargets!);
+                var candidate = _proposals.Candidate(xs!, bests!, p);
+                var newMargin = Margin(candidate, subTargets!, owners);
+                sinceCompaction++;
                 var better = newMargin.lt(margins!);
                 var nextBest = where(Geometries.PerSample(better, candidate), candidate, bests!).MoveToOuterDisposeScope();
                 var nextMargin = where(better, newMargin, margins!).MoveToOuterDisposeScope();
-                bests!.Dispose(); margins!.Dispose();
-                (bests, margins) = (nextBest, nextMargin);
+                // The query count at which each row first became adversarial, kept on the device until the next write-back.
+                var nextHit = where(hitAt!.lt(0).logical_and(nextMargin.le(0)), full_like(hitAt!, sinceCompaction), hitAt!).MoveToOuterDisposeScope();
+                bests!.Dispose(); margins!.Dispose(); hitAt!.Dispose();
+                (bests, margins, hitAt) = (nextBest, nextMargin, nextHit);
                 context.StepProgress?.Report(1);
             }
-            if (open is not null) (best, margin) = WriteBack(best, margin, open, bests!, margins!);
-            open?.Dispose(); xs?.Dispose(); bests?.Dispose(); margins?.Dispose();
+            if (open is not null) (best, margin) = WriteBack(best, margin, open, bests!, margins!, owners, hitAt!, sinceCompaction);
+            open?.Dispose(); xs?.Dispose(); bests?.Dispose(); margins?.Dispose(); hitAt?.Dispose();
             return best;
         }
 
-        private static (Tensor, Tensor) WriteBack(Tensor best, Tensor margin, Tensor open, Tensor bests, Tensor margins)
+        /// <summary>Working set back into the batch; rows that became adversarial since the last write-back get the
+        /// query count they had then (every row of the working set took one query per iteration since).</summary>
+        private (Tensor, Tensor) WriteBack(Tensor best, Tensor margin, Tensor open, Tensor bests, Tensor margins, int[] owners, Tensor hitAt, int iterations)
         {
+            var hits = hitAt.cpu().data<long>().ToArray();
+            for (int j = 0; j < owners.Length; j++)
+                if (hits[j] > 0) ledger.MarkSuccess(owners[j], ledger.Used(owners[j]) - (iterations - hits[j]));
             var b = best.index_copy(0, open, bests);
             var m = margin.index_copy(0, open, margins);
             best.Dispose(); margin.Dispose();
             return (b, m);
-        }
-
-        private Tensor Initial()
-        {
-            using var scope = NewDisposeScope();
-            if (_linf)
-                // Vertical stripes of ±ε, as in the paper.
-                return (x + RandomSigns(_n, _c, 1, _w) * _eps).clamp(_bounds.Lower, _bounds.Upper).MoveToOuterDisposeScope();
-            // L2: a grid of pseudo-Gaussian tiles with random signs, scaled to norm ε.
-            var delta = zeros_like(x);
-            long th = Math.Max(1, _h / 5), tw = Math.Max(1, _w / 5);
-            long startH = (_h - th * (_h / th)) / 2, startW = (_w - tw * (_w / tw)) / 2;
-            var tile = SquarePatterns.Meta((int)th, (int)tw, transpose: false).to(x.device);
-            for (long vh = startH; vh + th <= _h; vh += th)
-                for (long vw = startW; vw + tw <= _w; vw += tw)
-                {
-                    var window = delta.narrow(2, vh, th).narrow(3, vw, tw);
-                    window.add_(tile.view(1, 1, th, tw) * RandomSigns(_n, _c, 1, 1));
-                }
-            return (x + Normalize(delta) * _eps).clamp(_bounds.Lower, _bounds.Upper).MoveToOuterDisposeScope();
-        }
-
-        private static Tensor Normalize(Tensor delta) =>
-            delta / Geometries.PerSample(Geometries.Flat(delta).norm(1, false, 2).clamp_min(1e-12), delta);
-
-        /// <summary>Per-sample random window of sh×sw: a [N,1,H,W] bool mask and its row/column offsets.</summary>
-        private (Tensor Mask, Tensor Rows, Tensor Cols) Window(long n, long sh, long sw)
-        {
-            var vh = randint(0, _h - sh + 1, [n], dtype: ScalarType.Int64, generator: _gen).to(x.device);
-            var vw = randint(0, _w - sw + 1, [n], dtype: ScalarType.Int64, generator: _gen).to(x.device);
-            var rows = arange(_h, dtype: ScalarType.Int64, device: x.device).unsqueeze(0) - vh.unsqueeze(1);
-            var cols = arange(_w, dtype: ScalarType.Int64, device: x.device).unsqueeze(0) - vw.unsqueeze(1);
-            var inRows = rows.ge(0).logical_and(rows.lt(sh));
-            var inCols = cols.ge(0).logical_and(cols.lt(sw));
-            var mask = inRows.unsqueeze(2).logical_and(inCols.unsqueeze(1)).unsqueeze(1);
-            return (mask, rows.clamp(0, sh - 1), cols.clamp(0, sw - 1));
-        }
-
-        private Tensor LinfCandidate(Tensor xs, Tensor bests, double p)
-        {
-            long n = xs.shape[0];
-            long s = Math.Max(1, (long)Math.Round(Math.Sqrt(p * _c * _h * _w / _c)));
-            var (mask, _, _) = Window(n, Math.Min(s, _h), Math.Min(s, _w));
-            var vertex = (xs + RandomSigns(n, _c, 1, 1) * _eps).clamp(_bounds.Lower, _bounds.Upper);
-            return where(mask, vertex, bests);
-        }
-
-        private Tensor L2Candidate(Tensor xs, Tensor bests, double p)
-        {
-            long n = xs.shape[0];
-            long s = Math.Max(3, (long)Math.Round(Math.Sqrt(p * _c * _h * _w / _c)));
-            if (s % 2 == 0) s++;
-            long sh = Math.Min(s, _h), sw = Math.Min(s, _w);
-            var delta = bests - xs;
-            var (mask1, rows, cols) = Window(n, sh, sw);
-            var (mask2, _, _) = Window(n, sh, sw);
-            var m1 = mask1.to(x.dtype);
-            var normsWindow1 = (delta * m1).pow(2).sum([2L, 3L], keepdim: true).sqrt();
-            var normsImage = Geometries.PerSample(Geometries.Flat(delta).norm(1, false, 2), delta);
-            var normsWindows = Geometries.PerSample(Geometries.Flat(delta * mask1.logical_or(mask2).to(x.dtype)).norm(1, false, 2), delta);
-
-            // The pseudo-Gaussian pattern placed at each sample's window (transposed at random when square).
-            var index = rows.unsqueeze(2) * sw + cols.unsqueeze(1);
-            var pattern = SquarePatterns.Meta((int)sh, (int)sw, transpose: false).to(x.device).flatten().take(index);
-            if (sh == sw)
-            {
-                var transposed = SquarePatterns.Meta((int)sh, (int)sw, transpose: true).to(x.device).flatten().take(index);
-                var coin = rand([n], generator: _gen).lt(0.5).to(x.device).reshape(n, 1, 1);
-                pattern = where(coin, transposed, pattern);
-            }
-            var fresh = pattern.unsqueeze(1) * m1 * RandomSigns(n, _c, 1, 1) + delta * m1 / (normsWindow1 + 1e-12);
-            var freshNorm = fresh.pow(2).sum([2L, 3L], keepdim: true).sqrt();
-            var budget = ((_eps * _eps - normsImage.pow(2)).clamp_min(0) / _c + normsWindows.pow(2)).sqrt();
-            fresh = fresh / (freshNorm + 1e-12) * budget;
-            var moved = delta * mask2.logical_not().to(x.dtype);
-            moved = moved * (1 - m1) + fresh;
-            return (xs + Normalize(moved) * _eps).clamp(_bounds.Lower, _bounds.Upper);
         }
     }
 }

@@ -42,7 +42,7 @@ public sealed record WorstCaseEnsemble : AttackBase
     public StageSeeding Seeding { get; init; } = StageSeeding.Shared;
 
     public override string Name => "ensemble(" + string.Join("+", Attacks.Select(a => a.Name)) + ")";
-    public override bool NeedsGradients => Attacks.Any(a => a.NeedsGradients);
+    public override ModelAccess Needs => Attacks.Max(a => a.Needs);
 
     public override IReadOnlyDictionary<string, object> Parameters => Describe(Threat,
         ("attacks", Attacks.Select(a => (object)new Dictionary<string, object>(a.Parameters) { ["name"] = a.Name }).ToArray()));
@@ -54,16 +54,21 @@ public sealed record WorstCaseEnsemble : AttackBase
         using var mode = AttackMode(model, context);
         using var scope = NewDisposeScope();
         var x = inputs.detach();
-        var (adversarial, firstSuccess, stages, cleanBroken) = Search(model, x, targets, context);
-        var final = ThreatModelCheck.Finalize(model, x, adversarial, Threat, targets);
+        var (adversarial, firstSuccess, stages, cleanBroken, queries) = Search(model, x, targets, context);
+        var final = ThreatModelCheck.Finalize(model, x, adversarial, Threat, targets, null, queries?.Used, queries?.ToSuccess);
         final.MoveToOuterDisposeScope();
         return new EnsembleResult(final, firstSuccess, stages) { CleanBroken = cleanBroken };
     }
 
-    protected override Perturbation Perturb(IClassifier model, Tensor inputs, AttackTargets targets, AttackContext context) =>
-        new(Search(model, inputs, targets, context).Adversarial);
+    protected override Perturbation Perturb(IClassifier model, Tensor inputs, AttackTargets targets, AttackContext context)
+    {
+        var s = Search(model, inputs, targets, context);
+        return new(s.Adversarial, null, s.Queries?.Used, s.Queries?.ToSuccess);
+    }
 
-    private (Tensor Adversarial, int[] FirstSuccess, IReadOnlyList<AttackStage> Stages, bool[] CleanBroken) Search(
+    /// <summary>Queries per sample summed over the members that count them, plus the clean pass (one query each);
+    /// to success: the queries spent on the sample before the breaking member, plus that member's.</summary>
+    private (Tensor Adversarial, int[] FirstSuccess, IReadOnlyList<AttackStage> Stages, bool[] CleanBroken, (Tensor Used, Tensor ToSuccess)? Queries) Search(
         IClassifier model, Tensor x, AttackTargets targets, AttackContext context)
     {
         int n = (int)x.shape[0];
@@ -72,6 +77,9 @@ public sealed record WorstCaseEnsemble : AttackBase
         var clock = Stopwatch.StartNew();
         var cleanBrokenMask = Criteria.For(targets).IsAdversarial(AttackMath.CleanLogits(model, x), targets);
         var cleanBroken = cleanBrokenMask.cpu().data<bool>().ToArray();
+        bool counted = false;
+        var used = Enumerable.Repeat(1L, n).ToArray();
+        var toSuccess = Enumerable.Repeat(-1L, n).ToArray();
         var points = new StandingPoints(x, targets, KeepRule.Success, cleanBrokenMask);
         void Record(string name)
         {
@@ -83,9 +91,23 @@ public sealed record WorstCaseEnsemble : AttackBase
         points.Run(StandingPoints.StagesOf(model, Attacks), context with { KeepModelMode = true }, Seeding, report =>
         {
             if (report.Outcome is { } o)
+            {
                 foreach (var r in report.Rows.masked_select(o.Success).cpu().data<long>().ToArray()) first[r] = report.Index;
+                if (o.Result?.Queries is { } q)
+                {
+                    counted = true;
+                    var rows = report.Rows.cpu().data<long>().ToArray();
+                    var spent = q.data<long>().ToArray();
+                    var hit = o.Result.QueriesToSuccess!.data<long>().ToArray();
+                    for (int j = 0; j < rows.Length; j++)
+                    {
+                        if (hit[j] >= 0 && toSuccess[rows[j]] < 0) toSuccess[rows[j]] = used[rows[j]] + hit[j];
+                        used[rows[j]] += spent[j];
+                    }
+                }
+            }
             Record(Attacks[report.Index].Name);
         });
-        return (points.Adversarial, first, stages, cleanBroken);
+        return (points.Adversarial, first, stages, cleanBroken, counted ? (tensor(used), tensor(toSuccess)) : null);
     }
 }

@@ -39,6 +39,7 @@ public sealed record TrainingEvent(int Epoch, string Kind, string Message)
     public const string EarlyStop = "early-stop";
     public const string Resumed = "resumed";
     public const string BestRestored = "best-restored";
+    public const string TargetReached = "target-reached";
 
     public override string ToString() => $"epoch {Epoch}: {Kind}: {Message}";
 }

@@ -81,14 +81,19 @@ public sealed record OneCycleSchedule(double PeakLearningRate, long TotalIterati
 }
 
 /// <summary>
-/// ε of the adversarial objective at each iteration: a linear ramp from 0 to the full ε over the first
-/// <see cref="RampIterations"/> iterations (evaluated at the end of the iteration so it is never 0), then constant.
+/// ε of the adversarial objective at each iteration: 0 during the first <see cref="WarmupIterations"/> (Gowal et
+/// al.'s warm-up for IBP training), then a linear ramp from 0 to the full ε over <see cref="RampIterations"/>
+/// iterations (evaluated at the end of the iteration so it is never 0 after the warm-up), then constant.
 /// </summary>
-public sealed record EpsilonSchedule(double Epsilon, long RampIterations)
+public sealed record EpsilonSchedule(double Epsilon, long RampIterations, long WarmupIterations = 0)
 {
-    public static EpsilonSchedule Create(double epsilon, double rampEpochs, int iterationsPerEpoch) =>
-        new(epsilon, (long)Math.Round(rampEpochs * iterationsPerEpoch));
+    public static EpsilonSchedule Create(double epsilon, double rampEpochs, int iterationsPerEpoch, double warmupEpochs = 0) =>
+        new(epsilon, (long)Math.Round(rampEpochs * iterationsPerEpoch), (long)Math.Round(warmupEpochs * iterationsPerEpoch));
 
-    public double At(long iteration) =>
-        RampIterations <= 0 ? Epsilon : Epsilon * Math.Min(1.0, (iteration + 1.0) / RampIterations);
+    public double At(long iteration)
+    {
+        if (iteration < WarmupIterations) return 0;
+        long i = iteration - WarmupIterations;
+        return RampIterations <= 0 ? Epsilon : Epsilon * Math.Min(1.0, (i + 1.0) / RampIterations);
+    }
 }

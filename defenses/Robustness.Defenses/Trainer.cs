@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Robustness.Attacks;
+using Robustness.Certification;
 using Robustness.Core;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -16,6 +17,7 @@ namespace Robustness.Defenses;
 /// </summary>
 public sealed class Trainer
 {
+    /// <summary>The best model's file with the default writer (others use their own extension: best.pt for TorchScript).</summary>
     public const string BestModelFile = "best.safetensors";
     public const string LastModelFile = "last.safetensors";
     public const string MetricsFile = "metrics.jsonl";
@@ -24,6 +26,7 @@ public sealed class Trainer
     private readonly IGradientClassifier _model;
     private readonly ITrainingObjective _objective;
     private IReducedPrecisionClassifier? _attackView;
+    private IObjectiveState? _objectiveState;
     private readonly TrainingOptions _options;
     private readonly List<ITrainingHook> _hooks;
 
@@ -58,6 +61,9 @@ public sealed class Trainer
 
     private IModelWriter Writer => ModelWriter ?? throw new ParameterException(nameof(ModelWriter),
         "saving the best and last models needs a model writer (Robustness.Models.ModelFileWriter)");
+
+    /// <summary>"best" or "last" with the writer's extension (<see cref="BestModelFile"/> for model files).</summary>
+    private string ModelFileName(string which) => which + (ModelWriter?.FileExtension ?? ".safetensors");
 
     /// <summary>Trains from the model's current weights. <paramref name="validation"/> null = hold out
     /// <see cref="TrainingOptions.ValidationSize"/> images of <paramref name="train"/>.</summary>
@@ -105,15 +111,20 @@ public sealed class Trainer
     {
         var o = _options;
         if (outputDir is not null) _ = Writer;
-        int itersPerEpoch = o.DropLast ? trainSet.Count / o.BatchSize : (trainSet.Count + o.BatchSize - 1) / o.BatchSize;
-        if (itersPerEpoch == 0) throw new ParameterException("BatchSize", $"{o.BatchSize} is larger than the training set ({trainSet.Count}) with drop-last");
+        int batchesPerEpoch = o.DropLast ? trainSet.Count / o.BatchSize : (trainSet.Count + o.BatchSize - 1) / o.BatchSize;
+        if (batchesPerEpoch == 0) throw new ParameterException("BatchSize", $"{o.BatchSize} is larger than the training set ({trainSet.Count}) with drop-last");
+        // An iteration is one optimizer step: free AT takes Replays of them per minibatch (schedules count steps).
+        int itersPerEpoch = batchesPerEpoch * Math.Max(1, _objective.Replays);
         var lrSchedule = LearningRateSchedules.Create(o, itersPerEpoch);
-        var epsSchedule = EpsilonSchedule.Create(_objective.Epsilon, o.EpsRampEpochs, itersPerEpoch);
+        var epsSchedule = EpsilonSchedule.Create(_objective.Epsilon, o.EpsRampEpochs, itersPerEpoch, o.EpsWarmupEpochs);
         bool detect = o.DetectCatastrophicOverfitting ?? _objective is FgsmRsObjective;
         double validationEps = o.ValidationEpsilon ?? _objective.Epsilon;
-        var validator = Validator ?? new RobustValidator(
-            validationEps > 0 ? new ThreatModel(_objective.Norm, validationEps, _model.Spec.Bounds) : null,
-            o.ValidationPgdSteps, o.ValidationBatchSize, o.Seed, measureFgsm: detect);
+        // Certified training is validated by what it optimises: verified accuracy at the validation ε.
+        var validator = Validator ?? (_objective is IbpObjective or CrownIbpObjective && validationEps > 0
+            ? new IntervalValidator(validationEps, o.ValidationBatchSize) { Method = _objective is CrownIbpObjective ? BoundMethod.CrownIbp : BoundMethod.Ibp }
+            : new RobustValidator(
+                validationEps > 0 ? new ThreatModel(_objective.Norm, validationEps, _model.Spec.Bounds) : null,
+                o.ValidationPgdSteps, o.ValidationBatchSize, o.Seed, measureFgsm: detect));
 
         // Parameters must be on their device before the optimizer takes references to them.
         _model.Module.to(device);
@@ -123,6 +134,8 @@ public sealed class Trainer
         _attackView = attackView;
         using var optimizer = ParameterOptimizers.Create(_model.Module, o);
         using var generator = new Generator((ulong)o.Seed, CPU);
+        using var objectiveState = _objective.CreateState(device);
+        _objectiveState = objectiveState;
         random.manual_seed(o.Seed);
 
         var tracker = new BestEpochTracker();
@@ -134,6 +147,7 @@ public sealed class Trainer
         long iteration = 0;
         double elapsedBefore = 0;
         string? stopReason = null;
+        (int Epoch, double Seconds)? targetReached = null;
         bool finished = false;
         var state = new TrainingState { Epochs = o.Epochs, IterationsPerEpoch = itersPerEpoch, History = history };
 
@@ -150,6 +164,7 @@ public sealed class Trainer
                     optimizer.LoadState(Prefixed(tensors, "optim."));
                     generator.set_state(tensors["rng.generator"]);
                     random.set_rng_state(tensors["rng.torch"]);
+                    objectiveState?.Load(Prefixed(tensors, "objective."));
                     if (tensors.Keys.Any(k => k.StartsWith("best.", StringComparison.Ordinal)))
                         best = Prefixed(tensors, "best.").ToDictionary(kv => kv.Key, kv => kv.Value.clone().DetachFromDisposeScope());
                 }
@@ -197,15 +212,21 @@ public sealed class Trainer
                 {
                     DisposeAll(best);
                     best = Snapshot(_model.Module);
-                    if (outputDir is not null) Writer.Save(_model, Path.Combine(outputDir, BestModelFile), provenance);
+                    if (outputDir is not null) Writer.Save(_model, Path.Combine(outputDir, ModelFileName("best")), provenance);
                 }
-                if (outputDir is not null) Writer.Save(_model, Path.Combine(outputDir, LastModelFile), provenance);
+                if (outputDir is not null) Writer.Save(_model, Path.Combine(outputDir, ModelFileName("last")), provenance);
                 if (detect && detector.Observe(metrics) is { } collapse)
                 {
                     RestoreWeights(_model.Module, best!);
                     stopReason = $"catastrophic overfitting: {collapse}";
                     epochEvents.Add(new TrainingEvent(epoch, TrainingEvent.CatastrophicOverfitting,
                         $"{collapse}; stopped and restored the weights of epoch {tracker.BestEpoch}"));
+                }
+                if (o.TargetRobustAccuracy is { } target && stopReason is null && metrics.ValidationRobustAccuracy >= target)
+                {
+                    stopReason = FormattableString.Invariant($"target robust accuracy {target:P2} reached: validation PGD-{o.ValidationPgdSteps} {metrics.ValidationRobustAccuracy:P2}");
+                    targetReached = (epoch, elapsedBefore + wall.Elapsed.TotalSeconds);
+                    epochEvents.Add(new TrainingEvent(epoch, TrainingEvent.TargetReached, stopReason + FormattableString.Invariant($" after {targetReached.Value.Seconds:F0} s")));
                 }
                 foreach (var h in _hooks) h.OnEpochEnd(metrics, state);
                 if (stopReason is null && state.StopReason is { } hookStop)
@@ -230,8 +251,10 @@ public sealed class Trainer
         {
             DisposeAll(best);
             _attackView = null;
+            _objectiveState = null;
         }
-        return Report(source, trainSet, valSet, history, events, tracker, stopReason, elapsedBefore + wall.Elapsed.TotalSeconds, outputDir, history.Count);
+        return Report(source, trainSet, valSet, history, events, tracker, stopReason, elapsedBefore + wall.Elapsed.TotalSeconds, outputDir, history.Count)
+            with { TargetReachedEpoch = targetReached?.Epoch, TargetReachedSeconds = targetReached?.Seconds };
     }
 
     private EpochMetrics RunEpoch(ImageDataset data, int epoch, ref long iteration, int itersPerEpoch, Device device, IParameterOptimizer optimizer,
@@ -245,40 +268,47 @@ public sealed class Trainer
         long seen = 0, cleanSeen = 0, advSeen = 0;
         double lr = 0, eps = 0;
         int batchIndex = 0;
+        int replays = Math.Max(1, _objective.Replays);
         _model.Module.train();
         foreach (var batch in data.Batches(o.BatchSize, device, shuffleSeed: o.Seed * 1000 + epoch, dropLast: o.DropLast))
         {
             using (batch)
             using (var scope = NewDisposeScope())
             {
-                lr = lrSchedule.At(iteration);
-                eps = epsSchedule.At(iteration);
                 // Channels-last inputs put the convolutions on libtorch's fast oneDNN path (Core.Layout).
-                // A bf16 attack view follows the weights of the last optimizer step (a copy, no host sync).
-                _attackView?.Refresh();
-                var step = _objective.Compute(_model, Layout.ChannelsLastView(batch.Inputs), batch.Labels,
-                    new TrainingStepContext(eps, generator, epoch, iteration, _attackView));
-                _model.Module.zero_grad(set_to_none: true);
-                step.Loss.backward();
-                optimizer.Step(lr);
-                using (no_grad())
+                var inputs = Layout.ChannelsLastView(batch.Inputs);
+                for (int replay = 0; replay < replays; replay++)
                 {
-                    lossSum.add_(step.Loss.detach().to(ScalarType.Float64) * batch.Count);
-                    if (step.CleanLogits is { } c)
+                    using var replayScope = NewDisposeScope();
+                    lr = lrSchedule.At(iteration);
+                    eps = epsSchedule.At(iteration);
+                    // A bf16 attack view follows the weights of the last optimizer step (a copy, no host sync).
+                    _attackView?.Refresh();
+                    var context = new TrainingStepContext(eps, generator, epoch, iteration, _attackView) { Replay = replay, State = _objectiveState };
+                    var step = _objective.Compute(_model, inputs, batch.Labels, context);
+                    _model.Module.zero_grad(set_to_none: true);
+                    step.Loss.backward();
+                    _objective.AfterBackward(context);
+                    optimizer.Step(lr);
+                    using (no_grad())
                     {
-                        // Objectives may score only the first rows of the batch for the display (CleanAccuracySample).
-                        var rows = (int)c.shape[0];
-                        cleanCorrect.add_(supervised.Correct(c, batch.Labels.narrow(0, 0, rows)));
-                        cleanSeen += rows;
+                        lossSum.add_(step.Loss.detach().to(ScalarType.Float64) * batch.Count);
+                        if (step.CleanLogits is { } c)
+                        {
+                            // Objectives may score only the first rows of the batch for the display (CleanAccuracySample).
+                            var rows = (int)c.shape[0];
+                            cleanCorrect.add_(supervised.Correct(c, batch.Labels.narrow(0, 0, rows)));
+                            cleanSeen += rows;
+                        }
+                        if (step.AdversarialLogits is { } a) { advCorrect.add_(supervised.Correct(a, batch.Labels)); advSeen += batch.Count; }
                     }
-                    if (step.AdversarialLogits is { } a) { advCorrect.add_(supervised.Correct(a, batch.Labels)); advSeen += batch.Count; }
+                    seen += batch.Count;
+                    iteration++;
                 }
-                seen += batch.Count;
             }
-            iteration++;
-            batchIndex++;
+            batchIndex += replays;
             state.Iteration = iteration;
-            bool sync = batchIndex % o.LogEvery == 0 || batchIndex == itersPerEpoch;
+            bool sync = (batchIndex / replays) % o.LogEvery == 0 || batchIndex == itersPerEpoch;
             if (_hooks.Count > 0)
             {
                 var progress = sync
@@ -316,6 +346,8 @@ public sealed class Trainer
         if (a.BatchSize != b.BatchSize) mismatches.Add($"batch size {a.BatchSize} vs {b.BatchSize}");
         if (a.Optimizer != b.Optimizer) mismatches.Add($"optimizer {a.Optimizer} vs {b.Optimizer}");
         if (a.Schedule != b.Schedule) mismatches.Add($"LR schedule {a.Schedule} vs {b.Schedule}");
+        if (a.EpsRampEpochs != b.EpsRampEpochs || a.EpsWarmupEpochs != b.EpsWarmupEpochs)
+            mismatches.Add($"ε warm-up/ramp {a.EpsWarmupEpochs}/{a.EpsRampEpochs} vs {b.EpsWarmupEpochs}/{b.EpsRampEpochs}");
         if (a.ValidationSize != b.ValidationSize) mismatches.Add($"validation size {a.ValidationSize} vs {b.ValidationSize}");
         if (a.AttackPrecision != b.AttackPrecision) mismatches.Add($"attack precision {a.AttackPrecision.Name()} vs {b.AttackPrecision.Name()}");
         if (m.Objective != _objective.Name) mismatches.Add($"objective {m.Objective} vs {_objective.Name}");
@@ -335,6 +367,8 @@ public sealed class Trainer
         tensors.AddRange(optimizer.State().Select(kv => KeyValuePair.Create("optim." + kv.Key, kv.Value)));
         tensors.Add(KeyValuePair.Create("rng.generator", generator.get_state()));
         tensors.Add(KeyValuePair.Create("rng.torch", random.get_rng_state()));
+        if (_objectiveState is { } objectiveState)
+            tensors.AddRange(objectiveState.Save().Select(kv => KeyValuePair.Create("objective." + kv.Key, kv.Value)));
         var manifest = new CheckpointManifest
         {
             EpochsCompleted = epoch,
@@ -381,8 +415,8 @@ public sealed class Trainer
         StopReason = stopReason,
         WallSeconds = seconds,
         OutputDirectory = outputDir,
-        BestModelPath = outputDir is null ? null : Path.Combine(outputDir, BestModelFile),
-        LastModelPath = outputDir is null ? null : Path.Combine(outputDir, LastModelFile),
+        BestModelPath = outputDir is null ? null : Path.Combine(outputDir, ModelFileName("best")),
+        LastModelPath = outputDir is null ? null : Path.Combine(outputDir, ModelFileName("last")),
     };
 
     internal static string MetricsLine(EpochMetrics m)

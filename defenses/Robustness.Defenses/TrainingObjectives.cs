@@ -1,6 +1,7 @@
 using Robustness.Attacks;
 using Robustness.Core;
 using Robustness.Core.Attacking;
+using Robustness.Core.Geometry;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -11,7 +12,20 @@ namespace Robustness.Defenses;
 /// <param name="Generator">Randomness for attack starts and noise; checkpointed with the run.</param>
 /// <param name="AttackModel">What the inner attack differentiates when it is not the model itself (a bf16 view of the
 /// current weights, <see cref="TrainingOptions.AttackPrecision"/>); the loss is always taken on the model.</param>
-public sealed record TrainingStepContext(double Epsilon, Generator Generator, int Epoch, long Iteration, IGradientClassifier? AttackModel = null);
+public sealed record TrainingStepContext(double Epsilon, Generator Generator, int Epoch, long Iteration, IGradientClassifier? AttackModel = null)
+{
+    /// <summary>Which replay of the minibatch this is (0 … <see cref="ITrainingObjective.Replays"/> − 1).</summary>
+    public int Replay { get; init; }
+    /// <summary>The objective's run state (<see cref="ITrainingObjective.CreateState"/>).</summary>
+    public IObjectiveState? State { get; init; }
+}
+
+/// <summary>An objective's mutable state over a run, saved in and restored from the run's checkpoints (exact resume).</summary>
+public interface IObjectiveState : IDisposable
+{
+    IEnumerable<KeyValuePair<string, Tensor>> Save();
+    void Load(IReadOnlyDictionary<string, Tensor> tensors);
+}
 
 /// <summary>
 /// The loss of one batch (a scalar with its graph, ready for backward) and, for the accuracy display, the logits on
@@ -35,6 +49,12 @@ public interface ITrainingObjective
     /// (73.99 % vs 74.57 %) and TRADES was not measured, so the trainer refuses bf16 there.
     /// </summary>
     bool ReducedPrecisionValidated => false;
+    /// <summary>Optimizer steps per minibatch (free adversarial training replays each minibatch m times); 1 otherwise.</summary>
+    int Replays => 1;
+    /// <summary>Mutable state the objective carries through the run (free AT's perturbation), checkpointed with it; null when none.</summary>
+    IObjectiveState? CreateState(Device device) => null;
+    /// <summary>Called after the loss's backward pass and before the optimizer step (gradients of the state are available).</summary>
+    void AfterBackward(TrainingStepContext context) { }
     /// <summary>The model is in train mode when called.</summary>
     TrainingStepResult Compute(IGradientClassifier model, Tensor inputs, Tensor labels, TrainingStepContext context);
 }
@@ -338,6 +358,95 @@ public sealed record GaussianNoiseObjective(double Sigma) : ITrainingObjective
     }
 }
 
+/// <summary>
+/// Free adversarial training (Shafahi et al. 2019): each minibatch is replayed m times; one backward pass per replay
+/// gives the gradient w.r.t. the weights (the optimizer step) and w.r.t. the perturbation δ, which moves by ε along the
+/// norm's steepest direction, is projected into the ε-ball, and is carried over to the next replay and the next
+/// minibatch. With E epochs the model takes m·E steps per minibatch for the cost of about m·E plain epochs; the paper
+/// trains for E/m epochs to match a plain run's budget. δ is part of the checkpoint, so resume stays exact.
+/// </summary>
+public sealed record FreeAdversarialObjective(double Epsilon, Norm Norm = Norm.Linf) : ITrainingObjective
+{
+    public const int DefaultReplays = 8;
+    public int Replays { get; init; } = DefaultReplays;
+    /// <summary>How many inputs of each batch get an eval-mode clean forward pass for the display (0 = none).</summary>
+    public int CleanAccuracySample { get; init; } = ObjectiveMath.DefaultCleanAccuracySample;
+
+    public string Name => "free";
+
+    public IReadOnlyDictionary<string, object> Parameters => new Dictionary<string, object>
+    {
+        ["eps"] = Epsilon, ["norm"] = Norm.Name(), ["replays"] = Replays, ["step_size"] = Epsilon,
+    };
+
+    public IObjectiveState? CreateState(Device device) => new FreePerturbation(device);
+
+    public TrainingStepResult Compute(IGradientClassifier model, Tensor inputs, Tensor labels, TrainingStepContext context)
+    {
+        ObjectiveMath.CheckEpsilon(Epsilon);
+        if (Replays < 1) throw new ParameterException(nameof(Replays), $"must be ≥ 1, got {Replays}");
+        var delta = ((FreePerturbation)(context.State ?? throw new InvalidOperationException("free AT needs its state"))).For(inputs);
+        var bounds = model.Spec.Bounds;
+        var adversarial = (inputs + delta).clamp(bounds.Lower, bounds.Upper);
+        var logits = model.Logits(adversarial);
+        var clean = context.Replay == 0 ? ObjectiveMath.CleanLogitsForDisplay(model, inputs, CleanAccuracySample) : null;
+        return new TrainingStepResult(ClassificationLosses.For(model.Spec).Mean(logits, labels), clean, logits.detach());
+    }
+
+    public void AfterBackward(TrainingStepContext context)
+    {
+        var state = (FreePerturbation)context.State!;
+        // ε at this iteration (the ramp shrinks the ball and the step together).
+        state.Step(Geometries.For(Norm), context.Epsilon);
+    }
+}
+
+/// <summary>Free AT's carried-over perturbation: one δ of the batch shape (the last, smaller batch uses its first rows).</summary>
+internal sealed class FreePerturbation(Device device) : IObjectiveState
+{
+    private Tensor? _delta;
+    private Tensor? _leaf;
+
+    /// <summary>δ for this batch as a leaf that collects its gradient in the backward pass.</summary>
+    public Tensor For(Tensor inputs)
+    {
+        if (_delta is null || _delta.shape[0] < inputs.shape[0] || !_delta.shape.Skip(1).SequenceEqual(inputs.shape.Skip(1)))
+        {
+            _delta?.Dispose();
+            _delta = zeros(inputs.shape, dtype: inputs.dtype, device: device).DetachFromDisposeScope();
+        }
+        _leaf?.Dispose();
+        _leaf = _delta.narrow(0, 0, inputs.shape[0]).detach().requires_grad_(true).DetachFromDisposeScope();
+        return _leaf;
+    }
+
+    /// <summary>δ ← Π_ε(δ + ε·direction(∇δ)) on the rows the last batch used.</summary>
+    public void Step(IPerturbationGeometry geometry, double eps)
+    {
+        if (_leaf?.grad is not { } grad) return;
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var moved = geometry.Project(_leaf + geometry.Direction(grad, _leaf, new Bounds(float.MinValue, float.MaxValue)) * eps, eps);
+        _delta!.narrow(0, 0, moved.shape[0]).copy_(moved);
+    }
+
+    public IEnumerable<KeyValuePair<string, Tensor>> Save() =>
+        _delta is null ? [] : [KeyValuePair.Create("delta", _delta)];
+
+    public void Load(IReadOnlyDictionary<string, Tensor> tensors)
+    {
+        if (!tensors.TryGetValue("delta", out var d)) return;
+        _delta?.Dispose();
+        _delta = d.to(device).clone().DetachFromDisposeScope();
+    }
+
+    public void Dispose()
+    {
+        _leaf?.Dispose();
+        _delta?.Dispose();
+    }
+}
+
 /// <summary>What a defense is built from (<see cref="TrainingObjectives.Create"/>); null means the objective's own default.</summary>
 public sealed record DefenseSettings
 {
@@ -352,11 +461,15 @@ public sealed record DefenseSettings
     public double? Sigma { get; init; }
     /// <summary>Attack the model in its training mode instead of eval mode.</summary>
     public bool KeepModelMode { get; init; }
+    /// <summary>Free AT: replays per minibatch.</summary>
+    public int? Replays { get; init; }
+    /// <summary>IBP / CROWN-IBP: final weight κ of the clean loss (default 0.5).</summary>
+    public double? KappaEnd { get; init; }
 }
 
 public static class TrainingObjectives
 {
-    public static readonly IReadOnlyList<string> Names = ["standard", "pgd", "fgsm-rs", "trades", "gaussian"];
+    public static readonly IReadOnlyList<string> Names = ["standard", "pgd", "fgsm-rs", "free", "trades", "gaussian", "ibp", "crown-ibp"];
 
     /// <summary>The objective named <paramref name="name"/> ("none" is "standard"), with defaults from its record.</summary>
     public static ITrainingObjective Create(string name, DefenseSettings settings)
@@ -373,10 +486,25 @@ public static class TrainingObjectives
                 ? p with { Steps = settings.Steps ?? p.Steps, StepSize = settings.StepSize ?? p.StepSize, AdvRatio = settings.AdvRatio ?? p.AdvRatio, KeepModelMode = keep } : null!,
             "fgsm-rs" => new FgsmRsObjective(eps, norm) is var f
                 ? f with { AlphaFactor = settings.StepSize is { } a ? a / eps : f.AlphaFactor, KeepModelMode = keep } : null!,
+            "free" => new FreeAdversarialObjective(eps, norm) is var fr
+                ? fr with { Replays = settings.Replays ?? fr.Replays } : null!,
             "trades" => new TradesObjective(eps, norm) is var t
                 ? t with { Steps = settings.Steps ?? t.Steps, StepSize = settings.StepSize ?? t.StepSize, Beta = settings.Beta ?? t.Beta, KeepModelMode = keep } : null!,
             "gaussian" => new GaussianNoiseObjective(settings.Sigma ?? GaussianNoiseObjective.DefaultSigma),
+            "ibp" => norm == Norm.Linf
+                ? new IbpObjective(eps) { KappaEnd = Kappa(settings.KappaEnd) }
+                : throw new ParameterException("Norm", $"ibp bounds L∞ balls only, got {norm.Name()}"),
+            "crown-ibp" => norm == Norm.Linf
+                ? new CrownIbpObjective(eps) { KappaEnd = Kappa(settings.KappaEnd) }
+                : throw new ParameterException("Norm", $"crown-ibp bounds L∞ balls only, got {norm.Name()}"),
             _ => throw new ParameterException("Defense", $"unknown defense '{name}' (valid: none, {string.Join(", ", Names)})"),
         };
     }
+
+    private static double Kappa(double? kappa) => kappa switch
+    {
+        null => 0.5,
+        >= 0 and <= 1 => kappa.Value,
+        _ => throw new ParameterException("KappaEnd", $"must be in [0, 1], got {kappa.Value.ToString(System.Globalization.CultureInfo.InvariantCulture)}"),
+    };
 }

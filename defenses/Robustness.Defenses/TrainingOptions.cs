@@ -31,6 +31,8 @@ public sealed record TrainingOptions
     public double StepGamma { get; init; } = 0.1;
     /// <summary>ε grows linearly from 0 to the objective's ε over this many epochs (per iteration); 0 = full ε from the start.</summary>
     public double EpsRampEpochs { get; init; }
+    /// <summary>Epochs at ε = 0 before the ramp starts (the warm-up of IBP training); 0 = ramp from the first iteration.</summary>
+    public double EpsWarmupEpochs { get; init; }
     public long Seed { get; init; }
     /// <summary>"cpu", "cuda", "cuda:N" or "auto".</summary>
     public string Device { get; init; } = "cpu";
@@ -39,6 +41,9 @@ public sealed record TrainingOptions
     public int ValidationBatchSize { get; init; } = 256;
     /// <summary>PGD steps of the robust validation (α = ε/4, random start).</summary>
     public int ValidationPgdSteps { get; init; } = 10;
+    /// <summary>Stop as soon as the validation robust accuracy (PGD-<see cref="ValidationPgdSteps"/> at the training ε)
+    /// reaches this fraction; the report records when (time to a robust model). Null: train all epochs.</summary>
+    public double? TargetRobustAccuracy { get; init; }
     /// <summary>ε for robust validation; null = the objective's training ε (no robust validation when that is 0).</summary>
     public double? ValidationEpsilon { get; init; }
     /// <summary>Stop and restore the best epoch when robust validation accuracy collapses; null = on for FGSM-RS.</summary>
@@ -72,8 +77,11 @@ public sealed record TrainingOptions
         if (!(StepGamma > 0) || double.IsInfinity(StepGamma)) throw new ParameterException("StepGamma", $"must be a finite number > 0, got {Inv(StepGamma)}");
         if (StepMilestones.Any(m => !(m >= 0) || double.IsInfinity(m))) throw new ParameterException("StepMilestones", "epochs must be finite numbers ≥ 0");
         if (!(EpsRampEpochs >= 0) || EpsRampEpochs > Epochs) throw new ParameterException("EpsRampEpochs", $"must be in [0, epochs = {Epochs}], got {Inv(EpsRampEpochs)}");
+        if (!(EpsWarmupEpochs >= 0) || EpsWarmupEpochs + EpsRampEpochs > Epochs)
+            throw new ParameterException("EpsWarmupEpochs", $"warm-up + ramp must be in [0, epochs = {Epochs}], got {Inv(EpsWarmupEpochs)} + {Inv(EpsRampEpochs)}");
         if (ValidationSize < 0) throw new ParameterException("ValidationSize", $"must be ≥ 0, got {ValidationSize}");
         if (ValidationBatchSize < 1) throw new ParameterException("ValidationBatchSize", $"must be ≥ 1, got {ValidationBatchSize}");
+        if (TargetRobustAccuracy is { } target && !(target > 0 && target <= 1)) throw new ParameterException(nameof(TargetRobustAccuracy), $"must be in (0, 1], got {target}");
         if (ValidationPgdSteps < 1) throw new ParameterException("ValidationPgdSteps", $"must be ≥ 1, got {ValidationPgdSteps}");
         if (ValidationEpsilon is { } ve && (!(ve >= 0) || double.IsInfinity(ve))) throw new ParameterException("ValidationEpsilon", $"must be a finite number ≥ 0, got {Inv(ve)}");
         if (Threads is { } t && t < 1) throw new ParameterException("Threads", $"must be ≥ 1, got {t}");

@@ -31,6 +31,10 @@ public sealed record TrainingReport
     public string? OutputDirectory { get; init; }
     public string? BestModelPath { get; init; }
     public string? LastModelPath { get; init; }
+    /// <summary>With <see cref="TrainingOptions.TargetRobustAccuracy"/>: the epoch whose validation reached it, and the
+    /// wall time from the start of training to the end of that epoch's validation (resumed runs add their earlier time).</summary>
+    public int? TargetReachedEpoch { get; init; }
+    public double? TargetReachedSeconds { get; init; }
 
     /// <summary>String metadata for the model file: what defense, ε, steps, step size, epochs, seed, data and final metrics.</summary>
     public IReadOnlyDictionary<string, string> ToMetadata()

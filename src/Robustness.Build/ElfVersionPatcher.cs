@@ -141,10 +141,13 @@ namespace Robustness.Build
             if (hostProvides(RequiredVersion)) return patched;
             foreach (var dir in directories)
             {
-                var lib = Path.Combine(dir, "runtimes", "linux-x64", "native", TorchSharpLibrary);
-                if (!File.Exists(lib)) continue;
-                var outcome = PatchFile(lib, RequiredVersion);
-                if (outcome == ElfPatchOutcome.Patched) { patched.Add(lib); log?.Invoke($"marked {RequiredVersion} weak in {lib}"); }
+                // A portable output keeps natives under runtimes/<rid>/native; a RID-specific one (the tool package) beside the app.
+                foreach (var lib in new[] { Path.Combine(dir, "runtimes", "linux-x64", "native", TorchSharpLibrary), Path.Combine(dir, TorchSharpLibrary) })
+                {
+                    if (!File.Exists(lib)) continue;
+                    var outcome = PatchFile(lib, RequiredVersion);
+                    if (outcome == ElfPatchOutcome.Patched) { patched.Add(lib); log?.Invoke($"marked {RequiredVersion} weak in {lib}"); }
+                }
             }
             return patched;
         }

@@ -22,9 +22,13 @@ public static class RobustCli
         Commands.Attack.AttackCommand.Definition(),
         Commands.Attacks.AttacksCommand.Definition(),
         Commands.Eval.EvalCommand.Definition(),
+        Commands.Certify.CertifyCommand.Definition(),
         Commands.Demo.DemoCommand.Definition(),
         Commands.Merge.MergeCommand.Definition(),
+        Commands.Leaderboard.LeaderboardCommand.Definition(),
+        Commands.Compare.CompareCommand.Definition(),
         Commands.Bench.BenchCommand.Definition(),
+        Commands.Playground.PlaygroundCommand.Definition(),
     ];
 
     public static int Run(string[] args)

@@ -36,4 +36,6 @@ public interface IReducedPrecisionViews
 public interface IModelWriter
 {
     void Save(IGradientClassifier model, string path, IReadOnlyDictionary<string, string> metadata);
+    /// <summary>The files' extension, e.g. ".safetensors" (the trainer names its files best/last plus this).</summary>
+    string FileExtension => ".safetensors";
 }

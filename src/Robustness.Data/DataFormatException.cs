@@ -4,7 +4,7 @@ namespace Robustness.Data;
 
 /// <summary>
 /// A dataset file exists but its contents are malformed (wrong magic number, truncated, counts that do not agree,
-/// labels out of range, undecodable image). The message is one line: "<file>: <problem>".
+/// labels out of range, undecodable image). The message is one line: "&lt;file&gt;: &lt;problem&gt;".
 /// </summary>
 public sealed class DataFormatException : InputException
 {

@@ -39,7 +39,7 @@ public static class DatasetCatalog
             "it is generated from the Fashion-MNIST IDX files of the same split, looked up as 'fashion-mnist' (the repository ships the test split in data/fashion-mnist; the train split: 'apt-get install dataset-fashion-mnist')"),
     ];
 
-    /// <summary>The dataset names <see cref="Load"/> knows.</summary>
+    /// <summary>The dataset names <c>Load</c> knows.</summary>
     public static IReadOnlyList<string> KnownNames { get; } = Known.Select(k => k.Name).ToArray();
 
     /// <summary>Loads <paramref name="split"/> ("test" or "train") of a named dataset or of the dataset at a path.</summary>
@@ -89,6 +89,15 @@ public static class DatasetCatalog
     /// The repository's data/ folder: the first directory, walking up from the application's base directory and then
     /// from the current directory, that contains Robustness.sln and data/. Null outside a checkout.
     /// </summary>
+    /// <summary>The data that ships with the toolkit: the repository's <c>data/</c> when running from a checkout, else the
+    /// <c>data/</c> folder beside the executable (an installed `dotnet tool`).</summary>
+    public static string? FindShippedData()
+    {
+        if (FindRepoData() is { } repo) return repo;
+        var beside = Path.Combine(AppContext.BaseDirectory, "data");
+        return Directory.Exists(Path.Combine(beside, "fashion-mnist")) ? beside : null;
+    }
+
     public static string? FindRepoData()
     {
         foreach (var start in new[] { AppContext.BaseDirectory, Directory.GetCurrentDirectory() })
@@ -161,7 +170,7 @@ public static class DatasetCatalog
             foreach (var d in RootAndChild(env)) yield return d;
         else
             looked.Add($"${EnvironmentVariable} (not set)");
-        var repo = FindRepoData();
+        var repo = FindShippedData();
         if (repo is not null)
         {
             var d = Path.Combine(repo, name);
@@ -170,7 +179,7 @@ public static class DatasetCatalog
         }
         else
         {
-            looked.Add("the repository's data/ (not found)");
+            looked.Add("the shipped data/ (not found)");
         }
         var system = Path.Combine(SystemDatasetsDirectory, name);
         looked.Add(system);

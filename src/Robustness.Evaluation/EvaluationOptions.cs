@@ -31,9 +31,14 @@ public sealed record EvaluationOptions
     public ShardSpec? Shard { get; init; }
     public string? ModelPath { get; init; }
     public string? ModelSha256 { get; init; }
+    /// <summary>The dataset split the samples come from ("test", "train"), recorded in the provenance; null when unknown.</summary>
+    public string? DatasetSplit { get; init; }
     /// <summary>Arithmetic of the attacks' gradient passes ("float32", "bf16"), as recorded in the report. The caller
     /// chooses it by the model it passes (a bf16 gradient view judges every point in float32).</summary>
     public string AttackPrecision { get; init; } = "float32";
+    /// <summary>Also verify every point with interval bound propagation at each ε (L∞ only) and report the verified
+    /// accuracy beside the empirical one; a verified point an attack breaks is a bug and becomes a warning.</summary>
+    public bool CertifyIbp { get; init; }
     /// <summary>Also return the point kept per sample at the main ε (<see cref="EvaluationResult.Kept"/>): the
     /// adversarial where an attack broke it, else the first attack's attempt.</summary>
     public bool KeepAdversarials { get; init; }
@@ -47,6 +52,9 @@ public sealed record EvaluationOptions
     /// <summary>Multi-label models: evaluate a targeted threat (Song et al. 2018) — a sample is broken when the attack
     /// reaches its target set; no label stages. Null = untargeted.</summary>
     public Robustness.Attacks.LabelGoal? TargetGoal { get; init; }
+    /// <summary>What the evaluated model is beyond its file (e.g. <c>input_noise_std</c> of a noise wrapper,
+    /// <c>transfer_from</c> and its SHA-256), recorded in the provenance.</summary>
+    public IReadOnlyDictionary<string, string> ModelNotes { get; init; } = new Dictionary<string, string>();
 
     /// <summary>The sorted, distinct ε list the evaluator runs (main ε included).</summary>
     public IReadOnlyList<double> AllEpsilons() =>
@@ -60,6 +68,7 @@ public sealed record EvaluationOptions
         if (SampleCount is <= 0) throw new ParameterException("SampleCount", $"must be > 0, got {SampleCount}");
         if (ImageCount < 0) throw new ParameterException("ImageCount", $"must be ≥ 0, got {ImageCount}");
         if (SanitySubset <= 0) throw new ParameterException("SanitySubset", $"must be > 0, got {SanitySubset}");
+        if (CertifyIbp && Norm != Norm.Linf) throw new ParameterException(nameof(CertifyIbp), $"IBP certifies L∞ balls, not {Norm.Name()}");
     }
 }
 

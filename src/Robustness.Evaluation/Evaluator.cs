@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using Robustness.Attacks;
+using Robustness.Certification;
 using Robustness.Core;
+using Robustness.Core.Graphs;
 using Robustness.Core.Attacking;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -48,6 +50,8 @@ public sealed class Evaluator
                 : $"evaluate: {data.Name} has label sets (multi-label) but the model has a single-label head");
         if (multi && data.NumClasses != model.Spec.NumClasses)
             throw new InputException($"evaluate: {data.Name} has {data.NumClasses} labels but the model outputs {model.Spec.NumClasses}");
+        if (options.CertifyIbp && multi)
+            throw new ParameterException(nameof(EvaluationOptions.CertifyIbp), "IBP certifies the top-1 class of a single-label model; this model is multi-label");
         if (options.TargetGoal is not null && !multi)
             throw new ParameterException(nameof(EvaluationOptions.TargetGoal), "target label sets apply to multi-label models");
         var indices = ResolveIndices(data, options);
@@ -68,7 +72,15 @@ public sealed class Evaluator
         var labelNames = labelSuites[mainEps].Select(a => "label:" + a.Name).ToArray();
         var sampleAttackCount = attackNames.Length;
         attackNames = [.. attackNames, .. labelNames];
+        // An attack that needs more than the model gives is refused before any work, naming those that can run.
+        var access = ModelAccesses.Of(model);
+        AttackRegistry.RequireRunnable(suites.SelectMany(s => s).Concat(labelSuites.SelectMany(s => s)), access);
+        bool labelsOnly = access == ModelAccess.Labels;
+        long? queriesBefore = (model as IQueryClassifier)?.QueriesAnswered;
 
+        // Certification bounds the float32 network itself (a reduced-precision view only speeds up attack gradients).
+        var certifyModel = model is IReducedPrecisionClassifier reduced ? reduced.FullPrecision : model;
+        var graph = options.CertifyIbp ? NetworkDescriptions.Of(certifyModel, "--certify") : null;
         int batchSize = options.BatchSize;
         int batchCount = (indices.Count + batchSize - 1) / batchSize;
         var ownedBatches = Enumerable.Range(0, batchCount).Where(b => options.Shard?.OwnsBatch(b) ?? true).ToArray();
@@ -105,11 +117,18 @@ public sealed class Evaluator
             using (EvalScope(model))
             {
                 var logits = model.Logits(x);
-                (cleanPred, cleanConf) = Predictions.Of(logits);
+                (cleanPred, cleanConf) = Predictions.Of(logits, labelsOnly);
             }
             Report(progress, "clean", ++done, totalUnits);
 
             var perEps = new SampleEpsilonOutcome[len, epsilons.Count];
+            var verified = new bool[epsilons.Count][];
+            if (graph is not null)
+                for (int e = 0; e < epsilons.Count; e++)
+                {
+                    using var v = new IntervalVerifier(epsilons[e]).Verify(graph, bounds, x, y);
+                    verified[e] = v.Verified.cpu().data<bool>().ToArray();
+                }
             // Gallery candidates at the main ε: clean-correct points in evaluation order, until enough broken and
             // enough robust examples are kept (broken ones are shown first; robust ones fill up).
             bool galleryFull = brokenExamples.Count >= options.ImageCount && robustExamples.Count >= options.ImageCount;
@@ -140,8 +159,13 @@ public sealed class Evaluator
                 foreach (var (i, g) in run?.Gallery ?? []) galleryAdv[i] = g;
                 for (int i = 0; i < len; i++)
                     perEps[i, e] = run is null
-                        ? new SampleEpsilonOutcome(epsilons[e], -1, 0, -1, 0, null)
-                        : new SampleEpsilonOutcome(epsilons[e], run.BrokenBy[i], run.Distance[i], run.AdversarialPrediction[i], run.AdversarialConfidence[i], run.MinimumNorm[i]);
+                        ? new SampleEpsilonOutcome(epsilons[e], -1, 0, -1, 0, null, graph is null ? null : verified[e][i])
+                        : new SampleEpsilonOutcome(epsilons[e], run.BrokenBy[i], run.Distance[i], run.AdversarialPrediction[i], run.AdversarialConfidence[i], run.MinimumNorm[i],
+                            graph is null ? null : verified[e][i])
+                        {
+                            Queries = run.Queries?[i],
+                            QueriesToSuccess = run.QueriesToSuccess[i],
+                        };
             }
 
             if (galleryRows.Length > 0)
@@ -192,23 +216,27 @@ public sealed class Evaluator
             Seed = options.Seed,
             BatchSize = options.BatchSize,
             AttackPrecision = options.AttackPrecision,
+            Certification = options.CertifyIbp ? "ibp" : null,
             Attacks = attackDescriptions,
             DatasetName = data.Name,
             DatasetSource = data.Source,
+            DatasetSplit = options.DatasetSplit,
             ClassNames = classNames,
             SampleIndices = indices,
             ModelPath = options.ModelPath,
             ModelSha256 = options.ModelSha256,
             ModelArch = model.Spec.Arch,
+            ModelNotes = options.ModelNotes,
             WallSeconds = started.Elapsed.TotalSeconds,
             Date = date,
         };
         var multiInputs = multi
             ? new MultiLabelInputs(model.Spec.DecisionThreshold, labelNames, options.TargetGoal?.Describe(classNames), MultiLabelObjectivesNote)
             : null;
+        long? modelQueries = queriesBefore is { } before ? ((IQueryClassifier)model).QueriesAnswered - before : null;
         var report = ReportAggregator.Build(new ReportInputs(
             options.Norm.Name(), options.Epsilon, epsilons, attackNames, seconds, samples, checks, provenance,
-            options.Shard is { Count: > 1 } s2 ? new ShardInfo(s2.Index, s2.Count) : null, multiInputs));
+            options.Shard is { Count: > 1 } s2 ? new ShardInfo(s2.Index, s2.Count) : null, multiInputs, modelQueries));
         Report(progress, "done", totalUnits, totalUnits);
         var examples = brokenExamples.Concat(robustExamples).Take(options.ImageCount).ToArray();
         return new EvaluationResult(report, examples, options.KeepAdversarials ? KeptPoints.Concat(kept) : null);
@@ -395,9 +423,10 @@ public sealed class Evaluator
     }
 
     public static AttackDescription Describe(IAttack attack) =>
-        new(attack.Name, attack.NeedsGradients,
+        new(attack.Name, attack.Needs == ModelAccess.Gradients,
             attack.Parameters.OrderBy(p => p.Key, StringComparer.Ordinal)
-                .ToDictionary(p => p.Key, p => ParameterText.Format(p.Value)));
+                .ToDictionary(p => p.Key, p => ParameterText.Format(p.Value)))
+        { Needs = attack.Needs.Name() };
 
 
     private static void Report(IProgress<EvaluationProgress>? progress, string phase, int done, int total, double? eps = null, string? attack = null) =>

@@ -8,7 +8,11 @@ namespace Robustness.Evaluation;
 /// <summary>Pictures embedded in the HTML page (PNG bytes); any may be missing.</summary>
 public sealed record HtmlAssets(
     byte[]? AccuracyPlot = null, byte[]? PerClassPlot = null, byte[]? Grid = null,
-    IReadOnlyList<(byte[] Png, string Caption)>? Gallery = null);
+    IReadOnlyList<(byte[] Png, string Caption)>? Gallery = null)
+{
+    /// <summary>Robust accuracy against the query budget (when query-based attacks ran).</summary>
+    public byte[]? QueriesPlot { get; init; }
+}
 
 /// <summary>
 /// One self-contained HTML page: inline CSS, summary tables, plots and a gallery embedded as base64 PNG, no scripts and
@@ -16,7 +20,7 @@ public sealed record HtmlAssets(
 /// </summary>
 public static class HtmlReportWriter
 {
-    private const string Css = """
+    internal const string Css = """
         body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0;background:#f4f5f7;color:#1d2330}
         main{max-width:1100px;margin:0 auto;padding:24px}
         h1{font-size:26px;margin:0 0 4px} h2{font-size:19px;margin:28px 0 10px;border-bottom:2px solid #d8dce3;padding-bottom:4px}
@@ -59,10 +63,13 @@ public static class HtmlReportWriter
             Card(sb, $"robust Hamming accuracy (ε = {N(r.Epsilon)})", Pct(r.RobustHammingAccuracy ?? 0));
             Card(sb, "mean labels flipped", N(r.MultiLabel!.MeanLabelsFlipped, "0.###"));
         }
+        if (r.VerifiedAccuracy is { } verified) Card(sb, $"verified by IBP (ε = {N(r.Epsilon)})", Pct(verified));
         Card(sb, "max / mean ‖δ‖", $"{N(r.Perturbation.MaxNorm, "0.###")} / {N(r.Perturbation.MeanNorm, "0.###")}");
         if (r.Perturbation.MedianMinimumNorm is { } med) Card(sb, "median minimum norm", N(med, "0.####"));
         Card(sb, "warnings", r.Warnings.Count.ToString(CultureInfo.InvariantCulture));
         sb.Append("</div>\n");
+        if (r.VerifiedAccuracy is { } proven)
+            sb.Append($"<p><b>Attacks leave {Pct(r.RobustAccuracy)}, certificates prove {Pct(proven)}</b> (interval bound propagation): the true robust accuracy lies between.</p>\n");
 
         sb.Append("<h2>Warnings</h2>");
         if (r.Warnings.Count == 0) sb.Append("<div class=\"ok\">No sanity check fired.</div>");
@@ -85,12 +92,14 @@ public static class HtmlReportWriter
 
         sb.Append("<h2>Accuracy vs ε</h2>");
         if (assets.AccuracyPlot is { } ap) sb.Append($"<div class=\"plots\">{Img(ap, "robust accuracy versus epsilon")}</div>");
-        sb.Append("<table><tr><th>ε</th><th>worst case</th>");
+        bool certified = r.VerifiedAccuracy is not null;
+        sb.Append(certified ? "<table><tr><th>ε</th><th>worst case</th><th>verified (IBP)</th>" : "<table><tr><th>ε</th><th>worst case</th>");
         foreach (var a in r.PerAttack) sb.Append($"<th>after {E(a.Name)}</th>");
         sb.Append("</tr>");
         foreach (var e in r.EpsSweep)
         {
             sb.Append($"<tr><td class=n>{N(e.Epsilon)}</td><td class=n><b>{Pct(e.RobustAccuracy)}</b></td>");
+            if (certified) sb.Append($"<td class=n>{(e.VerifiedAccuracy is { } va ? Pct(va) : "–")}</td>");
             foreach (var a in e.PerAttack) sb.Append($"<td class=n>{Pct(a.RobustAccuracyAfter)}</td>");
             sb.Append("</tr>");
         }
@@ -114,11 +123,30 @@ public static class HtmlReportWriter
             sb.Append("</table>\n");
         }
 
+        if (r.Queries is { } q)
+        {
+            sb.Append("<h2>Queries</h2><p>One query is one sample through the model. Queries to success: the queries an attack had used when it first held a point's adversarial (over the points it broke).</p>");
+            if (assets.QueriesPlot is { } qp) sb.Append($"<div class=\"plots\">{Img(qp, "robust accuracy versus query budget")}</div>");
+            sb.Append("<table><tr><th>attack</th><th>budget</th><th>samples</th><th>queries (mean / max)</th><th>broke</th><th>to success: median</th><th>25–75 %</th><th>90 %</th></tr>");
+            foreach (var a in q.PerAttack)
+                sb.Append($"<tr><td>{E(a.Name)}</td><td class=n>{a.Budget?.ToString(CultureInfo.InvariantCulture) ?? "–"}</td><td class=n>{a.Samples}</td><td class=n>{N(a.Mean, "0.#")} / {a.Max}</td><td class=n>{a.Successes}</td>" +
+                    (a.QueriesToSuccess is { } t ? $"<td class=n>{N(t.Median, "0.#")}</td><td class=n>{N(t.Q25, "0.#")}–{N(t.Q75, "0.#")}</td><td class=n>{N(t.Q90, "0.#")}</td>" : "<td>–</td><td>–</td><td>–</td>") + "</tr>");
+            sb.Append("</table><table><tr><th>query budget</th>");
+            foreach (var point in q.RobustAccuracyByBudget) sb.Append($"<td class=n>{point.Queries}</td>");
+            sb.Append("</tr><tr><th>robust accuracy</th>");
+            foreach (var point in q.RobustAccuracyByBudget) sb.Append($"<td class=n>{Pct(point.RobustAccuracy)}</td>");
+            sb.Append("</tr></table><p>Below the budget the curve is an upper bound for a run with that budget: once an attack broke a point, later attacks did not run on it.</p>");
+            if (q.ModelQueries is { } mq) sb.Append($"<p>The model answered {mq.ToString("N0", CultureInfo.InvariantCulture)} queries in all (attacks, clean passes, final verdicts, sanity checks).</p>");
+            sb.Append('\n');
+        }
+
         sb.Append(r.MultiLabel is null ? "<h2>Per class</h2>" : "<h2>Per label (decision accuracy)</h2>");
         if (assets.PerClassPlot is { } pc) sb.Append($"<div class=\"plots\">{Img(pc, "per-class clean and robust accuracy")}</div>");
-        sb.Append("<table><tr><th>class</th><th>label</th><th>count</th><th>clean</th><th>robust</th></tr>");
+        bool perClassVerified = r.PerClass.Any(c => c.Verified is not null);
+        sb.Append($"<table><tr><th>class</th><th>label</th><th>count</th><th>clean</th><th>robust</th>{(perClassVerified ? "<th>verified</th>" : "")}</tr>");
         foreach (var c in r.PerClass)
-            sb.Append($"<tr><td class=n>{c.Class}</td><td>{E(c.Label)}</td><td class=n>{c.Count}</td><td class=n>{Pct(c.CleanAccuracy)} ({c.CleanCorrect})</td><td class=n>{Pct(c.RobustAccuracy)} ({c.RobustCorrect})</td></tr>");
+            sb.Append($"<tr><td class=n>{c.Class}</td><td>{E(c.Label)}</td><td class=n>{c.Count}</td><td class=n>{Pct(c.CleanAccuracy)} ({c.CleanCorrect})</td><td class=n>{Pct(c.RobustAccuracy)} ({c.RobustCorrect})</td>"
+                + (perClassVerified ? $"<td class=n>{(c.Verified is { } v ? $"{Pct(c.Count == 0 ? 0 : (double)v / c.Count)} ({v})" : "–")}</td>" : "") + "</tr>");
         sb.Append("</table>\n");
 
         if (assets.Gallery is { Count: > 0 } gallery)
@@ -144,6 +172,7 @@ public static class HtmlReportWriter
         Row("seed", p.Seed.ToString(CultureInfo.InvariantCulture));
         Row("batch size", p.BatchSize.ToString(CultureInfo.InvariantCulture));
         Row("attack gradients", E(p.AttackPrecision) + (p.AttackPrecision == "float32" ? "" : " (points judged in float32)"));
+        if (p.Certification is not null) Row("certification", E($"{p.Certification}: float64 interval bounds, last layer folded, widened for float32 rounding"));
         Row("dataset", $"{E(p.DatasetName)} (<code>{E(p.DatasetSource)}</code>)");
         Row("model", $"<code>{E(p.ModelPath ?? "(in memory)")}</code> ({E(p.ModelArch)})");
         if (p.ModelSha256 is not null) Row("model SHA-256", $"<code>{E(p.ModelSha256)}</code>");
@@ -162,13 +191,13 @@ public static class HtmlReportWriter
     /// <summary>HTML-encodes text (&lt;, &gt;, &amp;, quotes) for element content and attribute values.</summary>
     public static string E(string text) => WebUtility.HtmlEncode(text);
 
-    private static string Img(byte[] png, string alt, int? width = null) =>
+    internal static string Img(byte[] png, string alt, int? width = null) =>
         $"<img src=\"data:image/png;base64,{Convert.ToBase64String(png)}\" alt=\"{E(alt)}\"{(width is { } w ? $" width=\"{w}\"" : "")}>";
 
     /// <summary>Width from the PNG IHDR chunk (big-endian at byte 16), to show small pixel images enlarged.</summary>
     private static int PngWidth(byte[] png) => png.Length >= 24 ? (png[16] << 24) | (png[17] << 16) | (png[18] << 8) | png[19] : 0;
 
-    private static void Card(StringBuilder sb, string key, string value) =>
+    internal static void Card(StringBuilder sb, string key, string value) =>
         sb.Append($"<div class=\"card\"><div class=\"v\">{E(value)}</div><div class=\"k\">{E(key)}</div></div>");
 
     private static string Pct(double v) => MarkdownReportWriter.Pct(v);

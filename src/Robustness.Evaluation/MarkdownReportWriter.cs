@@ -13,11 +13,15 @@ public static class MarkdownReportWriter
         var p = r.Provenance;
         sb.AppendLine("# Robustness report").AppendLine();
         sb.AppendLine($"Model {Code(p.ModelPath ?? p.ModelArch)} on {Escape(p.DatasetName)} ({r.Total} samples), threat model {Escape(r.Norm)} ε = {Num(r.Epsilon)}.");
+        if (r.VerifiedAccuracy is { } proven)
+            sb.AppendLine().AppendLine($"**Attacks leave {Pct(r.RobustAccuracy)}, certificates prove {Pct(proven)}** (interval bound propagation): the true robust accuracy lies between.");
         if (r.Shard is { } s) sb.AppendLine().AppendLine($"**Shard {s.Index}/{s.Count} only** — merge all shards for the full result.");
         sb.AppendLine();
         sb.AppendLine("| metric | value |").AppendLine("|---|---|");
         sb.AppendLine($"| clean accuracy | {Pct(r.CleanAccuracy)} |");
         sb.AppendLine($"| robust accuracy (worst case, ε = {Num(r.Epsilon)}) | {Pct(r.RobustAccuracy)} |");
+        if (r.VerifiedAccuracy is { } verified)
+            sb.AppendLine($"| verified accuracy (IBP, ε = {Num(r.Epsilon)}) | {Pct(verified)} |");
         sb.AppendLine($"| successful adversarials | {r.Perturbation.Successful} |");
         sb.AppendLine($"| max ‖δ‖ / mean ‖δ‖ | {Num(r.Perturbation.MaxNorm)} / {Num(r.Perturbation.MeanNorm)} |");
         if (r.Perturbation.MedianMinimumNorm is { } med)
@@ -51,14 +55,16 @@ public static class MarkdownReportWriter
         if (r.EpsSweep.Count > 1)
         {
             sb.AppendLine("## Accuracy vs ε").AppendLine();
-            sb.Append("| ε | worst case |");
+            bool certified = r.VerifiedAccuracy is not null;
+            sb.Append(certified ? "| ε | worst case | verified (IBP) |" : "| ε | worst case |");
             foreach (var a in r.PerAttack) sb.Append($" after {Escape(a.Name)} |");
-            sb.AppendLine().Append("|---:|---:|");
+            sb.AppendLine().Append(certified ? "|---:|---:|---:|" : "|---:|---:|");
             foreach (var _ in r.PerAttack) sb.Append("---:|");
             sb.AppendLine();
             foreach (var e in r.EpsSweep)
             {
                 sb.Append($"| {Num(e.Epsilon)} | {Pct(e.RobustAccuracy)} |");
+                if (certified) sb.Append($" {(e.VerifiedAccuracy is { } va ? Pct(va) : "–")} |");
                 foreach (var a in e.PerAttack) sb.Append($" {Pct(a.RobustAccuracyAfter)} |");
                 sb.AppendLine();
             }
@@ -83,10 +89,28 @@ public static class MarkdownReportWriter
             sb.AppendLine();
         }
 
+        if (r.Queries is { } q)
+        {
+            sb.AppendLine("## Queries").AppendLine();
+            sb.AppendLine("One query is one sample through the model. Queries to success: the queries an attack had used when it first held a point's adversarial, over the points it broke.").AppendLine();
+            sb.AppendLine("| attack | budget | samples | queries (mean / max) | broke | to success: median | 25–75 % | 90 % |").AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|");
+            foreach (var a in q.PerAttack)
+                sb.AppendLine($"| {Escape(a.Name)} | {a.Budget?.ToString(CultureInfo.InvariantCulture) ?? "–"} | {a.Samples} | {Num(a.Mean, "0.#")} / {a.Max} | {a.Successes} | " +
+                    (a.QueriesToSuccess is { } t ? $"{Num(t.Median, "0.#")} | {Num(t.Q25, "0.#")}–{Num(t.Q75, "0.#")} | {Num(t.Q90, "0.#")} |" : "– | – | – |"));
+            sb.AppendLine().AppendLine("| query budget | robust accuracy |").AppendLine("|---:|---:|");
+            foreach (var point in q.RobustAccuracyByBudget) sb.AppendLine($"| {point.Queries} | {Pct(point.RobustAccuracy)} |");
+            sb.AppendLine().AppendLine("Below the budget this is an upper bound for a run with that budget: once an attack broke a point, later attacks did not run on it.");
+            if (q.ModelQueries is { } mq) sb.AppendLine().AppendLine($"The model answered {mq.ToString("N0", CultureInfo.InvariantCulture)} queries in all (attacks, clean passes, final verdicts, sanity checks).");
+            sb.AppendLine();
+        }
+
         sb.AppendLine(r.MultiLabel is null ? "## Per class" : "## Per label (decision accuracy)").AppendLine();
-        sb.AppendLine("| class | label | count | clean | robust |").AppendLine("|---:|---|---:|---:|---:|");
+        bool perClassVerified = r.PerClass.Any(c => c.Verified is not null);
+        sb.AppendLine(perClassVerified ? "| class | label | count | clean | robust | verified |" : "| class | label | count | clean | robust |")
+          .AppendLine(perClassVerified ? "|---:|---|---:|---:|---:|---:|" : "|---:|---|---:|---:|---:|");
         foreach (var c in r.PerClass)
-            sb.AppendLine($"| {c.Class} | {Escape(c.Label)} | {c.Count} | {Pct(c.CleanAccuracy)} ({c.CleanCorrect}) | {Pct(c.RobustAccuracy)} ({c.RobustCorrect}) |");
+            sb.AppendLine($"| {c.Class} | {Escape(c.Label)} | {c.Count} | {Pct(c.CleanAccuracy)} ({c.CleanCorrect}) | {Pct(c.RobustAccuracy)} ({c.RobustCorrect}) |"
+                + (perClassVerified ? $" {(c.Verified is { } v ? $"{Pct(c.Count == 0 ? 0 : (double)v / c.Count)} ({v})" : "–")} |" : ""));
         sb.AppendLine();
 
         sb.AppendLine("## Warnings").AppendLine();
@@ -104,9 +128,11 @@ public static class MarkdownReportWriter
         Row("seed", p.Seed.ToString(CultureInfo.InvariantCulture));
         Row("batch size", p.BatchSize.ToString(CultureInfo.InvariantCulture));
         Row("attack gradients", Escape(p.AttackPrecision) + (p.AttackPrecision == "float32" ? "" : " (points judged in float32)"));
+        if (p.Certification is not null) Row("certification", Escape($"{p.Certification}: float64 interval bounds, last layer folded, widened for float32 rounding"));
         Row("dataset", $"{Escape(p.DatasetName)} ({Code(p.DatasetSource)})");
         Row("model", p.ModelPath is null ? Escape(p.ModelArch) : $"{Code(p.ModelPath)} ({Escape(p.ModelArch)})");
         if (p.ModelSha256 is not null) Row("model SHA-256", Code(p.ModelSha256));
+        foreach (var (key, value) in p.ModelNotes) Row(Escape(key), Code(value));
         Row("samples", SampleSummary(p.SampleIndices));
         Row("wall time", Num(p.WallSeconds, "0.#") + " s");
         Row("date", p.Date.ToString("yyyy-MM-dd HH:mm:ss 'UTC'", CultureInfo.InvariantCulture));

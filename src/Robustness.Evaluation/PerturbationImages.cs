@@ -45,7 +45,7 @@ public static class PerturbationImages
     public static IReadOnlyList<string> Caption(AdversarialExample e, IReadOnlyList<string> classNames)
     {
         string Name(int c) => c >= 0 && c < classNames.Count ? classNames[c] : c.ToString(CultureInfo.InvariantCulture);
-        string Pct(double p) => (p * 100).ToString("0", CultureInfo.InvariantCulture) + "%";
+        string Pct(double p) => double.IsNaN(p) ? "(LABEL ONLY)" : (p * 100).ToString("0", CultureInfo.InvariantCulture) + "%";
         double amp = AmplificationOf(e);
         string delta = amp > 0 ? $"DELTA X{amp.ToString("0.#", CultureInfo.InvariantCulture)} {e.AttackName} D={e.Distance.ToString("0.###", CultureInfo.InvariantCulture)}" : $"DELTA = 0 ({e.AttackName})";
         if (e.Sets is { } sets)

@@ -39,6 +39,14 @@ public static class Plots
             line.MarkerSize = 6;
             line.LinePattern = LinePattern.Dashed;
         }
+        if (report.VerifiedAccuracy is not null)
+        {
+            var verified = plot.Add.Scatter(xs, report.EpsSweep.Select(e => e.VerifiedAccuracy ?? double.NaN).ToArray(), Colors.Black);
+            verified.LegendText = "verified (IBP certificate)";
+            verified.LineWidth = 2.5f;
+            verified.MarkerSize = 7;
+            verified.LinePattern = LinePattern.DenselyDashed;
+        }
         var clean = plot.Add.HorizontalLine(report.CleanAccuracy, 1, Colors.Gray, LinePattern.Dotted);
         clean.LegendText = report.MultiLabel is null ? "clean accuracy" : "clean subset accuracy";
         if (report.MultiLabel is { } multi)
@@ -93,6 +101,48 @@ public static class Plots
         plot.Title("Per-class accuracy");
         plot.YLabel("accuracy");
         plot.Axes.SetLimits(-1, 3 * report.PerClass.Count, 0, 1.3); // headroom so the legend does not cover bars
+        return plot;
+    }
+
+    /// <summary>Robust accuracy against the query budget (log scale), a step at each point's queries to success;
+    /// null when no query-based attack ran.</summary>
+    public static byte[]? RobustVersusQueriesPng(RobustnessReport report, int width = Width, int height = Height)
+    {
+        using var plot = RobustVersusQueries(report);
+        return plot?.GetImageBytes(width, height, ImageFormat.Png);
+    }
+
+    public static Plot? RobustVersusQueries(RobustnessReport report)
+    {
+        if (report.Queries is not { } q || q.RobustAccuracyByBudget.Count == 0) return null;
+        int mainEps = report.EpsSweep.Select(e => e.Epsilon).ToList().IndexOf(report.Epsilon);
+        var attacks = report.Provenance.Attacks;
+        var counted = attacks.Select(a => a.BlackBox).ToArray();
+        var outcomes = report.Samples.Select(s => (s, s.PerEpsilon[mainEps])).ToArray();
+        long max = q.RobustAccuracyByBudget[^1].Queries;
+        // Every budget at which the curve can step: 1, each point's queries to success, the budget.
+        var steps = report.Samples.Select(s => s.PerEpsilon[mainEps].QueriesToSuccess ?? 0).Where(v => v >= 1 && v <= max)
+            .Append(1).Append(max).Distinct().Order().ToArray();
+        var xs = steps.Select(v => Math.Log10(v)).ToArray();
+        var ys = steps.Select(v => QueryStatistics.RobustAt(outcomes, counted, attacks, v)).ToArray();
+        var plot = new Plot();
+        var palette = new ScottPlot.Palettes.Category10();
+        var line = plot.Add.Scatter(xs, ys, palette.GetColor(0));
+        line.ConnectStyle = ConnectStyle.StepHorizontal;
+        line.LineWidth = 2.5f;
+        line.MarkerSize = 0;
+        line.LegendText = "robust accuracy within the budget";
+        var clean = plot.Add.HorizontalLine(report.CleanAccuracy, 1, Colors.Gray, LinePattern.Dotted);
+        clean.LegendText = "clean accuracy";
+        var ticks = new List<Tick>();
+        for (long decade = 1; decade <= Math.Max(10, max); decade *= 10)
+            ticks.Add(new Tick(Math.Log10(decade), decade >= 1000 ? $"{decade / 1000}k" : decade.ToString(CultureInfo.InvariantCulture), isMajor: true));
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(ticks.ToArray());
+        plot.Title($"Robust accuracy vs queries per sample ({report.Norm} eps {report.Epsilon.ToString("G4", CultureInfo.InvariantCulture)})");
+        plot.XLabel("query budget per sample (log scale)");
+        plot.YLabel("accuracy");
+        plot.Axes.SetLimits(-0.05, Math.Log10(Math.Max(10, max)) + 0.05, 0, 1.05);
+        plot.ShowLegend(Alignment.UpperRight);
         return plot;
     }
 

@@ -8,7 +8,7 @@ namespace Robustness.Evaluation;
 internal sealed record ReportInputs(
     string Norm, double Epsilon, IReadOnlyList<double> Epsilons, IReadOnlyList<string> AttackNames,
     double[,] Seconds, IReadOnlyList<SampleOutcome> Samples, IReadOnlyList<SanityCheckResult> ModelChecks,
-    Provenance Provenance, ShardInfo? Shard, MultiLabelInputs? MultiLabel = null);
+    Provenance Provenance, ShardInfo? Shard, MultiLabelInputs? MultiLabel = null, long? ModelQueries = null);
 
 /// <summary>The multi-label facts a report keeps beside its samples (a merge takes them from the first shard).</summary>
 internal sealed record MultiLabelInputs(double DecisionThreshold, IReadOnlyList<string> LabelStages, string? Goal, string Objectives)
@@ -52,7 +52,12 @@ internal static class ReportAggregator
                 }
                 stages.Add(stage);
             }
-            sweep.Add(new EpsilonResult(inputs.Epsilons[e], Fraction(robust, total), robust, stages));
+            int? verified = samples.Any(s => s.PerEpsilon[e].Verified is not null) ? samples.Count(s => s.PerEpsilon[e].Verified == true) : null;
+            sweep.Add(new EpsilonResult(inputs.Epsilons[e], Fraction(robust, total), robust, stages)
+            {
+                Verified = verified,
+                VerifiedAccuracy = verified is { } v ? Fraction(v, total) : null,
+            });
         }
 
         var classNames = inputs.Provenance.ClassNames;
@@ -65,7 +70,10 @@ internal static class ReportAggregator
                 int clean = of.Count(s => s.CleanCorrect);
                 int rob = of.Count(s => IsRobust(s, mainEps));
                 return new ClassAccuracy(c, c < classNames.Count ? classNames[c] : c.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                    of.Length, clean, rob, Fraction(clean, of.Length), Fraction(rob, of.Length));
+                    of.Length, clean, rob, Fraction(clean, of.Length), Fraction(rob, of.Length))
+                {
+                    Verified = sweep[mainEps].Verified is null ? null : of.Count(s => s.PerEpsilon[mainEps].Verified == true),
+                };
             })
             .Where(c => c.Count > 0 || c.Class < classNames.Count)
             .ToArray();
@@ -90,6 +98,7 @@ internal static class ReportAggregator
             Total = total,
             CleanAccuracy = Fraction(cleanCorrect, total),
             RobustAccuracy = sweep[mainEps].RobustAccuracy,
+            VerifiedAccuracy = sweep[mainEps].VerifiedAccuracy,
             PerAttack = sweep[mainEps].PerAttack,
             EpsSweep = sweep,
             PerClass = perClass,
@@ -104,6 +113,7 @@ internal static class ReportAggregator
             RobustSubsetAccuracy = multi is null ? null : sweep[mainEps].RobustAccuracy,
             RobustHammingAccuracy = multi?.Report.EpsSweep[mainEps].RobustHammingAccuracy,
             MultiLabel = multi?.Report,
+            Queries = QueryStatistics.Build(samples, inputs.Provenance.Attacks, mainEps, inputs.ModelQueries),
         };
     }
 
@@ -137,6 +147,10 @@ public static class ReportMerger
                 throw new InputException($"merge: reports were run with different attack precisions ({first.Provenance.AttackPrecision} vs {p.Provenance.AttackPrecision})");
             if (!p.Provenance.SampleIndices.SequenceEqual(first.Provenance.SampleIndices))
                 throw new InputException("merge: reports cover different sample selections");
+            if (p.Provenance.ModelSha256 != first.Provenance.ModelSha256)
+                throw new InputException($"merge: reports evaluate different model files (SHA-256 {Short(first.Provenance.ModelSha256)} vs {Short(p.Provenance.ModelSha256)})");
+            if (p.Provenance.DatasetName != first.Provenance.DatasetName || p.Provenance.DatasetSplit != first.Provenance.DatasetSplit)
+                throw new InputException($"merge: reports evaluate different datasets ({first.Provenance.DatasetName} {first.Provenance.DatasetSplit} vs {p.Provenance.DatasetName} {p.Provenance.DatasetSplit})");
             if (p.Shard?.Count != first.Shard?.Count)
                 throw new InputException("merge: reports come from different shard counts");
         }
@@ -161,7 +175,10 @@ public static class ReportMerger
         var provenance = first.Provenance with { WallSeconds = parts.Sum(p => p.Provenance.WallSeconds) };
         if (parts.Any(p => (p.MultiLabel is null) != (first.MultiLabel is null)))
             throw new InputException("merge: some reports are of a multi-label model and some are not");
+        var modelQueries = parts.All(p => p.Queries?.ModelQueries is null) ? (long?)null : parts.Sum(p => p.Queries?.ModelQueries ?? 0);
         return ReportAggregator.Build(new ReportInputs(first.Norm, first.Epsilon, epsilons, names, seconds, samples, modelChecks, provenance, null,
-            MultiLabelInputs.Of(first)));
+            MultiLabelInputs.Of(first), modelQueries));
     }
+
+    private static string Short(string? sha) => sha is null ? "none" : sha[..Math.Min(8, sha.Length)];
 }

@@ -44,13 +44,16 @@ public static class ReportBundle
             imagePaths.Add(path);
         }
 
-        byte[]? accuracyPlot = null, perClassPlot = null;
+        byte[]? accuracyPlot = null, perClassPlot = null, queriesPlot = null;
         var plotPaths = new List<string>();
         if (plots)
         {
             accuracyPlot = Plots.AccuracyVersusEpsilonPng(report);
             perClassPlot = Plots.PerClassPng(report);
-            foreach (var (name, png) in new[] { ("accuracy-vs-eps.png", accuracyPlot), ("per-class.png", perClassPlot) })
+            queriesPlot = Plots.RobustVersusQueriesPng(report);
+            var all = new List<(string, byte[])> { ("accuracy-vs-eps.png", accuracyPlot), ("per-class.png", perClassPlot) };
+            if (queriesPlot is not null) all.Add(("robust-vs-queries.png", queriesPlot));
+            foreach (var (name, png) in all)
             {
                 var path = Path.Combine(dir, "plots", name);
                 AtomicFile.WriteAllBytes(path, png);
@@ -63,7 +66,7 @@ public static class ReportBundle
         var html = Path.Combine(dir, "report.html");
         JsonReportWriter.Write(report, json);
         MarkdownReportWriter.Write(report, md);
-        HtmlReportWriter.Write(report, html, new HtmlAssets(accuracyPlot, perClassPlot, grid, gallery));
+        HtmlReportWriter.Write(report, html, new HtmlAssets(accuracyPlot, perClassPlot, grid, gallery) { QueriesPlot = queriesPlot });
         return new ReportBundleFiles(json, md, html, imagePaths, plotPaths);
     }
 }
@@ -90,16 +93,22 @@ public static class ConsoleSummary
             rows.Add(new("labels flipped", $"{m.MeanLabelsFlipped.ToString("0.###", CultureInfo.InvariantCulture)} per sample ({m.MeanLabelsFlippedBroken.ToString("0.###", CultureInfo.InvariantCulture)} per broken sample)"));
             if (m.Goal is { } goal) rows.Add(new("target label sets", goal));
         }
+        if (r.VerifiedAccuracy is { } verified) rows.Add(new("verified accuracy (IBP)", MarkdownReportWriter.Pct(verified)));
         foreach (var a in r.PerAttack)
             rows.Add(new($"  after {a.Name}", a.LabelsFlipped is { } flipped
                 ? $"{MarkdownReportWriter.Pct(a.RobustAccuracyAfter)} subset, {MarkdownReportWriter.Pct(a.RobustHammingAfter ?? 0)} Hamming, {flipped} labels flipped ({a.Seconds.ToString("0.0", CultureInfo.InvariantCulture)} s)"
                 : $"{MarkdownReportWriter.Pct(a.RobustAccuracyAfter)} ({a.Seconds.ToString("0.0", CultureInfo.InvariantCulture)} s)"));
         if (r.EpsSweep.Count > 1)
             rows.Add(new("eps sweep", string.Join("  ", r.EpsSweep.Select(e =>
-                $"{e.Epsilon.ToString("G4", CultureInfo.InvariantCulture)}: {MarkdownReportWriter.Pct(e.RobustAccuracy)}"))));
+                $"{e.Epsilon.ToString("G4", CultureInfo.InvariantCulture)}: {MarkdownReportWriter.Pct(e.RobustAccuracy)}"
+                + (e.VerifiedAccuracy is { } v ? $" (verified {MarkdownReportWriter.Pct(v)})" : "")))));
         if (r.MultiLabel is { EpsSweep.Count: > 1 } ml)
             rows.Add(new("eps sweep (Hamming)", string.Join("  ", ml.EpsSweep.Select(e =>
                 $"{e.Epsilon.ToString("G4", CultureInfo.InvariantCulture)}: {MarkdownReportWriter.Pct(e.RobustHammingAccuracy)}"))));
+        if (r.Queries is { } q)
+            foreach (var a in q.PerAttack)
+                rows.Add(new($"  queries {a.Name}", $"mean {a.Mean.ToString("0", CultureInfo.InvariantCulture)} of {a.Budget?.ToString(CultureInfo.InvariantCulture) ?? "?"} per sample" +
+                    (a.QueriesToSuccess is { } t ? $"; to success: median {t.Median.ToString("0", CultureInfo.InvariantCulture)}" : "")));
         if (r.Perturbation.Successful > 0)
             rows.Add(new("max / mean |delta|", $"{r.Perturbation.MaxNorm.ToString("G4", CultureInfo.InvariantCulture)} / {r.Perturbation.MeanNorm.ToString("G4", CultureInfo.InvariantCulture)}"));
         foreach (var w in r.Warnings)

@@ -39,6 +39,9 @@ public sealed record RobustnessReport
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public MultiLabelReport? MultiLabel { get; init; }
 
+    /// <summary>With certification (eval --certify): the fraction IBP proves robust at the main ε; null otherwise.
+    /// Always at most <see cref="RobustAccuracy"/> (a violation is a bug and raises the certified-but-broken warning).</summary>
+    public double? VerifiedAccuracy { get; init; }
     /// <summary>AutoAttack-style stages at the main ε: robust accuracy after each attack, cumulatively.</summary>
     public required IReadOnlyList<AttackStageReport> PerAttack { get; init; }
     /// <summary>One entry per evaluated ε (the main ε included), in increasing ε.</summary>
@@ -53,6 +56,9 @@ public sealed record RobustnessReport
     public required IReadOnlyList<SampleOutcome> Samples { get; init; }
     /// <summary>Set when this report covers one shard only; null for a complete (or merged) report.</summary>
     public ShardInfo? Shard { get; init; }
+    /// <summary>The queries of the query-based attacks (score-based, decision-based, transfer) at the main ε; null
+    /// when none ran.</summary>
+    public QueryReport? Queries { get; init; }
 }
 
 /// <summary>
@@ -81,6 +87,29 @@ public sealed record LabelMetrics(int Label, string Name, int Support,
 public sealed record MultiLabelEpsilonResult(double Epsilon, double RobustSubsetAccuracy, double RobustHammingAccuracy,
     double MeanLabelsFlipped, IReadOnlyList<int> FlippedHistogram);
 
+/// <summary>
+/// How many queries the query-based attacks asked of the model at the main ε (one query = one sample through the
+/// model), and how robust accuracy depends on the query budget.
+/// </summary>
+/// <param name="RobustAccuracyByBudget">Robust accuracy when every query-based attack had stopped after q queries per
+/// sample (points broken by other attacks count at every q; the last entry is the budget and equals the report's
+/// robust accuracy). After an earlier attack broke a point, later attacks did not run on it, so below the budget this
+/// is an upper bound for a run with a budget of q.</param>
+/// <param name="ModelQueries">Samples the model answered over the whole evaluation (attacks, clean passes, final
+/// verdicts, sanity checks) when it is a query-only model; null otherwise.</param>
+public sealed record QueryReport(IReadOnlyList<AttackQueryStatistics> PerAttack, IReadOnlyList<QueryBudgetPoint> RobustAccuracyByBudget, long? ModelQueries);
+
+/// <param name="Budget">The attack's budget per sample (its "queries" parameter).</param>
+/// <param name="Samples">Samples it ran on (still robust when its turn came).</param>
+/// <param name="Total">Queries it asked for, over those samples.</param>
+/// <param name="Successes">Samples it broke.</param>
+/// <param name="QueriesToSuccess">Over the samples it broke: the queries it had used when it first held their adversarial.</param>
+public sealed record AttackQueryStatistics(string Name, long? Budget, int Samples, long Total, double Mean, long Max, int Successes, QueryQuantiles? QueriesToSuccess);
+
+public sealed record QueryQuantiles(double Median, double Q25, double Q75, double Q90, long Max);
+
+public sealed record QueryBudgetPoint(long Queries, double RobustAccuracy);
+
 /// <param name="Name">Attack name as in the registry.</param>
 /// <param name="RobustAccuracyAfter">Robust accuracy after this attack and every attack before it.</param>
 /// <param name="RobustAfter">Number of points still robust after this attack.</param>
@@ -96,9 +125,18 @@ public sealed record AttackStageReport(string Name, double RobustAccuracyAfter, 
 }
 
 /// <param name="PerAttack">Robust accuracy after each attack (cumulative, as in <see cref="AttackStageReport"/>).</param>
-public sealed record EpsilonResult(double Epsilon, double RobustAccuracy, int Robust, IReadOnlyList<AttackStageReport> PerAttack);
+public sealed record EpsilonResult(double Epsilon, double RobustAccuracy, int Robust, IReadOnlyList<AttackStageReport> PerAttack)
+{
+    /// <summary>IBP-verified accuracy at this ε when the evaluation certified (else null).</summary>
+    public double? VerifiedAccuracy { get; init; }
+    public int? Verified { get; init; }
+}
 
-public sealed record ClassAccuracy(int Class, string Label, int Count, int CleanCorrect, int RobustCorrect, double CleanAccuracy, double RobustAccuracy);
+public sealed record ClassAccuracy(int Class, string Label, int Count, int CleanCorrect, int RobustCorrect, double CleanAccuracy, double RobustAccuracy)
+{
+    /// <summary>IBP-verified points of the class at the main ε (null without certification).</summary>
+    public int? Verified { get; init; }
+}
 
 /// <summary>
 /// Norms of successful adversarial perturbations at the main ε (in the threat model's norm). The median minimum
@@ -146,7 +184,10 @@ public sealed record SampleOutcome
 /// <param name="Distance">‖δ‖ of the breaking adversarial, 0 when not broken.</param>
 /// <param name="AdversarialPrediction">Prediction on the breaking adversarial, −1 when not broken.</param>
 /// <param name="MinimumNorm">Smallest adversarial norm a minimum-norm attack found, null when none reported one.</param>
-public sealed record SampleEpsilonOutcome(double Epsilon, int BrokenBy, double Distance, int AdversarialPrediction, double AdversarialConfidence, double? MinimumNorm = null)
+/// <param name="AdversarialConfidence">Softmax confidence of that prediction; NaN for a label-only model (no scores).</param>
+/// <param name="Verified">IBP proved the point robust at this ε (null when the evaluation did not certify).</param>
+public sealed record SampleEpsilonOutcome(double Epsilon, int BrokenBy, double Distance, int AdversarialPrediction, double AdversarialConfidence, double? MinimumNorm = null,
+    bool? Verified = null)
 {
     public bool Broken => BrokenBy >= 0;
     /// <summary>Multi-label: clean-correct labels some attack flipped at this ε (ascending).</summary>
@@ -158,11 +199,25 @@ public sealed record SampleEpsilonOutcome(double Epsilon, int BrokenBy, double D
     /// <summary>Multi-label: the predicted set at the breaking adversarial (null when not broken).</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyList<int>? AdversarialSet { get; init; }
+    /// <summary>Per attack (same order as the report's attacks): queries it asked on this sample, 0 where it did not
+    /// run on it, null for attacks that do not count queries. Null when no attack counts queries.</summary>
+    public IReadOnlyList<long?>? Queries { get; init; }
+    /// <summary>Queries the breaking attack had used when it first held this sample's adversarial; null when not
+    /// broken or broken by an attack that does not count queries.</summary>
+    public long? QueriesToSuccess { get; init; }
 }
 
 public sealed record ShardInfo(int Index, int Count);
 
-public sealed record AttackDescription(string Name, bool NeedsGradients, IReadOnlyDictionary<string, string> Parameters);
+/// <param name="NeedsGradients">White-box (kept beside <see cref="Needs"/> for readers of older reports).</param>
+public sealed record AttackDescription(string Name, bool NeedsGradients, IReadOnlyDictionary<string, string> Parameters)
+{
+    /// <summary>What the attack needs from the model: "gradients", "scores" or "labels" (null in older reports: read
+    /// <see cref="NeedsGradients"/>).</summary>
+    public string? Needs { get; init; }
+    /// <summary>True for attacks that do not differentiate the model (score-based, decision-based, transfer).</summary>
+    public bool BlackBox => Needs is null ? !NeedsGradients : Needs != "gradients";
+}
 
 public sealed record Provenance
 {
@@ -174,15 +229,21 @@ public sealed record Provenance
     public required int BatchSize { get; init; }
     /// <summary>Arithmetic of the attacks' gradient passes: "float32" or "bf16" (verdicts are always float32).</summary>
     public string AttackPrecision { get; init; } = "float32";
+    /// <summary>"ibp" when the evaluation also certified every point (eval --certify), else null.</summary>
+    public string? Certification { get; init; }
     /// <summary>Attacks at the main ε, in order, with every parameter.</summary>
     public required IReadOnlyList<AttackDescription> Attacks { get; init; }
     public required string DatasetName { get; init; }
     public required string DatasetSource { get; init; }
+    /// <summary>Split of the dataset the samples come from ("test", "train"); null in reports that did not record it.</summary>
+    public string? DatasetSplit { get; init; }
     public required IReadOnlyList<string> ClassNames { get; init; }
     public required IReadOnlyList<long> SampleIndices { get; init; }
     public string? ModelPath { get; init; }
     public string? ModelSha256 { get; init; }
     public required string ModelArch { get; init; }
+    /// <summary>What wraps the model beyond its file (input noise, a transfer surrogate); empty for the file as it is.</summary>
+    public IReadOnlyDictionary<string, string> ModelNotes { get; init; } = new Dictionary<string, string>();
     public required double WallSeconds { get; init; }
     public required DateTimeOffset Date { get; init; }
     public string Sharding { get; init; } = ShardSpec.Description;

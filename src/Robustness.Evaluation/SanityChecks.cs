@@ -49,10 +49,14 @@ public static class SanityChecks
     }
 
     public static IReadOnlyList<SanityCheckResult> RunDataChecks(IReadOnlyList<EpsilonResult> sweep, IReadOnlyList<SampleOutcome> samples,
-        IReadOnlyList<AttackDescription> attacks, int mainEps, IReadOnlyList<MultiLabelEpsilonResult>? multiLabelSweep = null) =>
-        multiLabelSweep is null
-            ? [MonotoneSweepCheck.Run(sweep, samples.Count), BlackBoxCheck.Run(samples, attacks, mainEps)]
-            : [MonotoneSweepCheck.Run(sweep, samples.Count), MonotoneSweepCheck.RunHamming(multiLabelSweep, samples.Count), BlackBoxCheck.Run(samples, attacks, mainEps)];
+        IReadOnlyList<AttackDescription> attacks, int mainEps, IReadOnlyList<MultiLabelEpsilonResult>? multiLabelSweep = null)
+    {
+        var checks = new List<SanityCheckResult> { MonotoneSweepCheck.Run(sweep, samples.Count) };
+        if (multiLabelSweep is not null) checks.Add(MonotoneSweepCheck.RunHamming(multiLabelSweep, samples.Count));
+        checks.Add(BlackBoxCheck.Run(samples, attacks, mainEps));
+        if (samples.Any(s => s.PerEpsilon.Any(e => e.Verified is not null))) checks.Add(CertifiedButBrokenCheck.Run(samples));
+        return checks;
+    }
 
     public static ReportWarning WarningFor(SanityCheckResult r)
     {
@@ -64,7 +68,7 @@ public static class SanityChecks
                 "Remove the final softmax so the model returns logits; losses on probabilities saturate and make gradient attacks look weak."),
             DeterminismCheck.Code => new(r.Code,
                 $"Two forward passes in eval mode gave different outputs: the model is randomised. {m}",
-                "Evaluate with Expectation over Transformation (average gradients over many samples of the randomness) and report accuracy averaged over several passes."),
+                "Attack it with Expectation over Transformation: the 'rand' attack preset (AutoAttack's rand version: APGD-CE and APGD-DLR, each gradient averaged over 20 forward passes; `robust eval --preset rand`), or any gradient attack with EOT (`--eot K`); attacks without EOT overestimate a randomised model's robustness. Report accuracy averaged over several passes."),
             GradientCheck.ZeroCode => new(r.Code,
                 $"Many input gradients are exactly zero: gradient masking (quantisation, saturation, non-differentiable layers). {m}",
                 "Do not trust white-box numbers: use BPDA (straight-through gradients) for non-differentiable layers and add a score-based attack such as 'square'."),
@@ -97,6 +101,9 @@ public static class SanityChecks
             MonotoneSweepCheck.Code or MonotoneSweepCheck.HammingCode => new(r.Code,
                 $"Robust accuracy rises as ε grows. {m}",
                 "A larger ball contains the smaller one, so accuracy must not rise: attacks are not converging; use more steps/restarts or check for gradient masking."),
+            CertifiedButBrokenCheck.Code => new(r.Code,
+                $"CERTIFICATE VIOLATED: points that interval bound propagation verified were broken by an attack (or misclassified clean). {m}",
+                "A verified point cannot have an adversarial example in its ball: this is a bug in the bounds or in the model's layer description (IDescribedNetwork); trust neither number and report it."),
             BlackBoxCheck.Code => new(r.Code,
                 $"The black-box attack broke points every white-box attack failed on. {m}",
                 "White-box attacks should be stronger than black-box ones: suspect gradient masking and use adaptive attacks (BPDA/EOT)."),
@@ -140,6 +147,8 @@ internal sealed class ProbabilityOutputCheck : IModelSanityCheck
 
     public IReadOnlyList<SanityCheckResult> Run(SanityCheckContext c)
     {
+        if (ModelAccesses.Of(c.Model) == ModelAccess.Labels)
+            return [SanityChecks.Result(Code, SanityChecks.ModelScope, false, 0, 0.99, 0, "Skipped: the model gives labels only.")];
         using var scope = NewDisposeScope();
         Tensor out_;
         using (no_grad())
@@ -398,7 +407,23 @@ internal static class MonotoneSweepCheck
     }
 }
 
-/// <summary>Points first broken by a score-based attack after every gradient attack failed on them.</summary>
+/// <summary>Certified ≤ empirical, per sample and ε: a point IBP verified must be clean-correct and unbroken.</summary>
+public static class CertifiedButBrokenCheck
+{
+    public const string Code = "certified-but-broken";
+
+    public static SanityCheckResult Run(IReadOnlyList<SampleOutcome> samples)
+    {
+        var bad = samples.SelectMany(s => s.PerEpsilon.Where(e => e.Verified == true && (e.Broken || !s.CleanCorrect)).Select(e => (s.Index, e.Epsilon))).ToArray();
+        var detail = bad.Length == 0
+            ? "Every verified point stayed correct under every attack."
+            : $"{bad.Length} verified (point, ε) pair(s) broken, e.g. {string.Join(", ", bad.Take(5).Select(b => $"sample {b.Index} at ε = {SanityChecks.F(b.Epsilon)}"))}.";
+        return SanityChecks.Result(Code, SanityChecks.DataScope, bad.Length > 0, bad.Length, 0, samples.Count, detail);
+    }
+}
+
+/// <summary>Points first broken by a black-box attack (score-based, decision-based or transfer) after every
+/// white-box (gradient) attack before it failed on them.</summary>
 internal static class BlackBoxCheck
 {
     public const string Code = "black-box-beats-white-box";
@@ -409,14 +434,14 @@ internal static class BlackBoxCheck
         bool whiteBefore = false;
         for (int a = 0; a < attacks.Count; a++)
         {
-            if (attacks[a].NeedsGradients) whiteBefore = true;
+            if (!attacks[a].BlackBox) whiteBefore = true;
             else if (whiteBefore) { firstBlackBox = a; break; }
         }
         if (firstBlackBox < 0)
             return SanityChecks.Result(Code, SanityChecks.DataScope, false, 0, 0, samples.Count,
-                "Not applicable: no score-based attack runs after a white-box attack.");
+                "Not applicable: no black-box attack runs after a white-box attack.");
         int n = samples.Count(s => s.CleanCorrect && s.PerEpsilon[mainEps].BrokenBy >= firstBlackBox
-            && !attacks[s.PerEpsilon[mainEps].BrokenBy].NeedsGradients);
+            && attacks[s.PerEpsilon[mainEps].BrokenBy].BlackBox);
         double fraction = samples.Count == 0 ? 0 : (double)n / samples.Count;
         return SanityChecks.Result(Code, SanityChecks.DataScope, n > 0, fraction, 0, samples.Count,
             $"{n} of {samples.Count} points were broken only by a black-box attack.");

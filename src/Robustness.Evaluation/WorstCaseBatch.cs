@@ -23,8 +23,14 @@ internal sealed record GalleryAttempt(float[] Adversarial, int Prediction, doubl
 /// </summary>
 internal sealed class WorstCaseBatch
 {
-    private WorstCaseBatch(int n)
+    private WorstCaseBatch(int n, IReadOnlyList<IAttack> attacks)
     {
+        // Attacks that do not differentiate the model count their queries: 0 until they run on a sample.
+        var counted = attacks.Select(a => a.Needs != ModelAccess.Gradients).ToArray();
+        Queries = counted.Any(c => c)
+            ? Enumerable.Range(0, n).Select(_ => counted.Select(c => c ? 0L : (long?)null).ToArray()).ToArray()
+            : null;
+        QueriesToSuccess = new long?[n];
         BrokenBy = Enumerable.Repeat(-1, n).ToArray();
         Distance = new double[n];
         AdversarialPrediction = Enumerable.Repeat(-1, n).ToArray();
@@ -37,6 +43,10 @@ internal sealed class WorstCaseBatch
     public int[] AdversarialPrediction { get; }
     public double[] AdversarialConfidence { get; }
     public double?[] MinimumNorm { get; }
+    /// <summary>Per sample, per attack: queries asked (null for attacks that do not count); null when none counts.</summary>
+    public long?[][]? Queries { get; }
+    /// <summary>Per sample: the breaking attack's queries until it held the adversarial (null: not broken or not counted).</summary>
+    public long?[] QueriesToSuccess { get; }
     public Dictionary<int, GalleryAttempt> Gallery { get; } = [];
     /// <summary>When asked for: per sample the kept point (CPU, flattened) with its distance and prediction.</summary>
     public KeptPoints? Kept { get; private set; }
@@ -48,35 +58,40 @@ internal sealed class WorstCaseBatch
         StageSeeding seeding, CancellationToken cancel, ISet<int> galleryRows, bool keep, Action<int, double> onStage)
     {
         int n = cleanCorrect.Length;
-        var outcome = new WorstCaseBatch(n);
+        var outcome = new WorstCaseBatch(n, attacks);
+        bool labelsOnly = ModelAccesses.Of(model) == ModelAccess.Labels;
         using var scope = NewDisposeScope();
         using var wrong = tensor(cleanCorrect.Select(c => !c).ToArray(), device: model.Device);
         var points = new StandingPoints(x, new AttackTargets(y), KeepRule.SuccessOrFirstAttempt, wrong);
         points.Run(StandingPoints.StagesOf(model, attacks), new AttackContext(null, null, cancel), seeding, report =>
         {
             if (report.Outcome?.Result is { } result)
-                outcome.Record(report.Rows.cpu().data<long>().Select(r => (int)r).ToArray(), result, report.Index, attacks[report.Index].Name, galleryRows);
+                outcome.Record(report.Rows.cpu().data<long>().Select(r => (int)r).ToArray(), result, report.Index, attacks[report.Index].Name, galleryRows, labelsOnly);
             onStage(report.Index, report.Seconds);
         });
         if (keep) outcome.Kept = KeptPoints.Of(model, x, points.Adversarial, attacks[0].Threat);
         return outcome;
     }
 
-    private void Record(int[] rows, AttackResult result, int attack, string attackName, ISet<int> galleryRows)
+    private void Record(int[] rows, AttackResult result, int attack, string attackName, ISet<int> galleryRows, bool labelsOnly)
     {
         var success = result.Success.cpu().data<bool>().ToArray();
         var dist = result.Distance.cpu().to(ScalarType.Float64).data<double>().ToArray();
-        var (pred, conf) = Predictions.Of(result.Logits);
+        var (pred, conf) = Predictions.Of(result.Logits, labelsOnly);
         var mins = result.MinimumNorm?.cpu().to(ScalarType.Float64).data<double>().ToArray();
+        var queries = result.Queries?.cpu().data<long>().ToArray();
+        var toSuccess = result.QueriesToSuccess?.cpu().data<long>().ToArray();
         using var advCpu = rows.Any(galleryRows.Contains) ? result.Adversarial.cpu().to(ScalarType.Float32) : null;
         for (int j = 0; j < rows.Length; j++)
         {
             int i = rows[j];
             if (mins is not null && double.IsFinite(mins[j]))
                 MinimumNorm[i] = Math.Min(MinimumNorm[i] ?? double.PositiveInfinity, mins[j]);
+            if (queries is not null && Queries is not null) Queries[i][attack] = queries[j];
             if (success[j])
             {
                 BrokenBy[i] = attack;
+                QueriesToSuccess[i] = toSuccess is not null && toSuccess[j] >= 0 ? toSuccess[j] : queries?[j];
                 Distance[i] = dist[j];
                 AdversarialPrediction[i] = pred[j];
                 AdversarialConfidence[i] = conf[j];
@@ -111,7 +126,7 @@ public sealed record KeptPoints(float[] Pixels, double[] Distance, int[] Predict
                 PredictedSets = MultiLabelTargets.Predicted(logits).cpu().contiguous().flatten().data<bool>().ToArray(),
             };
         }
-        var (pred, conf) = Predictions.Of(logits);
+        var (pred, conf) = Predictions.Of(logits, ModelAccesses.Of(model) == ModelAccess.Labels);
         return new KeptPoints(pixels, distances, pred, conf);
     }
 
@@ -129,11 +144,13 @@ public sealed record KeptPoints(float[] Pixels, double[] Distance, int[] Predict
 /// <summary>Top-1 predictions and their softmax confidence, on the CPU.</summary>
 internal static class Predictions
 {
-    public static (int[] Pred, double[] Conf) Of(Tensor logits)
+    /// <param name="labelsOnly">A label-only model: its one-hot outputs carry no confidence, reported as NaN.</param>
+    public static (int[] Pred, double[] Conf) Of(Tensor logits, bool labelsOnly = false)
     {
         using var scope = NewDisposeScope();
         var probs = logits.detach().to(ScalarType.Float64).softmax(1);
         var (conf, pred) = probs.max(1);
-        return (pred.cpu().data<long>().Select(v => (int)v).ToArray(), conf.cpu().data<double>().ToArray());
+        var confidence = labelsOnly ? Enumerable.Repeat(double.NaN, (int)pred.shape[0]).ToArray() : conf.cpu().data<double>().ToArray();
+        return (pred.cpu().data<long>().Select(v => (int)v).ToArray(), confidence);
     }
 }

@@ -55,8 +55,9 @@ public sealed record InputContract
     /// <summary>Parses "0.5,0.5,0.5" (or one value for every channel).</summary>
     public static float[] ParseFloats(string text, string parameter)
     {
-        var parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-        if (parts.Length == 0) throw new ParameterException(parameter, "needs at least one number");
+        var parts = text.Split(',', StringSplitOptions.TrimEntries);
+        if (parts.Length == 0 || parts.All(p => p.Length == 0)) throw new ParameterException(parameter, "needs at least one number");
+        if (parts.Any(p => p.Length == 0)) throw new ParameterException(parameter, $"'{text}' has an empty entry");
         var values = new float[parts.Length];
         for (int i = 0; i < parts.Length; i++)
             if (!float.TryParse(parts[i], NumberStyles.Float, CultureInfo.InvariantCulture, out values[i]) || !float.IsFinite(values[i]))

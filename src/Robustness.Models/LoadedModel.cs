@@ -39,3 +39,12 @@ public sealed class LoadedModel(TorchClassifier classifier, ModelDescription des
 
     public void Dispose() => Classifier.Dispose();
 }
+
+/// <summary>A query-only classifier (e.g. ONNX Runtime) and its description. Disposing it disposes the classifier.</summary>
+public sealed class LoadedQueryModel(IQueryClassifier classifier, ModelDescription description) : IDisposable
+{
+    public IQueryClassifier Classifier { get; } = classifier;
+    public ModelDescription Description { get; } = description;
+
+    public void Dispose() => (Classifier as IDisposable)?.Dispose();
+}

@@ -55,6 +55,19 @@ public static class ModelLoader
         return new LoadedModel(classifier, new ModelDescription(zip ? ModelFormat.PyTorchStateDict : ModelFormat.Safetensors, facts, []));
     }
 
+    /// <summary>True for files without our metadata (ONNX graphs, TorchScript archives), which take an <see cref="InputContract"/>.</summary>
+    public static bool NeedsContract(string path)
+    {
+        if (OnnxFile.LooksLikeOnnx(path)) return true;
+        try
+        {
+            using var stream = File.OpenRead(path);
+            Span<byte> head = stackalloc byte[2];
+            return stream.ReadAtLeast(head, 2, throwOnEndOfStream: false) == 2 && head[0] == (byte)'P' && head[1] == (byte)'K' && TorchScriptNetwork.IsArchive(stream);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
+    }
+
     private static LoadedModel LoadOnnx(string path, Device device, InputContract contract, string? arch)
     {
         RefuseArch(arch, "an ONNX graph");
@@ -79,6 +92,57 @@ public static class ModelLoader
         catch
         {
             built.Module.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// An ONNX file as a query-only classifier run by ONNX Runtime (scores, no gradients): any operator, domain or
+    /// opset ONNX Runtime runs is accepted, the file's other checks (protobuf, external data) are ours. The input
+    /// contract is resolved as for <see cref="Load"/>; the class count comes from a probe batch of two.
+    /// </summary>
+    public static LoadedQueryModel LoadOnnxRuntime(string path, InputContract? contract = null)
+    {
+        contract ??= InputContract.None;
+        if (!File.Exists(path)) throw new InputException($"{path}: file not found");
+        if (!OnnxFile.LooksLikeOnnx(path)) throw new ParameterException("Backend", $"onnxruntime runs ONNX graphs (.onnx); {path} is not one");
+        var session = Backends.OnnxRuntime.OnnxRuntimeSession.Open(path, forExecutor: false);
+        try
+        {
+            var signature = session.Signature;
+            var dims = signature.InputDims;
+            if (dims.Length < 2)
+                throw new ModelFormatException($"{path}: graph input '{signature.InputName}' has rank {dims.Length}; expected a batch axis and the sample's axes");
+            var m = signature.File.Model;
+            var facts = new List<ModelFact>
+            {
+                new("format", $"ONNX, opset {signature.File.Opset}, IR version {m.IrVersion}, producer {(m.HasProducerName ? m.ProducerName : "unknown")}", "file"),
+                new("executed by", "ONNX Runtime (CPU), query-only: scores, no gradients (score-, decision-based and transfer attacks)", "--backend"),
+                new("graph input", $"'{signature.InputName}' [{string.Join(",", dims.Select(d => d?.ToString(CultureInfo.InvariantCulture) ?? "?"))}]", "graph"),
+                new("batch axis", session.FixedBatch is { } b ? $"fixed at {b} in the graph: fed in padded chunks of {b}" : "dynamic: batches run whole (in chunks of 1024)", "graph"),
+            };
+            var fromGraph = dims.Skip(1).All(d => d is > 0) ? dims.Skip(1).Select(d => (int)d!.Value).ToArray() : null;
+            var shape = ResolveShape(fromGraph, "graph", contract, facts, path);
+            var probe = session.Run(new float[2 * shape.Aggregate(1, (a, c) => a * c)], 2, shape, path);
+            int classes = probe.Length / 2;
+            if (probe.Length % 2 != 0 || classes < 2 || classes > 1_000_000)
+                throw new ModelFormatException($"{path}: the model maps a batch of 2 to {probe.Length} scores; a classifier outputs [2, classes] with at least 2 classes");
+            facts.Add(new("classes", classes.ToString(CultureInfo.InvariantCulture), "graph (probe pass)"));
+            var spec = Spec(OnnxArch, shape, classes, contract, facts, path, new Dictionary<string, string>
+            {
+                ["model_format"] = "onnx",
+                ["backend"] = "onnxruntime",
+                ["onnx_opset"] = signature.File.Opset.ToString(CultureInfo.InvariantCulture),
+                ["onnx_final_activation_removed"] = signature.CutHead?.Op ?? "none",
+            });
+            var notes = new List<string>();
+            if (signature.CutHead is { } cut)
+                notes.Add($"the graph ends in {cut.Op} (node '{cut.Node}'): ONNX Runtime returns the scores before it, as our executor would (predictions are unchanged)");
+            return new LoadedQueryModel(new Backends.OnnxRuntime.OnnxRuntimeClassifier(session, path, spec), new ModelDescription(ModelFormat.Onnx, facts, notes));
+        }
+        catch
+        {
+            session.Dispose();
             throw;
         }
     }

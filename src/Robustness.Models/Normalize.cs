@@ -1,3 +1,5 @@
+using Robustness.Core;
+using Robustness.Core.Graphs;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -8,7 +10,7 @@ namespace Robustness.Models;
 /// while the network sees the inputs it was trained on. Mean and std are buffers (they follow <c>to(device)</c>);
 /// model files store them as metadata, not as network tensors.
 /// </summary>
-public sealed class Normalize : nn.Module<Tensor, Tensor>
+public sealed class Normalize : nn.Module<Tensor, Tensor>, IDescribedNetwork
 {
     private readonly Tensor mean;
     private readonly Tensor std;
@@ -43,4 +45,41 @@ public sealed class Normalize : nn.Module<Tensor, Tensor>
         using var centred = input - m;
         return centred / s;
     }
+
+    /// <summary>(x − mean)/std as x·(1/std) + (−mean/std) per channel.</summary>
+    public NetworkGraph Describe()
+    {
+        var scale = std.reciprocal();
+        var shift = -mean * scale;
+        var g = new NetworkGraphBuilder();
+        g.Then("normalize", new ChannelAffineOp(scale, shift));
+        return g.Build();
+    }
+}
+
+/// <summary>
+/// normalize → network, the pixel→logits pipeline of a model with mean/std. The children are named "normalize" and
+/// "network" (the state-dict keys an nn.Sequential with those names has). Describes itself when the network does.
+/// </summary>
+public sealed class NormalizedNetwork : nn.Module<Tensor, Tensor>, IDescribedNetwork
+{
+    private readonly Normalize normalize;
+    private readonly nn.Module<Tensor, Tensor> network;
+
+    public NormalizedNetwork(Normalize normalize, nn.Module<Tensor, Tensor> network) : base(nameof(NormalizedNetwork))
+    {
+        this.normalize = normalize;
+        this.network = network;
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor input)
+    {
+        using var normalized = normalize.call(input);
+        return network.call(normalized);
+    }
+
+    public NetworkGraph Describe() => network is IDescribedNetwork d
+        ? normalize.Describe().Then(d.Describe())
+        : throw new InputException($"ibp: model {network.GetName()} does not describe its layers (bound propagation needs a layer-level description, IDescribedNetwork)");
 }

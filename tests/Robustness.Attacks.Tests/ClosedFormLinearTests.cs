@@ -118,6 +118,78 @@ public class ClosedFormLinearTests
         Assert.True(fast >= exact - 0.1 && fast <= exact + 2, $"fast ensemble {fast}% vs exact {exact}%");
     }
 
+    /// <summary>Per point the exact distance to the decision boundary: min over j ≠ y of margin_j / ‖w_y − w_j‖_*
+    /// (the class region is an intersection of half-spaces); 0 where the point is misclassified.</summary>
+    private static double[] ExactMinimumDistance(Linear m, Norm norm)
+    {
+        int k = m.B.Length;
+        var result = new double[Points];
+        for (int i = 0; i < Points; i++)
+        {
+            int y = (int)m.Ys[i];
+            double best = double.PositiveInfinity;
+            for (int j = 0; j < k; j++)
+            {
+                if (j == y) continue;
+                double margin = m.B[y] - m.B[j], dual = 0;
+                for (int f = 0; f < Features; f++)
+                {
+                    double d = m.W[y, f] - m.W[j, f];
+                    margin += d * m.Xs[i, f];
+                    dual = norm switch { Norm.Linf => dual + Math.Abs(d), Norm.L2 => dual + d * d, _ => Math.Max(dual, Math.Abs(d)) };
+                }
+                if (norm == Norm.L2) dual = Math.Sqrt(dual);
+                best = Math.Min(best, Math.Max(margin, 0) / dual);
+            }
+            result[i] = best;
+        }
+        return result;
+    }
+
+    [Theory]
+    [MemberData(nameof(Norms))]
+    public void FabFindsTheClosedFormMinimumDistance(Norm norm, double eps)
+    {
+        var m = Make(5, 24);
+        var exact = ExactMinimumDistance(m, norm);
+        using var scope = NewDisposeScope();
+        using var r = new FabAttack(new ThreatModel(norm, eps, Huge)).Run(m.Model, m.X, new AttackTargets(m.Y), AttackContext.Seeded(1));
+        var found = r.MinimumNorm!.data<double>().ToArray();
+        for (int i = 0; i < Points; i++)
+        {
+            if (exact[i] == 0) { Assert.Equal(0, found[i]); continue; }
+            // Never below the true minimum (up to float32 rounding), and within 1 % of it.
+            Assert.True(found[i] >= exact[i] * (1 - 1e-4) && found[i] <= exact[i] * 1.01,
+                $"point {i}: FAB {found[i]:G6} vs exact {exact[i]:G6} ({norm.Name()})");
+        }
+        // Success at ε exactly where the minimum distance is within ε (up to FAB's 1 % and float rounding).
+        var success = r.Success.data<bool>().ToArray();
+        for (int i = 0; i < Points; i++)
+            if (exact[i] <= eps / 1.01 || exact[i] > eps * 1.0001) Assert.Equal(exact[i] <= eps, success[i]);
+    }
+
+    [Theory]
+    [MemberData(nameof(Norms))]
+    public void FabTargetedOverEveryClassReachesExactRobustAccuracy(Norm norm, double eps)
+    {
+        var m = Make(5, 25);
+        var threat = new ThreatModel(norm, eps, Huge);
+        var exact = ExactRobustAccuracy(m, norm, eps);
+        Assert.InRange(exact, 10, 90);
+        var fabT = AttackRegistry.Create("fab-t", threat);
+        using var scope = NewDisposeScope();
+        using var r = fabT.Run(m.Model, m.X, new AttackTargets(m.Y), AttackContext.Seeded(1));
+        var robust = 100.0 * r.Success.logical_not().sum().ToInt64() / Points;
+        // Four targets cover every other class: only points within FAB's 1 % of ε may survive wrongly.
+        Assert.True(robust >= exact - 0.1 && robust <= exact + 1, $"FAB-T {robust}% vs exact {exact}%");
+        // Points no target broke were attacked towards every class: their minimum norm is the closed form.
+        var distance = ExactMinimumDistance(m, norm);
+        var found = r.MinimumNorm!.data<double>().ToArray();
+        var broken = r.Success.data<bool>().ToArray();
+        for (int i = 0; i < Points; i++)
+            if (!broken[i]) Assert.True(found[i] >= distance[i] * (1 - 1e-4) && found[i] <= distance[i] * 1.01, $"point {i}: FAB-T {found[i]} vs {distance[i]}");
+    }
+
     [Fact]
     public void FgsmIsExactForBinaryLinearClassifier()
     {

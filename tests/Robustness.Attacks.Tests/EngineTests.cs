@@ -31,41 +31,6 @@ public class EngineTests
     }
 
     [Fact]
-    public void LiveTensorCountIsFlatAcrossHundredsOfSteps()
-    {
-        var model = Fixtures.RandomMlp(5);
-        Tensor x, y;
-        using (var setup = NewDisposeScope())
-        {
-            (x, y) = Fixtures.RandomData(model, 16, 6);
-            x.DetachFromDisposeScope();
-            y.DetachFromDisposeScope();
-        }
-        var targets = new AttackTargets(y);
-        IAttack[] attacks =
-        [
-            Presets.Pgd(Linf, steps: 100, restarts: 2) with { EarlyStop = true },
-            Presets.MiFgsm(new ThreatModel(Norm.L1, 2, Bounds.Unit), steps: 50),
-            new AutoPgdAttack(new ThreatModel(Norm.L2, 0.5, Bounds.Unit)) { Steps = 100, TargetCount = 2 },
-            new CarliniWagnerL2Attack(new ThreatModel(Norm.L2, 0.5, Bounds.Unit)) { Steps = 20, BinarySearchSteps = 3 },
-            new DeepFoolAttack(Linf) { Steps = 20 },
-            new SquareAttack(new ThreatModel(Norm.L2, 0.5, Bounds.Unit)) { Queries = 100 },
-            AttackRegistry.Ensemble("standard", Linf, new AttackOptions { Steps = 20, Queries = 50, TargetCount = 2 }),
-        ];
-        // Warm up lazily created state (generators, caches) before counting.
-        foreach (var attack in attacks) attack.Run(model, x, targets, AttackContext.Seeded(1)).Dispose();
-        // Tensors leaked by earlier tests may be finalised at any time; settle the GC before each count.
-        Settle();
-        var before = Core.LiveTensors.Count;
-        foreach (var attack in attacks) attack.Run(model, x, targets, AttackContext.Seeded(2)).Dispose();
-        var ensemble = AttackRegistry.Ensemble("fast", Linf, new AttackOptions { Steps = 10, TargetCount = 2 });
-        ensemble.RunDetailed(model, x, targets, AttackContext.Seeded(3)).Dispose();
-        Settle();
-        Assert.Equal(before, Core.LiveTensors.Count);
-        x.Dispose(); y.Dispose();
-    }
-
-    [Fact]
     public void ModelRunsInEvalModeAndItsModeIsRestored()
     {
         using var scope = NewDisposeScope();
@@ -135,7 +100,7 @@ public class EngineTests
         }
         Assert.ThrowsAny<InputException>(() => AttackRegistry.Ensemble("standard", Linf).Run(model, x, new AttackTargets(y)));
         var square = AttackRegistry.Create("square", Linf, new AttackOptions { Queries = 50 });
-        Assert.False(square.NeedsGradients);
+        Assert.Equal(ModelAccess.Scores, square.Needs);
         using var r = square.Run(model, x, new AttackTargets(y), AttackContext.Seeded(1));
         Assert.True(r.Success.any().ToBoolean(), "Square broke nothing on a random MLP");
     }
@@ -162,6 +127,8 @@ public class EngineTests
 
         Assert.Equal(["apgd-ce", "apgd-t"], AttackRegistry.Preset("fast", Linf).Select(a => a.Name));
         Assert.Equal(["apgd-ce", "apgd-t", "square"], AttackRegistry.Preset("standard", Linf).Select(a => a.Name));
+        Assert.Equal(["apgd-ce", "apgd-t", "fab-t", "square"], AttackRegistry.Preset("autoattack", Linf).Select(a => a.Name));
+        Assert.Equal(["apgd-ce", "apgd-dlr"], AttackRegistry.Preset("rand", Linf).Select(a => a.Name));
         Assert.Equal(["fgsm", "pgd"], AttackRegistry.Preset("fgsm, pgd", Linf).Select(a => a.Name));
 
         var pgd = (ProjectedGradientAttack)AttackRegistry.Create("pgd", Linf, new AttackOptions { Steps = 40, Restarts = 2, Loss = "margin", StepSize = 0.01 });
@@ -248,7 +215,7 @@ public class EngineTests
         Assert.True(stopped.Success.sum().ToInt64() >= full.Success.sum().ToInt64() - 2);
     }
 
-    private static void Settle()
+    internal static void Settle()
     {
         GC.Collect();
         GC.WaitForPendingFinalizers();
@@ -272,3 +239,145 @@ public class EngineTests
         public void Report(int value) => report(value);
     }
 }
+
+/// <summary>The autoattack and rand presets carry AutoAttack's version settings; the caller's options win.</summary>
+public class AutoAttackPresetTests
+{
+    [Theory]
+    [InlineData("linf")]
+    [InlineData("l2")]
+    [InlineData("l1")]
+    public void AutoAttackPresetHasTheStandardVersionsSettings(string normName)
+    {
+        var threat = new ThreatModel(NormNames.Parse(normName), 0.5, Bounds.Unit);
+        var attacks = AttackRegistry.Preset("autoattack", threat);
+        bool l1 = threat.Norm == Norm.L1;
+        Assert.Equal(l1 ? ["apgd-ce", "apgd-t", "fab-t"] : ["apgd-ce", "apgd-t", "fab-t", "square"], attacks.Select(a => a.Name));
+        var ce = (AutoPgdAttack)attacks[0];
+        Assert.Equal((100, l1 ? 5 : 1, 0, "ce"), (ce.Steps, ce.Restarts, ce.TargetCount, ce.Objective.Name));
+        var t = (AutoPgdAttack)attacks[1];
+        Assert.Equal((100, 1, l1 ? 5 : 9), (t.Steps, t.Restarts, t.TargetCount));
+        var fab = (FabAttack)attacks[2];
+        Assert.Equal((100, 1, 9, 0.1, 1.05, 0.9), (fab.Steps, fab.Restarts, fab.TargetCount, fab.AlphaMax, fab.Eta, fab.Beta));
+        if (!l1)
+        {
+            var square = (SquareAttack)attacks[3];
+            Assert.Equal((5000, 0.8), (square.Queries, square.PInit));
+        }
+        // The caller's options override the preset's settings.
+        var custom = AttackRegistry.Preset("autoattack", threat, new AttackOptions { Steps = 10, TargetCount = 3 });
+        Assert.Equal(10, ((FabAttack)custom[2]).Steps);
+        Assert.Equal(3, ((AutoPgdAttack)custom[1]).TargetCount);
+    }
+
+    [Fact]
+    public void RandPresetAveragesTwentyGradientsAndEotReachesEveryGradientAttack()
+    {
+        var threat = ThreatModel.Linf(0.1);
+        var rand = AttackRegistry.Preset("rand", threat);
+        Assert.All(rand, a => Assert.Equal(20, ((AutoPgdAttack)a).EotSamples));
+        Assert.Equal(["ce", "dlr"], rand.Select(a => ((AutoPgdAttack)a).Objective.Name));
+        Assert.All(rand, a => Assert.Equal((100, 1), (((AutoPgdAttack)a).Steps, ((AutoPgdAttack)a).Restarts)));
+        var options = new AttackOptions { EotSamples = 4 };
+        foreach (var name in new[] { "fgsm", "bim", "pgd", "mi-fgsm", "apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "cw", "deepfool" })
+        {
+            var attack = AttackRegistry.Create(name, name == "cw" ? new ThreatModel(Norm.L2, 1, Bounds.Unit) : threat, options);
+            Assert.Equal(4, attack.Parameters["eot_samples"]);
+        }
+        Assert.ThrowsAny<InputException>(() => AttackRegistry.Create("pgd", threat, new AttackOptions { EotSamples = 0 }));
+    }
+}
+
+/// <summary>Expectation over Transformation: averaging gradients over passes of a randomised model.</summary>
+public class EotTests
+{
+    /// <summary>x ↦ f(x + σ·N(0, I)) in every pass, as a randomised defense does.</summary>
+    private static IGradientClassifier Noisy(TorchClassifier inner, double sigma) => new Models.NoisyInputClassifier(inner, sigma);
+
+    private static double Cosine(Tensor a, Tensor b) =>
+        (Geometry(a) * Geometry(b)).sum(1).div(Geometry(a).norm(1, false, 2) * Geometry(b).norm(1, false, 2)).mean().ToDouble();
+
+    private static Tensor Geometry(Tensor t) => t.reshape(t.shape[0], -1).to(ScalarType.Float64);
+
+    [Fact]
+    public void AveragedGradientsOfARandomisedModelAgreeMoreThanSingleSamples()
+    {
+        using var scope = NewDisposeScope();
+        var model = Fixtures.RandomMlp(8);
+        var (x, y) = Fixtures.RandomData(model, 64, 9);
+        var noisy = Noisy(model, 0.3);
+        var t = new AttackTargets(y);
+        random.manual_seed(1);
+        var one = Enumerable.Range(0, 2).Select(_ => AttackMath.LossGradient(noisy, x, Objectives.CrossEntropy, t).Grad).ToArray();
+        var many = Enumerable.Range(0, 2).Select(_ => AttackMath.LossGradient(noisy, x, Objectives.CrossEntropy, t, eotSamples: 20).Grad).ToArray();
+        double single = Cosine(one[0], one[1]), averaged = Cosine(many[0], many[1]);
+        Assert.True(averaged > single + 0.1, $"EOT-20 estimates agree {averaged:F3}, single passes {single:F3}");
+
+        // A deterministic model: K passes average to its one gradient.
+        var exact = AttackMath.LossGradient(model, x, Objectives.CrossEntropy, t).Grad;
+        var mean = AttackMath.LossGradient(model, x, Objectives.CrossEntropy, t, eotSamples: 5).Grad;
+        Assert.True((exact - mean).abs().max().ToDouble() <= 1e-6 * (1 + exact.abs().max().ToDouble()));
+    }
+
+    [Fact]
+    public void NoisyModelIsRandomInEvalModeAndAttacksReportItsParameters()
+    {
+        using var scope = NewDisposeScope();
+        var model = Fixtures.RandomMlp(8);
+        var (x, _) = Fixtures.RandomData(model, 16, 9);
+        var noisy = Noisy(model, 0.2);
+        using var eval = noisy.EvalMode();
+        using var _ = no_grad();
+        Assert.False(noisy.Logits(x).eq(noisy.Logits(x)).all().ToBoolean(), "two eval-mode passes agree: no noise");
+        Assert.Equal("0.2", noisy.Spec.Extra["input_noise_std"]);
+    }
+}
+
+/// <summary>Counts the process's live tensors, so it runs alone (other test classes allocate in parallel).</summary>
+[Collection("tensor counts")]
+public class EngineMemoryTests
+{
+    private static readonly ThreatModel Linf = ThreatModel.Linf(0.1);
+
+    private static void Settle() => EngineTests.Settle();
+
+    [Fact]
+    public void LiveTensorCountIsFlatAcrossHundredsOfSteps()
+    {
+        var model = Fixtures.RandomMlp(5);
+        Tensor x, y;
+        using (var setup = NewDisposeScope())
+        {
+            (x, y) = Fixtures.RandomData(model, 16, 6);
+            x.DetachFromDisposeScope();
+            y.DetachFromDisposeScope();
+        }
+        var targets = new AttackTargets(y);
+        IAttack[] attacks =
+        [
+            Presets.Pgd(Linf, steps: 100, restarts: 2) with { EarlyStop = true },
+            Presets.MiFgsm(new ThreatModel(Norm.L1, 2, Bounds.Unit), steps: 50),
+            new AutoPgdAttack(new ThreatModel(Norm.L2, 0.5, Bounds.Unit)) { Steps = 100, TargetCount = 2 },
+            new CarliniWagnerL2Attack(new ThreatModel(Norm.L2, 0.5, Bounds.Unit)) { Steps = 20, BinarySearchSteps = 3 },
+            new DeepFoolAttack(Linf) { Steps = 20 },
+            new FabAttack(new ThreatModel(Norm.L1, 1, Bounds.Unit)) { Steps = 20, TargetCount = 2, Restarts = 2 },
+            new AutoPgdAttack(Linf) { Steps = 10, EotSamples = 3 },
+            new SquareAttack(new ThreatModel(Norm.L2, 0.5, Bounds.Unit)) { Queries = 100 },
+            AttackRegistry.Ensemble("standard", Linf, new AttackOptions { Steps = 20, Queries = 50, TargetCount = 2 }),
+        ];
+        // Warm up lazily created state (generators, caches) before counting.
+        foreach (var attack in attacks) attack.Run(model, x, targets, AttackContext.Seeded(1)).Dispose();
+        // Tensors leaked by earlier tests may be finalised at any time; settle the GC before each count.
+        Settle();
+        var before = Core.LiveTensors.Count;
+        foreach (var attack in attacks) attack.Run(model, x, targets, AttackContext.Seeded(2)).Dispose();
+        var ensemble = AttackRegistry.Ensemble("fast", Linf, new AttackOptions { Steps = 10, TargetCount = 2 });
+        ensemble.RunDetailed(model, x, targets, AttackContext.Seeded(3)).Dispose();
+        Settle();
+        Assert.Equal(before, Core.LiveTensors.Count);
+        x.Dispose(); y.Dispose();
+    }
+}
+
+[CollectionDefinition("tensor counts", DisableParallelization = true)]
+public sealed class TensorCountCollection;

@@ -20,7 +20,7 @@ public class ThreatModelTableTests
     };
 
     private static readonly string[] AttackNames =
-        ["fgsm", "bim", "pgd", "pgd-restarts", "pgd-targeted", "mi-fgsm", "apgd-ce", "apgd-dlr", "apgd-t", "cw", "deepfool", "square", "fast"];
+        ["fgsm", "bim", "pgd", "pgd-restarts", "pgd-targeted", "mi-fgsm", "apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "cw", "deepfool", "square", "fast"];
 
     public static IEnumerable<object[]> Cases()
     {

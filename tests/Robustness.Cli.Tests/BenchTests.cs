@@ -32,7 +32,7 @@ public sealed class BenchTests
             Assert.True(double.IsFinite(value) && value > 0, $"{figure} = {value}");
         }
 
-        string[] expected = ["matmul-peak", "attack-pgd-linf", "train-standard", "train-fgsm-rs", "train-pgd7", "eval-fast"];
+        string[] expected = ["matmul-peak", "attack-pgd-linf", "train-standard", "train-fgsm-rs", "train-pgd7", "eval-fast", "certify-smoothing", "certify-ibp", "train-ibp"];
         foreach (var w in expected)
             Assert.Contains(figures, l => l["workload"]!.GetValue<string>() == w);
         var attacks = figures.Where(l => l["workload"]!.GetValue<string>() == "attack-pgd-linf")
@@ -45,5 +45,28 @@ public sealed class BenchTests
         Assert.Equal(0, memory["live_tensor_delta"]!.GetValue<long>());
         Assert.Equal(0, memory["live_tensor_drift_in_workloads"]!.GetValue<long>());
         Assert.True(memory["peak_rss_bytes"]!.GetValue<long>() > 0);
+    }
+}
+
+/// <summary>`robust bench --only presets --quick`: the three presets on the shipped PGD-trained model in one run.</summary>
+[Collection("cli")]
+public sealed class PresetBenchTests
+{
+    [Fact]
+    public void PresetsRunOnTheSameImagesAndTheLargerEnsemblesNeverLeaveMoreRobust()
+    {
+        var r = Cli.Run("bench", "--only", "presets", "--quick", "--json", "--threads", "2");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        var lines = r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Where(l => l.StartsWith('{')).Select(l => JsonNode.Parse(l)!.AsObject())
+            .Where(l => l["workload"]!.GetValue<string>().StartsWith("eval-", StringComparison.Ordinal))
+            .ToDictionary(l => l["workload"]!.GetValue<string>());
+        Assert.Equal(["eval-autoattack", "eval-fast", "eval-standard"], lines.Keys.Order());
+        double Robust(string w) => lines[w]["robust_accuracy"]!.GetValue<double>();
+        // Same seeds: standard and autoattack start with fast's two attacks, so they can only break more.
+        Assert.True(Robust("eval-standard") <= Robust("eval-fast") && Robust("eval-autoattack") <= Robust("eval-fast"),
+            $"fast {Robust("eval-fast")}, standard {Robust("eval-standard")}, autoattack {Robust("eval-autoattack")}");
+        Assert.All(lines.Values, l => Assert.Equal(lines["eval-fast"]["clean_accuracy"]!.GetValue<double>(), l["clean_accuracy"]!.GetValue<double>()));
+        Assert.Equal(1.0, lines["eval-autoattack"]["time_vs_autoattack"]!.GetValue<double>(), 6);
     }
 }

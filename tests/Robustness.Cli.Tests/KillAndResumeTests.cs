@@ -72,34 +72,49 @@ public sealed class KillAndResumeTests : IDisposable
         var (code, log) = RunToEnd([.. common, "--out", reference]);
         Assert.True(code == 0, log);
 
-        var killed = _temp.Sub("killed");
-        using (var p = Start([.. common, "--out", killed], new System.Text.StringBuilder()))
+        // Resumed with the run's options repeated, and with --resume alone (the options come from the run's saved arguments).
+        foreach (var alone in new[] { false, true })
+        {
+            var killed = _temp.Sub(alone ? "killed-alone" : "killed");
+            KillAfterFirstEpoch([.. common, "--out", killed], killed, out var done);
+            string[] resume = alone ? ["train", "--resume", killed, "--threads", "1"] : [.. common, "--resume", killed];
+            var (resumeCode, resumeLog) = RunToEnd(resume);
+            Assert.True(resumeCode == 0, resumeLog);
+            Assert.Equal(3, EpochsCompleted(killed));
+            Assert.False(File.Exists(Path.Combine(killed, OutputLock.FileName)));
+            Expect.NoTempFiles(killed);
+
+            using var a = SafeTensors.Read(Path.Combine(reference, "last.safetensors"));
+            using var b = SafeTensors.Read(Path.Combine(killed, "last.safetensors"));
+            Assert.Equal(a.Names.Order(), b.Names.Order());
+            foreach (var name in a.Names)
+            {
+                Assert.Equal(a[name].shape, b[name].shape);
+                var diff = (a[name].to(ScalarType.Float64) - b[name].to(ScalarType.Float64)).abs().max().item<double>();
+                Assert.True(diff <= 1e-5, $"{name} differs by {diff} after resume (killed after epoch {done}, resumed {(alone ? "alone" : "with options")})");
+            }
+        }
+
+        // Options given again must agree with the run's; a mismatch names them and changes nothing.
+        var (badCode, badLog) = RunToEnd(["train", "--resume", _temp.Sub("killed-alone"), "--epochs", "5", "--seed", "3"]);
+        Assert.Equal(ExitCodes.BadInput, badCode);
+        Assert.Contains("--epochs 5 (the run used 3)", badLog);
+        Assert.DoesNotContain("--seed", badLog);
+    }
+
+    private static void KillAfterFirstEpoch(IEnumerable<string> args, string outDir, out int done)
+    {
+        using (var p = Start(args, new System.Text.StringBuilder()))
         {
             var watch = Stopwatch.StartNew();
-            while (EpochsCompleted(killed) < 1 && !p.HasExited && watch.Elapsed < TimeSpan.FromSeconds(60)) Thread.Sleep(2);
+            while (EpochsCompleted(outDir) < 1 && !p.HasExited && watch.Elapsed < TimeSpan.FromSeconds(60)) Thread.Sleep(2);
             Assert.False(p.HasExited, "the run ended before it could be killed");
             p.Kill();
             p.WaitForExit();
         }
-        var done = EpochsCompleted(killed);
+        done = EpochsCompleted(outDir);
         Assert.InRange(done, 1, 2); // killed mid-run: the resume below has real work to do
-        Assert.True(File.Exists(Path.Combine(killed, OutputLock.FileName)), "a SIGKILLed run leaves its lock behind");
-
-        var (resumeCode, resumeLog) = RunToEnd([.. common, "--resume", killed]);
-        Assert.True(resumeCode == 0, resumeLog);
-        Assert.Equal(3, EpochsCompleted(killed));
-        Assert.False(File.Exists(Path.Combine(killed, OutputLock.FileName)));
-        Expect.NoTempFiles(killed);
-
-        using var a = SafeTensors.Read(Path.Combine(reference, "last.safetensors"));
-        using var b = SafeTensors.Read(Path.Combine(killed, "last.safetensors"));
-        Assert.Equal(a.Names.Order(), b.Names.Order());
-        foreach (var name in a.Names)
-        {
-            Assert.Equal(a[name].shape, b[name].shape);
-            var diff = (a[name].to(ScalarType.Float64) - b[name].to(ScalarType.Float64)).abs().max().item<double>();
-            Assert.True(diff <= 1e-5, $"{name} differs by {diff} after resume (killed after epoch {done})");
-        }
+        Assert.True(File.Exists(Path.Combine(outDir, OutputLock.FileName)), "a SIGKILLed run leaves its lock behind");
     }
 
     [Fact]

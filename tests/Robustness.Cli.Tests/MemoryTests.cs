@@ -54,6 +54,15 @@ public sealed class MemoryTests : IDisposable
             "--eps-sweep", "0.05,0.1", "--images", "2", "--threads", "1", "--out", dir)));
 
     [Fact]
+    public void CertifyRunsLeaveNoLiveTensors()
+    {
+        Assert.Equal(0, Delta(dir => Cli.Run("certify", "--model", Make.TinyCnn, "--method", "ibp", "--eps", "0.01", "--eps-sweep", "0.001",
+            "--n", "24", "--batch-size", "16", "--threads", "1", "--out", dir)));
+        Assert.Equal(0, Delta(dir => Cli.Run("certify", "--model", Make.TinyCnn, "--method", "smoothing", "--sigma", "0.25", "--noise-samples", "300",
+            "--batch-size", "128", "--n", "3", "--check-points", "2", "--check-samples", "200", "--threads", "1", "--out", dir)));
+    }
+
+    [Fact]
     public void FailedRunsLeaveNoLiveTensors()
     {
         var perLoad = PerModelLoad();

@@ -108,6 +108,9 @@ public sealed class OptionErrorTests : IDisposable
         Attack(["--sample", "sideways"], "--sample", "sideways", "first", "random");
         Eval(["--attacks", "fgsm", "--eps-sweep", "0,NaN"], "--eps");
         Eval(["--attacks", "fgsm", "--eps-sweep", "0,x"], "--eps-sweep", "x");
+        // An empty entry is not dropped silently.
+        Eval(["--attacks", "fgsm", "--eps-sweep", "0.1,,0.2"], "--eps-sweep", "0.1,,0.2", "empty entry");
+        Eval(["--attacks", "fgsm,,pgd", "--eps", "0.1"], "--attacks", "empty entry");
     }
 
     [Fact]

@@ -13,6 +13,7 @@ public class ModelZooTests
     [InlineData("lenet5")]
     [InlineData("mlp")]
     [InlineData("preact-resnet18")]
+    [InlineData("ibp-small")]
     public void State_dict_keys_and_shapes_equal_the_PyTorch_definition(string arch)
     {
         var reference = Fixtures.ReferenceKeys.Value[arch];
@@ -53,6 +54,14 @@ public class ModelZooTests
         Assert.False(r.ContainsKey("layer2.1.shortcut.0.weight"));
         Assert.Equal(ScalarType.Int64, r["layer1.0.bn1.num_batches_tracked"].dtype);
         Assert.Equal([10, 512], r["linear.weight"].shape);
+
+        // Gowal et al.'s small network: valid 4×4 convs, 28 → 13 → 10.
+        using var ibp = ModelZoo.Create("ibp-small");
+        var s = ibp.state_dict();
+        Assert.Equal([16, 1, 4, 4], s["conv1.weight"].shape);
+        Assert.Equal([32, 16, 4, 4], s["conv2.weight"].shape);
+        Assert.Equal([100, 3200], s["fc1.weight"].shape);
+        Assert.Equal([10, 100], s["fc2.weight"].shape);
     }
 
     [Theory]
@@ -61,6 +70,7 @@ public class ModelZooTests
     [InlineData("lenet5", 1, 28, 28)]
     [InlineData("mlp", 1, 28, 28)]
     [InlineData("preact-resnet18", 3, 32, 32)]
+    [InlineData("ibp-small", 1, 28, 28)]
     public void Default_classifier_maps_a_batch_to_logits(string arch, int c, int h, int w)
     {
         using var scope = NewDisposeScope();
@@ -149,7 +159,7 @@ public class ModelZooTests
     [Fact]
     public void Default_specs_describe_fashion_mnist_and_cifar_shapes()
     {
-        foreach (var arch in new[] { "mlp", "lenet5", "tiny-cnn", "fmnist-cnn" })
+        foreach (var arch in new[] { "mlp", "lenet5", "tiny-cnn", "fmnist-cnn", "ibp-small" })
             Assert.Equal([1, 28, 28], ModelZoo.DefaultSpec(arch).InputShape);
         Assert.Equal([3, 32, 32], ModelZoo.DefaultSpec("preact-resnet18").InputShape);
         Assert.All(ModelZoo.Names, n => Assert.Equal(10, ModelZoo.DefaultSpec(n).NumClasses));
@@ -168,6 +178,8 @@ public class ParameterCountTests
     [InlineData("tiny-cnn", new[] { 3, 32, 32 })]
     [InlineData("lenet5", new[] { 3, 36, 40 })]
     [InlineData("preact-resnet18", new[] { 1, 28, 28 })]
+    [InlineData("ibp-small", null)]
+    [InlineData("ibp-small", new[] { 3, 32, 30 })]
     public void Computed_count_equals_the_built_network(string arch, int[]? shape)
     {
         var options = new ZooOptions { InputShape = shape, NumClasses = 7 };

@@ -2,7 +2,7 @@
 """Plain-PyTorch reference for `robust bench`: the same workloads, models and settings, the same JSON lines.
 
 Run with Debian's python3-torch (needs libopenblas0 for a fast BLAS):
-    /usr/bin/python3 tests/bench/pytorch_reference.py --threads 2 [--quick] [--only attack,train,matmul,scaling]
+    /usr/bin/python3 tests/bench/pytorch_reference.py --threads 2 [--quick] [--only attack,train,matmul,certify,scaling]
 Each line: {"workload", "model", "batch", "threads", "impl": "pytorch", <figure>_per_s | <figure>_s}.
 `robust bench --compare "/usr/bin/python3 tests/bench/pytorch_reference.py"` runs it one group at a time (--only),
 interleaved with its own groups. `--scaling` (or --only scaling) times the attack over batch sizes 8..512 and the
@@ -17,13 +17,14 @@ import torch.nn.functional as F
 
 # The reference definitions, shared with the PyTorch parity fixture (one copy of each architecture in Python).
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "pytorch"))
-from make_fixture import FmnistCnn, LeNet5, TinyCnn  # noqa: E402
+from make_fixture import FmnistCnn, IbpSmall, LeNet5, TinyCnn  # noqa: E402
 
 
 MODELS = {"tiny-cnn": TinyCnn, "fmnist-cnn": FmnistCnn}
 SCALING_MODELS = {"tiny-cnn": TinyCnn, "lenet5": LeNet5, "fmnist-cnn": FmnistCnn}
 SCALING_BATCHES = (8, 32, 128, 256, 512)
-GROUPS = ("matmul", "attack", "train")
+GROUPS = ("matmul", "attack", "train", "certify")
+U32 = 2.0 ** -24  # float32 unit roundoff: the rounding slack `robust certify` widens IBP bounds by (4·γ(n+1))
 
 
 def forward_flops(model, batch):
@@ -102,6 +103,44 @@ def attack_line(name, model, x_all, y_all, batch, gen, warmup, reps, with_flops)
     return d
 
 
+def slack(terms):
+    k = terms + 1
+    return 4 * k * U32 / (1 - k * U32)
+
+
+def ibp_margins(model, x, y, eps, with_slack):
+    """IBP through ibp-small (centre/radius), last layer folded into the margins z_y - z_j; optionally the float32
+    rounding slack of every layer. The same arithmetic as Robustness.Certification.IntervalBoundPropagation."""
+    lo, hi = (x - eps).clamp(min=0), (x + eps).clamp(max=1)
+    layers = [model.conv1, model.conv2, "flatten", model.fc1]
+    for layer in layers:
+        if layer == "flatten":
+            lo, hi = lo.flatten(1), hi.flatten(1)
+            continue
+        dtype = lo.dtype
+        w, b = layer.weight.to(dtype), layer.bias.to(dtype)
+        c, r, m = (hi + lo) / 2, (hi - lo) / 2, torch.maximum(lo.abs(), hi.abs())
+        if isinstance(layer, nn.Conv2d):
+            stride = layer.stride
+            mu, rad = F.conv2d(c, w, b, stride), F.conv2d(r, w.abs(), None, stride)
+            if with_slack:
+                rad = rad + F.conv2d(m, w.abs(), b.abs(), stride) * slack(w[0].numel())
+        else:
+            mu, rad = F.linear(c, w, b), F.linear(r, w.abs())
+            if with_slack:
+                rad = rad + (F.linear(m, w.abs()) + b.abs()) * slack(w.shape[1])
+        lo, hi = (mu - rad).relu(), (mu + rad).relu()
+    w, b = model.fc2.weight.to(lo.dtype), model.fc2.bias.to(lo.dtype)
+    c, r = (hi + lo) / 2, (hi - lo) / 2
+    diff = w[y].unsqueeze(1) - w.unsqueeze(0)                      # [N, K, H]
+    margin = torch.bmm(diff, c.unsqueeze(2)).squeeze(2) - torch.bmm(diff.abs(), r.unsqueeze(2)).squeeze(2) + (b[y].unsqueeze(1) - b.unsqueeze(0))
+    if with_slack:
+        m = torch.maximum(lo.abs(), hi.abs())
+        row = F.linear(m, w.abs()) + b.abs()
+        margin = margin - (row.gather(1, y.unsqueeze(1)) + row) * slack(w.shape[1])
+    return margin.scatter(1, y.unsqueeze(1), 0.0)
+
+
 def frozen(cls):
     torch.manual_seed(0)
     model = cls().eval()
@@ -114,7 +153,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", default=",".join(GROUPS), help="comma-separated groups: matmul, attack, train, scaling")
+    ap.add_argument("--only", default=",".join(GROUPS), help="comma-separated groups: matmul, attack, train, certify, scaling")
     ap.add_argument("--scaling", action="store_true", help="add the batch-size / model-size sweep")
     ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "data", "fashion-mnist"))
     args = ap.parse_args()
@@ -182,6 +221,53 @@ def main():
 
             t = timed(epoch, min(1, warmup), reps)
             emit({"workload": workload, "model": "tiny-cnn", "batch": batch, "images_per_s": n_batches * batch / t})
+
+    if "certify" in groups:
+        # Randomized smoothing's inner loop: class counts of tiny-cnn over noisy copies of one image.
+        model = frozen(TinyCnn)
+        samples, noise_batch, sigma = (1000 if args.quick else 10000), 1000, 0.25
+        x = x_all[:1]
+
+        def counts():
+            total = torch.zeros(10, dtype=torch.long)
+            with torch.no_grad():
+                done = 0
+                while done < samples:
+                    b = min(noise_batch, samples - done)
+                    noisy = x + torch.randn((b,) + tuple(x.shape[1:]), generator=gen) * sigma
+                    total += torch.bincount(model(noisy).argmax(1), minlength=10)
+                    done += b
+            return total
+
+        t = timed(counts, warmup, reps)
+        emit({"workload": "certify-smoothing", "model": "tiny-cnn", "batch": noise_batch, "image_samples_per_s": samples / t})
+
+        # IBP verification of one batch in float64 with the rounding slack.
+        model = frozen(IbpSmall)
+        xb, yb = x_all[:256].double(), y_all[:256]
+        with torch.no_grad():
+            t = timed(lambda: ibp_margins(model, xb, yb, eps, True), warmup, reps)
+        emit({"workload": "certify-ibp", "model": "ibp-small", "batch": 256, "images_per_s": 256 / t, "dtype": "float64"})
+
+        # IBP training: clean CE and worst-case CE at full eps (kappa 0.5), backward, Adam.
+        torch.manual_seed(0)
+        model = IbpSmall()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=5e-4)
+        batch, n_batches = 128, (1 if args.quick else 8)
+
+        def ibp_epoch():
+            model.train()
+            for bi in range(n_batches):
+                x = x_all[bi * batch:(bi + 1) * batch]
+                y = y_all[bi * batch:(bi + 1) * batch]
+                worst = -ibp_margins(model, x, y, eps, False)
+                loss = 0.5 * F.cross_entropy(model(x), y) + 0.5 * F.cross_entropy(worst, y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+
+        t = timed(ibp_epoch, min(1, warmup), reps)
+        emit({"workload": "train-ibp", "model": "ibp-small", "batch": batch, "images_per_s": n_batches * batch / t})
 
     if "scaling" in groups:
         s_reps, s_warmup = (1, 0) if args.quick else (3, 1)

@@ -14,7 +14,9 @@ public static class AttackLists
 {
     public static IReadOnlyList<IAttack> Build(string names, ThreatModel threat, AttackOptions options)
     {
-        var parts = names.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var parts = names.Split(',', StringSplitOptions.TrimEntries);
+        if (parts.Any(p => p.Length == 0))
+            throw new ParameterException("Attack", $"'{names}' has an empty entry (write attack names separated by single commas)");
         if (parts.Length <= 1 || options.Steps is null) return AttackRegistry.Preset(names, threat, options);
         return parts.Select(name => AttackRegistry.Create(name, threat, TakesOneStep(name) ? options with { Steps = null } : options)).ToArray();
     }

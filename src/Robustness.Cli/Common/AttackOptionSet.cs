@@ -16,10 +16,19 @@ public sealed class AttackOptionSet
     public Option<string> TargetMode { get; } = new("--target-mode") { Description = "random (another class, seeded), least-likely, or top-k.", DefaultValueFactory = _ => "random" };
     public Option<int?> TargetCount { get; } = new("--target-count") { Description = "Number of target classes for top-k / apgd-t (default 9)." };
     public Option<string?> Loss { get; } = new("--loss") { Description = "Objective for gradient attacks: ce, margin, dlr, hinge (C&W with --confidence); multi-label models: ce (= bce), bce, margin, hinge." };
-    public Option<int?> Queries { get; } = new("--queries") { Description = "Query budget of the square attack (default 5000)." };
-    public Option<bool> EarlyStop { get; } = new("--early-stop") { Description = "Stop moving a sample once it is adversarial." };
+    public Option<int?> Queries { get; } = new("--queries")
+    {
+        Description = $"Query budget per sample of the query-based attacks, a hard limit (square {new SquareAttack(ThreatModel.Linf(0.1)).Queries}, " +
+            $"hopskipjump {new HopSkipJumpAttack(ThreatModel.Linf(0.1)).Queries}, boundary {new BoundaryAttack(ThreatModel.Linf(0.1)).Queries} by default).",
+    };
+    public Option<bool> EarlyStop { get; } = new("--early-stop") { Description = "Stop moving a sample once it is adversarial (hopskipjump, boundary: once inside ε; saves queries, their minimum norm is then not the best)." };
     public Option<double?> Momentum { get; } = new("--momentum") { Description = "Momentum decay of mi-fgsm (default 1.0)." };
     public Option<double?> Confidence { get; } = new("--confidence") { Description = "C&W confidence κ (default 0)." };
+    public Option<int?> Eot { get; } = new("--eot")
+    {
+        Description = "Expectation over Transformation: every gradient attack averages its input gradient over K forward/backward passes " +
+            "(for randomised models; default 1, the rand preset 20). Square ignores it.",
+    };
 
     public Option<string> Precision { get; } = new("--precision")
     {
@@ -40,7 +49,7 @@ public sealed class AttackOptionSet
     };
     public Option<int?> Flip { get; } = new("--flip") { Description = "Multi-label models: targeted evaluation towards the true set with k random labels flipped (seeded), the others unchanged." };
 
-    public IEnumerable<Option> All => [Steps, StepSize, RelStepSize, Restarts, Targeted, TargetMode, TargetCount, Loss, Queries, EarlyStop, Momentum, Confidence, Precision, LabelAttacks, TargetLabels, Flip];
+    public IEnumerable<Option> All => [Steps, StepSize, RelStepSize, Restarts, Targeted, TargetMode, TargetCount, Loss, Queries, EarlyStop, Momentum, Confidence, Eot, Precision, LabelAttacks, TargetLabels, Flip];
 
     /// <summary>The multi-label settings: label attacks (null = same as the ensemble, "none"), and the target goal text.</summary>
     public (string? LabelAttacks, string? TargetLabels, int? Flip) ReadMultiLabel(ParseResult p)
@@ -74,10 +83,12 @@ public sealed class AttackOptionSet
             EarlyStop = p.GetValue(EarlyStop),
             Momentum = p.GetValue(Momentum),
             Confidence = p.GetValue(Confidence),
+            EotSamples = p.GetValue(Eot),
         };
         if (o.Loss is { } loss) Objectives.Parse(loss);
         if (o.Steps is <= 0) throw new InputException($"--steps: must be > 0, got {o.Steps}");
         if (o.Restarts is <= 0) throw new InputException($"--restarts: must be > 0, got {o.Restarts}");
+        if (o.EotSamples is <= 0) throw new InputException($"--eot: must be > 0, got {o.EotSamples}");
         if (o.Queries is <= 0) throw new InputException($"--queries: must be > 0, got {o.Queries}");
         if (o.StepSize is { } a && (!(a > 0) || double.IsInfinity(a))) throw new InputException($"--step-size: must be a finite number > 0, got {a}");
         if (o.RelativeStepSize is { } r && (!(r > 0) || double.IsInfinity(r))) throw new InputException($"--rel-step-size: must be a finite number > 0, got {r}");

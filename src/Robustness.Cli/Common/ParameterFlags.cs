@@ -25,8 +25,11 @@ public static class ParameterFlags
         ["Optimizer"] = "--optimizer", ["EpsRampEpochs"] = "--eps-ramp", ["ValidationSize"] = "--val-size", ["AdvRatio"] = "--adv-ratio",
         ["AlphaFactor"] = "--step-size", ["Beta"] = "--beta", ["Sigma"] = "--sigma", ["Defense"] = "--defense",
         ["MlpHidden"] = "--mlp-hidden", ["Activation"] = "--activation", ["AttackMode"] = "--attack-mode", ["Patience"] = "--patience",
+        ["EpsWarmupEpochs"] = "--eps-warmup", ["KappaEnd"] = "--kappa-end", ["N0"] = "--n0", ["N"] = "--noise-samples", ["Alpha"] = "--alpha",
+        ["CheckPoints"] = "--check-points", ["CheckSamples"] = "--check-samples", ["CertifyIbp"] = "--certify",
         ["InputShape"] = "--input-shape", ["Mean"] = "--mean", ["Std"] = "--std", ["Labels"] = "--labels",
-        ["Resize"] = "--resize", ["CenterCrop"] = "--center-crop",
+        ["Resize"] = "--resize", ["CenterCrop"] = "--center-crop", ["ResultsDatabase"] = "--results-db",
+        ["EotSamples"] = "--eot", ["InputNoise"] = "--input-noise", ["Surrogate"] = "--transfer-from", ["Backend"] = "--backend",
         ["TargetLabels"] = "--target-labels", ["FlipCount"] = "--flip", ["LabelAttacks"] = "--label-attacks", ["ThresholdMetric"] = "--tune-threshold",
         ["AllowEmptyLabels"] = "--allow-empty-labels",
     };

@@ -53,7 +53,7 @@ public static class SharedOptions
         Required = true,
     };
 
-    public static Option<string?> Arch(string description = "Architecture of a PyTorch state dict given with --model (mlp, lenet5, tiny-cnn, fmnist-cnn, preact-resnet18, logistic).") =>
+    public static Option<string?> Arch(string description = "Architecture of a PyTorch state dict given with --model (mlp, lenet5, tiny-cnn, fmnist-cnn, preact-resnet18, ibp-small, logistic).") =>
         new("--arch") { Description = description };
 
     public static Option<string> Data(string defaultValue = "fashion-mnist") => new("--data")
@@ -100,6 +100,15 @@ public static class SharedOptions
         if (threads < 0) throw new InputException($"--threads: must be ≥ 0, got {threads}");
         var n = threads == 0 ? Math.Max(1, Environment.ProcessorCount) : threads;
         TorchSharp.torch.set_num_threads(n);
+    }
+
+    /// <summary>A comma-separated list; an empty entry ("0.1,,0.2", a trailing comma) is an error, never dropped.</summary>
+    public static string[] SplitList(string text, string option)
+    {
+        var parts = text.Split(',', StringSplitOptions.TrimEntries);
+        if (parts.Any(p => p.Length == 0))
+            throw new InputException($"{option}: '{text}' has an empty entry (write values separated by single commas)");
+        return parts;
     }
 
     public static double ParseDouble(string text, string option)

@@ -20,8 +20,9 @@ public interface IAttack
     ThreatModel Threat { get; }
     /// <summary>Every parameter that affects the result, for reports.</summary>
     IReadOnlyDictionary<string, object> Parameters { get; }
-    /// <summary>True when the attack needs input gradients (white-box); false for score-based attacks.</summary>
-    bool NeedsGradients { get; }
+    /// <summary>What the attack needs from the model: input gradients (white-box), scores (score-based) or only
+    /// labels (decision-based, transfer). It runs on any model that gives at least that (<see cref="ModelAccesses.Of"/>).</summary>
+    ModelAccess Needs { get; }
 
     AttackResult Run(IClassifier model, Tensor inputs, AttackTargets targets, AttackContext? context = null);
 }
@@ -29,17 +30,21 @@ public interface IAttack
 /// <summary>
 /// The outcome for a batch. <see cref="Adversarial"/> is inside the threat model (checked); <see cref="Success"/>
 /// comes from a fresh forward pass on it; <see cref="Distance"/> is ‖x_adv − x‖_p (float64). Minimum-norm attacks
-/// also give <see cref="MinimumNorm"/>: the smallest adversarial distance they found, +∞ where none.
+/// also give <see cref="MinimumNorm"/>: the smallest adversarial distance they found, +∞ where none. Query-based
+/// attacks (score-based, decision-based, transfer) give <see cref="Queries"/> and <see cref="QueriesToSuccess"/>.
 /// </summary>
 public sealed class AttackResult : IDisposable
 {
-    public AttackResult(Tensor adversarial, Tensor success, Tensor distance, Tensor logits, Tensor? minimumNorm = null)
+    public AttackResult(Tensor adversarial, Tensor success, Tensor distance, Tensor logits, Tensor? minimumNorm = null,
+        Tensor? queries = null, Tensor? queriesToSuccess = null)
     {
         Adversarial = adversarial;
         Success = success;
         Distance = distance;
         Logits = logits;
         MinimumNorm = minimumNorm;
+        Queries = queries;
+        QueriesToSuccess = queriesToSuccess;
     }
 
     public Tensor Adversarial { get; }
@@ -50,6 +55,12 @@ public sealed class AttackResult : IDisposable
     /// <summary>Logits on <see cref="Adversarial"/>, [N, K].</summary>
     public Tensor Logits { get; }
     public Tensor? MinimumNorm { get; }
+    /// <summary>Int64 [N] on the CPU: the queries the attack asked of the model per sample (never above its budget);
+    /// null for attacks that do not count queries (white-box attacks: their passes are gradient evaluations).</summary>
+    public Tensor? Queries { get; }
+    /// <summary>Int64 [N] on the CPU: the queries the attack had used when it first held an adversarial for the sample
+    /// that the final verdict confirms, −1 where the sample is not adversarial. Null with <see cref="Queries"/>.</summary>
+    public Tensor? QueriesToSuccess { get; }
 
     public void MoveToOuterDisposeScope()
     {
@@ -58,6 +69,8 @@ public sealed class AttackResult : IDisposable
         Distance.MoveToOuterDisposeScope();
         Logits.MoveToOuterDisposeScope();
         MinimumNorm?.MoveToOuterDisposeScope();
+        Queries?.MoveToOuterDisposeScope();
+        QueriesToSuccess?.MoveToOuterDisposeScope();
     }
 
     public void Dispose()
@@ -67,6 +80,8 @@ public sealed class AttackResult : IDisposable
         Distance.Dispose();
         Logits.Dispose();
         MinimumNorm?.Dispose();
+        Queries?.Dispose();
+        QueriesToSuccess?.Dispose();
     }
 }
 
@@ -78,12 +93,12 @@ public sealed class AttackResult : IDisposable
 public abstract record AttackBase(ThreatModel Threat) : IAttack
 {
     public abstract string Name { get; }
-    public virtual bool NeedsGradients => true;
+    public virtual ModelAccess Needs => ModelAccess.Gradients;
     public abstract IReadOnlyDictionary<string, object> Parameters { get; }
 
     public AttackResult Run(IClassifier model, Tensor inputs, AttackTargets targets, AttackContext? context = null) =>
         Attack(model, inputs, targets, context,
-            (x, p) => ThreatModelCheck.Finalize(model, x, p.Adversarial, Threat, targets, p.MinimumNorm),
+            (x, p) => ThreatModelCheck.Finalize(model, x, p.Adversarial, Threat, targets, p.MinimumNorm, p.Queries, p.QueriesToSuccess),
             r => r.MoveToOuterDisposeScope());
 
     /// <summary>
@@ -116,8 +131,9 @@ public abstract record AttackBase(ThreatModel Threat) : IAttack
     protected AttackContext CheckCall(IClassifier model, Tensor inputs, AttackTargets targets, AttackContext? context)
     {
         Threat.Validate();
-        if (NeedsGradients && model is not IGradientClassifier)
-            throw new InputException($"attack '{Name}' needs input gradients, but the model only provides scores (use a score-based attack such as 'square')");
+        var access = ModelAccesses.Of(model);
+        if (access < Needs)
+            throw new ParameterException("Attack", $"'{Name}' needs {Needs.Describe()}, but the model gives {access.Describe()}");
         if (inputs.shape[0] != targets.Labels.shape[0])
             throw new ArgumentException($"{inputs.shape[0]} inputs but {targets.Labels.shape[0]} labels");
         return context ?? new AttackContext();
@@ -132,8 +148,17 @@ public abstract record AttackBase(ThreatModel Threat) : IAttack
 
     protected IPerturbationGeometry Geometry => Geometries.For(Threat.Norm);
 
-    /// <summary>What <see cref="Perturb"/> hands to the final step.</summary>
-    protected readonly record struct Perturbation(Tensor Adversarial, Tensor? MinimumNorm = null);
+    /// <summary>What <see cref="Perturb"/> hands to the final step: the points, a minimum norm per sample for
+    /// minimum-norm attacks, and for query-based attacks the per-sample query counts (int64 [N]).</summary>
+    protected readonly record struct Perturbation(Tensor Adversarial, Tensor? MinimumNorm = null, Tensor? Queries = null, Tensor? QueriesToSuccess = null)
+    {
+        /// <summary>The points with a ledger's counts.</summary>
+        public static Perturbation Counted(Tensor adversarial, QueryLedger ledger, Tensor? minimumNorm = null)
+        {
+            var (used, toSuccess) = ledger.ToTensors();
+            return new Perturbation(adversarial, minimumNorm, used, toSuccess);
+        }
+    }
 
     protected static Dictionary<string, object> Describe(ThreatModel threat, params (string Key, object Value)[] extra)
     {

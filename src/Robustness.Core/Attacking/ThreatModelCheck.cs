@@ -13,7 +13,11 @@ public static class ThreatModelCheck
     /// <summary>Float-step corrections of x + δ rounding; more than a few means the attack left the ball (a bug).</summary>
     private const int MaxRoundingFixes = 16;
 
-    public static AttackResult Finalize(IClassifier model, Tensor clean, Tensor adversarial, ThreatModel threat, AttackTargets targets, Tensor? minimumNorm = null)
+    /// <param name="queries">Query-based attacks: queries per sample (int64 [N]); passed through.</param>
+    /// <param name="queriesToSuccess">Queries until the attack first held an adversarial (−1 none): kept only where this
+    /// step's verdict confirms success; where the verdict finds an adversarial the attack did not mark, all its queries count.</param>
+    public static AttackResult Finalize(IClassifier model, Tensor clean, Tensor adversarial, ThreatModel threat, AttackTargets targets, Tensor? minimumNorm = null,
+        Tensor? queries = null, Tensor? queriesToSuccess = null)
     {
         using var scope = NewDisposeScope();
         var geometry = Geometries.For(threat.Norm);
@@ -42,7 +46,15 @@ public static class ThreatModelCheck
         using (no_grad())
             logits = model.Logits(Layout.ChannelsLastView(adv)).detach();
         var success = Criteria.For(targets).IsAdversarial(logits, targets);
-        var result = new AttackResult(adv, success, distance, logits, minimumNorm?.detach());
+        Tensor? used = null, toSuccess = null;
+        if (queries is not null)
+        {
+            used = queries.to(ScalarType.Int64).cpu().clone();
+            var marked = (queriesToSuccess ?? full_like(used, -1L)).to(ScalarType.Int64).cpu();
+            var ok = success.cpu();
+            toSuccess = where(ok, where(marked.ge(0), marked, used), full_like(used, -1L));
+        }
+        var result = new AttackResult(adv, success, distance, logits, minimumNorm?.detach(), used, toSuccess);
         result.MoveToOuterDisposeScope();
         return result;
     }

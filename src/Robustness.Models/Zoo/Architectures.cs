@@ -1,4 +1,5 @@
 using Robustness.Core;
+using Robustness.Core.Graphs;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -11,7 +12,7 @@ namespace Robustness.Models.Zoo;
 #pragma warning disable IDE1006 // naming: PyTorch attribute names
 
 /// <summary>tiny-cnn: two 3×3 conv/ReLU/max-pool stages (16, 32 channels), then 128 → classes.</summary>
-internal sealed class TinyCnn : nn.Module<Tensor, Tensor>
+internal sealed class TinyCnn : nn.Module<Tensor, Tensor>, IDescribedNetwork
 {
     private readonly Conv2d conv1;
     private readonly Conv2d conv2;
@@ -35,10 +36,21 @@ internal sealed class TinyCnn : nn.Module<Tensor, Tensor>
         h = F.relu(fc1.call(h.flatten(1)));
         return fc2.call(h).MoveToOuterDisposeScope();
     }
+
+    public NetworkGraph Describe()
+    {
+        var g = new NetworkGraphBuilder();
+        g.Then("conv1", Layers.Conv(conv1)); g.Then("relu1", ReluOp.Instance); g.Then("pool1", Layers.MaxPool(2));
+        g.Then("conv2", Layers.Conv(conv2)); g.Then("relu2", ReluOp.Instance); g.Then("pool2", Layers.MaxPool(2));
+        g.Then("flatten", FlattenOp.Instance);
+        g.Then("fc1", Layers.Linear(fc1)); g.Then("relu3", ReluOp.Instance);
+        g.Then("fc2", Layers.Linear(fc2));
+        return g.Build();
+    }
 }
 
 /// <summary>fmnist-cnn: the MNIST CNN of Madry et al. (5×5 convs with 32, 64 channels, 1024 hidden units).</summary>
-internal sealed class FmnistCnn : nn.Module<Tensor, Tensor>
+internal sealed class FmnistCnn : nn.Module<Tensor, Tensor>, IDescribedNetwork
 {
     private readonly Conv2d conv1;
     private readonly Conv2d conv2;
@@ -62,10 +74,21 @@ internal sealed class FmnistCnn : nn.Module<Tensor, Tensor>
         h = F.relu(fc1.call(h.flatten(1)));
         return fc2.call(h).MoveToOuterDisposeScope();
     }
+
+    public NetworkGraph Describe()
+    {
+        var g = new NetworkGraphBuilder();
+        g.Then("conv1", Layers.Conv(conv1)); g.Then("relu1", ReluOp.Instance); g.Then("pool1", Layers.MaxPool(2));
+        g.Then("conv2", Layers.Conv(conv2)); g.Then("relu2", ReluOp.Instance); g.Then("pool2", Layers.MaxPool(2));
+        g.Then("flatten", FlattenOp.Instance);
+        g.Then("fc1", Layers.Linear(fc1)); g.Then("relu3", ReluOp.Instance);
+        g.Then("fc2", Layers.Linear(fc2));
+        return g.Build();
+    }
 }
 
 /// <summary>LeNet-5 with ReLU and max-pooling (padding 2 on the first conv so 28×28 inputs keep LeNet's 32×32 geometry).</summary>
-internal sealed class LeNet5 : nn.Module<Tensor, Tensor>
+internal sealed class LeNet5 : nn.Module<Tensor, Tensor>, IDescribedNetwork
 {
     private readonly Conv2d conv1;
     private readonly Conv2d conv2;
@@ -92,10 +115,22 @@ internal sealed class LeNet5 : nn.Module<Tensor, Tensor>
         h = F.relu(fc2.call(h));
         return fc3.call(h).MoveToOuterDisposeScope();
     }
+
+    public NetworkGraph Describe()
+    {
+        var g = new NetworkGraphBuilder();
+        g.Then("conv1", Layers.Conv(conv1)); g.Then("relu1", ReluOp.Instance); g.Then("pool1", Layers.MaxPool(2));
+        g.Then("conv2", Layers.Conv(conv2)); g.Then("relu2", ReluOp.Instance); g.Then("pool2", Layers.MaxPool(2));
+        g.Then("flatten", FlattenOp.Instance);
+        g.Then("fc1", Layers.Linear(fc1)); g.Then("relu3", ReluOp.Instance);
+        g.Then("fc2", Layers.Linear(fc2)); g.Then("relu4", ReluOp.Instance);
+        g.Then("fc3", Layers.Linear(fc3));
+        return g.Build();
+    }
 }
 
 /// <summary>A fully connected network fc1 … fcN on the flattened input, with one activation between layers.</summary>
-internal sealed class Mlp : nn.Module<Tensor, Tensor>
+internal sealed class Mlp : nn.Module<Tensor, Tensor>, IDescribedNetwork
 {
     private readonly Linear[] _layers;
     private readonly Func<Tensor, Tensor> _activation;
@@ -137,6 +172,26 @@ internal sealed class Mlp : nn.Module<Tensor, Tensor>
         }
         return h.MoveToOuterDisposeScope();
     }
+
+    public NetworkGraph Describe()
+    {
+        var g = new NetworkGraphBuilder();
+        g.Then("flatten", FlattenOp.Instance);
+        for (int i = 0; i < _layers.Length; i++)
+        {
+            g.Then($"fc{i + 1}", Layers.Linear(_layers[i]));
+            if (i == _layers.Length - 1) break;
+            GraphOp? activation = Activation switch
+            {
+                "relu" => ReluOp.Instance,
+                "tanh" => TanhOp.Instance,
+                "sigmoid" => SigmoidOp.Instance,
+                _ => null, // linear: identity
+            };
+            if (activation is not null) g.Then($"{Activation}{i + 1}", activation);
+        }
+        return g.Build();
+    }
 }
 
 /// <summary>
@@ -171,10 +226,23 @@ internal sealed class PreActBlock : nn.Module<Tensor, Tensor>
         h = conv2.call(F.relu(bn2.call(h)));
         return (h + identity).MoveToOuterDisposeScope();
     }
+
+    /// <summary>Appends the block to <paramref name="g"/>, reading node <paramref name="input"/>; returns the block's output node.</summary>
+    public int DescribeInto(NetworkGraphBuilder g, string prefix, int input)
+    {
+        int bnNode = g.Add(prefix + "bn1", Layers.BatchNorm(bn1), input);
+        int pre = g.Add(prefix + "relu1", ReluOp.Instance, bnNode);
+        int identity = shortcut is null ? input : g.Add(prefix + "shortcut.0", Layers.Conv((Conv2d)shortcut[0]), pre);
+        g.Add(prefix + "conv1", Layers.Conv(conv1), pre);
+        g.Then(prefix + "bn2", Layers.BatchNorm(bn2));
+        g.Then(prefix + "relu2", ReluOp.Instance);
+        int h = g.Then(prefix + "conv2", Layers.Conv(conv2));
+        return g.Add(prefix + "add", AddOp.Instance, h, identity);
+    }
 }
 
 /// <summary>The usual CIFAR-10 pre-activation ResNet-18.</summary>
-internal sealed class PreActResNet18 : nn.Module<Tensor, Tensor>
+internal sealed class PreActResNet18 : nn.Module<Tensor, Tensor>, IDescribedNetwork
 {
     private readonly Conv2d conv1;
     private readonly Sequential layer1;
@@ -204,5 +272,64 @@ internal sealed class PreActResNet18 : nn.Module<Tensor, Tensor>
         h = F.relu(bn.call(h));
         h = F.adaptive_avg_pool2d(h, 1).flatten(1);
         return linear.call(h).MoveToOuterDisposeScope();
+    }
+
+    public NetworkGraph Describe()
+    {
+        var g = new NetworkGraphBuilder();
+        int h = g.Then("conv1", Layers.Conv(conv1));
+        foreach (var (layer, name) in new[] { (layer1, "layer1"), (layer2, "layer2"), (layer3, "layer3"), (layer4, "layer4") })
+            for (int b = 0; b < 2; b++)
+                h = ((PreActBlock)layer[b]).DescribeInto(g, $"{name}.{b}.", h);
+        g.Then("bn", Layers.BatchNorm(bn));
+        g.Then("relu", ReluOp.Instance);
+        g.Then("pool", GlobalAvgPoolOp.Instance);
+        g.Then("flatten", FlattenOp.Instance);
+        g.Then("linear", Layers.Linear(linear));
+        return g.Build();
+    }
+}
+
+/// <summary>
+/// ibp-small, the small network of Gowal et al. (2018): conv 16 4×4 stride 2 and conv 32 4×4 stride 1 (no padding),
+/// each with ReLU, then FC 100 → ReLU → FC classes. For 28×28 inputs: 13×13×16, 10×10×32 = 3200 features.
+/// </summary>
+internal sealed class IbpSmall : nn.Module<Tensor, Tensor>, IDescribedNetwork
+{
+    private readonly Conv2d conv1;
+    private readonly Conv2d conv2;
+    private readonly Linear fc1;
+    private readonly Linear fc2;
+
+    public IbpSmall(int channels, int height, int width, int classes) : base("ibp-small")
+    {
+        conv1 = nn.Conv2d(channels, 16, 4, stride: 2);
+        conv2 = nn.Conv2d(16, 32, 4, stride: 1);
+        fc1 = nn.Linear(32L * FeatureSide(height) * FeatureSide(width), 100);
+        fc2 = nn.Linear(100, classes);
+        RegisterComponents();
+    }
+
+    /// <summary>Side of conv2's output: (s − 4)/2 + 1 after conv1, minus 3 after conv2.</summary>
+    public static long FeatureSide(long side) => (side - 4) / 2 + 1 - 3;
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var h = F.relu(conv1.call(x));
+        h = F.relu(conv2.call(h));
+        h = F.relu(fc1.call(h.flatten(1)));
+        return fc2.call(h).MoveToOuterDisposeScope();
+    }
+
+    public NetworkGraph Describe()
+    {
+        var g = new NetworkGraphBuilder();
+        g.Then("conv1", Layers.Conv(conv1)); g.Then("relu1", ReluOp.Instance);
+        g.Then("conv2", Layers.Conv(conv2)); g.Then("relu2", ReluOp.Instance);
+        g.Then("flatten", FlattenOp.Instance);
+        g.Then("fc1", Layers.Linear(fc1)); g.Then("relu3", ReluOp.Instance);
+        g.Then("fc2", Layers.Linear(fc2));
+        return g.Build();
     }
 }

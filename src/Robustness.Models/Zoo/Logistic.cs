@@ -1,3 +1,4 @@
+using Robustness.Core.Graphs;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -12,7 +13,7 @@ namespace Robustness.Models.Zoo;
 /// cross-entropy, <c>output = sigmoid</c>) one-vs-rest logistic regression, the multi-label model of the lecture.
 /// Linear scores make the worst case over an ε-ball exact: each moves by at most ε·‖w_ℓ‖_dual.
 /// </summary>
-internal sealed class Logistic : nn.Module<Tensor, Tensor>
+internal sealed class Logistic : nn.Module<Tensor, Tensor>, IDescribedNetwork
 {
     private readonly Linear fc;
 
@@ -26,6 +27,14 @@ internal sealed class Logistic : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         return fc.call(x.flatten(1)).MoveToOuterDisposeScope();
+    }
+
+    public NetworkGraph Describe()
+    {
+        var g = new NetworkGraphBuilder();
+        g.Then("flatten", FlattenOp.Instance);
+        g.Then("fc", Layers.Linear(fc));
+        return g.Build();
     }
 }
 

@@ -17,9 +17,10 @@ public static class ModelZoo
     public const string TinyCnnName = "tiny-cnn";
     public const string FmnistCnnName = "fmnist-cnn";
     public const string PreActResNet18Name = "preact-resnet18";
+    public const string IbpSmallName = "ibp-small";
     public const string LogisticName = "logistic";
 
-    public static IReadOnlyList<string> Names { get; } = [MlpName, LeNet5Name, TinyCnnName, FmnistCnnName, PreActResNet18Name, LogisticName];
+    public static IReadOnlyList<string> Names { get; } = [MlpName, LeNet5Name, TinyCnnName, FmnistCnnName, PreActResNet18Name, IbpSmallName, LogisticName];
 
     public static readonly int[] DefaultMlpHidden = [256, 256];
 
@@ -54,7 +55,7 @@ public static class ModelZoo
         if (shape.Length != 3)
             throw new InputException($"{name}: needs a C,H,W input shape, got [{string.Join(",", shape)}]");
         int c = shape[0], h = shape[1], w = shape[2];
-        int minimum = name switch { LeNet5Name => 12, PreActResNet18Name => 1, _ => 4 };
+        int minimum = name switch { LeNet5Name => 12, PreActResNet18Name => 1, IbpSmallName => 10, _ => 4 };
         if (h < minimum || w < minimum)
             throw new InputException($"{name}: input {h}×{w} is too small (at least {minimum}×{minimum})");
         return name switch
@@ -63,6 +64,7 @@ public static class ModelZoo
             FmnistCnnName => new FmnistCnn(c, h, w, options.NumClasses),
             LeNet5Name => new LeNet5(c, h, w, options.NumClasses),
             PreActResNet18Name => new PreActResNet18(c, options.NumClasses),
+            IbpSmallName => new IbpSmall(c, h, w, options.NumClasses),
             _ => throw new InvalidOperationException($"zoo entry '{name}' has no constructor"),
         };
     }
@@ -101,6 +103,8 @@ public static class ModelZoo
                     LeNet5Name => c * 6 * 25 + 6 + 6 * 16 * 25 + 16 + 16 * Math.Max((h / 2 - 4) / 2, 0) * Math.Max((w / 2 - 4) / 2, 0) * 120 + 120
                                   + 120 * 84 + 84 + 84 * k + k,
                     PreActResNet18Name => c * 64 * 9 + PreActResNet18Body + 512 * k + k,
+                    IbpSmallName => c * 16 * 16 + 16 + 16 * 32 * 16 + 32
+                                    + 32 * Math.Max(IbpSmall.FeatureSide(h), 0) * Math.Max(IbpSmall.FeatureSide(w), 0) * 100 + 100 + 100 * k + k,
                     _ => 0,
                 };
             }
@@ -170,9 +174,9 @@ public static class ModelZoo
     }
 
     /// <summary>
-    /// Wraps a network (PyTorch keys) as a classifier: Sequential(normalize, network) when the spec has mean/std, and,
-    /// for a multi-label model with a decision threshold τ ≠ 0.5, a last stage that subtracts logit(τ) from the logits
-    /// (<see cref="ModelSpec.DecisionOffset"/>), so the classifier's logits are decision logits.
+    /// Wraps a network (PyTorch keys) as a classifier: <see cref="NormalizedNetwork"/>(normalize, network) when the spec
+    /// has mean/std, and, for a multi-label model with a decision threshold τ ≠ 0.5, a last stage that subtracts logit(τ)
+    /// from the logits (<see cref="ModelSpec.DecisionOffset"/>), so the classifier's logits are decision logits.
     /// </summary>
     public static TorchClassifier Wrap(nn.Module<Tensor, Tensor> network, ModelSpec spec, Device? device = null)
     {
@@ -195,7 +199,7 @@ public static class ModelZoo
         Normalize normalize;
         try { normalize = new Normalize(spec.Mean, spec.Std); }
         catch (ArgumentException e) { throw new InputException($"{spec.Arch}: {e.Message}"); }
-        var pipeline = nn.Sequential(("normalize", normalize), ("network", network));
+        var pipeline = new NormalizedNetwork(normalize, network);
         return new TorchClassifier(network, spec, device, pipeline);
     }
 }

@@ -84,14 +84,17 @@ public sealed class AttackCommand(AttackRunOptions o)
         if (o.Images < 0) throw new InputException($"--images: must be ≥ 0, got {o.Images}");
         using var run = LoadedRun.Open(o.Inputs, o.Seed, o.Device, o.Threads);
         var threat = new ThreatModel(o.Norm, o.Epsilon, run.Model.Spec.Bounds).Validate();
-        var attacks = AttackLists.Build(o.Attack, threat, o.AttackOptions);
+        var attackOptions = run.WithSurrogate(o.AttackOptions);
+        var attacks = AttackLists.Build(o.Attack, threat, attackOptions);
+        AttackRegistry.RequireRunnable(attacks, run.Access);
+        run.CheckSurrogateUsed(attacks);
         var name = attacks.Count == 1 ? attacks[0].Name : "ensemble(" + string.Join("+", attacks.Select(a => a.Name)) + ")";
         // The one definition of robust accuracy: the evaluator's per-sample worst case over the attacks, at one ε.
         var options = new EvaluationOptions
         {
             Norm = o.Norm,
             Epsilon = o.Epsilon,
-            Attacks = new CliAttackSuite(o.Attack, o.AttackOptions),
+            Attacks = new CliAttackSuite(o.Attack, attackOptions),
             BatchSize = o.BatchSize,
             Seed = o.Seed,
             SampleIndices = run.Indices,
@@ -102,15 +105,19 @@ public sealed class AttackCommand(AttackRunOptions o)
             AttackPrecision = o.Precision.Name(),
             KeepAdversarials = true,
         };
-        options = o.MultiLabel.ApplyTo(options, run.Model.Spec, run.ClassNames, o.AttackOptions);
+        options = o.MultiLabel.ApplyTo(options, run.Model.Spec, run.ClassNames, attackOptions);
         options.Validate(run.Model.Spec.Bounds);
-        using var outLock = OutputLock.Acquire(o.Out);
+        // Multi-label: the per-label stages must be runnable on the model too (checked before any output is written).
+        if (options.LabelAttacks?.Build(threat) is { } labelAttacks) AttackRegistry.RequireRunnable(labelAttacks, run.Access);
         // bf16 only for the gradient passes; the clean pass and every verdict come from the float32 model.
-        using var bf16 = Bf16Views.ViewOf(run.Model, o.Precision);
-        IGradientClassifier attackModel = (IGradientClassifier?)bf16 ?? run.Model;
+        var (attackModel, bf16) = run.AttackModel(o.Precision);
+        using var view = bf16;
+        var wrapping = ModelWrapping.Apply(o.Inputs, attackModel, o.Precision);
+        options = options with { ModelNotes = wrapping.Notes };
+        using var outLock = OutputLock.Acquire(o.Out);
         var watch = Stopwatch.StartNew();
         EvaluationResult result = null!;
-        ProgressReporter.Run($"{name} {threat}", progress => result = new Evaluator().Evaluate(attackModel, run.Data, options, progress));
+        ProgressReporter.Run($"{name} {threat}", progress => result = new Evaluator().Evaluate(wrapping.Model, run.Data, options, progress));
         watch.Stop();
 
         var report = result.Report;
@@ -138,11 +145,14 @@ public sealed class AttackCommand(AttackRunOptions o)
             ["mean_perturbation"] = distance.Length == 0 ? 0 : distance.Average(),
             ["mean_perturbation_nonzero"] = changed.Length == 0 ? 0 : changed.Average(),
             ["median_minimum_norm"] = perturbation.MinimumNormCount > 0 ? perturbation.MedianMinimumNorm : null,
-            ["minimum_norm_found"] = attacks.Any(a => a is CarliniWagnerL2Attack or DeepFoolAttack) ? perturbation.MinimumNormCount : null,
+            ["minimum_norm_found"] = attacks.Any(a => a is CarliniWagnerL2Attack or DeepFoolAttack or FabAttack or HopSkipJumpAttack or BoundaryAttack) ? perturbation.MinimumNormCount : null,
             ["per_attack"] = report.PerAttack.Select(s => new Dictionary<string, object?> { ["name"] = s.Name, ["robust_accuracy_after"] = s.RobustAccuracyAfter, ["seconds"] = s.Seconds }).ToArray(),
+            ["model_access"] = run.Access.Name(),
+            ["queries"] = QueriesJson(report, samples),
             ["precision"] = o.Precision.Name(),
             ["parameters"] = attacks.Select(a => new Dictionary<string, object?> { ["name"] = a.Name, ["parameters"] = a.Parameters }).ToArray(),
             ["seed"] = o.Seed,
+            ["model_notes"] = wrapping.Notes,
             ["data"] = new Dictionary<string, object?> { ["name"] = run.Data.Name, ["source"] = run.Data.Source, ["split"] = o.Inputs.Split, ["sample_mode"] = o.Inputs.SampleMode, ["indices"] = run.Indices },
             ["timing"] = new Dictionary<string, object?> { ["seconds"] = watch.Elapsed.TotalSeconds, ["samples_per_s"] = n / Math.Max(1e-9, watch.Elapsed.TotalSeconds) },
             ["provenance"] = RunProvenance.Describe(run.Device, o.Seed, o.Inputs.Model, run.ModelSha256),
@@ -231,10 +241,34 @@ public sealed class AttackCommand(AttackRunOptions o)
         }
         table.AddRow("max ‖δ‖", (distance.Length == 0 ? 0 : distance.Max()).ToString("G4", System.Globalization.CultureInfo.InvariantCulture));
         if (perturbation.MedianMinimumNorm is { } median) table.AddRow("median minimum norm", median.ToString("G4", System.Globalization.CultureInfo.InvariantCulture));
+        foreach (var a in report.Queries?.PerAttack ?? [])
+            table.AddRow(Markup.Escape($"queries {a.Name}"), Markup.Escape($"mean {a.Mean:F0} / budget {a.Budget}" + (a.QueriesToSuccess is { } t ? $"; to success median {t.Median:F0}" : "")));
         table.AddRow("time", $"{watch.Elapsed.TotalSeconds:F1} s");
         table.AddRow("output", Markup.Escape(Path.GetFullPath(o.Out)));
         CommandRunner.Out.Write(table);
         return ExitCodes.Ok;
+    }
+
+    /// <summary>result.json's queries: per query-based attack its budget, spend and queries to success, robust
+    /// accuracy by budget, the model's total, and per sample the queries of each attack (null when none counts).</summary>
+    private static Dictionary<string, object?>? QueriesJson(RobustnessReport report, IReadOnlyList<SampleOutcome> samples)
+    {
+        if (report.Queries is not { } q) return null;
+        return new Dictionary<string, object?>
+        {
+            ["per_attack"] = q.PerAttack.Select(a => new Dictionary<string, object?>
+            {
+                ["name"] = a.Name, ["budget"] = a.Budget, ["samples"] = a.Samples, ["total"] = a.Total, ["mean"] = a.Mean, ["max"] = a.Max,
+                ["successes"] = a.Successes,
+                ["queries_to_success"] = a.QueriesToSuccess is { } t
+                    ? new Dictionary<string, object?> { ["median"] = t.Median, ["q25"] = t.Q25, ["q75"] = t.Q75, ["q90"] = t.Q90, ["max"] = t.Max }
+                    : null,
+            }).ToArray(),
+            ["robust_accuracy_by_budget"] = q.RobustAccuracyByBudget.Select(p => new Dictionary<string, object?> { ["queries"] = p.Queries, ["robust_accuracy"] = p.RobustAccuracy }).ToArray(),
+            ["model_queries"] = q.ModelQueries,
+            ["per_sample"] = samples.Select(s => s.PerEpsilon[0].Queries).ToArray(),
+            ["per_sample_to_success"] = samples.Select(s => s.PerEpsilon[0].QueriesToSuccess).ToArray(),
+        };
     }
 
     private static string Pct(double v) => (100 * v).ToString("F2", System.Globalization.CultureInfo.InvariantCulture) + " %";

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text;
 using Robustness.Attacks;
+using Robustness.Core;
 using Robustness.Cli.Common;
 using Spectre.Console;
 
@@ -28,7 +29,7 @@ public sealed class AttacksCommand(bool markdown)
             Console.Out.Write(MarkdownTable());
             return ExitCodes.Ok;
         }
-        var table = new Table().AddColumn("attack").AddColumn("what").AddColumn("norms").AddColumn("defaults (flag)");
+        var table = new Table().AddColumn("attack").AddColumn("what").AddColumn("needs").AddColumn("norms").AddColumn("defaults (flag)");
         foreach (var row in Rows()) table.AddRow(row.Select(Markup.Escape).ToArray());
         CommandRunner.Out.Write(table);
         return ExitCodes.Ok;
@@ -38,18 +39,18 @@ public sealed class AttacksCommand(bool markdown)
     public static string MarkdownTable()
     {
         var sb = new StringBuilder();
-        sb.AppendLine("| `--attack` | what | norms | defaults (override with) |");
-        sb.AppendLine("|---|---|---|---|");
+        sb.AppendLine("| `--attack` | what | needs | norms | defaults (override with) |");
+        sb.AppendLine("|---|---|---|---|---|");
         foreach (var e in AttackRegistry.Entries)
-            sb.AppendLine($"| `{e.Name}` | {e.Description} | {e.Norms} | {Defaults(e, flag => $"`{flag}`")} |");
+            sb.AppendLine($"| `{e.Name}` | {e.Description} | {e.Needs.Name()} | {e.Norms} | {Defaults(e, flag => $"`{flag}`")} |");
         foreach (var p in AttackRegistry.PresetEntries)
-            sb.AppendLine($"| `{p.Name}` (preset) | {p.Description} | all | |");
+            sb.AppendLine($"| `{p.Name}` (preset) | {p.Description} | gradients | all | |");
         return sb.ToString();
     }
 
     private static IEnumerable<string[]> Rows() =>
-        AttackRegistry.Entries.Select(e => new[] { e.Name, e.Description, e.Norms, Defaults(e, flag => flag) })
-            .Concat(AttackRegistry.PresetEntries.Select(p => new[] { p.Name + " (preset)", p.Description, "all", "" }));
+        AttackRegistry.Entries.Select(e => new[] { e.Name, e.Description, e.Needs.Name(), e.Norms, Defaults(e, flag => flag) })
+            .Concat(AttackRegistry.PresetEntries.Select(p => new[] { p.Name + " (preset)", p.Description, "gradients", "all", "" }));
 
     private static readonly Command AttackVerb = Attack.AttackCommand.Definition();
 

@@ -34,7 +34,7 @@ public sealed record BenchOptions
 /// </summary>
 public sealed class BenchCommand(BenchOptions o)
 {
-    public static readonly string[] Groups = ["matmul", "attack", "train", "eval"];
+    public static readonly string[] Groups = ["matmul", "attack", "train", "eval", "certify"];
     public static readonly int[] ScalingBatches = [8, 32, 128, 256, 512];
     public static readonly string[] ScalingModels = ["tiny-cnn", "lenet5", "fmnist-cnn"];
 
@@ -48,7 +48,7 @@ public sealed class BenchCommand(BenchOptions o)
     private static readonly Option<int> RoundsOption = new("--rounds") { Description = "Run every group (ours, then the reference) this many times and report the median of the rounds.", DefaultValueFactory = _ => 1 };
     private static readonly Option<bool> Bf16Option = new("--bf16") { Description = "Also time the attacks and the adversarial-training workloads with bfloat16 gradient passes, and compare robust accuracy with float32." };
     private static readonly Option<string?> Bf16ModelOption = new("--bf16-model") { Description = "Trained model for the bf16 accuracy check (default: the shipped data/models/tiny-cnn-standard.safetensors)." };
-    private static readonly Option<string?> OnlyOption = new("--only") { Description = $"Comma-separated workload groups to run ({string.Join(", ", Groups)}, scaling, onnx: ONNX-executed vs zoo networks, needs python3-torch)." };
+    private static readonly Option<string?> OnlyOption = new("--only") { Description = $"Comma-separated workload groups to run ({string.Join(", ", Groups)}, scaling, onnx: ONNX-executed vs zoo networks, needs python3-torch; presets: eval-fast, eval-standard and eval-autoattack on the PGD-trained tiny-cnn, minutes)." };
     private static readonly Option<bool> ScalingOption = new("--scaling") { Description = $"Attack throughput over batch sizes {string.Join(", ", ScalingBatches)} and models {string.Join(", ", ScalingModels)}." };
     private static readonly Option<string?> PlotOption = new("--plot") { Description = "Write the scaling plot (PNG) here (with --scaling)." };
 
@@ -79,8 +79,8 @@ public sealed class BenchCommand(BenchOptions o)
         if (o.Threads < 0) throw new InputException($"--threads: must be ≥ 0, got {o.Threads}");
         if (o.Rounds < 1) throw new InputException($"--rounds: must be ≥ 1, got {o.Rounds}");
         foreach (var g in o.Only)
-            if (!Groups.Contains(g) && g != "scaling" && g != "onnx")
-                throw new InputException($"--only: unknown workload group '{g}' (valid: {string.Join(", ", Groups)}, scaling, onnx)");
+            if (!Groups.Contains(g) && g is not ("scaling" or "onnx" or "presets"))
+                throw new InputException($"--only: unknown workload group '{g}' (valid: {string.Join(", ", Groups)}, scaling, onnx, presets)");
         if (o.Plot is not null && !o.Scaling && !o.Only.Contains("scaling"))
             throw new InputException("--plot: draws the scaling study; add --scaling");
         if (o.Compare is not null && string.IsNullOrWhiteSpace(o.Compare))
@@ -118,7 +118,7 @@ public sealed class BenchCommand(BenchOptions o)
                 {
                     Progress($"bench: {group} (ours{(o.Rounds > 1 ? $", round {round + 1}/{o.Rounds}" : "")})");
                     ours.AddRange(RunGroup(group, group == "scaling" ? scalingWorkloads : workloads));
-                    if (reference is not null && group != "eval")
+                    if (reference is not null && group is not ("eval" or "presets"))
                     {
                         Progress($"bench: {group} (reference)");
                         theirs.AddRange(reference.Run(group));
@@ -221,6 +221,18 @@ public sealed class BenchCommand(BenchOptions o)
                 using (model) yield return w.Eval(model, name);
                 break;
             }
+            case "certify":
+                yield return w.Smoothing();
+                yield return w.IbpVerify();
+                yield return w.Train("train-ibp");
+                break;
+            case "presets":
+            {
+                var (model, name) = PresetModel();
+                using (model)
+                    foreach (var m in new PresetWorkloads(w.Data, w.Budget, w.Threads, o.Quick).Run(model, name)) yield return m;
+                break;
+            }
             case "onnx":
                 foreach (var m in new OnnxWorkloads(w.Budget, w.Threads, w.Data).Run()) yield return m;
                 break;
@@ -241,6 +253,15 @@ public sealed class BenchCommand(BenchOptions o)
         return (Tracked(ModelZoo.CreateClassifier("tiny-cnn", CPU)), "tiny-cnn-untrained");
     }
 
+    /// <summary>The shipped PGD-trained tiny-cnn, the model the issue's time comparison names.</summary>
+    private static (TorchClassifier Model, string Name) PresetModel()
+    {
+        var dataDir = DatasetCatalog.FindRepoData();
+        var path = dataDir is null ? null : Path.Combine(dataDir, "models", "tiny-cnn-pgd.safetensors");
+        if (path is null || !File.Exists(path)) throw new InputException("--only presets: data/models/tiny-cnn-pgd.safetensors (the shipped PGD-trained model) was not found");
+        return (Tracked(ModelFile.Load(path, CPU)), "tiny-cnn-pgd");
+    }
+
     private static TorchClassifier Tracked(TorchClassifier model)
     {
         TensorLedger.Constructed(model.Module);
@@ -249,7 +270,7 @@ public sealed class BenchCommand(BenchOptions o)
 
     private static string? ShippedModel()
     {
-        var dataDir = DatasetCatalog.FindRepoData();
+        var dataDir = DatasetCatalog.FindShippedData();
         var path = dataDir is null ? null : Path.Combine(dataDir, "models", "tiny-cnn-standard.safetensors");
         return path is not null && File.Exists(path) ? path : null;
     }

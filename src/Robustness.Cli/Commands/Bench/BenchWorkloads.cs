@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Robustness.Attacks;
+using Robustness.Certification;
 using Robustness.Core;
 using Robustness.Core.Attacking;
 using Robustness.Defenses;
@@ -13,9 +14,11 @@ namespace Robustness.Cli.Commands.Bench;
 /// <summary>How much repetition a benchmark run spends: quick for smoke tests, full for the numbers in docs.</summary>
 public sealed record BenchBudget(int Warmup, int Repetitions, int TrainBatches, int EvalImages)
 {
+    /// <summary>Noise samples per timed run of the smoothing workload (one image).</summary>
+    public int SmoothingSamples { get; init; } = 10_000;
     public static BenchBudget Full { get; } = new(2, 5, 8, 1000);
     /// <summary>No warm-up, one repetition, one training batch, 32 evaluation images: proves every path runs.</summary>
-    public static BenchBudget Quick { get; } = new(0, 1, 1, 32);
+    public static BenchBudget Quick { get; } = new(0, 1, 1, 32) { SmoothingSamples = 1000 };
     /// <summary>The batch-size / model-size sweep: 15 configurations, so fewer repetitions each.</summary>
     public static BenchBudget Scaling { get; } = new(1, 3, 8, 1000);
 }
@@ -109,7 +112,8 @@ public sealed class BenchWorkloads(ImageDataset data, BenchBudget budget, int th
     public BenchMeasurement Train(string workload, bool bf16 = false)
     {
         random.manual_seed(0);
-        using var model = ModelZoo.CreateClassifier("tiny-cnn", CPU);
+        var arch = workload == "train-ibp" ? "ibp-small" : "tiny-cnn";
+        using var model = ModelZoo.CreateClassifier(arch, CPU);
         TensorLedger.Constructed(model.Module);
         using var subset = data.Take(budget.TrainBatches * TrainBatch);
         ITrainingObjective objective = workload switch
@@ -117,6 +121,8 @@ public sealed class BenchWorkloads(ImageDataset data, BenchBudget budget, int th
             "train-standard" => new StandardObjective(),
             "train-fgsm-rs" => new FgsmRsObjective(Epsilon),
             "train-pgd7" => new PgdAdversarialObjective(Epsilon) { Steps = 7, StepSize = Epsilon / 4 },
+            // Interval bounds at the full ε (no ramp), κ = 0.5: a clean pass plus the bound pass, backward through both.
+            "train-ibp" => new IbpObjective(Epsilon) { KappaStart = 0.5 },
             _ => throw new ArgumentOutOfRangeException(nameof(workload)),
         };
         var trainer = new Trainer(model, objective, new TrainingOptions
@@ -136,7 +142,7 @@ public sealed class BenchWorkloads(ImageDataset data, BenchBudget budget, int th
         // Each Fit with bf16 builds its bf16 view of the model.
         var perRun = bf16 ? Bf16GradientClassifier.ConstructedParameters(model) : 0;
         var (t, samples) = Time(() => trainer.Fit(subset), Math.Min(1, budget.Warmup), budget.Repetitions, perRun);
-        return new BenchMeasurement(workload, "tiny-cnn", TrainBatch, "images_per_s", subset.Count / t)
+        return new BenchMeasurement(workload, arch, TrainBatch, "images_per_s", subset.Count / t)
         {
             Threads = threads, Samples = samples, Dtype = bf16 ? "bfloat16" : "float32",
         };
@@ -167,6 +173,43 @@ public sealed class BenchWorkloads(ImageDataset data, BenchBudget budget, int th
         return new BenchMeasurement("eval-fast", modelName, batch, "seconds_per_1000_s", t * 1000.0 / n)
         {
             Threads = threads, Samples = samples, Note = $"{n} images",
+        };
+    }
+
+    /// <summary>
+    /// Randomized smoothing's inner loop: the base classifier's class counts over <see cref="BenchBudget.SmoothingSamples"/>
+    /// noisy copies of one image (batches of <paramref name="noiseBatch"/>, counted on the device), untrained tiny-cnn.
+    /// </summary>
+    public BenchMeasurement Smoothing(int noiseBatch = 1000)
+    {
+        random.manual_seed(0);
+        using var model = ModelZoo.CreateClassifier("tiny-cnn", CPU);
+        TensorLedger.Constructed(model.Module);
+        var smoothing = new RandomizedSmoothing(0.25) { BatchSize = noiseBatch };
+        using var x = data.Images.narrow(0, 0, 1).contiguous();
+        using var generator = new Generator(0);
+        long samples = budget.SmoothingSamples;
+        var (t, times) = Time(() => smoothing.SampleCounts(model, x, samples, generator), budget.Warmup, budget.Repetitions);
+        return new BenchMeasurement("certify-smoothing", "tiny-cnn", noiseBatch, "image_samples_per_s", samples / t)
+        {
+            Threads = threads, Samples = times, Note = $"{samples} noise samples of one image",
+        };
+    }
+
+    /// <summary>IBP verification of one batch at L∞ ε = 0.1 on ibp-small: float64 bounds with the float32 rounding slack,
+    /// last layer folded (what `robust certify --method ibp` runs).</summary>
+    public BenchMeasurement IbpVerify(int batch = 256)
+    {
+        random.manual_seed(0);
+        using var model = ModelZoo.CreateClassifier("ibp-small", CPU);
+        TensorLedger.Constructed(model.Module);
+        var verifier = new IntervalVerifier(Epsilon);
+        using var x = data.Images.narrow(0, 0, batch).contiguous();
+        using var y = data.Labels.narrow(0, 0, batch).contiguous();
+        var (t, times) = Time(() => { using var r = verifier.Verify(model, x, y); }, budget.Warmup, budget.Repetitions);
+        return new BenchMeasurement("certify-ibp", "ibp-small", batch, "images_per_s", batch / t)
+        {
+            Threads = threads, Samples = times, Dtype = "float64",
         };
     }
 

@@ -15,6 +15,11 @@ namespace Robustness.Cli.Commands.Train;
 public sealed record TrainRunOptions
 {
     public string Arch { get; init; } = "tiny-cnn";
+    /// <summary>Fine-tune this model file (TorchScript archive, our .safetensors, a zoo state dict with --arch) instead of a fresh zoo model.</summary>
+    public string? Model { get; init; }
+    /// <summary>The --arch given explicitly (for state dicts with --model).</summary>
+    public bool ArchGiven { get; init; }
+    public InputContract Contract { get; init; } = InputContract.None;
     public string Data { get; init; } = "fashion-mnist";
     public string? DataDir { get; init; }
     public int? TrainSize { get; init; }
@@ -26,7 +31,9 @@ public sealed record TrainRunOptions
     public double AdvRatio { get; init; } = 1.0;
     public double Beta { get; init; } = 6.0;
     public double Sigma { get; init; } = 0.1;
+    public double KappaEnd { get; init; } = 0.5;
     public string AttackMode { get; init; } = "eval";
+    public int? Replays { get; init; }
     public string? MlpHidden { get; init; }
     public string Activation { get; init; } = "relu";
     /// <summary>K sigmoid outputs trained with BCE against multi-hot labels (the data must be multi-label).</summary>
@@ -38,15 +45,29 @@ public sealed record TrainRunOptions
     public ThresholdMetric? TuneThreshold { get; init; }
     public required TrainingOptions Training { get; init; }
     public string? Resume { get; init; }
+    /// <summary>The options as given (with defaults), saved for `--resume DIR`.</summary>
+    public IReadOnlyDictionary<string, string>? Arguments { get; init; }
     public required string Out { get; init; }
 }
 
-/// <summary>`robust train`: standard or adversarial training of a zoo model; best/last model files, metrics, curves, checkpoints.</summary>
+/// <summary>`robust train`: standard or adversarial training of a zoo model, or fine-tuning of a given model
+/// (TorchScript archives are written back as TorchScript); best/last model files, metrics, curves, checkpoints.</summary>
 public sealed class TrainCommand(TrainRunOptions o)
 {
     public static readonly IReadOnlyList<string> Defenses = ["none", .. TrainingObjectives.Names.Skip(1)];
 
+    /// <summary>IBP's schedule when --eps-warmup / --eps-ramp are not given: warm-up for 5 % of the epochs, then ε and κ
+    /// ramp over the next 40 % (Gowal et al. warm up for 3 % and ramp over 17 % of their steps; Zhang et al. 2020 found
+    /// longer ramps better for certified accuracy).</summary>
+    public const double IbpWarmupFraction = 0.05, IbpRampFraction = 0.4;
+
     private static readonly Option<string> ArchOption = new("--arch") { Description = $"Architecture: {string.Join(", ", ModelZoo.Names)}.", DefaultValueFactory = _ => "tiny-cnn" };
+    private static readonly Option<string?> ModelOption = new("--model")
+    {
+        Description = "Fine-tune this model instead of training a fresh one: a TorchScript archive (torch.jit.save; best.pt/last.pt are written back as " +
+            "TorchScript), one of our .safetensors files, or a zoo state dict with --arch. ONNX graphs are not written back: export TorchScript to fine-tune.",
+    };
+    private static readonly ModelContractOptions ContractOptions = new();
     private static readonly Option<string> DataOption = SharedOptions.Data();
     private static readonly Option<string?> DataDirOption = SharedOptions.DataDir();
     private static readonly Option<int?> TrainSizeOption = new("--train-size") { Description = "Use only the first N training images (quick experiments)." };
@@ -56,7 +77,7 @@ public sealed class TrainCommand(TrainRunOptions o)
     private static readonly Option<double> MomentumOption = new("--momentum") { Description = "SGD momentum.", DefaultValueFactory = _ => 0.9 };
     private static readonly Option<double> WeightDecayOption = new("--weight-decay") { Description = "L2 weight decay.", DefaultValueFactory = _ => 5e-4 };
     private static readonly Option<string> ScheduleOption = new("--schedule") { Description = "LR schedule: constant, step, cosine, one-cycle.", DefaultValueFactory = _ => "cosine" };
-    private static readonly Option<string> DefenseOption = new("--defense") { Description = "none (standard), pgd (Madry), fgsm-rs (Wong et al.), trades (Zhang et al.), gaussian (noise).", DefaultValueFactory = _ => "none" };
+    private static readonly Option<string> DefenseOption = new("--defense") { Description = "none (standard), pgd (Madry), fgsm-rs (Wong et al.), trades (Zhang et al.), gaussian (noise, for randomized smoothing), ibp (interval bound propagation, Gowal et al.; L∞), crown-ibp (Zhang et al. 2020; L∞).", DefaultValueFactory = _ => "none" };
     private static readonly Option<string> NormOption = SharedOptions.Norm();
     private static readonly Option<double> EpsOption = new("--eps") { Description = "Training ε (pixels in [0,1]).", DefaultValueFactory = _ => 0.1 };
     private static readonly Option<int?> StepsOption = new("--steps") { Description = "Inner attack steps (pgd default 7, trades 10)." };
@@ -64,6 +85,7 @@ public sealed class TrainCommand(TrainRunOptions o)
     private static readonly Option<double> AdvRatioOption = new("--adv-ratio") { Description = "pgd: weight of the adversarial loss (1 = adversarial only).", DefaultValueFactory = _ => 1.0 };
     private static readonly Option<double> BetaOption = new("--beta") { Description = "trades: weight β of the KL term.", DefaultValueFactory = _ => 6.0 };
     private static readonly Option<double> SigmaOption = new("--sigma") { Description = "gaussian: noise standard deviation.", DefaultValueFactory = _ => 0.1 };
+    private static readonly Option<double> KappaEndOption = new("--kappa-end") { Description = "ibp, crown-ibp: final weight κ of the clean loss (κ goes from 1 to this value over the ε ramp).", DefaultValueFactory = _ => 0.5 };
     private static readonly Option<string> AttackModeOption = new("--attack-mode") { Description = "Model mode while generating training attacks: eval (BatchNorm statistics untouched) or train.", DefaultValueFactory = _ => "eval" };
     private static readonly Option<string> AttackPrecisionOption = new("--attack-precision")
     {
@@ -71,7 +93,14 @@ public sealed class TrainCommand(TrainRunOptions o)
             "every batch; the training step, validation and the saved model stay float32; about 2x faster PGD-7 epochs at the same robust accuracy, docs/performance.md).",
         DefaultValueFactory = _ => "float32",
     };
-    private static readonly Option<double> EpsRampOption = new("--eps-ramp") { Description = "Epochs over which ε grows linearly from 0.", DefaultValueFactory = _ => 0.0 };
+    private static readonly Option<int?> ReplaysOption = new("--replays") { Description = $"free: replays m of each minibatch (default {FreeAdversarialObjective.DefaultReplays}); the run takes m optimizer steps per minibatch, so use about epochs/m epochs." };
+    private static readonly Option<double?> TargetRobustOption = new("--target-robust")
+    {
+        Description = "Stop as soon as the validation robust accuracy (PGD-10 at --eps on the held-out images) reaches this fraction, e.g. 0.74; " +
+            "the best model is then confirmed with PGD-20 on the full test set and the time to reach it is written to time-to-robust.json.",
+    };
+    private static readonly Option<double?> EpsRampOption = new("--eps-ramp") { Description = $"Epochs over which ε grows linearly from 0 (default 0; ibp, crown-ibp: {IbpRampFraction:P0} of the epochs)." };
+    private static readonly Option<double?> EpsWarmupOption = new("--eps-warmup") { Description = $"Epochs of clean training (ε = 0) before the ramp (default 0; ibp, crown-ibp: {IbpWarmupFraction:P0} of the epochs)." };
     private static readonly Option<int> ValSizeOption = new("--val-size") { Description = "Training images held out for per-epoch (robust) validation.", DefaultValueFactory = _ => 1000 };
     private static readonly Option<string?> MlpHiddenOption = new("--mlp-hidden") { Description = "mlp: hidden widths, e.g. 256,256." };
     private static readonly Option<string> ActivationOption = new("--activation") { Description = "mlp: relu, tanh, sigmoid or linear.", DefaultValueFactory = _ => "relu" };
@@ -98,20 +127,29 @@ public sealed class TrainCommand(TrainRunOptions o)
         var command = new Command("train", "Train a zoo model, normally or adversarially (PGD-AT, FGSM-RS, TRADES).")
         {
             ArchOption, DataOption, DataDirOption, TrainSizeOption, EpochsOption, OptimizerOption, LrOption, MomentumOption, WeightDecayOption,
-            ScheduleOption, DefenseOption, NormOption, EpsOption, StepsOption, StepSizeOption, AdvRatioOption, BetaOption, SigmaOption,
-            AttackModeOption, AttackPrecisionOption, EpsRampOption, ValSizeOption, MlpHiddenOption, ActivationOption,
+            ScheduleOption, DefenseOption, NormOption, EpsOption, StepsOption, StepSizeOption, AdvRatioOption, BetaOption, SigmaOption, KappaEndOption,
+            AttackModeOption, AttackPrecisionOption, ReplaysOption, TargetRobustOption, EpsRampOption, EpsWarmupOption, ValSizeOption, MlpHiddenOption, ActivationOption,
             MultiLabelOption, OneVsRestOption, TuneThresholdOption, AllowEmptyOption, SeedOption, BatchOption, DeviceOption,
-            ThreadsOption, ResumeOption, OutOption,
+            ThreadsOption, ResumeOption, OutOption, ModelOption,
         };
+        foreach (var option in ContractOptions.All) command.Options.Add(option);
         CommandRunner.SetAction(command, p =>
         {
             var resume = p.GetValue(ResumeOption);
+            // `--resume DIR` alone continues the run with the options it was started with (saved beside its checkpoint).
+            if (resume is not null && TrainArguments.TryLoad(resume) is { } saved)
+            {
+                p = command.Parse(TrainArguments.ForResume(p, resume, saved));
+                if (p.Errors.Count > 0) throw new InputException($"--resume: {Path.Combine(resume, TrainArguments.FileName)}: {p.Errors[0].Message}");
+            }
             var outDir = p.GetValue(OutOption) ?? resume ?? throw new InputException("--out: required (or --resume DIR)");
             var threads = p.GetValue(ThreadsOption);
+            var epochs = p.GetValue(EpochsOption);
+            bool certified = p.GetValue(DefenseOption)!.Trim().ToLowerInvariant() is "ibp" or "crown-ibp";
             if (threads < 0) throw new InputException($"--threads: must be ≥ 0, got {threads}");
             var training = new TrainingOptions
             {
-                Epochs = p.GetValue(EpochsOption),
+                Epochs = epochs,
                 BatchSize = p.GetValue(BatchOption),
                 Optimizer = p.GetValue(OptimizerOption)!.Trim().ToLowerInvariant() switch
                 {
@@ -130,7 +168,9 @@ public sealed class TrainCommand(TrainRunOptions o)
                     "one-cycle" or "onecycle" => LearningRateScheduleKind.OneCycle,
                     var s => throw new InputException($"--schedule: unknown schedule '{s}' (valid: constant, step, cosine, one-cycle)"),
                 },
-                EpsRampEpochs = p.GetValue(EpsRampOption),
+                EpsRampEpochs = p.GetValue(EpsRampOption) ?? (certified ? IbpRampFraction * epochs : 0),
+                EpsWarmupEpochs = p.GetValue(EpsWarmupOption) ?? (certified ? IbpWarmupFraction * epochs : 0),
+                TargetRobustAccuracy = p.GetValue(TargetRobustOption),
                 AttackPrecision = GradientPrecisions.Parse(p.GetValue(AttackPrecisionOption)!, "--attack-precision"),
                 Seed = p.GetValue(SeedOption),
                 Device = p.GetValue(DeviceOption)!,
@@ -141,6 +181,9 @@ public sealed class TrainCommand(TrainRunOptions o)
             return new TrainCommand(new TrainRunOptions
             {
                 Arch = p.GetValue(ArchOption)!,
+                ArchGiven = p.GetResult(ArchOption) is { Implicit: false },
+                Model = p.GetValue(ModelOption),
+                Contract = ContractOptions.Read(p),
                 Data = p.GetValue(DataOption)!,
                 DataDir = p.GetValue(DataDirOption),
                 TrainSize = p.GetValue(TrainSizeOption),
@@ -152,7 +195,9 @@ public sealed class TrainCommand(TrainRunOptions o)
                 AdvRatio = p.GetValue(AdvRatioOption),
                 Beta = p.GetValue(BetaOption),
                 Sigma = p.GetValue(SigmaOption),
+                KappaEnd = p.GetValue(KappaEndOption),
                 AttackMode = p.GetValue(AttackModeOption)!,
+                Replays = p.GetValue(ReplaysOption),
                 MlpHidden = p.GetValue(MlpHiddenOption),
                 Activation = p.GetValue(ActivationOption)!,
                 MultiLabel = p.GetValue(MultiLabelOption),
@@ -161,10 +206,20 @@ public sealed class TrainCommand(TrainRunOptions o)
                 TuneThreshold = p.GetValue(TuneThresholdOption) is { } metric ? ThresholdTuning.Parse(metric) : null,
                 Training = training,
                 Resume = resume,
+                Arguments = ResumeArguments(p),
                 Out = outDir,
             }).Execute();
         });
         return command;
+    }
+
+    /// <summary>The options saved for `--resume`. A fine-tuned model brings its own architecture: --arch is saved only
+    /// when it was given (a state dict needs it), so the default cannot contradict the model's file on resume.</summary>
+    private static Dictionary<string, string> ResumeArguments(ParseResult p)
+    {
+        var arguments = TrainArguments.Capture(p);
+        if (p.GetValue(ModelOption) is not null && p.GetResult(ArchOption) is not { Implicit: false }) arguments.Remove(ArchOption.Name);
+        return arguments;
     }
 
     public ITrainingObjective Objective()
@@ -178,7 +233,7 @@ public sealed class TrainCommand(TrainRunOptions o)
         return TrainingObjectives.Create(o.Defense, new DefenseSettings
         {
             Norm = o.Norm, Epsilon = o.Epsilon, Steps = o.Steps, StepSize = o.StepSize,
-            AdvRatio = o.AdvRatio, Beta = o.Beta, Sigma = o.Sigma, KeepModelMode = keepMode,
+            AdvRatio = o.AdvRatio, Beta = o.Beta, Sigma = o.Sigma, KeepModelMode = keepMode, KappaEnd = o.KappaEnd, Replays = o.Replays,
         });
     }
 
@@ -192,9 +247,12 @@ public sealed class TrainCommand(TrainRunOptions o)
             throw new InputException($"--attack-precision {o.Training.AttackPrecision.Name()}: offered only with --defense {string.Join(", ", offered)}, where it matched " +
                 $"float32 robust accuracy within 0.5 points; with '{o.Defense}' it did not or was not measured (docs/performance.md)");
         }
+        if (o.Model is null && o.Contract.IsGiven)
+            throw new InputException("--input-shape, --bounds, --mean, --std, --labels: describe a model given with --model (a fresh zoo model takes the data's shape)");
         if (o.MultiLabel && o.OneVsRest) throw new InputException("--one-vs-rest: single-label models only; a --multi-label model always has one sigmoid per label");
         if (o.TuneThreshold is not null && !o.MultiLabel) throw new InputException("--tune-threshold: needs --multi-label (single-label models predict the arg-max class)");
         if (o.TuneThreshold is not null && o.Training.ValidationSize == 0) throw new InputException("--tune-threshold: needs held-out images (--val-size > 0)");
+        if (o.Model is not null && o.OneVsRest) throw new InputException("--one-vs-rest: is for a fresh zoo model; --model brings its own output layer");
         var device = Devices.Parse(o.Training.Device);
         if (o.Training.Threads is { } t) set_num_threads(t);
         using var train = LoadTrain();
@@ -203,22 +261,22 @@ public sealed class TrainCommand(TrainRunOptions o)
         if (o.MultiLabel && !train.MultiLabel)
             throw new InputException($"--multi-label: {o.Data} has one class per image; multi-label training needs label sets (e.g. fashion-mnist-multi, or a folder with labels.csv)");
         using var test = TryLoadTest();
-        var spec = ModelZoo.DefaultSpec(o.Arch, new ZooOptions
-        {
-            InputShape = train.SampleShape,
-            NumClasses = train.NumClasses,
-            Hidden = o.MlpHidden is { } h ? ModelZoo.ParseHidden(h, "--mlp-hidden") : null,
-            Activation = o.Activation,
-        }) with { Labels = train.ClassNames, MultiLabel = o.MultiLabel };
-        if (o.OneVsRest) spec = spec with { Extra = new Dictionary<string, string>(spec.Extra) { [ModelMetadata.Output] = "sigmoid" } };
-        if (!spec.InputShape.SequenceEqual(train.SampleShape))
-            throw new InputException($"--arch: {o.Arch} takes inputs [{string.Join(",", spec.InputShape)}] but {o.Data} has [{string.Join(",", train.SampleShape)}]");
         random.manual_seed(o.Training.Seed);
-        using var model = ModelZoo.CreateClassifier(o.Arch, device, spec);
+        using var loaded = o.Model is null ? null : LoadToFineTune(device, train);
+        using var fresh = loaded is null ? CreateZooModel(device, train) : null;
+        var model = loaded?.Classifier ?? fresh!;
+        IModelWriter writer = loaded?.Format == ModelFormat.TorchScript ? TorchScriptModelWriter.Instance : ModelFileWriter.Instance;
+        if (o.Model is { } basePath)
+            writer = new BaseModelProvenance(writer, new Dictionary<string, string>
+            {
+                ["fine_tuned_from"] = Path.GetFullPath(basePath),
+                ["fine_tuned_from_sha256"] = ModelFile.Sha256(basePath),
+            });
         using var outLock = OutputLock.Acquire(o.Out);
+        if (o.Resume is null && o.Arguments is { } arguments) TrainArguments.Save(o.Out, new Dictionary<string, string>(arguments));
 
         var hook = new ConsoleTrainingHook();
-        var trainer = new Trainer(model, objective, o.Training, [hook]) { ModelWriter = ModelFileWriter.Instance, ReducedPrecisionViews = Bf16Views.Instance };
+        var trainer = new Trainer(model, objective, o.Training, [hook]) { ModelWriter = writer, ReducedPrecisionViews = Bf16Views.Instance };
         TrainingReport report = null!;
         hook.Run(o.Training.Epochs, () =>
         {
@@ -237,19 +295,21 @@ public sealed class TrainCommand(TrainRunOptions o)
                 if (path is not null && File.Exists(path)) TuneAndStore(path, train, metric, device);
         if (test is not null && report.BestModelPath is { } best && File.Exists(best))
         {
-            using var bestModel = ModelFile.Load(best, device);
+            using var bestModel = ModelLoader.Load(best, device, loaded?.Format == ModelFormat.TorchScript ? FineTuneContract(train) : null, null);
             if (test.MultiLabel)
             {
-                var counts = MultiLabelAccuracy.Counts(bestModel, test, o.Training.BatchSize * 2);
-                CommandRunner.Out.MarkupLine($"test accuracy of {Markup.Escape(best)} (threshold {bestModel.Spec.DecisionThreshold.ToString("0.##", CultureInfo.InvariantCulture)}): " +
+                var counts = MultiLabelAccuracy.Counts(bestModel.Classifier, test, o.Training.BatchSize * 2);
+                CommandRunner.Out.MarkupLine($"test accuracy of {Markup.Escape(best)} (threshold {bestModel.Classifier.Spec.DecisionThreshold.ToString("0.##", CultureInfo.InvariantCulture)}): " +
                     $"subset [bold]{Pct(counts.SubsetAccuracy)}[/], Hamming [bold]{Pct(counts.HammingAccuracy)}[/], micro-F1 {Pct(counts.MicroF1)} ({test.Count} images)");
             }
             else
             {
-                var acc = Accuracy.Clean(bestModel, test, o.Training.BatchSize * 2);
+                var acc = Accuracy.Clean(bestModel.Classifier, test, o.Training.BatchSize * 2);
                 CommandRunner.Out.MarkupLine($"test accuracy of {Markup.Escape(best)}: [bold]{Pct(acc)}[/] ({test.Count} images)");
             }
         }
+        if (o.Training.TargetRobustAccuracy is { } target)
+            ConfirmTarget(report, target, test, device, loaded?.Format == ModelFormat.TorchScript ? FineTuneContract(train) : null);
         CommandRunner.Out.MarkupLine($"wall time {report.WallSeconds:F0} s; best epoch {report.BestEpoch}; files in {Markup.Escape(Path.GetFullPath(o.Out))}");
         return ExitCodes.Ok;
     }
@@ -273,6 +333,93 @@ public sealed class TrainCommand(TrainRunOptions o)
             var retuned = ModelZoo.Wrap(model.Network, spec, device);
             ModelFile.Save(retuned, path);
             CommandRunner.Out.MarkupLine($"{Markup.Escape(Path.GetFileName(path))}: decision threshold {tuned.Threshold.ToString("0.##", CultureInfo.InvariantCulture)} ({Markup.Escape(tuned.Describe())})");
+        }
+    }
+
+    /// <summary>
+    /// The race's finish line: the model at the stop (last.safetensors) attacked with PGD-20 (random start, α = 2.5·ε/20)
+    /// on the full test set through the evaluator, and time-to-robust.json with the time the validation reached the target.
+    /// </summary>
+    private void ConfirmTarget(TrainingReport report, double target, ImageDataset? test, Device device, InputContract? contract)
+    {
+        var result = new Dictionary<string, object?>
+        {
+            ["target_robust_accuracy"] = target,
+            ["reached"] = report.TargetReachedEpoch is not null,
+            ["epoch"] = report.TargetReachedEpoch,
+            ["seconds_to_target"] = report.TargetReachedSeconds,
+            ["wall_seconds"] = report.WallSeconds,
+            ["validation"] = $"PGD-{o.Training.ValidationPgdSteps} on {report.ValidationCount} held-out training images",
+            ["defense"] = report.Defense,
+            ["eps"] = o.Epsilon,
+            ["norm"] = o.Norm.Name(),
+            ["seed"] = o.Training.Seed,
+            ["provenance"] = RunProvenance.Describe(device, o.Training.Seed),
+        };
+        if (test is not null && report.LastModelPath is { } last && File.Exists(last))
+        {
+            using var loadedLast = ModelLoader.Load(last, device, contract, null);
+            var model = loadedLast.Classifier;
+            var options = new Robustness.Evaluation.EvaluationOptions
+            {
+                Norm = o.Norm,
+                Epsilon = o.Epsilon,
+                Attacks = new Robustness.Evaluation.RegistryAttackSuite("pgd", new Robustness.Attacks.AttackOptions { Steps = 20 }),
+                BatchSize = 256,
+                Seed = o.Training.Seed,
+                SanityChecks = false,
+                ImageCount = 0,
+            };
+            Robustness.Evaluation.RobustnessReport confirmed = null!;
+            ProgressReporter.Run($"PGD-20 on the {test.Count} test images", progress => confirmed = new Robustness.Evaluation.Evaluator().Evaluate(model, test, options, progress).Report);
+            result["test_images"] = test.Count;
+            result["test_clean_accuracy"] = confirmed.CleanAccuracy;
+            result["test_pgd20_robust_accuracy"] = confirmed.RobustAccuracy;
+            result["model"] = Path.GetFullPath(last);
+            result["model_sha256"] = ModelFile.Sha256(last);
+            CommandRunner.Out.MarkupLine($"target {Pct(target)} {(report.TargetReachedEpoch is { } e ? $"reached in epoch {e} after {report.TargetReachedSeconds:F0} s" : "not reached")}; " +
+                $"test (full): clean [bold]{Pct(confirmed.CleanAccuracy)}[/], PGD-20 [bold]{Pct(confirmed.RobustAccuracy)}[/]");
+        }
+        AtomicFile.WriteAllText(Path.Combine(o.Out, "time-to-robust.json"), Json.Serialize(result));
+    }
+
+    private TorchClassifier CreateZooModel(Device device, ImageDataset train)
+    {
+        var spec = ModelZoo.DefaultSpec(o.Arch, new ZooOptions
+        {
+            InputShape = train.SampleShape,
+            NumClasses = train.NumClasses,
+            Hidden = o.MlpHidden is { } h ? ModelZoo.ParseHidden(h, "--mlp-hidden") : null,
+            Activation = o.Activation,
+        }) with { Labels = train.ClassNames, MultiLabel = o.MultiLabel };
+        if (o.OneVsRest) spec = spec with { Extra = new Dictionary<string, string>(spec.Extra) { [ModelMetadata.Output] = "sigmoid" } };
+        if (!spec.InputShape.SequenceEqual(train.SampleShape))
+            throw new InputException($"--arch: {o.Arch} takes inputs [{string.Join(",", spec.InputShape)}] but {o.Data} has [{string.Join(",", train.SampleShape)}]");
+        return ModelZoo.CreateClassifier(o.Arch, device, spec);
+    }
+
+    /// <summary>The contract of a file without our metadata: as given, the shape falling back to the data's.</summary>
+    private InputContract FineTuneContract(ImageDataset train) =>
+        o.Contract with { FallbackInputShape = train.SampleShape, FallbackSource = $"--data {o.Data}" };
+
+    /// <summary>The model to fine-tune, white-box, with its own trainable parameters; it must take the data.</summary>
+    private LoadedModel LoadToFineTune(Device device, ImageDataset train)
+    {
+        var path = o.Model!;
+        if (o.MlpHidden is not null) throw new InputException("--mlp-hidden: is for a fresh mlp; --model brings its own architecture");
+        bool needsContract = ModelLoader.NeedsContract(path);
+        var loaded = ModelLoader.Load(path, device, needsContract ? FineTuneContract(train) : o.Contract, o.ArchGiven ? o.Arch : null);
+        try
+        {
+            if (loaded.Format == ModelFormat.Onnx)
+                throw new InputException($"--model: {path} is an ONNX graph, which is not written back after training; fine-tune a TorchScript archive (torch.jit.save) instead");
+            LoadedRun.CheckCompatible(train, loaded.Classifier.Spec, o.Data);
+            return loaded;
+        }
+        catch
+        {
+            loaded.Dispose();
+            throw;
         }
     }
 
@@ -338,5 +485,18 @@ internal sealed class ConsoleTrainingHook : ITrainingHook
     {
         if (Console.IsOutputRedirected)
             Console.WriteLine(FormattableString.Invariant($"epoch {m.Epoch}: loss {m.TrainLoss:F4} val clean {m.ValidationCleanAccuracy:P2} val robust {m.ValidationRobustAccuracy:P2} ({m.Seconds:F0} s)"));
+    }
+}
+
+/// <summary>Adds where a fine-tuned model came from (the base file and its SHA-256) to what the trainer records.</summary>
+internal sealed class BaseModelProvenance(IModelWriter inner, IReadOnlyDictionary<string, string> extra) : IModelWriter
+{
+    public string FileExtension => inner.FileExtension;
+
+    public void Save(IGradientClassifier model, string path, IReadOnlyDictionary<string, string> metadata)
+    {
+        var all = new Dictionary<string, string>(metadata);
+        foreach (var (k, v) in extra) all[k] = v;
+        inner.Save(model, path, all);
     }
 }

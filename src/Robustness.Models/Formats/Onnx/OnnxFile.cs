@@ -36,7 +36,9 @@ internal sealed class OnnxFile
     public static bool LooksLikeOnnx(string path) =>
         path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase);
 
-    public static OnnxFile Read(string path)
+    /// <param name="forExecutor">Check what our executor runs (opsets 11–17, no local functions); ONNX Runtime,
+    /// which runs every opset and function it knows, reads the file with the other checks only.</param>
+    public static OnnxFile Read(string path, bool forExecutor = true)
     {
         byte[] bytes;
         try
@@ -49,10 +51,10 @@ internal sealed class OnnxFile
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         { throw new ModelFormatException($"{path}: cannot read ({e.Message})"); }
-        return Parse(bytes, path);
+        return Parse(bytes, path, forExecutor);
     }
 
-    public static OnnxFile Parse(byte[] bytes, string path)
+    public static OnnxFile Parse(byte[] bytes, string path, bool forExecutor = true)
     {
         if (bytes.Length == 0) throw new ModelFormatException($"{path}: empty file, not an ONNX model");
         ModelProto model;
@@ -63,13 +65,13 @@ internal sealed class OnnxFile
             throw new ModelFormatException($"{path}: no ONNX IR version (ir_version {(model.HasIrVersion ? model.IrVersion : "missing")}); truncated or not an ONNX model");
         if (model.Graph is null)
             throw new ModelFormatException($"{path}: the ONNX model has no graph (truncated or not an ONNX model)");
-        if (model.Functions.Count > 0)
+        if (forExecutor && model.Functions.Count > 0)
             throw new ModelFormatException($"{path}: the model defines {model.Functions.Count} local functions, which we do not execute");
         var defaults = model.OpsetImport.Where(o => !o.HasDomain || o.Domain is "" or "ai.onnx").ToList();
-        if (defaults.Count != 1)
+        if (defaults.Count != 1 && (forExecutor || defaults.Count > 1))
             throw new ModelFormatException($"{path}: the model imports the default ONNX operator set {defaults.Count} times; expected once (truncated file?)");
-        var version = defaults[0].Version;
-        if (version < MinOpset || version > MaxOpset)
+        var version = defaults.Count == 0 ? 0 : defaults[0].Version;
+        if (forExecutor && (version < MinOpset || version > MaxOpset))
             throw new ModelFormatException($"{path}: opset {version} is outside the supported {MinOpset}–{MaxOpset}; re-export it, e.g. torch.onnx.export(..., opset_version=13)");
         return new OnnxFile(path, model, (int)version);
     }

@@ -36,13 +36,22 @@ internal sealed class OnnxGraph
     public static OnnxGraph Plan(OnnxFile file)
     {
         var plan = new OnnxGraph(file);
-        plan.Build();
+        plan.Build(executable: true);
+        return plan;
+    }
+
+    /// <summary>The graph's interface only (one float input, one output, a cut final Softmax/Sigmoid), for ONNX
+    /// Runtime: operators, domains and control flow are its business, so they are not checked and no steps are planned.</summary>
+    public static OnnxGraph Signature(OnnxFile file)
+    {
+        var plan = new OnnxGraph(file);
+        plan.Build(executable: false);
         return plan;
     }
 
     private ModelFormatException Error(string problem) => new($"{File.Path}: {problem}");
 
-    private void Build()
+    private void Build(bool executable)
     {
         var g = File.Graph;
         if (g.SparseInitializer.Count > 0) throw Error("the graph has sparse initializers, which we do not read");
@@ -73,11 +82,11 @@ internal sealed class OnnxGraph
         var producer = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var node in nodes)
         {
-            if (node.Proto.HasDomain && node.Proto.Domain is not ("" or "ai.onnx"))
+            if (executable && node.Proto.HasDomain && node.Proto.Domain is not ("" or "ai.onnx"))
                 throw node.Error($"the operator is from domain '{node.Proto.Domain}', which we do not execute");
-            if (node.Proto.Attribute.Any(a => a.G is not null || a.Graphs.Count > 0))
+            if (executable && node.Proto.Attribute.Any(a => a.G is not null || a.Graphs.Count > 0))
                 throw node.Error("subgraphs (control flow) are not supported");
-            if (node.Op != "Constant" && !OnnxOperators.TryGet(node.Op, out _))
+            if (executable && node.Op != "Constant" && !OnnxOperators.TryGet(node.Op, out _))
                 throw node.Error("not supported (we execute: " + string.Join(", ", OnnxOperators.Names.Append("Constant").Order(StringComparer.Ordinal)) + ")");
             foreach (var output in node.Proto.Output.Where(o => o.Length > 0))
             {
@@ -88,6 +97,7 @@ internal sealed class OnnxGraph
 
         var order = TopologicalOrder(nodes, producer, initializers);
         CutFinalActivation(nodes, producer);
+        if (!executable) return;
 
         var used = new Dictionary<string, int>(StringComparer.Ordinal);
         var steps = new List<(OnnxNode, OnnxOperator)>();
