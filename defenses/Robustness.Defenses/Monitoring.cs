@@ -27,6 +27,9 @@ public sealed record EpochMetrics
     public double? ValidationRobustHammingAccuracy { get; init; }
     public double Seconds { get; init; }
     public IReadOnlyList<string> Events { get; init; } = [];
+    /// <summary>Mean over the epoch's batches of each layer's gradient L2 norm (all its parameters together), in
+    /// layer order; the gradient is that of the training loss the optimizer stepped on. Null for old checkpoints.</summary>
+    public IReadOnlyDictionary<string, double>? GradientNorms { get; init; }
 
     /// <summary>What "best" means (Rice et al. 2020): robust validation accuracy, else clean validation accuracy.</summary>
     public double? SelectionScore => ValidationRobustAccuracy ?? ValidationCleanAccuracy;

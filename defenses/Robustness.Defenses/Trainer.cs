@@ -29,6 +29,11 @@ public sealed class Trainer
     private IObjectiveState? _objectiveState;
     private readonly TrainingOptions _options;
     private readonly List<ITrainingHook> _hooks;
+    private Generator? _augmentGenerator;
+    private LayerGradientNorms? _gradientNorms;
+
+    /// <summary>Mixed into the seed of the augmentation generator, so its stream differs from the attack generator's.</summary>
+    private const ulong AugmentationSeedSalt = 0x9E3779B97F4A7C15;
 
     public Trainer(IGradientClassifier model, ITrainingObjective objective, TrainingOptions options, IEnumerable<ITrainingHook>? hooks = null)
     {
@@ -113,6 +118,7 @@ public sealed class Trainer
         if (outputDir is not null) _ = Writer;
         int batchesPerEpoch = o.DropLast ? trainSet.Count / o.BatchSize : (trainSet.Count + o.BatchSize - 1) / o.BatchSize;
         if (batchesPerEpoch == 0) throw new ParameterException("BatchSize", $"{o.BatchSize} is larger than the training set ({trainSet.Count}) with drop-last");
+        o.Augmentation.CheckShape(trainSet.SampleShape);
         // An iteration is one optimizer step: free AT takes Replays of them per minibatch (schedules count steps).
         int itersPerEpoch = batchesPerEpoch * Math.Max(1, _objective.Replays);
         var lrSchedule = LearningRateSchedules.Create(o, itersPerEpoch);
@@ -134,6 +140,9 @@ public sealed class Trainer
         _attackView = attackView;
         using var optimizer = ParameterOptimizers.Create(_model.Module, o);
         using var generator = new Generator((ulong)o.Seed, CPU);
+        using var augmentGenerator = new Generator((ulong)o.Seed ^ AugmentationSeedSalt, CPU);
+        using var gradientNorms = new LayerGradientNorms(_model.Module, device);
+        (_augmentGenerator, _gradientNorms) = (augmentGenerator, gradientNorms);
         using var objectiveState = _objective.CreateState(device);
         _objectiveState = objectiveState;
         random.manual_seed(o.Seed);
@@ -163,6 +172,8 @@ public sealed class Trainer
                     LoadInto(_model.Module.state_dict(), tensors, "model.");
                     optimizer.LoadState(Prefixed(tensors, "optim."));
                     generator.set_state(tensors["rng.generator"]);
+                    if (tensors.TryGetValue("rng.augment", out var augmentState)) augmentGenerator.set_state(augmentState);
+                    else if (!o.Augmentation.IsNone) throw new InputException("resume: the checkpoint has no augmentation generator state (made before augmentation existed)");
                     random.set_rng_state(tensors["rng.torch"]);
                     objectiveState?.Load(Prefixed(tensors, "objective."));
                     if (tensors.Keys.Any(k => k.StartsWith("best.", StringComparison.Ordinal)))
@@ -241,7 +252,7 @@ public sealed class Trainer
                 if (outputDir is not null)
                 {
                     File.AppendAllText(Path.Combine(outputDir, MetricsFile), MetricsLine(metrics) + "\n");
-                    WriteCheckpoint(outputDir, epoch, iteration, finished, stopReason, optimizer, generator, best, tracker, detector, history, events,
+                    WriteCheckpoint(outputDir, epoch, iteration, finished, stopReason, optimizer, generator, augmentGenerator, best, tracker, detector, history, events,
                         elapsedBefore + wall.Elapsed.TotalSeconds, source, trainSet, valSet);
                     TrainingCurves.WritePng(history, Path.Combine(outputDir, CurvesFile));
                 }
@@ -251,6 +262,7 @@ public sealed class Trainer
         {
             DisposeAll(best);
             _attackView = null;
+            (_augmentGenerator, _gradientNorms) = (null, null);
             _objectiveState = null;
         }
         return Report(source, trainSet, valSet, history, events, tracker, stopReason, elapsedBefore + wall.Elapsed.TotalSeconds, outputDir, history.Count)
@@ -270,13 +282,15 @@ public sealed class Trainer
         int batchIndex = 0;
         int replays = Math.Max(1, _objective.Replays);
         _model.Module.train();
+        _gradientNorms?.Reset();
         foreach (var batch in data.Batches(o.BatchSize, device, shuffleSeed: o.Seed * 1000 + epoch, dropLast: o.DropLast))
         {
             using (batch)
             using (var scope = NewDisposeScope())
             {
                 // Channels-last inputs put the convolutions on libtorch's fast oneDNN path (Core.Layout).
-                var inputs = Layout.ChannelsLastView(batch.Inputs);
+                // Augmented once per minibatch (free AT replays the same augmented batch).
+                var inputs = Layout.ChannelsLastView(o.Augmentation.Apply(batch.Inputs, _augmentGenerator!, _model.Spec.Bounds));
                 for (int replay = 0; replay < replays; replay++)
                 {
                     using var replayScope = NewDisposeScope();
@@ -289,6 +303,7 @@ public sealed class Trainer
                     _model.Module.zero_grad(set_to_none: true);
                     step.Loss.backward();
                     _objective.AfterBackward(context);
+                    _gradientNorms?.Accumulate();
                     optimizer.Step(lr);
                     using (no_grad())
                     {
@@ -327,6 +342,7 @@ public sealed class Trainer
             TrainLoss = lossSum.item<double>() / Math.Max(1, seen),
             TrainCleanAccuracy = cleanSeen > 0 ? cleanCorrect.item<long>() / (double)cleanSeen : null,
             TrainAdversarialAccuracy = advSeen > 0 ? advCorrect.item<long>() / (double)advSeen : null,
+            GradientNorms = _gradientNorms?.Mean(),
         };
     }
 
@@ -350,6 +366,7 @@ public sealed class Trainer
             mismatches.Add($"ε warm-up/ramp {a.EpsWarmupEpochs}/{a.EpsRampEpochs} vs {b.EpsWarmupEpochs}/{b.EpsRampEpochs}");
         if (a.ValidationSize != b.ValidationSize) mismatches.Add($"validation size {a.ValidationSize} vs {b.ValidationSize}");
         if (a.AttackPrecision != b.AttackPrecision) mismatches.Add($"attack precision {a.AttackPrecision.Name()} vs {b.AttackPrecision.Name()}");
+        if ((a.Augmentation ?? Augmentation.None).ToString() != b.Augmentation.ToString()) mismatches.Add($"augmentation {a.Augmentation ?? Augmentation.None} vs {b.Augmentation}");
         if (m.Objective != _objective.Name) mismatches.Add($"objective {m.Objective} vs {_objective.Name}");
         if (m.TrainCount != trainCount) mismatches.Add($"training images {m.TrainCount} vs {trainCount}");
         if (mismatches.Count > 0)
@@ -357,7 +374,7 @@ public sealed class Trainer
     }
 
     private void WriteCheckpoint(string outputDir, int epoch, long iteration, bool finished, string? stopReason, IParameterOptimizer optimizer,
-        Generator generator, Dictionary<string, Tensor>? best, BestEpochTracker tracker, CatastrophicOverfittingDetector detector,
+        Generator generator, Generator augmentGenerator, Dictionary<string, Tensor>? best, BestEpochTracker tracker, CatastrophicOverfittingDetector detector,
         List<EpochMetrics> history, List<TrainingEvent> events, double elapsed, ImageDataset source, ImageDataset trainSet, ImageDataset? valSet)
     {
         using var scope = NewDisposeScope();
@@ -366,6 +383,7 @@ public sealed class Trainer
         if (best is not null) tensors.AddRange(best.Select(kv => KeyValuePair.Create("best." + kv.Key, kv.Value)));
         tensors.AddRange(optimizer.State().Select(kv => KeyValuePair.Create("optim." + kv.Key, kv.Value)));
         tensors.Add(KeyValuePair.Create("rng.generator", generator.get_state()));
+        tensors.Add(KeyValuePair.Create("rng.augment", augmentGenerator.get_state()));
         tensors.Add(KeyValuePair.Create("rng.torch", random.get_rng_state()));
         if (_objectiveState is { } objectiveState)
             tensors.AddRange(objectiveState.Save().Select(kv => KeyValuePair.Create("objective." + kv.Key, kv.Value)));
@@ -440,6 +458,7 @@ public sealed class Trainer
         ["seconds"] = m.Seconds,
         ["eps"] = m.Epsilon,
         ["events"] = m.Events,
+        ["grad_norms"] = m.GradientNorms,
     };
 
     /// <summary>CPU copies of every parameter and buffer (the best-so-far weights).</summary>

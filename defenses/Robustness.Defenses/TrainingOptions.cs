@@ -62,6 +62,9 @@ public sealed record TrainingOptions
     public GradientPrecision AttackPrecision { get; init; } = GradientPrecision.Float32;
     /// <summary>Drop the last incomplete batch of each epoch.</summary>
     public bool DropLast { get; init; }
+    /// <summary>Random crop and/or horizontal flip of every training batch, on the device (<see cref="Defenses.Augmentation"/>);
+    /// seeded from <see cref="Seed"/>, checkpointed, recorded in the model's provenance.</summary>
+    public Augmentation Augmentation { get; init; } = Augmentation.None;
 
     /// <summary>Throws <see cref="InputException"/> naming the option that is out of range.</summary>
     public TrainingOptions Validate()
@@ -87,6 +90,7 @@ public sealed record TrainingOptions
         if (Threads is { } t && t < 1) throw new ParameterException("Threads", $"must be ≥ 1, got {t}");
         if (LogEvery < 1) throw new ParameterException("LogEvery", $"must be ≥ 1, got {LogEvery}");
         if (Seed < 0) throw new ParameterException("Seed", $"must be ≥ 0, got {Seed}");
+        (Augmentation ?? throw new ParameterException(nameof(Augmentation), "must not be null")).Validate();
         return this;
     }
 

@@ -53,7 +53,8 @@ public static class ModelFile
             spec = ModelMetadata.ToSpec(stateDict.Metadata, path);
             if (requestedArch is not null && requestedArch != spec.Arch)
                 throw new InputException($"{path}: the file is a '{spec.Arch}' model but the requested architecture is '{requestedArch}'");
-            if (spec.Arch == ModelZoo.MlpName && !spec.Extra.ContainsKey(ModelMetadata.MlpHidden))
+            if ((spec.Arch == ModelZoo.MlpName && !spec.Extra.ContainsKey(ModelMetadata.MlpHidden))
+                || (ModelZoo.IsRecurrent(spec.Arch) && !spec.Extra.ContainsKey(ModelMetadata.RecurrentHidden)))
                 spec = InferFromTensors(spec, stateDict, path);
         }
         else
@@ -63,7 +64,9 @@ public static class ModelFile
             spec = InferFromTensors(ModelZoo.DefaultSpec(requestedArch), stateDict, path);
         }
 
-        var options = ModelZoo.OptionsFor(spec);
+        ZooOptions options;
+        try { options = ModelZoo.OptionsFor(spec); }
+        catch (ModelFormatException e) { throw new ModelFormatException($"{path}: {e.Message}"); }
         // Metadata alone could ask for a huge network (e.g. input_shape 1,100000,100000): refuse before allocating
         // anything far beyond what the file holds. Honest mismatches stay under the floor and get the detailed report.
         long fileValues = stateDict.Entries.Sum(e => e.Value.numel());
@@ -178,12 +181,28 @@ public static class ModelFile
                     var inputShape = spec.InputSize == inputs ? spec.InputShape : [(int)inputs];
                     return spec with { Extra = extra, InputShape = inputShape, NumClasses = (int)layers[^1][0] };
                 }
+            case ModelZoo.LstmName or ModelZoo.GruName:
+                {
+                    var result = spec;
+                    if (Shape("fc.weight") is { Length: 2 } head && head[0] is > 0 and <= 1_000_000)
+                        result = result with { NumClasses = (int)head[0] };
+                    int layers = 0;
+                    while (Shape($"{spec.Arch}.weight_ih_l{layers}") is { Length: 2 }) layers++;
+                    if (layers == 0 || Shape($"{spec.Arch}.weight_hh_l0") is not { Length: 2 } hh || hh[1] is < 1 or > (1 << 20))
+                        return result; // the name check reports what is missing
+                    var extra = new Dictionary<string, string>(spec.Extra)
+                    {
+                        [ModelMetadata.RecurrentHidden] = hh[1].ToString(CultureInfo.InvariantCulture),
+                        [ModelMetadata.RecurrentLayers] = layers.ToString(CultureInfo.InvariantCulture),
+                    };
+                    return result with { Extra = extra };
+                }
             default:
                 {
                     var last = spec.Arch switch
                     {
                         ModelZoo.LeNet5Name => "fc3.weight",
-                        ModelZoo.PreActResNet18Name => "linear.weight",
+                        ModelZoo.PreActResNet18Name or ModelZoo.ResNetSmallName => "linear.weight",
                         ModelZoo.LogisticName => "fc.weight",
                         _ => "fc2.weight",
                     };

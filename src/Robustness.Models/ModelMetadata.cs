@@ -27,6 +27,13 @@ public static class ModelMetadata
     public const string Output = ModelSpec.OutputKey;
     public const string MlpHidden = "mlp_hidden";
     public const string MlpActivation = "mlp_activation";
+    /// <summary>Classifier-head dropout probability (absent = 0).</summary>
+    public const string Dropout = "dropout";
+    /// <summary>lstm/gru: hidden units and stacked layers.</summary>
+    public const string RecurrentHidden = "rnn_hidden";
+    public const string RecurrentLayers = "rnn_layers";
+    /// <summary>Provenance only: the initialisation the weights started from (absent = PyTorch's defaults).</summary>
+    public const string Init = "init";
 
     /// <summary>Keys that map to <see cref="ModelSpec"/> properties rather than <see cref="ModelSpec.Extra"/>.</summary>
     public static IReadOnlySet<string> SpecKeys { get; } =

@@ -87,13 +87,13 @@ internal static class Fixtures
         new(new Wrapped("softmax", Trained.Value.Net, after: y => y.softmax(1)), Spec("test-mlp-softmax"));
 
     /// <summary>Adds input noise on every forward pass, eval mode or not (a randomised defence).</summary>
-    /// <summary>Gaussian noise (σ 0.3) on the input in every pass, from its own generator: what it draws does not depend
+    /// <summary>Gaussian noise (σ 1, large enough to flip some of the 60 test points) on the input in every pass, from its own generator: what it draws does not depend
     /// on which other tests ran first and touched the global one.</summary>
     public static TorchClassifier Randomised()
     {
         var generator = new torch.Generator(20261201);
         return new(new Wrapped("noisy", Trained.Value.Net,
-            before: x => x + torch.randn(x.shape, dtype: x.dtype, device: x.device, generator: generator) * 0.3), Spec("test-mlp-noisy"));
+            before: x => x + torch.randn(x.shape, dtype: x.dtype, device: x.device, generator: generator) * 1.0), Spec("test-mlp-noisy"));
     }
 
     /// <summary>Quantises its input to steps of 1/4 first: round() has zero gradient, so gradients are masked.</summary>

@@ -38,6 +38,10 @@ internal static class Fixtures
     /// <summary>Inputs [4,1,28,28] and the logits PyTorch computed for each fixture model.</summary>
     public static StateDict InputsAndLogits() => SafeTensors.Read(PyTorch("inputs-logits.safetensors"));
 
+    /// <summary>A model shipped in data/models (e.g. "lstm-pgd" → data/models/lstm-pgd.safetensors).</summary>
+    public static string ShippedModel(string name) =>
+        Path.Combine(PyTorchDir, "..", "..", "..", "data", "models", name + ".safetensors");
+
     public static string TempFile(string extension)
     {
         var dir = Path.Combine(Path.GetTempPath(), "robustness-models-tests");

@@ -53,8 +53,8 @@ public static class SharedOptions
         Required = true,
     };
 
-    public static Option<string?> Arch(string description = "Architecture of a PyTorch state dict given with --model (mlp, lenet5, tiny-cnn, fmnist-cnn, preact-resnet18, ibp-small, logistic).") =>
-        new("--arch") { Description = description };
+    public static Option<string?> Arch(string? description = null) =>
+        new("--arch") { Description = description ?? $"Architecture of a PyTorch state dict given with --model ({string.Join(", ", Robustness.Models.ModelZoo.Names)})." };
 
     public static Option<string> Data(string defaultValue = "fashion-mnist") => new("--data")
     {

@@ -19,8 +19,11 @@ internal sealed class TinyCnn : nn.Module<Tensor, Tensor>, IDescribedNetwork
     private readonly Linear fc1;
     private readonly Linear fc2;
 
-    public TinyCnn(int channels, int height, int width, int classes) : base("tiny-cnn")
+    private readonly double _dropout;
+
+    public TinyCnn(int channels, int height, int width, int classes, double dropout = 0) : base("tiny-cnn")
     {
+        _dropout = dropout;
         conv1 = nn.Conv2d(channels, 16, 3, padding: 1);
         conv2 = nn.Conv2d(16, 32, 3, padding: 1);
         fc1 = nn.Linear(32L * (height / 2 / 2) * (width / 2 / 2), 128);
@@ -34,7 +37,7 @@ internal sealed class TinyCnn : nn.Module<Tensor, Tensor>, IDescribedNetwork
         var h = F.max_pool2d(F.relu(conv1.call(x)), 2);
         h = F.max_pool2d(F.relu(conv2.call(h)), 2);
         h = F.relu(fc1.call(h.flatten(1)));
-        return fc2.call(h).MoveToOuterDisposeScope();
+        return fc2.call(Head.Dropout(h, _dropout, training)).MoveToOuterDisposeScope();
     }
 
     public NetworkGraph Describe()
@@ -57,8 +60,11 @@ internal sealed class FmnistCnn : nn.Module<Tensor, Tensor>, IDescribedNetwork
     private readonly Linear fc1;
     private readonly Linear fc2;
 
-    public FmnistCnn(int channels, int height, int width, int classes) : base("fmnist-cnn")
+    private readonly double _dropout;
+
+    public FmnistCnn(int channels, int height, int width, int classes, double dropout = 0) : base("fmnist-cnn")
     {
+        _dropout = dropout;
         conv1 = nn.Conv2d(channels, 32, 5, padding: 2);
         conv2 = nn.Conv2d(32, 64, 5, padding: 2);
         fc1 = nn.Linear(64L * (height / 2 / 2) * (width / 2 / 2), 1024);
@@ -72,7 +78,7 @@ internal sealed class FmnistCnn : nn.Module<Tensor, Tensor>, IDescribedNetwork
         var h = F.max_pool2d(F.relu(conv1.call(x)), 2);
         h = F.max_pool2d(F.relu(conv2.call(h)), 2);
         h = F.relu(fc1.call(h.flatten(1)));
-        return fc2.call(h).MoveToOuterDisposeScope();
+        return fc2.call(Head.Dropout(h, _dropout, training)).MoveToOuterDisposeScope();
     }
 
     public NetworkGraph Describe()
@@ -96,8 +102,11 @@ internal sealed class LeNet5 : nn.Module<Tensor, Tensor>, IDescribedNetwork
     private readonly Linear fc2;
     private readonly Linear fc3;
 
-    public LeNet5(int channels, int height, int width, int classes) : base("lenet5")
+    private readonly double _dropout;
+
+    public LeNet5(int channels, int height, int width, int classes, double dropout = 0) : base("lenet5")
     {
+        _dropout = dropout;
         conv1 = nn.Conv2d(channels, 6, 5, padding: 2);
         conv2 = nn.Conv2d(6, 16, 5);
         fc1 = nn.Linear(16L * ((height / 2 - 4) / 2) * ((width / 2 - 4) / 2), 120);
@@ -111,9 +120,9 @@ internal sealed class LeNet5 : nn.Module<Tensor, Tensor>, IDescribedNetwork
         using var scope = NewDisposeScope();
         var h = F.max_pool2d(F.relu(conv1.call(x)), 2);
         h = F.max_pool2d(F.relu(conv2.call(h)), 2);
-        h = F.relu(fc1.call(h.flatten(1)));
+        h = Head.Dropout(F.relu(fc1.call(h.flatten(1))), _dropout, training);
         h = F.relu(fc2.call(h));
-        return fc3.call(h).MoveToOuterDisposeScope();
+        return fc3.call(Head.Dropout(h, _dropout, training)).MoveToOuterDisposeScope();
     }
 
     public NetworkGraph Describe()
@@ -135,8 +144,11 @@ internal sealed class Mlp : nn.Module<Tensor, Tensor>, IDescribedNetwork
     private readonly Linear[] _layers;
     private readonly Func<Tensor, Tensor> _activation;
 
-    public Mlp(long inputs, IReadOnlyList<int> hidden, int classes, string activation) : base("mlp")
+    private readonly double _dropout;
+
+    public Mlp(long inputs, IReadOnlyList<int> hidden, int classes, string activation, double dropout = 0) : base("mlp")
     {
+        _dropout = dropout;
         Hidden = hidden.ToArray();
         Activation = activation;
         _activation = activation switch
@@ -168,7 +180,7 @@ internal sealed class Mlp : nn.Module<Tensor, Tensor>, IDescribedNetwork
         for (int i = 0; i < _layers.Length; i++)
         {
             h = _layers[i].call(h);
-            if (i < _layers.Length - 1) h = _activation(h);
+            if (i < _layers.Length - 1) h = Head.Dropout(_activation(h), _dropout, training);
         }
         return h.MoveToOuterDisposeScope();
     }
@@ -252,8 +264,11 @@ internal sealed class PreActResNet18 : nn.Module<Tensor, Tensor>, IDescribedNetw
     private readonly BatchNorm2d bn;
     private readonly Linear linear;
 
-    public PreActResNet18(int channels, int classes) : base("preact-resnet18")
+    private readonly double _dropout;
+
+    public PreActResNet18(int channels, int classes, double dropout = 0) : base("preact-resnet18")
     {
+        _dropout = dropout;
         conv1 = nn.Conv2d(channels, 64, 3, stride: 1, padding: 1, bias: false);
         layer1 = nn.Sequential(new PreActBlock(64, 64, 1), new PreActBlock(64, 64, 1));
         layer2 = nn.Sequential(new PreActBlock(64, 128, 2), new PreActBlock(128, 128, 1));
@@ -271,7 +286,7 @@ internal sealed class PreActResNet18 : nn.Module<Tensor, Tensor>, IDescribedNetw
         h = layer4.call(layer3.call(layer2.call(layer1.call(h))));
         h = F.relu(bn.call(h));
         h = F.adaptive_avg_pool2d(h, 1).flatten(1);
-        return linear.call(h).MoveToOuterDisposeScope();
+        return linear.call(Head.Dropout(h, _dropout, training)).MoveToOuterDisposeScope();
     }
 
     public NetworkGraph Describe()

@@ -19,8 +19,21 @@ public static class ModelZoo
     public const string PreActResNet18Name = "preact-resnet18";
     public const string IbpSmallName = "ibp-small";
     public const string LogisticName = "logistic";
+    public const string ResNetSmallName = "resnet-small";
+    public const string LstmName = "lstm";
+    public const string GruName = "gru";
 
-    public static IReadOnlyList<string> Names { get; } = [MlpName, LeNet5Name, TinyCnnName, FmnistCnnName, PreActResNet18Name, IbpSmallName, LogisticName];
+    /// <summary>The architectures of the lecture's second half (issue 15): residual and recurrent networks.
+    /// Declared before <see cref="Names"/>: static initialisers run in text order.</summary>
+    private static readonly string[] LectureNames = [ResNetSmallName, LstmName, GruName];
+
+    public static IReadOnlyList<string> Names { get; } = [MlpName, LeNet5Name, TinyCnnName, FmnistCnnName, PreActResNet18Name, IbpSmallName, .. LectureNames, LogisticName];
+
+    /// <summary>Hidden units of lstm/gru unless the options say otherwise.</summary>
+    public const int DefaultRecurrentHidden = 128;
+
+    /// <summary>True for lstm and gru (row-by-row sequence classifiers).</summary>
+    public static bool IsRecurrent(string arch) => Canonical(arch) is LstmName or GruName;
 
     public static readonly int[] DefaultMlpHidden = [256, 256];
 
@@ -44,29 +57,64 @@ public static class ModelZoo
         if (shape.Length == 0 || shape.Any(d => d <= 0))
             throw new InputException($"{name}: input shape [{string.Join(",", shape)}] must have positive sizes");
         if (options.NumClasses < 1) throw new InputException($"{name}: number of classes must be at least 1, got {options.NumClasses}");
-        if (name == LogisticName) return new Logistic(shape.Aggregate(1L, (a, b) => a * b), options.NumClasses);
+        var network = Build(name, shape, options);
+        WeightInits.Apply(network, options.Init);
+        return network;
+    }
+
+    private static nn.Module<Tensor, Tensor> Build(string name, int[] shape, ZooOptions options)
+    {
+        CheckDropout(options);
+        if (name == LogisticName)
+            return options.Dropout == 0
+                ? new Logistic(shape.Aggregate(1L, (a, b) => a * b), options.NumClasses)
+                : throw new ParameterException(nameof(ZooOptions.Dropout), "logistic is one linear layer and has no dropout head");
         if (name == MlpName)
         {
             var hidden = options.Hidden ?? DefaultMlpHidden;
             if (hidden.Any(h => h < 1)) throw new InputException($"mlp: hidden widths [{string.Join(",", hidden)}] must be positive");
             long inputs = shape.Aggregate(1L, (a, b) => a * b);
-            return new Mlp(inputs, hidden, options.NumClasses, options.Activation.Trim().ToLowerInvariant());
+            return new Mlp(inputs, hidden, options.NumClasses, options.Activation.Trim().ToLowerInvariant(), options.Dropout);
         }
         if (shape.Length != 3)
             throw new InputException($"{name}: needs a C,H,W input shape, got [{string.Join(",", shape)}]");
         int c = shape[0], h = shape[1], w = shape[2];
-        int minimum = name switch { LeNet5Name => 12, PreActResNet18Name => 1, IbpSmallName => 10, _ => 4 };
+        int minimum = name switch { LeNet5Name => 12, IbpSmallName => 10, PreActResNet18Name or ResNetSmallName or LstmName or GruName => 1, _ => 4 };
         if (h < minimum || w < minimum)
             throw new InputException($"{name}: input {h}×{w} is too small (at least {minimum}×{minimum})");
         return name switch
         {
-            TinyCnnName => new TinyCnn(c, h, w, options.NumClasses),
-            FmnistCnnName => new FmnistCnn(c, h, w, options.NumClasses),
-            LeNet5Name => new LeNet5(c, h, w, options.NumClasses),
-            PreActResNet18Name => new PreActResNet18(c, options.NumClasses),
-            IbpSmallName => new IbpSmall(c, h, w, options.NumClasses),
+            TinyCnnName => new TinyCnn(c, h, w, options.NumClasses, options.Dropout),
+            FmnistCnnName => new FmnistCnn(c, h, w, options.NumClasses, options.Dropout),
+            LeNet5Name => new LeNet5(c, h, w, options.NumClasses, options.Dropout),
+            PreActResNet18Name => new PreActResNet18(c, options.NumClasses, options.Dropout),
+            IbpSmallName => options.Dropout == 0
+                ? new IbpSmall(c, h, w, options.NumClasses)
+                : throw new ParameterException(nameof(ZooOptions.Dropout), "ibp-small has no dropout head (its bounds are propagated through the plain network)"),
+            ResNetSmallName => new ResNetSmall(c, options.NumClasses, options.Dropout),
+            LstmName or GruName => Recurrent(name, c, w, options),
             _ => throw new InvalidOperationException($"zoo entry '{name}' has no constructor"),
         };
+    }
+
+    private static void CheckDropout(ZooOptions options)
+    {
+        if (!(options.Dropout >= 0 && options.Dropout < 1))
+            throw new ParameterException(nameof(ZooOptions.Dropout), $"must be in [0, 1), got {options.Dropout.ToString(CultureInfo.InvariantCulture)}");
+    }
+
+    private static RecurrentNet Recurrent(string name, int channels, int width, ZooOptions options)
+    {
+        CheckRecurrent(name, options);
+        return new RecurrentNet(name, channels, width, options.RecurrentHidden, options.RecurrentLayers, options.NumClasses, options.Dropout);
+    }
+
+    private static void CheckRecurrent(string name, ZooOptions options)
+    {
+        if (options.RecurrentHidden < 1)
+            throw new ParameterException(nameof(ZooOptions.RecurrentHidden), $"{name}: must be ≥ 1, got {options.RecurrentHidden}");
+        if (options.RecurrentLayers is < 1 or > 2)
+            throw new ParameterException(nameof(ZooOptions.RecurrentLayers), $"{name}: must be 1 or 2, got {options.RecurrentLayers}");
     }
 
     /// <summary>
@@ -105,6 +153,9 @@ public static class ModelZoo
                     PreActResNet18Name => c * 64 * 9 + PreActResNet18Body + 512 * k + k,
                     IbpSmallName => c * 16 * 16 + 16 + 16 * 32 * 16 + 32
                                     + 32 * Math.Max(IbpSmall.FeatureSide(h), 0) * Math.Max(IbpSmall.FeatureSide(w), 0) * 100 + 100 + 100 * k + k,
+                    ResNetSmallName => ResNetSmall.ParameterCount(c, k),
+                    LstmName => RecurrentNet.ParameterCount(4, c * w, options.RecurrentHidden, options.RecurrentLayers, k),
+                    GruName => RecurrentNet.ParameterCount(3, c * w, options.RecurrentHidden, options.RecurrentLayers, k),
                     _ => 0,
                 };
             }
@@ -128,6 +179,15 @@ public static class ModelZoo
             extra[ModelMetadata.MlpHidden] = string.Join(",", (options.Hidden ?? DefaultMlpHidden).Select(h => h.ToString(CultureInfo.InvariantCulture)));
             extra[ModelMetadata.MlpActivation] = options.Activation.Trim().ToLowerInvariant();
         }
+        if (name is LstmName or GruName)
+        {
+            CheckRecurrent(name, options);
+            extra[ModelMetadata.RecurrentHidden] = options.RecurrentHidden.ToString(CultureInfo.InvariantCulture);
+            extra[ModelMetadata.RecurrentLayers] = options.RecurrentLayers.ToString(CultureInfo.InvariantCulture);
+        }
+        CheckDropout(options);
+        if (options.Dropout != 0) extra[ModelMetadata.Dropout] = options.Dropout.ToString("R", CultureInfo.InvariantCulture);
+        if (options.Init != WeightInit.Default) extra[ModelMetadata.Init] = options.Init.Name();
         return new ModelSpec
         {
             Arch = name,
@@ -142,12 +202,31 @@ public static class ModelZoo
     public static ZooOptions OptionsFor(ModelSpec spec)
     {
         var options = new ZooOptions { InputShape = spec.InputShape, NumClasses = spec.NumClasses };
+        if (spec.Extra.TryGetValue(ModelMetadata.Dropout, out var dropoutText))
+            options = options with { Dropout = ParseMetadataNumber(dropoutText, ModelMetadata.Dropout, 0, 0.999999) };
+        if (IsRecurrent(spec.Arch))
+        {
+            if (spec.Extra.TryGetValue(ModelMetadata.RecurrentHidden, out var hiddenText))
+                options = options with { RecurrentHidden = (int)ParseMetadataNumber(hiddenText, ModelMetadata.RecurrentHidden, 1, 1 << 20, integer: true) };
+            if (spec.Extra.TryGetValue(ModelMetadata.RecurrentLayers, out var layersText))
+                options = options with { RecurrentLayers = (int)ParseMetadataNumber(layersText, ModelMetadata.RecurrentLayers, 1, 2, integer: true) };
+            return options;
+        }
         if (Canonical(spec.Arch) != MlpName) return options;
         IReadOnlyList<int> hidden = DefaultMlpHidden;
         if (spec.Extra.TryGetValue(ModelMetadata.MlpHidden, out var text))
             hidden = ParseHidden(text, ModelMetadata.MlpHidden);
         var activation = spec.Extra.TryGetValue(ModelMetadata.MlpActivation, out var a) ? a : "relu";
         return options with { Hidden = hidden, Activation = activation };
+    }
+
+    private static double ParseMetadataNumber(string text, string key, double min, double max, bool integer = false)
+    {
+        var style = integer ? NumberStyles.Integer : NumberStyles.Float;
+        if (double.TryParse(text, style, CultureInfo.InvariantCulture, out var value) && value >= min && value <= max)
+            return value;
+        throw new ModelFormatException($"metadata '{key}' = '{text}' is not {(integer ? "an integer" : "a number")} in " +
+            $"[{min.ToString(CultureInfo.InvariantCulture)}, {max.ToString(CultureInfo.InvariantCulture)}]");
     }
 
     /// <summary>Parses "256,256" (an empty string means no hidden layer).</summary>
@@ -163,13 +242,14 @@ public static class ModelZoo
     }
 
     /// <summary>A zoo network wrapped as a classifier, with <see cref="Normalize"/> in front when the spec has mean/std.</summary>
-    public static TorchClassifier CreateClassifier(string arch, Device? device = null, ModelSpec? spec = null)
+    /// <param name="init">The initial weights (<see cref="ZooOptions.Init"/>); the spec only records them.</param>
+    public static TorchClassifier CreateClassifier(string arch, Device? device = null, ModelSpec? spec = null, WeightInit init = WeightInit.Default)
     {
         var name = Canonical(arch);
         spec ??= DefaultSpec(name);
         if (Canonical(spec.Arch) != name)
             throw new ParameterException("Arch", $"'{name}' does not match the spec's architecture '{spec.Arch}'");
-        var network = Create(name, OptionsFor(spec));
+        var network = Create(name, OptionsFor(spec) with { Init = init });
         return Wrap(network, spec, device);
     }
 

@@ -10,4 +10,13 @@ public sealed record ZooOptions
     public IReadOnlyList<int>? Hidden { get; init; }
     /// <summary>mlp only: relu, tanh, sigmoid or linear between the layers.</summary>
     public string Activation { get; init; } = "relu";
+    /// <summary>Dropout probability on the classifier head (see <see cref="ModelZoo"/> for where each architecture
+    /// puts it); 0 = none. Active only in train mode; it has no parameters, so the state-dict keys do not change.</summary>
+    public double Dropout { get; init; }
+    /// <summary>lstm/gru only: hidden units per recurrent layer (default 128).</summary>
+    public int RecurrentHidden { get; init; } = ModelZoo.DefaultRecurrentHidden;
+    /// <summary>lstm/gru only: stacked recurrent layers, 1 or 2 (default 1).</summary>
+    public int RecurrentLayers { get; init; } = 1;
+    /// <summary>How the weights start (<see cref="WeightInit"/>); loading a file overwrites them anyway.</summary>
+    public WeightInit Init { get; init; } = WeightInit.Default;
 }

@@ -43,8 +43,14 @@ public sealed record TrainRunOptions
     public bool OneVsRest { get; init; }
     /// <summary>Multi-label: tune the decision threshold on the held-out images for this metric and store it.</summary>
     public ThresholdMetric? TuneThreshold { get; init; }
+    public double Dropout { get; init; }
+    public string Init { get; init; } = "default";
+    public int RecurrentHidden { get; init; } = ModelZoo.DefaultRecurrentHidden;
+    public int RecurrentLayers { get; init; } = 1;
     public required TrainingOptions Training { get; init; }
     public string? Resume { get; init; }
+    /// <summary>Start from the weights of this model file (same architecture), e.g. FGSM-RS before PGD-AT.</summary>
+    public string? From { get; init; }
     /// <summary>The options as given (with defaults), saved for `--resume DIR`.</summary>
     public IReadOnlyDictionary<string, string>? Arguments { get; init; }
     public required string Out { get; init; }
@@ -115,11 +121,22 @@ public sealed class TrainCommand(TrainRunOptions o)
     {
         Description = "With --multi-label: after training, choose the decision threshold (0.05…0.95) that maximises subset, hamming or f1 on the held-out images (--val-size) and store it in best/last.safetensors.",
     };
+    private static readonly Option<double> DropoutOption = new("--dropout") { Description = "Dropout probability on the classifier head (train mode only; 0 = none).", DefaultValueFactory = _ => 0.0 };
+    private static readonly Option<string> InitOption = new("--init") { Description = $"Initial weights: {string.Join(", ", WeightInits.Names)} (default = PyTorch's per-layer defaults).", DefaultValueFactory = _ => "default" };
+    private static readonly Option<int> RnnHiddenOption = new("--rnn-hidden") { Description = "lstm/gru: hidden units per layer.", DefaultValueFactory = _ => ModelZoo.DefaultRecurrentHidden };
+    private static readonly Option<int> RnnLayersOption = new("--rnn-layers") { Description = "lstm/gru: stacked recurrent layers (1 or 2).", DefaultValueFactory = _ => 1 };
+    private static readonly Option<string> AugmentOption = new("--augment")
+    {
+        Description = "Data augmentation of every training batch, on the device: crop (random crop after padding by --crop-padding), flip (horizontal, p = 0.5), both as crop,flip, or none. Seeded by --seed; recorded in the model's metadata.",
+        DefaultValueFactory = _ => "none",
+    };
+    private static readonly Option<int> CropPaddingOption = new("--crop-padding") { Description = "Padding of the random crop, pixels per side (2–4 is usual).", DefaultValueFactory = _ => Augmentation.DefaultCropPadding };
     private static readonly Option<long> SeedOption = SharedOptions.Seed();
     private static readonly Option<int> BatchOption = SharedOptions.BatchSize(128);
     private static readonly Option<string> DeviceOption = SharedOptions.Device();
     private static readonly Option<int> ThreadsOption = SharedOptions.Threads();
     private static readonly Option<string?> ResumeOption = new("--resume") { Description = "Continue the run checkpointed in this directory (after a crash or kill)." };
+    private static readonly Option<string?> FromOption = new("--from") { Description = "Start from the weights of this model file (same architecture and shape), e.g. a standard or FGSM-RS model before PGD-AT; recorded with its SHA-256." };
     private static readonly Option<string?> OutOption = new("--out") { Description = "Output directory: best.safetensors, last.safetensors, metrics.jsonl, training-curves.png, checkpoint/." };
 
     public static Command Definition()
@@ -129,8 +146,9 @@ public sealed class TrainCommand(TrainRunOptions o)
             ArchOption, DataOption, DataDirOption, TrainSizeOption, EpochsOption, OptimizerOption, LrOption, MomentumOption, WeightDecayOption,
             ScheduleOption, DefenseOption, NormOption, EpsOption, StepsOption, StepSizeOption, AdvRatioOption, BetaOption, SigmaOption, KappaEndOption,
             AttackModeOption, AttackPrecisionOption, ReplaysOption, TargetRobustOption, EpsRampOption, EpsWarmupOption, ValSizeOption, MlpHiddenOption, ActivationOption,
+            DropoutOption, InitOption, RnnHiddenOption, RnnLayersOption, AugmentOption, CropPaddingOption,
             MultiLabelOption, OneVsRestOption, TuneThresholdOption, AllowEmptyOption, SeedOption, BatchOption, DeviceOption,
-            ThreadsOption, ResumeOption, OutOption, ModelOption,
+            ThreadsOption, ResumeOption, FromOption, OutOption, ModelOption,
         };
         foreach (var option in ContractOptions.All) command.Options.Add(option);
         CommandRunner.SetAction(command, p =>
@@ -177,6 +195,7 @@ public sealed class TrainCommand(TrainRunOptions o)
                 ValidationSize = p.GetValue(ValSizeOption),
                 Threads = threads == 0 ? Math.Max(1, Environment.ProcessorCount) : threads,
                 OutputDirectory = outDir,
+                Augmentation = Augmentation.Parse(p.GetValue(AugmentOption), p.GetValue(CropPaddingOption)),
             };
             return new TrainCommand(new TrainRunOptions
             {
@@ -204,8 +223,13 @@ public sealed class TrainCommand(TrainRunOptions o)
                 AllowEmptyLabels = p.GetValue(AllowEmptyOption),
                 OneVsRest = p.GetValue(OneVsRestOption),
                 TuneThreshold = p.GetValue(TuneThresholdOption) is { } metric ? ThresholdTuning.Parse(metric) : null,
+                Dropout = p.GetValue(DropoutOption),
+                Init = p.GetValue(InitOption)!,
+                RecurrentHidden = p.GetValue(RnnHiddenOption),
+                RecurrentLayers = p.GetValue(RnnLayersOption),
                 Training = training,
                 Resume = resume,
+                From = p.GetValue(FromOption),
                 Arguments = ResumeArguments(p),
                 Out = outDir,
             }).Execute();
@@ -336,6 +360,20 @@ public sealed class TrainCommand(TrainRunOptions o)
         }
     }
 
+    /// <summary>Copies the weights (and BN statistics) of <paramref name="path"/> into the new model; the architecture,
+    /// input shape, classes and every architecture option must agree.</summary>
+    private static void StartFrom(TorchClassifier model, string path)
+    {
+        using var source = ModelFile.Load(path, model.Device);
+        var (a, b) = (ModelZoo.OptionsFor(source.Spec) with { Init = WeightInit.Default }, ModelZoo.OptionsFor(model.Spec) with { Init = WeightInit.Default });
+        bool same = source.Spec.Arch == model.Spec.Arch && source.Spec.InputShape.SequenceEqual(model.Spec.InputShape) && a.NumClasses == b.NumClasses
+            && a.Dropout == b.Dropout && a.RecurrentHidden == b.RecurrentHidden && a.RecurrentLayers == b.RecurrentLayers && a.Activation == b.Activation
+            && (a.Hidden ?? []).SequenceEqual(b.Hidden ?? []);
+        if (!same)
+            throw new InputException($"--from: {path} is a {source.Spec.Arch} [{string.Join(",", source.Spec.InputShape)}] with other architecture options than the model being trained ({model.Spec.Arch} [{string.Join(",", model.Spec.InputShape)}], --dropout, --rnn-*, --mlp-hidden and --activation must match)");
+        ModelFile.CopyInto(model.Network, new Robustness.Core.Formats.StateDict(source.Network.state_dict()), path);
+    }
+
     /// <summary>
     /// The race's finish line: the model at the stop (last.safetensors) attacked with PGD-20 (random start, α = 2.5·ε/20)
     /// on the full test set through the evaluator, and time-to-robust.json with the time the validation reached the target.
@@ -391,11 +429,27 @@ public sealed class TrainCommand(TrainRunOptions o)
             NumClasses = train.NumClasses,
             Hidden = o.MlpHidden is { } h ? ModelZoo.ParseHidden(h, "--mlp-hidden") : null,
             Activation = o.Activation,
+            Dropout = o.Dropout,
+            RecurrentHidden = o.RecurrentHidden,
+            RecurrentLayers = o.RecurrentLayers,
+            Init = WeightInits.Parse(o.Init),
         }) with { Labels = train.ClassNames, MultiLabel = o.MultiLabel };
         if (o.OneVsRest) spec = spec with { Extra = new Dictionary<string, string>(spec.Extra) { [ModelMetadata.Output] = "sigmoid" } };
         if (!spec.InputShape.SequenceEqual(train.SampleShape))
             throw new InputException($"--arch: {o.Arch} takes inputs [{string.Join(",", spec.InputShape)}] but {o.Data} has [{string.Join(",", train.SampleShape)}]");
-        return ModelZoo.CreateClassifier(o.Arch, device, spec);
+        if (o.From is { } from)
+            spec = spec with { Extra = new Dictionary<string, string>(spec.Extra) { ["training.from"] = Path.GetFileName(from), ["training.from_sha256"] = ModelFile.Sha256(from) } };
+        var model = ModelZoo.CreateClassifier(o.Arch, device, spec, WeightInits.Parse(o.Init));
+        try
+        {
+            if (o.From is { } start) StartFrom(model, start);
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
     }
 
     /// <summary>The contract of a file without our metadata: as given, the shape falling back to the data's.</summary>
@@ -406,6 +460,7 @@ public sealed class TrainCommand(TrainRunOptions o)
     private LoadedModel LoadToFineTune(Device device, ImageDataset train)
     {
         var path = o.Model!;
+        if (o.From is not null) throw new InputException("--from: not with --model (the model file is already where training starts)");
         if (o.MlpHidden is not null) throw new InputException("--mlp-hidden: is for a fresh mlp; --model brings its own architecture");
         bool needsContract = ModelLoader.NeedsContract(path);
         var loaded = ModelLoader.Load(path, device, needsContract ? FineTuneContract(train) : o.Contract, o.ArchGiven ? o.Arch : null);
