@@ -83,7 +83,8 @@ public sealed partial class LayerGradientNorms : IDisposable
 
     public void Reset()
     {
-        _sum.zero_();
+        // zero_() hands back a second wrapper of _sum: the scope disposes that one (not _sum), or it leaks one per epoch.
+        using (NewDisposeScope()) _sum.zero_();
         _batches = 0;
     }
 
