@@ -329,6 +329,8 @@ public sealed class Evaluator
                         FlippedLabels = run.FlippedOf(i),
                         FlippedBy = run.FlippedByOf(i),
                         AdversarialSet = run.AdversarialSet[i],
+                        Queries = run.Queries?[i],
+                        QueriesToSuccess = run.QueriesToSuccess[i],
                     };
         }
 

@@ -18,14 +18,23 @@ namespace Robustness.Evaluation;
 /// broken (by that stage) if nothing broke it before.</item>
 /// </list>
 /// A decision counts as robust only if no stage flipped it. Stage i &lt; A is sample attack i, A + j label attack j.
+/// Attacks that do not differentiate the model count their queries per sample and stage (a label stage adds up the
+/// queries of the sample's (sample, label) pairs; its queries to success are those of the pair that broke the sample,
+/// each pair having the attack's budget), as <see cref="WorstCaseBatch"/> does for single-label models.
 /// </summary>
 internal sealed class MultiLabelWorstCase
 {
     private readonly int _n, _k;
 
-    private MultiLabelWorstCase(int n, int k)
+    private MultiLabelWorstCase(int n, int k, IReadOnlyList<IAttack> stages)
     {
         (_n, _k) = (n, k);
+        // Attacks that do not differentiate the model count their queries: 0 until they run on a sample.
+        var counted = stages.Select(a => a.Needs != ModelAccess.Gradients).ToArray();
+        Queries = counted.Any(c => c)
+            ? Enumerable.Range(0, n).Select(_ => counted.Select(c => c ? 0L : (long?)null).ToArray()).ToArray()
+            : null;
+        QueriesToSuccess = new long?[n];
         BrokenBy = Enumerable.Repeat(-1, n).ToArray();
         Distance = new double[n];
         Flipped = new bool[n, k];
@@ -43,6 +52,10 @@ internal sealed class MultiLabelWorstCase
     /// <summary>Predicted set at the breaking adversarial (null where not broken).</summary>
     public int[]?[] AdversarialSet { get; }
     public double?[] MinimumNorm { get; }
+    /// <summary>Per sample, per stage: queries asked (null for stages that do not count); null when none counts.</summary>
+    public long?[][]? Queries { get; }
+    /// <summary>Per sample: the breaking stage's queries until it held the adversarial (null: not broken or not counted).</summary>
+    public long?[] QueriesToSuccess { get; }
     public Dictionary<int, GalleryAttempt> Gallery { get; } = [];
     public KeptPoints? Kept { get; private set; }
 
@@ -57,7 +70,7 @@ internal sealed class MultiLabelWorstCase
         ISet<int> galleryRows, bool keep, Action<int, double> onStage)
     {
         int n = attackable.Length, k = (int)y.shape[1];
-        var outcome = new MultiLabelWorstCase(n, k);
+        var outcome = new MultiLabelWorstCase(n, k, [.. attacks, .. labelAttacks]);
         using var scope = NewDisposeScope();
         var context = new AttackContext(null, null, cancel);
         var targets = new AttackTargets(y, goal);
@@ -134,12 +147,16 @@ internal sealed class MultiLabelWorstCase
         using var advCpu = gallery ? result.Adversarial.cpu().to(ScalarType.Float32) : null;
         double[]? logits = gallery ? LogitsOf(result.Logits) : null;
         var success = result.Success.cpu().data<bool>().ToArray();
+        var queries = result.Queries?.cpu().data<long>().ToArray();
+        var toSuccess = result.QueriesToSuccess?.cpu().data<long>().ToArray();
         var newlyBroken = new List<(int, int)>();
         for (int j = 0; j < samples.Length; j++)
         {
             int i = samples[j];
             if (mins is not null && double.IsFinite(mins[j]))
                 MinimumNorm[i] = Math.Min(MinimumNorm[i] ?? double.PositiveInfinity, mins[j]);
+            // A label stage runs once per (sample, label) pair: the sample's count is the sum over its pairs so far.
+            if (queries is not null && Queries is not null) Queries[i][stage] = (fromLabelStage ? Queries[i][stage] ?? 0 : 0) + queries[j];
             bool flippedAny = false;
             for (int c = 0; c < _k; c++)
                 if (correctLabels[i, c] && predicted[j * _k + c] != truth[j * _k + c])
@@ -154,6 +171,9 @@ internal sealed class MultiLabelWorstCase
             if (first)
             {
                 BrokenBy[i] = stage;
+                // The breaking run's own count (a label stage: the pair that broke it), within the attack's budget.
+                if (queries is not null)
+                    QueriesToSuccess[i] = toSuccess is not null && toSuccess[j] >= 0 ? toSuccess[j] : queries[j];
                 Distance[i] = dist[j];
                 AdversarialSet[i] = Enumerable.Range(0, _k).Where(c => predicted[j * _k + c]).ToArray();
                 newlyBroken.Add((j, i));

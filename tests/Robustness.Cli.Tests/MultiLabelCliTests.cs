@@ -95,6 +95,44 @@ public sealed class MultiLabelCliTests : IDisposable
     }
 
     [Fact]
+    public void MultiLabelRunsAreRecordedRankedAndCompared()
+    {
+        var data = LabelledFolder();
+        var model = MultiLabelModel();
+        var db = _temp.Sub("results.db");
+        string Eval(string name, string steps)
+        {
+            var dir = _temp.Sub(name);
+            var r = Cli.Run("eval", "--model", model, "--data", data, "--eps", "0.05", "--attacks", "pgd", "--steps", steps, "--label-attacks", "none",
+                "--no-sanity", "--images", "0", "--threads", "1", "--results-db", db, "--out", dir);
+            Assert.True(r.ExitCode == 0, r.ToString());
+            return dir;
+        }
+        var (a, b) = (Eval("ml-a", "2"), Eval("ml-b", "5"));
+        double Robust(string dir)
+        {
+            using var report = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "report.json")));
+            var root = report.RootElement;
+            Assert.Equal(root.GetProperty("robust_subset_accuracy").GetDouble(), root.GetProperty("robust_accuracy").GetDouble());
+            return root.GetProperty("robust_accuracy").GetDouble();
+        }
+
+        // One row per model: the lowest robust (subset) accuracy of its runs.
+        var board = Cli.Run("leaderboard", "--results-db", db, "--json");
+        Assert.True(board.ExitCode == 0, board.ToString());
+        using var doc = JsonDocument.Parse(board.Stdout);
+        var table = Assert.Single(doc.RootElement.GetProperty("tables").EnumerateArray());
+        var row = Assert.Single(table.GetProperty("rows").EnumerateArray());
+        Assert.Equal(2, row.GetProperty("runs").GetInt32());
+        Assert.Equal(Math.Min(Robust(a), Robust(b)), row.GetProperty("robust_accuracy").GetDouble());
+
+        var compareDir = _temp.Sub("ml-compare");
+        var compare = Cli.Run("compare", a, b, "--out", compareDir);
+        Assert.True(compare.ExitCode == 0, compare.ToString());
+        Assert.True(File.Exists(Path.Combine(compareDir, "compare.json")));
+    }
+
+    [Fact]
     public void DataDescribesTheMultiLabelSet()
     {
         var r = Cli.Run("data", FashionMnistMulti.Name);
@@ -119,6 +157,12 @@ public sealed class MultiLabelCliTests : IDisposable
         Expect.BadInput(Cli.Run("eval", "--model", model, "--data", data, "--eps", "0.1", "--flip", "11", "--out", outDir), "--flip");
         Expect.BadInput(Cli.Run("attack", "--model", model, "--data", data, "--attack", "pgd", "--loss", "dlr", "--eps", "0.1", "--out", outDir), "--loss", "dlr");
         Expect.BadInput(Cli.Run("data", "fashion-mnist", "--export", outDir), "--export");
+        // Integration's features that have no multi-label meaning are refused before anything is written.
+        Expect.BadInput(Cli.Run("eval", "--model", model, "--data", data, "--eps", "0.1", "--label-only", "--attacks", "hopskipjump", "--out", outDir), "--label-only", "multi-label");
+        Expect.BadInput(Cli.Run("eval", "--model", model, "--data", data, "--eps", "0.1", "--attacks", "pgd", "--certify", "--out", outDir), "--certify", "multi-label");
+        Expect.BadInput(Cli.Run("certify", "--model", model, "--data", data, "--method", "ibp", "--eps", "0.1", "--out", outDir), "--model", "multi-label");
+        Expect.BadInput(Cli.Run("train", "--arch", "logistic", "--data", data, "--multi-label", "--defense", "ibp", "--epochs", "1", "--out", outDir), "--defense ibp", "multi-label");
+        Expect.BadInput(Cli.Run("eval", "--model", model, "--data", data, "--eps", "0.1", "--attacks", "transfer:pgd", "--transfer-from", Make.TinyCnn, "--out", outDir), "--transfer-from");
         Expect.NoPartialOutput(outDir);
     }
 }

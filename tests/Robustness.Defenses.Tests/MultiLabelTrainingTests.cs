@@ -10,7 +10,7 @@ namespace Robustness.Defenses.Tests;
 /// validation in subset and Hamming accuracy, threshold tuning; one-vs-rest for single labels.</summary>
 public class MultiLabelTrainingTests
 {
-    private static readonly Lazy<ImageDataset> Mosaics = new(() => DatasetCatalog.Load(FashionMnistMulti.Name, "test"));
+    private static readonly Lazy<ImageDataset> Mosaics = new(() => Fixtures.Shared(DatasetCatalog.Load(FashionMnistMulti.Name, "test")));
     private static ImageDataset Train => Mosaics.Value.Take(1500);
     private static ImageDataset HeldOut => Mosaics.Value.Subset(Enumerable.Range(9000, 400).Select(i => (long)i).ToArray(), "held-out");
 
@@ -49,6 +49,26 @@ public class MultiLabelTrainingTests
         new Trainer(robust, TrainingObjectives.Create("pgd", new DefenseSettings { Epsilon = 0.05, Steps = 5 }), Options()).Fit(train);
         var r = Measure(robust);
         Assert.True(r.RobustHammingAccuracy > s.RobustHammingAccuracy + 0.02, $"PGD-AT robust Hamming {r.RobustHammingAccuracy} vs standard {s.RobustHammingAccuracy}");
+    }
+
+    [Fact]
+    public void FreeAdversarialTrainingUsesTheBceAndIbpRefusesMultiLabelModels()
+    {
+        using var train = Train.Take(640);
+        using var free = Mlp(4);
+        var before = Measure(free);
+        var report = new Trainer(free, TrainingObjectives.Create("free", new DefenseSettings { Epsilon = 0.05, Replays = 2 }), Options(2)).Fit(train);
+        Assert.All(report.History, h => Assert.True(double.IsFinite(h.TrainLoss)));
+        // The BCE (summed over 10 labels) starts near 10·ln 2; after training it is well below, and the labels are learnt.
+        Assert.True(report.History[^1].TrainLoss < 0.8 * 10 * Math.Log(2), $"free AT loss {report.History[^1].TrainLoss}");
+        Assert.True(Measure(free).HammingAccuracy > before.HammingAccuracy, "free AT did not learn the label sets");
+
+        using var ibp = Mlp(5);
+        foreach (var name in new[] { "ibp", "crown-ibp" })
+        {
+            var e = Assert.ThrowsAny<InputException>(() => new Trainer(ibp, TrainingObjectives.Create(name, new DefenseSettings { Epsilon = 0.05 }), Options(1)).Fit(train));
+            Assert.Contains("multi-label", e.Message);
+        }
     }
 
     [Fact]

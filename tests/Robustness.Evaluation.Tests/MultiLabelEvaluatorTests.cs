@@ -228,6 +228,51 @@ public class MultiLabelEvaluatorTests
     }
 
     [Fact]
+    public void SquareCountsItsQueriesPerSampleAndPerLabelStage()
+    {
+        var (model, data, _, _) = Make(12);
+        using (data)
+        using (model)
+        {
+            const int budget = 30;
+            var suite = new RegistryAttackSuite("square", new AttackOptions { Queries = budget });
+            var report = new Evaluator().Evaluate(model, data, Options(suite) with { SanityChecks = false }).Report;
+            var q = Assert.IsType<QueryReport>(report.Queries);
+            Assert.Equal(["square", "label:square"], q.PerAttack.Select(a => a.Name));
+            var sampleStage = q.PerAttack[0];
+            // The sample stage runs on every exact match, at most the budget each.
+            Assert.Equal(report.Samples.Count(s => s.CleanCorrect), sampleStage.Samples);
+            Assert.InRange(sampleStage.Max, 1, budget);
+            // A label stage spends up to the budget on each (sample, label) pair still standing.
+            var labelStage = q.PerAttack[1];
+            Assert.True(labelStage.Samples > 0 && labelStage.Max <= budget * Labels, $"label stage: {labelStage.Samples} samples, max {labelStage.Max}");
+            foreach (var s in report.Samples.Where(s => s.PerEpsilon[0].Broken))
+            {
+                var o = s.PerEpsilon[0];
+                Assert.NotNull(o.QueriesToSuccess);
+                // The breaking run's count (for a label stage, the pair that broke the sample): within its budget and its spend.
+                Assert.InRange(o.QueriesToSuccess!.Value, 1, Math.Min(budget, o.Queries![o.BrokenBy]!.Value));
+            }
+            // With the whole budget the curve ends at the report's robust (subset) accuracy.
+            Assert.Equal(report.RobustAccuracy, q.RobustAccuracyByBudget[^1].RobustAccuracy, 12);
+        }
+    }
+
+    [Fact]
+    public void CertificationIsRefusedForMultiLabelModels()
+    {
+        var (model, data, _, _) = Make(13);
+        using (data)
+        using (model)
+        {
+            var e = Assert.ThrowsAny<ParameterException>(() => new Evaluator().Evaluate(model, data, Options(Pgd(2)) with { CertifyIbp = true }));
+            Assert.Equal(nameof(EvaluationOptions.CertifyIbp), e.Parameter);
+            var c = Assert.ThrowsAny<InputException>(() => new Certifier().Ibp(model, data, new IbpCertificationOptions { Epsilon = 0.1 }));
+            Assert.Contains("multi-label", c.Message);
+        }
+    }
+
+    [Fact]
     public void MultiLabelModelOnSingleLabelDataIsRefused()
     {
         var (model, data, _, _) = Make(11);

@@ -149,6 +149,8 @@ public sealed class EvalCommand(EvalRunOptions o)
         using var view = bf16;
         var wrapping = ModelWrapping.Apply(o.Inputs, model, o.Precision);
         options = options with { ModelNotes = wrapping.Notes };
+        if (o.Certify && run.Model.Spec.MultiLabel)
+            throw new InputException("--certify: IBP proves the top-1 class of single-label models; this model is multi-label (one decision per label)");
         if (o.Certify) Robustness.Core.Graphs.NetworkDescriptions.Of(run.Model, "--certify");
         using var outLock = OutputLock.Acquire(o.Out);
         EvaluationResult? result = null;

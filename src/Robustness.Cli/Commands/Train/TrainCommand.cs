@@ -296,6 +296,8 @@ public sealed class TrainCommand(TrainRunOptions o)
                 ["fine_tuned_from"] = Path.GetFullPath(basePath),
                 ["fine_tuned_from_sha256"] = ModelFile.Sha256(basePath),
             });
+        if (model.Spec.MultiLabel && objective is IbpObjective or CrownIbpObjective)
+            throw new InputException($"--defense {o.Defense}: certified training bounds the margins of one top-1 class; a multi-label model has one decision per label (use pgd, free or trades)");
         using var outLock = OutputLock.Acquire(o.Out);
         if (o.Resume is null && o.Arguments is { } arguments) TrainArguments.Save(o.Out, new Dictionary<string, string>(arguments));
 
