@@ -83,7 +83,7 @@ public sealed partial class LayerGradientNorms : IDisposable
 
     public void Reset()
     {
-        // zero_() hands back a second wrapper of _sum: the scope disposes that one (not _sum), or it leaks one per epoch.
+        // In-place ops hand back a tensor object: created in a scope, it is released here instead of living on.
         using (NewDisposeScope()) _sum.zero_();
         _batches = 0;
     }

@@ -82,12 +82,13 @@ public sealed class FabProjectionTests
         if (!feasible) u = room;
         else if (norm == Norm.L1)
         {
+            // Stop once the rest is rounding error: dividing that by a tiny a_i would fill coordinates that reduce nothing.
             double left = need;
             foreach (var i in Enumerable.Range(0, n).Where(i => a[i] > 0).OrderByDescending(i => a[i]))
             {
                 u[i] = Math.Min(room[i], left / a[i]);
                 left -= a[i] * u[i];
-                if (left <= 0) break;
+                if (left <= 1e-12 * need) break;
             }
         }
         else

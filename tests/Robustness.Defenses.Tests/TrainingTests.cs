@@ -353,24 +353,3 @@ internal sealed class LiveTensorRecorder : ITrainingHook
     public Dictionary<(int Epoch, int Batch), long> At { get; } = [];
     public void OnBatchEnd(BatchProgress progress, TrainingState state) => At[(progress.Epoch, progress.Batch)] = LiveTensors.Count;
 }
-
-/// <summary>Counts the process's live tensors, so it runs alone (other test classes allocate in parallel).</summary>
-[Collection("tensor counts")]
-public class TrainingMemoryTests
-{
-    [Fact]
-    public void LiveTensorCountStaysFlatOverTraining()
-    {
-        using var model = Fixtures.TinyMlp(9);
-        var counts = new LiveTensorRecorder();
-        var options = new TrainingOptions { Epochs = 3, BatchSize = 25, LearningRate = 0.05, ValidationSize = 50, Seed = 1, Threads = 2, LogEvery = 3 };
-        new Trainer(model, new PgdAdversarialObjective(0.1) { Steps = 2 }, options, [counts]) { ModelWriter = ModelFileWriter.Instance }.Fit(Fixtures.TrainSubset(250));
-        // Same point of epochs 2 and 3, and every batch of epoch 3 against its first.
-        Assert.Equal(counts.At[(2, 5)], counts.At[(3, 5)]);
-        var third = counts.At.Where(kv => kv.Key.Epoch == 3).Select(kv => kv.Value).ToList();
-        Assert.Equal(third.Min(), third.Max());
-    }
-}
-
-[CollectionDefinition("tensor counts", DisableParallelization = true)]
-public sealed class TensorCountCollection;

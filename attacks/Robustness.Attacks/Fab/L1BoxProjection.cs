@@ -22,6 +22,8 @@ internal static class L1BoxProjection
         var rank = arange(d, dtype: k.dtype, device: a.device).unsqueeze(0);
         var kk = k.unsqueeze(1);
         var amountS = where(rank.lt(kk), roomS, where(rank.eq(kk), minimum(part.unsqueeze(1), roomS), zeros_like(roomS)));
+        // A coordinate with a_i = 0 reduces nothing: it is never spent on (when the box is too small, k runs past them).
+        amountS = where(aS.gt(0), amountS, zeros_like(amountS));
         return zeros_like(a).scatter(1, order, amountS);
     }
 }

@@ -84,8 +84,8 @@ public static class ModelZoo
             throw new InputException($"{name}: input {h}×{w} is too small (at least {minimum}×{minimum})");
         return name switch
         {
-            TinyCnnName => new TinyCnn(c, h, w, options.NumClasses, options.Dropout),
-            FmnistCnnName => new FmnistCnn(c, h, w, options.NumClasses, options.Dropout),
+            TinyCnnName => TwoStageCnn.Tiny(c, h, w, options.NumClasses, options.Dropout),
+            FmnistCnnName => TwoStageCnn.Fmnist(c, h, w, options.NumClasses, options.Dropout),
             LeNet5Name => new LeNet5(c, h, w, options.NumClasses, options.Dropout),
             PreActResNet18Name => new PreActResNet18(c, options.NumClasses, options.Dropout),
             IbpSmallName => options.Dropout == 0
