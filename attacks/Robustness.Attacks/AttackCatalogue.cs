@@ -129,7 +129,8 @@ internal static class AttackCatalogue
             Restarts = PositiveOr(o.Restarts, preset.Restarts, nameof(o.Restarts)),
             AbsoluteStepSize = o.StepSize ?? preset.AbsoluteStepSize,
             RelativeStepSize = o.RelativeStepSize ?? preset.RelativeStepSize,
-            Objective = o.Loss is null ? preset.Objective : Objectives.Parse(o.Loss),
+            Objective = o.Loss is null ? preset.Objective
+                : Objectives.Parse(o.Loss) is HingeObjective ? new HingeObjective(o.Confidence ?? 0) : Objectives.Parse(o.Loss),
             EarlyStop = o.EarlyStop,
             Momentum = preset.Momentum > 0 ? preset.Momentum : o.Momentum ?? preset.Momentum,
             L1Sparsity = o.L1Sparsity ?? preset.L1Sparsity,

@@ -14,6 +14,10 @@ namespace Robustness.Attacks;
 /// Untargeted with CE or DLR (APGD-CE, APGD-DLR); with <see cref="TargetCount"/> &gt; 0 it is APGD-T: one targeted-DLR
 /// run per each of the top-k wrong classes, each on the points still robust, success judged as misclassification.
 /// L∞ and L2 follow the paper; L1 uses the same schedule with the sparse L1 step of the geometry.
+/// Multi-label targets (multi-hot labels): CE is the models' binary cross-entropy (<see cref="CrossEntropyObjective"/>);
+/// DLR ranks the classes of one softmax and has no multi-label form, so wherever this attack would use it (APGD-DLR,
+/// APGD-T) it uses <see cref="MultiLabelObjective"/> instead (the per-label margin); APGD-T's k targets are the k labels
+/// closest to flipping (smallest |decision logit|), one run each asking only that label to flip.
 /// </summary>
 public sealed record AutoPgdAttack(ThreatModel Threat) : AttackBase(Threat)
 {
@@ -33,6 +37,8 @@ public sealed record AutoPgdAttack(ThreatModel Threat) : AttackBase(Threat)
     /// <summary>Initial step size relative to ε (2 in the paper).</summary>
     public double InitialRelativeStepSize { get; init; } = 2.0;
     public double L1Sparsity { get; init; } = L1Geometry.DefaultSparsity;
+    /// <summary>Used in place of DLR on multi-label targets (scale-dependent, unlike DLR).</summary>
+    public IAttackObjective MultiLabelObjective { get; init; } = Objectives.Margin;
     /// <summary>Forward/backward passes whose input gradients (and losses) are averaged per step: EOT for randomised
     /// models (AutoAttack's <c>eot_iter</c>; 20 in its <c>rand</c> version).</summary>
     public int EotSamples { get; init; } = 1;
@@ -66,9 +72,12 @@ public sealed record AutoPgdAttack(ThreatModel Threat) : AttackBase(Threat)
         AttackMath.CheckEot(EotSamples);
         if (Threat.Epsilon == 0) return new Perturbation(inputs);
         var clean = AttackMath.CleanLogits(model, inputs);
+        bool multiLabel = Objectives.IsMultiLabel(targets);
+        var objective = multiLabel && Objective is DlrObjective ? MultiLabelObjective : Objective;
+        var targetedObjective = multiLabel ? MultiLabelObjective : Objectives.Dlr;
         // DLR reads the 3rd (untargeted) or 4th (targeted) largest logit.
-        bool targetedDlr = TargetCount > 0 || (targets.Targeted && Objective is DlrObjective);
-        int needed = targetedDlr ? 4 : Objective is DlrObjective ? 3 : 2;
+        bool targetedDlr = !multiLabel && (TargetCount > 0 || (targets.Targeted && Objective is DlrObjective));
+        int needed = multiLabel ? 1 : targetedDlr ? 4 : Objective is DlrObjective ? 3 : 2;
         if (clean.shape[1] < needed)
             throw new InputException($"attack '{Name}': the DLR loss needs at least {needed} classes, the model has {clean.shape[1]}");
 
@@ -77,18 +86,24 @@ public sealed record AutoPgdAttack(ThreatModel Threat) : AttackBase(Threat)
         var stages = new List<Stage>();
         if (topK)
         {
-            if (targets.Labels.dim() != 1) throw new InputException("apgd-t: needs class labels, not multi-hot labels");
-            int k = Math.Min(TargetCount, (int)clean.shape[1] - 1);
-            var topTargets = TargetSelection.TopKOthers(clean, targets.Labels, k);
+            int k = Math.Min(TargetCount, (int)clean.shape[1] - (multiLabel ? 0 : 1));
+            // Per sample the k most likely wrong classes; multi-label: the k labels closest to flipping, each as a goal
+            // that asks only that label to flip.
+            var topTargets = multiLabel ? TargetSelection.ClosestLabels(clean, k) : TargetSelection.TopKOthers(clean, targets.Labels, k);
             for (int target = 0; target < k; target++)
             {
                 var column = topTargets[.., target];
                 for (int r = 0; r < Restarts; r++)
-                    stages.Add((rows, x, t, c) => run.Outcome(x, new AttackTargets(t.Labels, column.index_select(0, rows)), t, Objectives.Dlr, c));
+                    stages.Add((rows, x, t, c) =>
+                    {
+                        var chosen = column.index_select(0, rows);
+                        var goal = multiLabel ? MultiLabelTargets.FlipOnly(t.Labels, chosen) : chosen;
+                        return run.Outcome(x, new AttackTargets(t.Labels, goal), t, targetedObjective, c);
+                    });
             }
         }
         else
-            stages.AddRange(Enumerable.Repeat<Stage>((_, x, t, c) => run.Outcome(x, t, t, Objective, c), Restarts));
+            stages.AddRange(Enumerable.Repeat<Stage>((_, x, t, c) => run.Outcome(x, t, t, objective, c), Restarts));
 
         // Targeted rounds keep the first attempt (later ones only where they succeed); restarts keep the highest loss.
         var points = new StandingPoints(inputs, targets, topK ? KeepRule.SuccessOrFirstAttempt : KeepRule.SuccessOrHigherScore,

@@ -30,21 +30,22 @@ public sealed record DeepFoolAttack(ThreatModel Threat) : AttackBase(Threat)
     {
         if (Threat.Norm == Norm.L1) throw new ParameterException("Norm", "deepfool supports the linf and l2 norms, not l1");
         if (targets.Targeted) throw new ParameterException("Targeted", "deepfool is an untargeted attack");
-        if (targets.Labels.dim() != 1) throw new InputException("attack 'deepfool': needs class labels, not multi-hot labels");
         if (Candidates < 2) throw new ParameterException(nameof(Candidates), $"deepfool needs at least 2 candidate classes, got {Candidates}");
         if (Steps < 1) throw new ParameterException("Steps", $"deepfool needs at least 1 step, got {Steps}");
         AttackMath.CheckEot(EotSamples);
 
         var (lo, hi) = (Threat.Bounds.Lower, Threat.Bounds.Upper);
         var labels = targets.Labels;
+        var criterion = Criteria.For(targets);
+        bool multiLabel = Objectives.IsMultiLabel(targets);
         var clean = AttackMath.CleanLogits(model, x);
-        int others = (int)Math.Min(Candidates, clean.shape[1]) - 1;
-        var candidates = TargetSelection.TopKOthers(clean, labels, others);
+        int others = multiLabel ? (int)Math.Min(Candidates, clean.shape[1]) : (int)Math.Min(Candidates, clean.shape[1]) - 1;
+        var candidates = multiLabel ? TargetSelection.ClosestLabels(clean, others) : TargetSelection.TopKOthers(clean, labels, others);
         var total = zeros_like(x);
         var adv = x.clone();
         bool linf = Threat.Norm == Norm.Linf;
         // Work only on the points still classified correctly: most cross within a few steps.
-        var open = AttackMath.Indices(clean.argmax(1).eq(labels));
+        var open = AttackMath.Indices(criterion.IsAdversarial(clean, targets).logical_not());
 
         for (int step = 0; step < Steps && open.numel() > 0; step++)
         {
@@ -54,25 +55,28 @@ public sealed record DeepFoolAttack(ThreatModel Threat) : AttackBase(Threat)
             var classes = candidates.index_select(0, open);
             Tensor active, bestW, bestF;
             var point = adv.index_select(0, open);
-            // Per candidate class k: the gradient of z_k − z_y (stacked [n, k, ...]), with the logits; EOT averages both.
+            // f_k < 0 while correct, 0 on the boundary: z_k − z_y, or −s_ℓ·z_ℓ for label ℓ of a multi-label model.
+            var signs = multiLabel ? MultiLabelTargets.Signs(y).to(x.dtype) : null;
+            Tensor F(Tensor z, int k) => multiLabel
+                ? -(Objectives.Pick(z, classes[.., k]) * Objectives.Pick(signs!, classes[.., k]))
+                : Objectives.Pick(z, classes[.., k]) - Objectives.Pick(z, y);
+            // Per candidate k: the gradient of f_k (stacked [n, k, ...]), with the logits; EOT averages both.
             var (grads, logits, _) = AttackMath.Expected(EotSamples, () =>
             {
                 using var withGrad = enable_grad();
                 var leaf = point.detach().requires_grad_(true);
                 var z = model.Logits(leaf);
-                var zy = Objectives.Pick(z, y);
                 var g = Enumerable.Range(0, others).Select(k =>
-                    autograd.grad([(Objectives.Pick(z, classes[.., k]) - zy).sum()], [leaf], retain_graph: k < others - 1)[0].unsqueeze(1)).ToArray();
-                return (cat(g, 1), z.detach(), zy.detach());
+                    autograd.grad([F(z, k).sum()], [leaf], retain_graph: k < others - 1)[0].unsqueeze(1)).ToArray();
+                return (cat(g, 1), z.detach(), z.detach());
             });
             using (no_grad())
             {
-                active = logits.argmax(1).eq(y);
-                var zy = Objectives.Pick(logits, y);
+                active = criterion.IsAdversarial(logits, targets.Select(open)).logical_not();
                 Tensor? bestDistance = null, bf = null, bw = null;
                 for (int k = 0; k < others; k++)
                 {
-                    var f = Objectives.Pick(logits, classes[.., k]) - zy;
+                    var f = F(logits, k);
                     var w = grads.select(1, k);
                     var wFlat = Geometries.Flat(w);
                     var dual = linf ? wFlat.abs().sum(1) : wFlat.norm(1, false, 2);
@@ -109,7 +113,7 @@ public sealed record DeepFoolAttack(ThreatModel Threat) : AttackBase(Threat)
         using (no_grad())
         {
             var logits = model.Logits(adv);
-            var success = logits.argmax(1).ne(labels);
+            var success = criterion.IsAdversarial(logits, targets);
             var distance = Geometry.Distance(adv - x);
             var minimumNorm = where(success, distance, full_like(distance, double.PositiveInfinity));
             return new Perturbation(adv, minimumNorm);

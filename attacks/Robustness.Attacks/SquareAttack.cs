@@ -10,7 +10,8 @@ namespace Robustness.Attacks;
 /// Square Attack (Andriushchenko et al. 2020): score-based random search that needs only the logits. Per query each
 /// sample gets a random square window (its own position) set to a vertex of the L∞ ball, or, for L2, filled with a
 /// pseudo-Gaussian pattern that moves mass between two windows; the change is kept if the margin
-/// z_y − max_{j≠y} z_j decreases. The window size follows the paper's piecewise schedule for p (p_init = 0.8 for L∞).
+/// z_y − max_{j≠y} z_j decreases (multi-label: the per-label margin of <see cref="MarginObjective"/>, i.e. the smallest
+/// s·z over the labels, for untargeted and targeted goals alike). The window size follows the paper's piecewise schedule for p (p_init = 0.8 for L∞).
 /// Inputs of shape [N, D] or [N, C, D] are treated as images of height 1. Randomness comes from context.Generator.
 /// </summary>
 public sealed record SquareAttack(ThreatModel Threat) : AttackBase(Threat)
@@ -33,7 +34,6 @@ public sealed record SquareAttack(ThreatModel Threat) : AttackBase(Threat)
     protected override Perturbation Perturb(IClassifier model, Tensor inputs, AttackTargets targets, AttackContext context)
     {
         if (Threat.Norm == Norm.L1) throw new ParameterException("Norm", "square supports the linf and l2 norms, not l1");
-        if (targets.Labels.dim() != 1) throw new InputException("attack 'square': needs class labels, not multi-hot labels");
         if (Queries < 1) throw new ParameterException("Queries", $"must be ≥ 1, got {Queries}");
         if (!(PInit > 0 && PInit <= 1)) throw new ParameterException(nameof(PInit), $"must be in (0,1], got {PInit}");
         var ledger = new QueryLedger((int)inputs.shape[0], Queries);

@@ -55,6 +55,22 @@ public sealed record TargetSelection(TargetMode Mode, Tensor? GivenTargets = nul
         };
     }
 
+    /// <summary>
+    /// Multi-label: per sample the label(s) a targeted round asks to flip, [N, Rounds] int64 — a random label, the one
+    /// farthest from its threshold (least-likely), or the k closest to it (top-k). Given goals are not label choices.
+    /// </summary>
+    public Tensor SelectLabels(Tensor cleanLogits, Generator? generator)
+    {
+        long n = cleanLogits.shape[0], k = cleanLogits.shape[1];
+        return Mode switch
+        {
+            TargetMode.Random => randint(0, k, [n], dtype: ScalarType.Int64, generator: generator).to(cleanLogits.device).unsqueeze(1),
+            TargetMode.LeastLikely => cleanLogits.abs().argmax(1).unsqueeze(1),
+            TargetMode.TopK => ClosestLabels(cleanLogits, Count),
+            _ => throw new ParameterException("TargetMode", "multi-label models take target label sets (a goal), not given target classes"),
+        };
+    }
+
     private static Tensor Need(Tensor? logits) => logits ?? throw new InvalidOperationException("this target mode needs the clean logits");
 
     /// <summary>A uniformly random class ≠ label: label + U{1..K−1} mod K.</summary>
@@ -70,6 +86,11 @@ public sealed record TargetSelection(TargetMode Mode, Tensor? GivenTargets = nul
         var mask = nn.functional.one_hot(labels, logits.shape[1]).to(ScalarType.Bool);
         return logits.masked_fill(mask, float.PositiveInfinity).argmin(1);
     }
+
+    /// <summary>Multi-label: the k labels whose clean decision logits are closest to the threshold (smallest |z|),
+    /// closest first: [N, k] int64.</summary>
+    public static Tensor ClosestLabels(Tensor logits, int k) =>
+        logits.abs().topk(Math.Min(k, (int)logits.shape[1]), 1, largest: false).indexes;
 
     /// <summary>The k classes ≠ label with the largest clean logits, most likely first: [N, k].</summary>
     public static Tensor TopKOthers(Tensor logits, Tensor labels, int k)

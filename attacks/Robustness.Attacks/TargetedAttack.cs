@@ -12,6 +12,9 @@ namespace Robustness.Attacks;
 /// With top-k targets it runs one targeted attack per target on the points no earlier target broke. A query-based
 /// inner attack's queries add up over the rounds, plus one per sample for the clean pass that picks the targets (the
 /// registry gives each round its share of the budget).
+/// Multi-label models (multi-hot labels): a target is a goal that asks one label to flip and leaves the others free
+/// (<see cref="MultiLabelTargets.FlipOnly"/>): a random label (random), the label farthest from its threshold
+/// (least-likely), or the k labels closest to it, one round each (top-k).
 /// </summary>
 public sealed record TargetedAttack(IAttack Inner, TargetSelection Selection) : AttackBase(Inner.Threat)
 {
@@ -23,9 +26,9 @@ public sealed record TargetedAttack(IAttack Inner, TargetSelection Selection) : 
 
     protected override Perturbation Perturb(IClassifier model, Tensor inputs, AttackTargets targets, AttackContext context)
     {
-        if (targets.Labels.dim() != 1) throw new InputException($"attack '{Name}': targeted attacks need class labels, not multi-hot labels");
         var clean = AttackMath.CleanLogits(model, inputs);
-        var chosen = Selection.Select(targets.Labels, (int)clean.shape[1], clean, context.Generator);
+        bool multiLabel = Objectives.IsMultiLabel(targets);
+        var chosen = multiLabel ? Selection.SelectLabels(clean, context.Generator) : Selection.Select(targets.Labels, (int)clean.shape[1], clean, context.Generator);
         var criterion = Criteria.For(targets);
         int n = (int)inputs.shape[0];
         var used = Enumerable.Repeat(1L, n).ToArray();
@@ -33,7 +36,9 @@ public sealed record TargetedAttack(IAttack Inner, TargetSelection Selection) : 
         bool counted = false;
         var stages = Enumerable.Range(0, (int)chosen.shape[1]).Select(r => (Stage)((rows, x, t, c) =>
         {
-            var result = Inner.Run(model, x, new AttackTargets(t.Labels, chosen[.., r].index_select(0, rows)), c);
+            var column = chosen[.., r].index_select(0, rows);
+            var goal = multiLabel ? MultiLabelTargets.FlipOnly(t.Labels, column) : column;
+            var result = Inner.Run(model, x, new AttackTargets(t.Labels, goal), c);
             // Judge against the caller's goal, not the auxiliary target.
             var hit = criterion.IsAdversarial(result.Logits, t);
             if (result.Queries is { } q)

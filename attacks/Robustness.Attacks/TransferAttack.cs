@@ -36,6 +36,8 @@ public sealed record TransferAttack(IAttack Inner, Surrogate Surrogate) : Attack
         if (!s.InputShape.SequenceEqual(model.Spec.InputShape) || s.NumClasses != model.Spec.NumClasses || s.Bounds != model.Spec.Bounds)
             throw new ParameterException(nameof(Surrogate), $"{Surrogate.Name} takes [{string.Join(",", s.InputShape)}] in [{s.Bounds}] with {s.NumClasses} classes, " +
                 $"the model under attack [{string.Join(",", model.Spec.InputShape)}] in [{model.Spec.Bounds}] with {model.Spec.NumClasses}");
+        if (s.MultiLabel != model.Spec.MultiLabel)
+            throw new ParameterException(nameof(Surrogate), $"{Surrogate.Name} is {(s.MultiLabel ? "multi-label" : "single-label")}, the model under attack is not");
         if (Surrogate.Model.Device.type != model.Device.type)
             throw new ParameterException(nameof(Surrogate), $"{Surrogate.Name} is on {Surrogate.Model.Device}, the model under attack on {model.Device}");
         int n = (int)inputs.shape[0];

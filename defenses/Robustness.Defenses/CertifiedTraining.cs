@@ -35,6 +35,7 @@ public sealed record IbpObjective(double Epsilon) : ITrainingObjective
     public TrainingStepResult Compute(IGradientClassifier model, Tensor inputs, Tensor labels, TrainingStepContext context)
     {
         if (!(Epsilon > 0) || double.IsInfinity(Epsilon)) throw new ParameterException(nameof(Epsilon), $"IBP training needs a finite ε > 0, got {Epsilon}");
+        if (model.Spec.MultiLabel) throw new InputException("ibp training: the bounds are on the margins of one top-1 class; a multi-label model has one decision per label (train it with pgd or trades)");
         if (!(KappaStart >= 0 && KappaStart <= 1)) throw new ParameterException(nameof(KappaStart), $"must be in [0, 1], got {KappaStart}");
         if (!(KappaEnd >= 0 && KappaEnd <= 1)) throw new ParameterException(nameof(KappaEnd), $"must be in [0, 1], got {KappaEnd}");
         var graph = NetworkDescriptions.Of(model, "ibp");
@@ -114,6 +115,7 @@ public sealed record CrownIbpObjective(double Epsilon) : ITrainingObjective
     public TrainingStepResult Compute(IGradientClassifier model, Tensor inputs, Tensor labels, TrainingStepContext context)
     {
         if (!(Epsilon > 0) || double.IsInfinity(Epsilon)) throw new ParameterException(nameof(Epsilon), $"CROWN-IBP training needs a finite ε > 0, got {Epsilon}");
+        if (model.Spec.MultiLabel) throw new InputException("crown-ibp training: the bounds are on the margins of one top-1 class; a multi-label model has one decision per label (train it with pgd or trades)");
         foreach (var (name, v) in new[] { (nameof(KappaStart), KappaStart), (nameof(KappaEnd), KappaEnd), (nameof(BetaStart), BetaStart), (nameof(BetaEnd), BetaEnd) })
             if (!(v >= 0 && v <= 1)) throw new ParameterException(name, $"must be in [0, 1], got {v}");
         var graph = NetworkDescriptions.Of(model, "crown-ibp");

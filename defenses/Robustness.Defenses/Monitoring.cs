@@ -19,6 +19,12 @@ public sealed record EpochMetrics
     public double? ValidationRobustAccuracy { get; init; }
     /// <summary>FGSM accuracy on the first held-out batch (catastrophic-overfitting signal).</summary>
     public double? ValidationFgsmAccuracy { get; init; }
+    /// <summary>Multi-label: Hamming accuracy on the held-out split (the accuracies above are subset accuracies).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public double? ValidationHammingAccuracy { get; init; }
+    /// <summary>Multi-label: Hamming accuracy under the validation PGD (decisions correct clean and attacked).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public double? ValidationRobustHammingAccuracy { get; init; }
     public double Seconds { get; init; }
     public IReadOnlyList<string> Events { get; init; } = [];
     /// <summary>Mean over the epoch's batches of each layer's gradient L2 norm (all its parameters together), in

@@ -212,6 +212,8 @@ public sealed class Trainer
                     ValidationCleanAccuracy = val?.CleanAccuracy,
                     ValidationRobustAccuracy = val?.RobustAccuracy,
                     ValidationFgsmAccuracy = val?.FgsmAccuracy,
+                    ValidationHammingAccuracy = val?.HammingAccuracy,
+                    ValidationRobustHammingAccuracy = val?.RobustHammingAccuracy,
                     Seconds = sw.Elapsed.TotalSeconds,
                 };
                 bool improved = tracker.Observe(metrics);
@@ -274,6 +276,7 @@ public sealed class Trainer
         using var lossSum = zeros(1, ScalarType.Float64, device);
         using var cleanCorrect = zeros(1, ScalarType.Int64, device);
         using var advCorrect = zeros(1, ScalarType.Int64, device);
+        var supervised = ClassificationLosses.For(_model.Spec);
         long seen = 0, cleanSeen = 0, advSeen = 0;
         double lr = 0, eps = 0;
         int batchIndex = 0;
@@ -309,10 +312,10 @@ public sealed class Trainer
                         {
                             // Objectives may score only the first rows of the batch for the display (CleanAccuracySample).
                             var rows = (int)c.shape[0];
-                            cleanCorrect.add_(c.argmax(1).eq(batch.Labels.narrow(0, 0, rows)).sum());
+                            cleanCorrect.add_(supervised.Correct(c, batch.Labels.narrow(0, 0, rows)));
                             cleanSeen += rows;
                         }
-                        if (step.AdversarialLogits is { } a) { advCorrect.add_(a.argmax(1).eq(batch.Labels).sum()); advSeen += batch.Count; }
+                        if (step.AdversarialLogits is { } a) { advCorrect.add_(supervised.Correct(a, batch.Labels)); advSeen += batch.Count; }
                     }
                     seen += batch.Count;
                     iteration++;
@@ -434,7 +437,15 @@ public sealed class Trainer
         LastModelPath = outputDir is null ? null : Path.Combine(outputDir, ModelFileName("last")),
     };
 
-    internal static string MetricsLine(EpochMetrics m) => JsonSerializer.Serialize(new Dictionary<string, object?>
+    internal static string MetricsLine(EpochMetrics m)
+    {
+        var line = MetricsFields(m);
+        if (m.ValidationHammingAccuracy is { } h) line["val_hamming_acc"] = h;
+        if (m.ValidationRobustHammingAccuracy is { } rh) line["val_robust_hamming_acc"] = rh;
+        return JsonSerializer.Serialize(line);
+    }
+
+    private static Dictionary<string, object?> MetricsFields(EpochMetrics m) => new()
     {
         ["epoch"] = m.Epoch,
         ["lr"] = m.LearningRate,
@@ -448,7 +459,7 @@ public sealed class Trainer
         ["eps"] = m.Epsilon,
         ["events"] = m.Events,
         ["grad_norms"] = m.GradientNorms,
-    });
+    };
 
     /// <summary>CPU copies of every parameter and buffer (the best-so-far weights).</summary>
     private static Dictionary<string, Tensor> Snapshot(nn.Module module)

@@ -59,7 +59,8 @@ public interface ITrainingObjective
     TrainingStepResult Compute(IGradientClassifier model, Tensor inputs, Tensor labels, TrainingStepContext context);
 }
 
-/// <summary>Plain cross-entropy on clean inputs.</summary>
+/// <summary>The model's supervised loss on clean inputs: cross-entropy, or BCE with logits for sigmoid outputs
+/// (<see cref="ClassificationLosses.For"/>).</summary>
 public sealed record StandardObjective : ITrainingObjective
 {
     public string Name => "standard";
@@ -70,7 +71,7 @@ public sealed record StandardObjective : ITrainingObjective
     public TrainingStepResult Compute(IGradientClassifier model, Tensor inputs, Tensor labels, TrainingStepContext context)
     {
         var logits = model.Logits(inputs);
-        return new TrainingStepResult(nn.functional.cross_entropy(logits, labels), logits.detach(), null);
+        return new TrainingStepResult(ClassificationLosses.For(model.Spec).Mean(logits, labels), logits.detach(), null);
     }
 }
 
@@ -108,7 +109,9 @@ internal static class ObjectiveMath
 /// Madry et al. (2018) PGD adversarial training: the inner maximisation is PGD with a random start, K steps of size α,
 /// run through <see cref="IAttack"/> (eval mode by default, so BatchNorm statistics are not polluted by attack
 /// iterates; <see cref="KeepModelMode"/> attacks the model in train mode as the original code does). The loss is
-/// (1 − r)·CE(clean) + r·CE(adversarial) with r = <see cref="AdvRatio"/> (1 = adversarial only).
+/// (1 − r)·CE(clean) + r·CE(adversarial) with r = <see cref="AdvRatio"/> (1 = adversarial only). For a multi-label model
+/// both the loss and the inner attack's objective are the binary cross-entropy against the true label set (the "ce"
+/// objective follows the multi-hot labels, <see cref="CrossEntropyObjective"/>).
 /// </summary>
 public sealed record PgdAdversarialObjective(double Epsilon, Norm Norm = Norm.Linf) : ITrainingObjective
 {
@@ -145,15 +148,16 @@ public sealed record PgdAdversarialObjective(double Epsilon, Norm Norm = Norm.Li
             EarlyStop = false,
         };
         var adversarial = attack.Craft(context.AttackModel ?? model, inputs, new AttackTargets(labels), new AttackContext(context.Generator, KeepModelMode: KeepModelMode));
+        var supervised = ClassificationLosses.For(model.Spec);
         var advLogits = model.Logits(adversarial);
-        var advLoss = nn.functional.cross_entropy(advLogits, labels);
+        var advLoss = supervised.Mean(advLogits, labels);
         if (AdvRatio >= 1)
         {
             var clean = ObjectiveMath.CleanLogitsForDisplay(model, inputs, CleanAccuracySample);
             return new TrainingStepResult(advLoss, clean, advLogits.detach());
         }
         var cleanLogits = model.Logits(inputs);
-        var loss = nn.functional.cross_entropy(cleanLogits, labels) * (1 - AdvRatio) + advLoss * AdvRatio;
+        var loss = supervised.Mean(cleanLogits, labels) * (1 - AdvRatio) + advLoss * AdvRatio;
         return new TrainingStepResult(loss, cleanLogits.detach(), advLogits.detach());
     }
 }
@@ -194,7 +198,7 @@ public sealed record FgsmRsObjective(double Epsilon, Norm Norm = Norm.Linf) : IT
         var adversarial = attack.Craft(context.AttackModel ?? model, inputs, new AttackTargets(labels), new AttackContext(context.Generator, KeepModelMode: KeepModelMode));
         var advLogits = model.Logits(adversarial);
         var clean = ObjectiveMath.CleanLogitsForDisplay(model, inputs, CleanAccuracySample);
-        return new TrainingStepResult(nn.functional.cross_entropy(advLogits, labels), clean, advLogits.detach());
+        return new TrainingStepResult(ClassificationLosses.For(model.Spec).Mean(advLogits, labels), clean, advLogits.detach());
     }
 }
 
@@ -202,6 +206,10 @@ public sealed record FgsmRsObjective(double Epsilon, Norm Norm = Norm.Linf) : IT
 /// TRADES (Zhang et al. 2019): CE(f(x), y) + β·KL(softmax f(x) ‖ softmax f(x′)), where x′ maximises the KL term
 /// by K steps of size α from x + 0.001·N(0, I) (<see cref="TradesInnerAttack"/>, in eval mode as the reference
 /// code does). The KL is the batch mean of the per-sample sums; gradients flow through both softmaxes.
+/// Multi-label models (K sigmoid outputs): the supervised term is the BCE against the true set and the robustness term
+/// is, per class, the binary cross-entropy between the clean and the adversarial probabilities minus the clean
+/// entropy — the Bernoulli KL, zero where they agree — summed over the classes; the inner attack maximises it
+/// (<see cref="BernoulliKlObjective"/>).
 /// </summary>
 public sealed record TradesObjective(double Epsilon, Norm Norm = Norm.Linf) : ITrainingObjective
 {
@@ -225,19 +233,38 @@ public sealed record TradesObjective(double Epsilon, Norm Norm = Norm.Linf) : IT
         ObjectiveMath.CheckEpsilon(Epsilon);
         if (Steps < 1) throw new ParameterException("Steps", $"TRADES needs at least 1 step, got {Steps}");
         if (!(Beta >= 0) || double.IsInfinity(Beta)) throw new ParameterException("Beta", $"must be a finite number ≥ 0, got {Beta}");
+        bool sigmoid = model.Spec.SigmoidOutputs;
         Tensor cleanProbabilities;
         using (KeepModelMode ? null : model.EvalMode())
         using (no_grad())
-            cleanProbabilities = nn.functional.softmax(model.Logits(inputs), 1).detach();
+        {
+            var logits = model.Logits(inputs);
+            cleanProbabilities = (sigmoid ? logits.sigmoid() : nn.functional.softmax(logits, 1)).detach();
+        }
         var attack = TradesInnerAttack.Create(new ThreatModel(Norm, context.Epsilon, model.Spec.Bounds), Steps,
             ObjectiveMath.ScaledStep(Alpha, Epsilon, context.Epsilon));
+        if (sigmoid) attack = attack with { Objective = BernoulliKlObjective.Instance };
         var adversarial = attack.Craft(context.AttackModel ?? model, inputs, new AttackTargets(cleanProbabilities), new AttackContext(context.Generator, KeepModelMode: KeepModelMode));
 
         var cleanLogits = model.Logits(inputs);
         var advLogits = model.Logits(adversarial);
-        var natural = nn.functional.cross_entropy(cleanLogits, labels);
-        var robust = KlDivergence(cleanLogits, advLogits).mean();
+        var natural = ClassificationLosses.For(model.Spec).Mean(cleanLogits, labels);
+        var robust = (sigmoid ? BernoulliKl(cleanLogits, advLogits) : KlDivergence(cleanLogits, advLogits)).mean();
         return new TrainingStepResult(natural + robust * Beta, cleanLogits.detach(), advLogits.detach());
+    }
+
+    /// <summary>
+    /// Per-sample Σ_ℓ KL(Bern(σ(p_ℓ)) ‖ Bern(σ(q_ℓ))) from logits, [N]: the per-class binary cross-entropy between
+    /// the clean and the adversarial probabilities minus the clean entropy. Gradients flow through both.
+    /// </summary>
+    public static Tensor BernoulliKl(Tensor pLogits, Tensor qLogits)
+    {
+        var p = pLogits.sigmoid();
+        var logP = nn.functional.logsigmoid(pLogits);
+        var log1mP = nn.functional.logsigmoid(-pLogits);
+        var logQ = nn.functional.logsigmoid(qLogits);
+        var log1mQ = nn.functional.logsigmoid(-qLogits);
+        return (p * (logP - logQ) + (1 - p) * (log1mP - log1mQ)).sum(1);
     }
 
     /// <summary>Per-sample KL(softmax(p) ‖ softmax(q)) from logits, [N].</summary>
@@ -264,6 +291,27 @@ public sealed class KlDivergenceObjective : IAttackObjective
         if (p.dim() != 2 || !p.is_floating_point())
             throw new ArgumentException("the KL objective needs clean probabilities [N, K] (float) as labels");
         return (p.xlogy(p) - p * nn.functional.log_softmax(logits, 1)).sum(1);
+    }
+}
+
+/// <summary>
+/// Σ_ℓ KL(Bern(p_ℓ) ‖ Bern(σ(z_ℓ))) per sample, where the clean probabilities p (float [N, K]) travel in
+/// <see cref="AttackTargets.Labels"/>: the TRADES inner objective for K sigmoid outputs (multi-label and one-vs-rest).
+/// Equal to the per-class BCE between p and σ(z) minus the entropy of p.
+/// </summary>
+public sealed class BernoulliKlObjective : IAttackObjective
+{
+    public static BernoulliKlObjective Instance { get; } = new();
+    public string Name => "bernoulli-kl";
+
+    public Tensor Loss(Tensor logits, AttackTargets targets)
+    {
+        var p = targets.Labels;
+        if (p.dim() != 2 || !p.is_floating_point())
+            throw new ArgumentException("the Bernoulli KL objective needs clean probabilities [N, K] (float) as labels");
+        var bce = nn.functional.binary_cross_entropy_with_logits(logits, p.to(logits.dtype), reduction: nn.Reduction.None);
+        var entropy = -(p.xlogy(p) + (1 - p).xlogy(1 - p));
+        return (bce - entropy).sum(1);
     }
 }
 
@@ -306,7 +354,7 @@ public sealed record GaussianNoiseObjective(double Sigma) : ITrainingObjective
         var noisy = inputs + randn(inputs.shape, dtype: inputs.dtype, generator: context.Generator).to(inputs.device) * Sigma;
         var logits = model.Logits(noisy);
         var clean = ObjectiveMath.CleanLogitsForDisplay(model, inputs, CleanAccuracySample);
-        return new TrainingStepResult(nn.functional.cross_entropy(logits, labels), clean, logits.detach());
+        return new TrainingStepResult(ClassificationLosses.For(model.Spec).Mean(logits, labels), clean, logits.detach());
     }
 }
 
@@ -342,7 +390,7 @@ public sealed record FreeAdversarialObjective(double Epsilon, Norm Norm = Norm.L
         var adversarial = (inputs + delta).clamp(bounds.Lower, bounds.Upper);
         var logits = model.Logits(adversarial);
         var clean = context.Replay == 0 ? ObjectiveMath.CleanLogitsForDisplay(model, inputs, CleanAccuracySample) : null;
-        return new TrainingStepResult(nn.functional.cross_entropy(logits, labels), clean, logits.detach());
+        return new TrainingStepResult(ClassificationLosses.For(model.Spec).Mean(logits, labels), clean, logits.detach());
     }
 
     public void AfterBackward(TrainingStepContext context)

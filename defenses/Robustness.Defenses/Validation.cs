@@ -6,8 +6,14 @@ using static TorchSharp.torch;
 
 namespace Robustness.Defenses;
 
-/// <summary>Held-out accuracies after an epoch (in [0, 1]; null = not measured).</summary>
-public sealed record ValidationMetrics(double CleanAccuracy, double? RobustAccuracy, double? FgsmAccuracy);
+/// <summary>Held-out accuracies after an epoch (in [0, 1]; null = not measured). For multi-label data the accuracies
+/// are subset (exact-match) accuracies and the Hamming accuracies are set as well.</summary>
+public sealed record ValidationMetrics(double CleanAccuracy, double? RobustAccuracy, double? FgsmAccuracy)
+{
+    public double? HammingAccuracy { get; init; }
+    /// <summary>Multi-label: (sample, class) decisions correct on the clean input and at the PGD point.</summary>
+    public double? RobustHammingAccuracy { get; init; }
+}
 
 /// <summary>Measures the model on the held-out split after each epoch.</summary>
 public interface IValidator
@@ -18,7 +24,9 @@ public interface IValidator
 /// <summary>
 /// Clean accuracy and PGD accuracy (K steps, α = ε/4, random start) on the held-out split, plus FGSM accuracy on its
 /// first batch for the catastrophic-overfitting detector. Randomness comes from a generator seeded by (seed, epoch),
-/// so validation never consumes the training generator and resumed runs validate identically.
+/// so validation never consumes the training generator and resumed runs validate identically. On multi-label data
+/// (multi-hot labels) PGD maximises the BCE against the true set, a point counts as robust when no class is flipped,
+/// and Hamming accuracies (clean, and correct both clean and at the PGD point) are measured too.
 /// </summary>
 public sealed class RobustValidator : IValidator
 {
@@ -42,6 +50,9 @@ public sealed class RobustValidator : IValidator
         var device = model.Device;
         using var cleanCorrect = zeros(1, ScalarType.Int64, device);
         using var robustCorrect = zeros(1, ScalarType.Int64, device);
+        bool multi = data.MultiLabel;
+        using var cleanLabels = zeros(1, ScalarType.Int64, device);
+        using var robustLabels = zeros(1, ScalarType.Int64, device);
         Tensor? fgsmCorrect = null;
         long fgsmCount = 0;
         using var generator = new Generator(unchecked((ulong)(_seed * 1_000_003 + epoch)), CPU);
@@ -53,13 +64,25 @@ public sealed class RobustValidator : IValidator
             using var scope = NewDisposeScope();
             using (batch)
             {
+                Tensor? cleanOk = null;
                 using (no_grad())
-                    cleanCorrect.add_(model.Logits(batch.Inputs).argmax(1).eq(batch.Labels).sum());
+                {
+                    var logits = model.Logits(batch.Inputs);
+                    if (multi)
+                    {
+                        cleanOk = MultiLabelTargets.Flipped(logits, batch.Labels).logical_not();
+                        cleanCorrect.add_(cleanOk.all(1).sum());
+                        cleanLabels.add_(cleanOk.sum());
+                    }
+                    else cleanCorrect.add_(logits.argmax(1).eq(batch.Labels).sum());
+                }
                 if (pgd is not null)
                 {
                     var targets = new AttackTargets(batch.Labels);
                     using var result = pgd.Run(model, batch.Inputs, targets, context);
                     robustCorrect.add_(result.Success.logical_not().sum());
+                    if (cleanOk is not null)
+                        robustLabels.add_(MultiLabelTargets.Flipped(result.Logits, batch.Labels).logical_not().logical_and(cleanOk).sum());
                     if (first && _measureFgsm)
                     {
                         using var fgsm = Presets.Fgsm(_threat!).Run(model, batch.Inputs, targets, context);
@@ -75,7 +98,12 @@ public sealed class RobustValidator : IValidator
         double? robust = pgd is null ? null : robustCorrect.item<long>() / n;
         double? fgsmAcc = fgsmCorrect is null ? null : fgsmCorrect.item<long>() / (double)fgsmCount;
         fgsmCorrect?.Dispose();
-        return new ValidationMetrics(clean, robust, fgsmAcc);
+        double labelsTotal = n * Math.Max(1, data.NumClasses);
+        return new ValidationMetrics(clean, robust, fgsmAcc)
+        {
+            HammingAccuracy = multi ? cleanLabels.item<long>() / labelsTotal : null,
+            RobustHammingAccuracy = multi && pgd is not null ? robustLabels.item<long>() / labelsTotal : null,
+        };
     }
 }
 

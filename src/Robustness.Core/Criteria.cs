@@ -35,15 +35,18 @@ public sealed class TargetHitCriterion : ICriterion
         logits.argmax(1).eq(t.TargetClasses ?? throw new InvalidOperationException("target-hit criterion needs target classes"));
 }
 
-/// <summary>Multi-label: adversarial when the thresholded prediction (logit &gt; 0) differs from the goal in any class.</summary>
+/// <summary>
+/// Multi-label (labels multi-hot [N,K], a class is predicted when its decision logit is &gt; 0). Untargeted: adversarial
+/// when at least one class is flipped with respect to the true set. Targeted (Song et al. 2018; the goal in
+/// <see cref="AttackTargets.TargetClasses"/>, see <see cref="MultiLabelTargets"/>): adversarial when every class the
+/// goal constrains is predicted as wanted — with a goal that keeps the untargeted classes at their true state, that is
+/// "the targeted labels as wanted and the others unchanged".
+/// </summary>
 public sealed class LabelsFlippedCriterion : ICriterion
 {
     public string Name => "labels-flipped";
-    public Tensor IsAdversarial(Tensor logits, AttackTargets t)
-    {
-        var predicted = logits.gt(0);
-        return t.TargetClasses is { } goal
-            ? predicted.eq(goal.gt(0.5)).all(1)
-            : predicted.ne(t.Labels.gt(0.5)).any(1);
-    }
+    public Tensor IsAdversarial(Tensor logits, AttackTargets t) =>
+        t.TargetClasses is { } goal
+            ? MultiLabelTargets.Reached(logits, goal)
+            : MultiLabelTargets.Flipped(logits, t.Labels).any(1);
 }

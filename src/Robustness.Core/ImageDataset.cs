@@ -4,8 +4,10 @@ using static TorchSharp.torch;
 namespace Robustness.Core;
 
 /// <summary>
-/// A labelled image set held in memory: float32 images [N, C, H, W] in <see cref="Bounds"/> and int64 labels [N]
-/// (CPU tensors, owned by this object). Readers in Robustness.Data produce it; training and evaluation consume it.
+/// A labelled image set held in memory: float32 images [N, C, H, W] in <see cref="Bounds"/> and labels (CPU tensors,
+/// owned by this object): int64 class indices [N], or, for a multi-label set, float32 multi-hot rows [N, K] (1 where the
+/// class is present) with K = the number of class names. Readers in Robustness.Data produce it; training and
+/// evaluation consume it; batches carry the labels in the same form.
 /// </summary>
 public sealed class ImageDataset : IDisposable
 {
@@ -13,6 +15,13 @@ public sealed class ImageDataset : IDisposable
     {
         if (images.dim() != 4) throw new ArgumentException($"images must be [N,C,H,W], got [{string.Join(",", images.shape)}]");
         if (labels.shape[0] != images.shape[0]) throw new ArgumentException($"{images.shape[0]} images but {labels.shape[0]} labels");
+        if (labels.dim() == 2)
+        {
+            if (labels.dtype != ScalarType.Float32) throw new ArgumentException($"multi-hot labels must be float32, got {labels.dtype}");
+            if (labels.shape[1] != classNames.Count) throw new ArgumentException($"multi-hot labels have {labels.shape[1]} columns but there are {classNames.Count} class names");
+        }
+        else if (labels.dim() != 1 || labels.dtype != ScalarType.Int64)
+            throw new ArgumentException($"labels must be int64 [N] or float32 multi-hot [N,K], got {labels.dtype} [{string.Join(",", labels.shape)}]");
         Name = name;
         Images = images;
         Labels = labels;
@@ -31,6 +40,8 @@ public sealed class ImageDataset : IDisposable
     public int Count => (int)Images.shape[0];
     public int[] SampleShape => Images.shape.Skip(1).Select(d => (int)d).ToArray();
     public int NumClasses => ClassNames.Count;
+    /// <summary>True when <see cref="Labels"/> are multi-hot rows [N, K] (several classes per image).</summary>
+    public bool MultiLabel => Labels.dim() == 2;
 
     /// <summary>The rows at <paramref name="indices"/>, as a new dataset (copies those rows only).</summary>
     public ImageDataset Subset(IReadOnlyList<long> indices, string? name = null)

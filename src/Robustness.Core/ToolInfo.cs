@@ -27,11 +27,14 @@ public static class ParameterText
 }
 
 /// <summary>Clean accuracy of a classifier on a dataset: eval mode (restored), no graph, a dispose scope per batch,
-/// counts kept on the device and read once at the end.</summary>
+/// counts kept on the device and read once at the end. For a multi-label dataset it is the subset (exact-match)
+/// accuracy (<see cref="MultiLabelAccuracy"/> has the others).</summary>
 public static class Accuracy
 {
     public static double Clean(IClassifier model, ImageDataset data, int batchSize = 256) =>
-        data.Count == 0 ? 0 : (double)CorrectCount(model, data, batchSize) / data.Count;
+        data.Count == 0 ? 0
+        : data.MultiLabel ? MultiLabelAccuracy.Counts(model, data, batchSize).SubsetAccuracy
+        : (double)CorrectCount(model, data, batchSize) / data.Count;
 
     public static long CorrectCount(IClassifier model, ImageDataset data, int batchSize = 256)
     {

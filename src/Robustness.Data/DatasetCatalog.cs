@@ -23,7 +23,7 @@ public static class DatasetCatalog
 
     public static IReadOnlyList<string> DigitClassNames { get; } = Enumerable.Range(0, 10).Select(i => i.ToString()).ToArray();
 
-    private enum Format { Idx, Cifar10 }
+    private enum Format { Idx, Cifar10, FashionMnistMosaic }
 
     private sealed record KnownDataset(string Name, Format Format, IReadOnlyList<string> ClassNames, string HowToGet);
 
@@ -35,6 +35,8 @@ public static class DatasetCatalog
             "download train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz (the MNIST IDX files) into one of those folders"),
         new("cifar10", Format.Cifar10, Cifar10Reader.StandardClassNames,
             "download cifar-10-binary.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html and extract it (data_batch_1..5.bin, test_batch.bin, or their cifar-10-batches-bin folder) into one of those folders"),
+        new(FashionMnistMulti.Name, Format.FashionMnistMosaic, FashionMnistClassNames,
+            "it is generated from the Fashion-MNIST IDX files of the same split, looked up as 'fashion-mnist' (the repository ships the test split in data/fashion-mnist; the train split: 'apt-get install dataset-fashion-mnist')"),
     ];
 
     /// <summary>The dataset names <c>Load</c> knows.</summary>
@@ -109,9 +111,11 @@ public static class DatasetCatalog
         return null;
     }
 
-    /// <summary>A few lines for <c>robust data</c>: name, count, sample shape, bounds, source and images per class.</summary>
+    /// <summary>A few lines for <c>robust data</c>: name, count, sample shape, bounds, source and images per class
+    /// (multi-label sets: label cardinality, label-set sizes, label frequencies and a content fingerprint).</summary>
     public static string Describe(ImageDataset dataset)
     {
+        if (dataset.MultiLabel) return MultiLabelDescription.Describe(dataset);
         long[] perClass;
         using (var scope = NewDisposeScope())
         {
@@ -128,6 +132,17 @@ public static class DatasetCatalog
     private static ImageDataset LoadKnown(KnownDataset known, string split, string? dataDir)
     {
         var looked = new List<string>();
+        if (known.Format == Format.FashionMnistMosaic)
+        {
+            foreach (var dir in Candidates("fashion-mnist", dataDir, looked))
+            {
+                if (!Directory.Exists(dir) || FindIdxPair(dir, split) is not { } pair) continue;
+                var set = FashionMnistMulti.Generate(pair.Images, pair.Labels, split);
+                return set.ToDataset(known.Name, known.ClassNames,
+                    $"{Path.GetFullPath(pair.Images)} (generated: {known.Name} {split}, seed 0x{FashionMnistMulti.SeedOf(split):x16})");
+            }
+            throw new InputException($"dataset '{known.Name}' ({split} split) could not be generated: no Fashion-MNIST {split} split in {string.Join(", ", looked)}; {known.HowToGet}");
+        }
         foreach (var dir in Candidates(known.Name, dataDir, looked))
         {
             var loaded = TryLoadFolder(dir, split, known.Format, known.Name, known.ClassNames);
@@ -244,7 +259,11 @@ public static class DatasetCatalog
             return Cifar10Reader.Load(batches, folderName, Cifar10Reader.ReadClassNames(Path.GetDirectoryName(batches[0])!) ?? Cifar10Reader.StandardClassNames);
         var splitDir = Path.Combine(full, split);
         if (Directory.Exists(splitDir))
-            return ImageFolderReader.Load(splitDir, imageOptions, folderName);
+            return LabelsCsvReader.IsLabelledFolder(splitDir)
+                ? LabelsCsvReader.Load(splitDir, imageOptions, folderName)
+                : ImageFolderReader.Load(splitDir, imageOptions, folderName);
+        if (LabelsCsvReader.IsLabelledFolder(full))
+            return LabelsCsvReader.Load(full, imageOptions, folderName);
         var otherSplit = Path.Combine(full, split == "test" ? "train" : "test");
         if (Directory.Exists(otherSplit))
             throw new ParameterException("Dataset", $"{path} has a {Path.GetFileName(otherSplit)}/ folder but no {split}/ folder for the {split} split");

@@ -59,7 +59,20 @@ public static class IdxReader
         return new ImageDataset(name, images, labelTensor, classNames, Bounds.Unit, Path.GetFullPath(imagesPath));
     }
 
+    /// <summary>Images as the file's bytes (0..255), row-major [count, rows, cols], checked as <see cref="ReadImages(string)"/>.</summary>
+    public static (byte[] Pixels, int Count, int Rows, int Cols) ReadImageBytes(string path)
+    {
+        using var input = BoundedInput.OpenFile(path);
+        return ReadImageBytes(input);
+    }
+
     private static (float[] Pixels, int Count, int Rows, int Cols) ReadImages(DatasetStream input)
+    {
+        var (bytes, count, rows, cols) = ReadImageBytes(input);
+        return (PixelConversion.ToUnit(bytes), count, rows, cols);
+    }
+
+    private static (byte[] Pixels, int Count, int Rows, int Cols) ReadImageBytes(DatasetStream input)
     {
         var file = input.File;
         var (header, dims) = ReadHeader(input, ImagesMagic, "images", 3);
@@ -72,7 +85,7 @@ public static class IdxReader
             throw new DataFormatException(file, $"header declares images of {rows:N0}x{cols:N0} pixels, too large");
         long claimed = count * pixelsPerImage;
         var bytes = BoundedInput.ReadPayload(input, header, claimed, $"pixels ({count:N0} images of {rows}x{cols})");
-        return (PixelConversion.ToUnit(bytes), count, rows, cols);
+        return (bytes, count, rows, cols);
     }
 
     private static int[] ReadLabels(DatasetStream input, int numClasses)

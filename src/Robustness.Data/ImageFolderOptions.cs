@@ -9,4 +9,6 @@ public sealed record ImageFolderOptions
     public int? Width { get; init; }
     public int? Resize { get; init; }
     public int? CenterCrop { get; init; }
+    /// <summary>Multi-label folders (labels.csv): accept rows with an empty label set (an image with none of the classes).</summary>
+    public bool AllowEmptyLabels { get; init; }
 }

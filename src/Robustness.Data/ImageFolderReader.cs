@@ -114,7 +114,7 @@ public static class ImageFolderReader
     }
 
     /// <summary>Decodes one file as RGB, refusing non-images, corrupt images and oversized headers with a message naming the file.</summary>
-    private static Image<Rgb24> Decode(string file)
+    internal static Image<Rgb24> Decode(string file)
     {
         byte[] bytes;
         try
@@ -150,7 +150,7 @@ public static class ImageFolderReader
         }
     }
 
-    private static void Preprocess(Image<Rgb24> image, ImageFolderOptions options, string file)
+    internal static void Preprocess(Image<Rgb24> image, ImageFolderOptions options, string file)
     {
         if (options.Resize is { } s)
         {
@@ -167,7 +167,7 @@ public static class ImageFolderReader
         }
     }
 
-    private static bool IsGray(ReadOnlySpan<byte> rgb)
+    internal static bool IsGray(ReadOnlySpan<byte> rgb)
     {
         for (int i = 0; i < rgb.Length; i += 3)
             if (rgb[i] != rgb[i + 1] || rgb[i] != rgb[i + 2]) return false;
@@ -175,7 +175,7 @@ public static class ImageFolderReader
     }
 
     /// <summary>Interleaved RGB (HWC) bytes to planar CHW floats in [0,1]; one channel uses ImageSharp's luminance.</summary>
-    private static void ToChw(byte[] rgb, int channels, Span<float> destination)
+    internal static void ToChw(byte[] rgb, int channels, Span<float> destination)
     {
         int plane = rgb.Length / 3;
         if (channels == 1)

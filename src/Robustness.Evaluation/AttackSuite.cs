@@ -38,3 +38,14 @@ public sealed record DelegateAttackSuite(
     public IAttack Pgd(ThreatModel threat, int steps, int restarts) => PgdFactory?.Invoke(threat, steps, restarts) ?? Presets.Pgd(threat, steps, restarts);
     public (int Steps, int Restarts) PgdBudget => (Steps, Restarts);
 }
+
+/// <summary>No attacks: for <see cref="EvaluationOptions.LabelAttacks"/>, to skip the per-label stages.</summary>
+public sealed record NoAttackSuite : IAttackSuite
+{
+    public static NoAttackSuite Instance { get; } = new();
+    public string Description => "none";
+    public IReadOnlyList<IAttack> Build(ThreatModel threat) => [];
+    public IAttack Fgsm(ThreatModel threat) => Presets.Fgsm(threat);
+    public IAttack Pgd(ThreatModel threat, int steps, int restarts) => Presets.Pgd(threat, steps, restarts);
+    public (int Steps, int Restarts) PgdBudget => (10, 1);
+}

@@ -42,6 +42,16 @@ public sealed record EvaluationOptions
     /// <summary>Also return the point kept per sample at the main ε (<see cref="EvaluationResult.Kept"/>): the
     /// adversarial where an attack broke it, else the first attack's attempt.</summary>
     public bool KeepAdversarials { get; init; }
+    /// <summary>
+    /// Multi-label models: the attacks run per label after the ensemble, on every correct decision still standing, each
+    /// asked to flip that one label (null = the same attacks as <see cref="Attacks"/>; a suite that builds no attack =
+    /// none, which only measures the flips the sample attacks happen to make and so can overestimate per-label
+    /// robustness).
+    /// </summary>
+    public IAttackSuite? LabelAttacks { get; init; }
+    /// <summary>Multi-label models: evaluate a targeted threat (Song et al. 2018) — a sample is broken when the attack
+    /// reaches its target set; no label stages. Null = untargeted.</summary>
+    public Robustness.Attacks.LabelGoal? TargetGoal { get; init; }
     /// <summary>What the evaluated model is beyond its file (e.g. <c>input_noise_std</c> of a noise wrapper,
     /// <c>transfer_from</c> and its SHA-256), recorded in the provenance.</summary>
     public IReadOnlyDictionary<string, string> ModelNotes { get; init; } = new Dictionary<string, string>();

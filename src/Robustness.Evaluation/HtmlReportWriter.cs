@@ -53,8 +53,15 @@ public static class HtmlReportWriter
         if (r.Shard is { } s) sb.Append($"<div class=\"warn\">This report covers shard {s.Index}/{s.Count} only; merge all shards for the full result.</div>");
 
         sb.Append("<div class=\"cards\">");
-        Card(sb, "clean accuracy", Pct(r.CleanAccuracy));
-        Card(sb, $"robust accuracy (ε = {N(r.Epsilon)})", Pct(r.RobustAccuracy));
+        bool multi = r.MultiLabel is not null;
+        Card(sb, multi ? "clean subset accuracy" : "clean accuracy", Pct(r.CleanAccuracy));
+        Card(sb, multi ? $"robust subset accuracy (ε = {N(r.Epsilon)})" : $"robust accuracy (ε = {N(r.Epsilon)})", Pct(r.RobustAccuracy));
+        if (multi)
+        {
+            Card(sb, "clean Hamming accuracy", Pct(r.HammingAccuracy ?? 0));
+            Card(sb, $"robust Hamming accuracy (ε = {N(r.Epsilon)})", Pct(r.RobustHammingAccuracy ?? 0));
+            Card(sb, "mean labels flipped", N(r.MultiLabel!.MeanLabelsFlipped, "0.###"));
+        }
         if (r.VerifiedAccuracy is { } verified) Card(sb, $"verified by IBP (ε = {N(r.Epsilon)})", Pct(verified));
         Card(sb, "max / mean ‖δ‖", $"{N(r.Perturbation.MaxNorm, "0.###")} / {N(r.Perturbation.MeanNorm, "0.###")}");
         if (r.Perturbation.MedianMinimumNorm is { } med) Card(sb, "median minimum norm", N(med, "0.####"));
@@ -68,9 +75,18 @@ public static class HtmlReportWriter
         foreach (var w in r.Warnings)
             sb.Append($"<div class=\"warn\"><code>{E(w.Code)}</code> — {E(w.Message)}<br><b>What to do:</b> {E(w.Advice)}</div>");
 
-        sb.Append("<h2>Attacks</h2><table><tr><th>attack</th><th>broke</th><th>robust after</th><th>robust accuracy after</th><th>seconds</th></tr>");
-        foreach (var a in r.PerAttack)
-            sb.Append($"<tr><td>{E(a.Name)}</td><td class=n>{a.Broken}</td><td class=n>{a.RobustAfter}</td><td class=n>{Pct(a.RobustAccuracyAfter)}</td><td class=n>{N(a.Seconds, "0.##")}</td></tr>");
+        if (r.MultiLabel is null)
+        {
+            sb.Append("<h2>Attacks</h2><table><tr><th>attack</th><th>broke</th><th>robust after</th><th>robust accuracy after</th><th>seconds</th></tr>");
+            foreach (var a in r.PerAttack)
+                sb.Append($"<tr><td>{E(a.Name)}</td><td class=n>{a.Broken}</td><td class=n>{a.RobustAfter}</td><td class=n>{Pct(a.RobustAccuracyAfter)}</td><td class=n>{N(a.Seconds, "0.##")}</td></tr>");
+        }
+        else
+        {
+            sb.Append("<h2>Attacks</h2><table><tr><th>attack</th><th>broke (samples)</th><th>robust subset after</th><th>labels flipped</th><th>robust Hamming after</th><th>seconds</th></tr>");
+            foreach (var a in r.PerAttack)
+                sb.Append($"<tr><td>{E(a.Name)}</td><td class=n>{a.Broken}</td><td class=n>{Pct(a.RobustAccuracyAfter)}</td><td class=n>{a.LabelsFlipped}</td><td class=n>{Pct(a.RobustHammingAfter ?? 0)}</td><td class=n>{N(a.Seconds, "0.##")}</td></tr>");
+        }
         sb.Append("</table>\n");
 
         sb.Append("<h2>Accuracy vs ε</h2>");
@@ -87,6 +103,24 @@ public static class HtmlReportWriter
             sb.Append("</tr>");
         }
         sb.Append("</table>\n");
+
+        if (r.MultiLabel is { } m)
+        {
+            sb.Append("<h2>Multi-label</h2>");
+            if (m.Goal is { } goal) sb.Append($"<p>Targeted: a sample is broken when the attack reaches its target set ({E(goal)}).</p>");
+            else if (m.LabelStages.Count > 0) sb.Append($"<p>After the sample attacks, each label attack ({E(string.Join(", ", m.LabelStages))}) ran on every correct (sample, label) decision still standing, asked to flip that label; a decision is robust when no attack flipped it.</p>");
+            else sb.Append("<p>No label attacks ran: per-label robustness counts only the labels the sample attacks flipped (an upper bound).</p>");
+            sb.Append($"<p>Objectives on multi-label targets: {E(m.Objectives)}. Decision threshold {N(m.DecisionThreshold, "0.###")}.</p>");
+            sb.Append("<table><tr><th>ε</th><th>robust subset</th><th>robust Hamming</th><th>mean labels flipped</th></tr>");
+            foreach (var e in m.EpsSweep)
+                sb.Append($"<tr><td class=n>{N(e.Epsilon)}</td><td class=n>{Pct(e.RobustSubsetAccuracy)}</td><td class=n><b>{Pct(e.RobustHammingAccuracy)}</b></td><td class=n>{N(e.MeanLabelsFlipped, "0.###")}</td></tr>");
+            sb.Append("</table>");
+            sb.Append("<table><tr><th>label</th><th>support</th><th>precision</th><th>recall</th><th>F1</th><th>precision under attack</th><th>recall under attack</th><th>F1 under attack</th></tr>");
+            foreach (var l in m.PerLabel)
+                sb.Append($"<tr><td>{E(l.Name)}</td><td class=n>{l.Support}</td><td class=n>{Pct(l.CleanPrecision)}</td><td class=n>{Pct(l.CleanRecall)}</td><td class=n>{Pct(l.CleanF1)}</td><td class=n>{Pct(l.RobustPrecision)}</td><td class=n>{Pct(l.RobustRecall)}</td><td class=n>{Pct(l.RobustF1)}</td></tr>");
+            sb.Append($"<tr><td><b>micro</b></td><td></td><td></td><td></td><td class=n>{Pct(m.CleanMicroF1)}</td><td></td><td></td><td class=n>{Pct(m.RobustMicroF1)}</td></tr>");
+            sb.Append("</table>\n");
+        }
 
         if (r.Queries is { } q)
         {
@@ -105,7 +139,7 @@ public static class HtmlReportWriter
             sb.Append('\n');
         }
 
-        sb.Append("<h2>Per class</h2>");
+        sb.Append(r.MultiLabel is null ? "<h2>Per class</h2>" : "<h2>Per label (decision accuracy)</h2>");
         if (assets.PerClassPlot is { } pc) sb.Append($"<div class=\"plots\">{Img(pc, "per-class clean and robust accuracy")}</div>");
         bool perClassVerified = r.PerClass.Any(c => c.Verified is not null);
         sb.Append($"<table><tr><th>class</th><th>label</th><th>count</th><th>clean</th><th>robust</th>{(perClassVerified ? "<th>verified</th>" : "")}</tr>");

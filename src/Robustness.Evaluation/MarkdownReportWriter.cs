@@ -26,12 +26,30 @@ public static class MarkdownReportWriter
         sb.AppendLine($"| max ‖δ‖ / mean ‖δ‖ | {Num(r.Perturbation.MaxNorm)} / {Num(r.Perturbation.MeanNorm)} |");
         if (r.Perturbation.MedianMinimumNorm is { } med)
             sb.AppendLine($"| median minimum-norm distance ({r.Perturbation.MinimumNormCount} points) | {Num(med)} |");
+        if (r.MultiLabel is { } ml)
+        {
+            sb.AppendLine($"| Hamming accuracy, clean / robust (worst case per label) | {Pct(r.HammingAccuracy ?? 0)} / {Pct(r.RobustHammingAccuracy ?? 0)} |");
+            sb.AppendLine($"| micro-F1, clean / under attack | {Pct(ml.CleanMicroF1)} / {Pct(ml.RobustMicroF1)} |");
+            sb.AppendLine($"| mean labels flipped (per sample / per broken sample) | {Num(ml.MeanLabelsFlipped, "0.###")} / {Num(ml.MeanLabelsFlippedBroken, "0.###")} |");
+            sb.AppendLine($"| decision threshold | {Num(ml.DecisionThreshold, "0.###")} |");
+        }
         sb.AppendLine($"| warnings | {r.Warnings.Count} |").AppendLine();
+        if (r.MultiLabel is not null)
+            sb.AppendLine("Multi-label model: clean and robust accuracy are subset (exact-match) accuracies; a sample is robust when no attack flips any of its labels.").AppendLine();
 
         sb.AppendLine("## Attacks (cumulative, AutoAttack order)").AppendLine();
-        sb.AppendLine("| attack | broke | robust after | robust accuracy after | seconds |").AppendLine("|---|---:|---:|---:|---:|");
-        foreach (var a in r.PerAttack)
-            sb.AppendLine($"| {Escape(a.Name)} | {a.Broken} | {a.RobustAfter} | {Pct(a.RobustAccuracyAfter)} | {Num(a.Seconds, "0.##")} |");
+        if (r.MultiLabel is null)
+        {
+            sb.AppendLine("| attack | broke | robust after | robust accuracy after | seconds |").AppendLine("|---|---:|---:|---:|---:|");
+            foreach (var a in r.PerAttack)
+                sb.AppendLine($"| {Escape(a.Name)} | {a.Broken} | {a.RobustAfter} | {Pct(a.RobustAccuracyAfter)} | {Num(a.Seconds, "0.##")} |");
+        }
+        else
+        {
+            sb.AppendLine("| attack | broke (samples) | robust subset after | labels flipped | robust Hamming after | seconds |").AppendLine("|---|---:|---:|---:|---:|---:|");
+            foreach (var a in r.PerAttack)
+                sb.AppendLine($"| {Escape(a.Name)} | {a.Broken} | {Pct(a.RobustAccuracyAfter)} | {a.LabelsFlipped} | {Pct(a.RobustHammingAfter ?? 0)} | {Num(a.Seconds, "0.##")} |");
+        }
         sb.AppendLine();
 
         if (r.EpsSweep.Count > 1)
@@ -53,6 +71,24 @@ public static class MarkdownReportWriter
             sb.AppendLine();
         }
 
+        if (r.MultiLabel is { } m)
+        {
+            sb.AppendLine("## Multi-label").AppendLine();
+            if (m.Goal is { } goal) sb.AppendLine($"Targeted: a sample is broken when the attack reaches its target set ({Escape(goal)}).").AppendLine();
+            else if (m.LabelStages.Count > 0)
+                sb.AppendLine($"After the sample attacks, each label attack ({Escape(string.Join(", ", m.LabelStages))}) ran on every correct (sample, label) decision still standing, asked to flip that label; a decision is robust when no attack flipped it.").AppendLine();
+            else sb.AppendLine("No label attacks ran: per-label robustness counts only the labels the sample attacks flipped (an upper bound).").AppendLine();
+            sb.AppendLine($"Objectives on multi-label targets: {Escape(m.Objectives)}.").AppendLine();
+            sb.AppendLine("| ε | robust subset | robust Hamming | mean labels flipped |").AppendLine("|---:|---:|---:|---:|");
+            foreach (var e in m.EpsSweep)
+                sb.AppendLine($"| {Num(e.Epsilon)} | {Pct(e.RobustSubsetAccuracy)} | {Pct(e.RobustHammingAccuracy)} | {Num(e.MeanLabelsFlipped, "0.###")} |");
+            sb.AppendLine();
+            sb.AppendLine("| label | support | precision | recall | F1 | precision under attack | recall under attack | F1 under attack |").AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|");
+            foreach (var l in m.PerLabel)
+                sb.AppendLine($"| {Escape(l.Name)} | {l.Support} | {Pct(l.CleanPrecision)} | {Pct(l.CleanRecall)} | {Pct(l.CleanF1)} | {Pct(l.RobustPrecision)} | {Pct(l.RobustRecall)} | {Pct(l.RobustF1)} |");
+            sb.AppendLine();
+        }
+
         if (r.Queries is { } q)
         {
             sb.AppendLine("## Queries").AppendLine();
@@ -68,7 +104,7 @@ public static class MarkdownReportWriter
             sb.AppendLine();
         }
 
-        sb.AppendLine("## Per class").AppendLine();
+        sb.AppendLine(r.MultiLabel is null ? "## Per class" : "## Per label (decision accuracy)").AppendLine();
         bool perClassVerified = r.PerClass.Any(c => c.Verified is not null);
         sb.AppendLine(perClassVerified ? "| class | label | count | clean | robust | verified |" : "| class | label | count | clean | robust |")
           .AppendLine(perClassVerified ? "|---:|---|---:|---:|---:|---:|" : "|---:|---|---:|---:|---:|");

@@ -31,6 +31,17 @@ public static class PerturbationImages
         return rangeUnits > 0 ? 0.5 / rangeUnits : 0;
     }
 
+    /// <summary>Multi-label: the labels that differ between two sets, "-removed +added" (empty when none).</summary>
+    public static string SetChange(IReadOnlyList<int> before, IReadOnlyList<int> after, IReadOnlyList<string> classNames)
+    {
+        string Name(int c) => c >= 0 && c < classNames.Count ? classNames[c] : c.ToString(CultureInfo.InvariantCulture);
+        return string.Join(" ", before.Except(after).Select(c => "-" + Name(c)).Concat(after.Except(before).Select(c => "+" + Name(c))));
+    }
+
+    /// <summary>A label set as names ("{}" when empty).</summary>
+    public static string SetText(IReadOnlyList<int> set, IReadOnlyList<string> classNames) =>
+        set.Count == 0 ? "{}" : string.Join(", ", set.Select(c => c >= 0 && c < classNames.Count ? classNames[c] : c.ToString(CultureInfo.InvariantCulture)));
+
     /// <summary>
     /// What a strip shows, line by line: the true class, the clean and the adversarial prediction with their confidence,
     /// the attack, ‖δ‖ and the amplification of the middle panel. <see cref="CaptionLine.Verdict"/> marks the adversarial
@@ -41,6 +52,22 @@ public static class PerturbationImages
         string Name(int c) => c >= 0 && c < classNames.Count ? classNames[c] : c.ToString(CultureInfo.InvariantCulture);
         string Pct(double p) => double.IsNaN(p) ? "label only" : (p * 100).ToString("0", CultureInfo.InvariantCulture) + " %";
         double amp = AmplificationOf(e);
+        if (e.Sets is { } sets)
+        {
+            string WithProbabilities(int[] set, double[] p) => set.Length == 0 ? "{}"
+                : string.Join(", ", set.Select(c => $"{Name(c)} {(c < p.Length ? Pct(p[c]) : "")}".TrimEnd()));
+            var change = SetChange(sets.True, sets.Adversarial, classNames);
+            return
+            [
+                new("true labels", SetText(sets.True, classNames)),
+                new("clean", WithProbabilities(sets.Clean, sets.CleanProbabilities)),
+                new("adversarial", WithProbabilities(sets.Adversarial, sets.AdversarialProbabilities) + (e.Broken ? "" : ", robust"), e.Broken ? Verdict.Broken : Verdict.Robust),
+                new("flipped", change.Length == 0 ? "none" : change),
+                new("attack", e.AttackName),
+                new("‖δ‖", e.Distance.ToString("0.####", CultureInfo.InvariantCulture)),
+                new("δ shown", amp > 0 ? $"× {amp.ToString("0.#", CultureInfo.InvariantCulture)} around grey" : "δ = 0"),
+            ];
+        }
         return
         [
             new("true class", Name(e.Label)),

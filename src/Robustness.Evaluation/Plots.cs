@@ -48,7 +48,17 @@ public static class Plots
             verified.LinePattern = LinePattern.DenselyDashed;
         }
         var clean = plot.Add.HorizontalLine(report.CleanAccuracy, 1, Colors.Gray, LinePattern.Dotted);
-        clean.LegendText = "clean accuracy";
+        clean.LegendText = report.MultiLabel is null ? "clean accuracy" : "clean subset accuracy";
+        if (report.MultiLabel is { } multi)
+        {
+            worst.LegendText = "subset, worst case (all attacks)";
+            var hamming = plot.Add.Scatter(xs, multi.EpsSweep.Select(e => e.RobustHammingAccuracy).ToArray(), palette.GetColor(names.Length + 1));
+            hamming.LegendText = "Hamming, worst case per label";
+            hamming.LineWidth = 3;
+            hamming.MarkerSize = 8;
+            var cleanHamming = plot.Add.HorizontalLine(report.HammingAccuracy ?? 0, 1, Colors.DarkGray, LinePattern.DenselyDashed);
+            cleanHamming.LegendText = "clean Hamming accuracy";
+        }
         plot.Title($"Robust accuracy vs {report.Norm} epsilon");
         plot.XLabel($"epsilon ({report.Norm})");
         plot.YLabel("accuracy");

@@ -4,10 +4,18 @@ namespace Robustness.Evaluation;
 
 /// <summary>Everything a report is computed from: per-sample outcomes, timings, model-check results, provenance.</summary>
 /// <param name="Seconds">[ε index, attack index] wall time.</param>
+/// <param name="MultiLabel">Set for multi-label models: what the samples alone do not say.</param>
 internal sealed record ReportInputs(
     string Norm, double Epsilon, IReadOnlyList<double> Epsilons, IReadOnlyList<string> AttackNames,
     double[,] Seconds, IReadOnlyList<SampleOutcome> Samples, IReadOnlyList<SanityCheckResult> ModelChecks,
-    Provenance Provenance, ShardInfo? Shard, long? ModelQueries = null);
+    Provenance Provenance, ShardInfo? Shard, MultiLabelInputs? MultiLabel = null, long? ModelQueries = null);
+
+/// <summary>The multi-label facts a report keeps beside its samples (a merge takes them from the first shard).</summary>
+internal sealed record MultiLabelInputs(double DecisionThreshold, IReadOnlyList<string> LabelStages, string? Goal, string Objectives)
+{
+    public static MultiLabelInputs? Of(RobustnessReport r) =>
+        r.MultiLabel is { } m ? new MultiLabelInputs(m.DecisionThreshold, m.LabelStages, m.Goal, m.Objectives) : null;
+}
 
 /// <summary>
 /// Derives every number of a <see cref="RobustnessReport"/> from per-sample outcomes. The evaluator and
@@ -28,11 +36,21 @@ internal static class ReportAggregator
         {
             var stages = new List<AttackStageReport>();
             int robust = cleanCorrect;
+            // Multi-label: decisions still correct and unflipped after each stage (from the first stage that flipped each).
+            long heldDecisions = inputs.MultiLabel is null ? 0 : samples.Sum(s => (long)s.CorrectLabels(inputs.Provenance.ClassNames.Count).Count());
+            long decisions = (long)total * inputs.Provenance.ClassNames.Count;
             for (int a = 0; a < inputs.AttackNames.Count; a++)
             {
                 int broken = samples.Count(s => s.CleanCorrect && s.PerEpsilon[e].BrokenBy == a);
                 robust -= broken;
-                stages.Add(new AttackStageReport(inputs.AttackNames[a], Fraction(robust, total), robust, broken, inputs.Seconds[e, a]));
+                var stage = new AttackStageReport(inputs.AttackNames[a], Fraction(robust, total), robust, broken, inputs.Seconds[e, a]);
+                if (inputs.MultiLabel is not null)
+                {
+                    int flipped = samples.Sum(s => s.PerEpsilon[e].FlippedBy?.Count(f => f == a) ?? 0);
+                    heldDecisions -= flipped;
+                    stage = stage with { LabelsFlipped = flipped, RobustHammingAfter = decisions == 0 ? 0 : (double)heldDecisions / decisions };
+                }
+                stages.Add(stage);
             }
             int? verified = samples.Any(s => s.PerEpsilon[e].Verified is not null) ? samples.Count(s => s.PerEpsilon[e].Verified == true) : null;
             sweep.Add(new EpsilonResult(inputs.Epsilons[e], Fraction(robust, total), robust, stages)
@@ -43,8 +61,9 @@ internal static class ReportAggregator
         }
 
         var classNames = inputs.Provenance.ClassNames;
-        int classCount = Math.Max(classNames.Count, samples.Length == 0 ? 0 : samples.Max(s => Math.Max(s.Label, s.CleanPrediction)) + 1);
-        var perClass = Enumerable.Range(0, classCount)
+        MultiLabelAggregate? multi = inputs.MultiLabel is { } ml ? MultiLabelAggregate.Build(samples, classNames, ml, inputs.Epsilons, mainEps) : null;
+        int classCount = Math.Max(classNames.Count, samples.Length == 0 || multi is not null ? 0 : samples.Max(s => Math.Max(s.Label, s.CleanPrediction)) + 1);
+        var perClass = multi?.PerClass ?? Enumerable.Range(0, classCount)
             .Select(c =>
             {
                 var of = samples.Where(s => s.Label == c).ToArray();
@@ -68,7 +87,7 @@ internal static class ReportAggregator
             minNorms.Length > 0 ? Median(minNorms) : null,
             minNorms.Length);
 
-        var dataChecks = SanityChecks.RunDataChecks(sweep, samples, inputs.Provenance.Attacks, mainEps);
+        var dataChecks = SanityChecks.RunDataChecks(sweep, samples, inputs.Provenance.Attacks, mainEps, multi?.Report.EpsSweep);
         var allChecks = inputs.ModelChecks.Concat(dataChecks).ToArray();
         var warnings = allChecks.Where(c => c.Fired).Select(SanityChecks.WarningFor).ToArray();
 
@@ -89,6 +108,11 @@ internal static class ReportAggregator
             Provenance = inputs.Provenance,
             Samples = samples,
             Shard = inputs.Shard,
+            SubsetAccuracy = multi is null ? null : Fraction(cleanCorrect, total),
+            HammingAccuracy = multi?.CleanHamming,
+            RobustSubsetAccuracy = multi is null ? null : sweep[mainEps].RobustAccuracy,
+            RobustHammingAccuracy = multi?.Report.EpsSweep[mainEps].RobustHammingAccuracy,
+            MultiLabel = multi?.Report,
             Queries = QueryStatistics.Build(samples, inputs.Provenance.Attacks, mainEps, inputs.ModelQueries),
         };
     }
@@ -149,8 +173,11 @@ public static class ReportMerger
         // Model checks ran on shard 0 only (on the global subset), so taking them from every part is a union.
         var modelChecks = parts.SelectMany(p => p.SanityChecks.Where(c => c.Scope == SanityChecks.ModelScope)).ToArray();
         var provenance = first.Provenance with { WallSeconds = parts.Sum(p => p.Provenance.WallSeconds) };
+        if (parts.Any(p => (p.MultiLabel is null) != (first.MultiLabel is null)))
+            throw new InputException("merge: some reports are of a multi-label model and some are not");
         var modelQueries = parts.All(p => p.Queries?.ModelQueries is null) ? (long?)null : parts.Sum(p => p.Queries?.ModelQueries ?? 0);
-        return ReportAggregator.Build(new ReportInputs(first.Norm, first.Epsilon, epsilons, names, seconds, samples, modelChecks, provenance, null, modelQueries));
+        return ReportAggregator.Build(new ReportInputs(first.Norm, first.Epsilon, epsilons, names, seconds, samples, modelChecks, provenance, null,
+            MultiLabelInputs.Of(first), modelQueries));
     }
 
     private static string Short(string? sha) => sha is null ? "none" : sha[..Math.Min(8, sha.Length)];

@@ -75,16 +75,28 @@ public static class ConsoleSummary
         {
             new("samples", r.Total.ToString(CultureInfo.InvariantCulture) + (r.Shard is { } s ? $" (shard {s.Index}/{s.Count})" : "")),
             new("threat model", $"{r.Norm} eps={r.Epsilon.ToString("G6", CultureInfo.InvariantCulture)}"),
-            new("clean accuracy", MarkdownReportWriter.Pct(r.CleanAccuracy)),
-            new("robust accuracy", MarkdownReportWriter.Pct(r.RobustAccuracy)),
+            new("clean accuracy", MarkdownReportWriter.Pct(r.CleanAccuracy) + (r.MultiLabel is null ? "" : " (subset)")),
+            new("robust accuracy", MarkdownReportWriter.Pct(r.RobustAccuracy) + (r.MultiLabel is null ? "" : " (subset)")),
         };
+        if (r.MultiLabel is { } m)
+        {
+            rows.Add(new("Hamming accuracy", $"{MarkdownReportWriter.Pct(r.HammingAccuracy ?? 0)} clean, {MarkdownReportWriter.Pct(r.RobustHammingAccuracy ?? 0)} robust"));
+            rows.Add(new("micro-F1", $"{MarkdownReportWriter.Pct(m.CleanMicroF1)} clean, {MarkdownReportWriter.Pct(m.RobustMicroF1)} under attack"));
+            rows.Add(new("labels flipped", $"{m.MeanLabelsFlipped.ToString("0.###", CultureInfo.InvariantCulture)} per sample ({m.MeanLabelsFlippedBroken.ToString("0.###", CultureInfo.InvariantCulture)} per broken sample)"));
+            if (m.Goal is { } goal) rows.Add(new("target label sets", goal));
+        }
         if (r.VerifiedAccuracy is { } verified) rows.Add(new("verified accuracy (IBP)", MarkdownReportWriter.Pct(verified)));
         foreach (var a in r.PerAttack)
-            rows.Add(new($"  after {a.Name}", $"{MarkdownReportWriter.Pct(a.RobustAccuracyAfter)} ({a.Seconds.ToString("0.0", CultureInfo.InvariantCulture)} s)"));
+            rows.Add(new($"  after {a.Name}", a.LabelsFlipped is { } flipped
+                ? $"{MarkdownReportWriter.Pct(a.RobustAccuracyAfter)} subset, {MarkdownReportWriter.Pct(a.RobustHammingAfter ?? 0)} Hamming, {flipped} labels flipped ({a.Seconds.ToString("0.0", CultureInfo.InvariantCulture)} s)"
+                : $"{MarkdownReportWriter.Pct(a.RobustAccuracyAfter)} ({a.Seconds.ToString("0.0", CultureInfo.InvariantCulture)} s)"));
         if (r.EpsSweep.Count > 1)
             rows.Add(new("eps sweep", string.Join("  ", r.EpsSweep.Select(e =>
                 $"{e.Epsilon.ToString("G4", CultureInfo.InvariantCulture)}: {MarkdownReportWriter.Pct(e.RobustAccuracy)}"
                 + (e.VerifiedAccuracy is { } v ? $" (verified {MarkdownReportWriter.Pct(v)})" : "")))));
+        if (r.MultiLabel is { EpsSweep.Count: > 1 } ml)
+            rows.Add(new("eps sweep (Hamming)", string.Join("  ", ml.EpsSweep.Select(e =>
+                $"{e.Epsilon.ToString("G4", CultureInfo.InvariantCulture)}: {MarkdownReportWriter.Pct(e.RobustHammingAccuracy)}"))));
         if (r.Queries is { } q)
             foreach (var a in q.PerAttack)
                 rows.Add(new($"  queries {a.Name}", $"mean {a.Mean.ToString("0", CultureInfo.InvariantCulture)} of {a.Budget?.ToString(CultureInfo.InvariantCulture) ?? "?"} per sample" +

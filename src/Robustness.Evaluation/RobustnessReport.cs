@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace Robustness.Evaluation;
 
 /// <summary>
@@ -17,6 +19,26 @@ public sealed record RobustnessReport
     public required double CleanAccuracy { get; init; }
     /// <summary>Per-sample worst case over every attack at the main ε.</summary>
     public required double RobustAccuracy { get; init; }
+
+    // Multi-label models only (absent from single-label reports). Clean and robust accuracy above are then the subset
+    // (exact-match) accuracies; per_class holds each label's decision accuracy (clean and worst case).
+
+    /// <summary>Multi-label: clean exact-match ratio (equals <see cref="CleanAccuracy"/>).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? SubsetAccuracy { get; init; }
+    /// <summary>Multi-label: clean (sample, label) decisions that are correct, over N·K.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? HammingAccuracy { get; init; }
+    /// <summary>Multi-label: samples with every label correct and no label flipped by any attack at the main ε.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? RobustSubsetAccuracy { get; init; }
+    /// <summary>Multi-label: (sample, label) decisions correct clean and flipped by no attack at the main ε, over N·K.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? RobustHammingAccuracy { get; init; }
+    /// <summary>Multi-label: per-label metrics, the Hamming sweep, labels flipped.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public MultiLabelReport? MultiLabel { get; init; }
+
     /// <summary>With certification (eval --certify): the fraction IBP proves robust at the main ε; null otherwise.
     /// Always at most <see cref="RobustAccuracy"/> (a violation is a bug and raises the certified-but-broken warning).</summary>
     public double? VerifiedAccuracy { get; init; }
@@ -38,6 +60,32 @@ public sealed record RobustnessReport
     /// when none ran.</summary>
     public QueryReport? Queries { get; init; }
 }
+
+/// <summary>
+/// The multi-label part of a report. Worst case per sample: a sample is robust when it is an exact match and no attack
+/// flipped any of its labels. Worst case per label: a (sample, label) decision is robust when it is correct and no
+/// attack — the ensemble on the samples, then each label attack on every decision still standing — flipped it.
+/// "Under attack" precision, recall and F1 count each decision that is not robust as wrong.
+/// </summary>
+/// <param name="DecisionThreshold">The model's probability threshold τ (decision logit = raw logit − logit τ).</param>
+/// <param name="LabelStages">Names of the per-label stages (the label attacks), after the sample-level attacks.</param>
+/// <param name="Goal">For a targeted evaluation, the target label sets (success = goal reached); null when untargeted.</param>
+public sealed record MultiLabelReport(
+    double DecisionThreshold, double LabelCardinality, double PredictedCardinality,
+    double CleanMicroF1, double RobustMicroF1, double CleanMacroF1, double RobustMacroF1,
+    double MeanLabelsFlipped, double MeanLabelsFlippedBroken,
+    IReadOnlyList<LabelMetrics> PerLabel, IReadOnlyList<MultiLabelEpsilonResult> EpsSweep,
+    IReadOnlyList<string> LabelStages, string? Goal, string Objectives);
+
+/// <param name="Support">Samples that have the label.</param>
+public sealed record LabelMetrics(int Label, string Name, int Support,
+    double CleanPrecision, double CleanRecall, double CleanF1, double RobustPrecision, double RobustRecall, double RobustF1,
+    double CleanAccuracy, double RobustAccuracy);
+
+/// <param name="MeanLabelsFlipped">Labels flipped per sample (over all samples; clean-correct labels only).</param>
+/// <param name="FlippedHistogram">Samples with 0, 1, 2, … labels flipped.</param>
+public sealed record MultiLabelEpsilonResult(double Epsilon, double RobustSubsetAccuracy, double RobustHammingAccuracy,
+    double MeanLabelsFlipped, IReadOnlyList<int> FlippedHistogram);
 
 /// <summary>
 /// How many queries the query-based attacks asked of the model at the main ε (one query = one sample through the
@@ -67,7 +115,14 @@ public sealed record QueryBudgetPoint(long Queries, double RobustAccuracy);
 /// <param name="RobustAfter">Number of points still robust after this attack.</param>
 /// <param name="Broken">Points this attack broke first (that no earlier attack broke).</param>
 /// <param name="Seconds">Wall time spent in this attack (summed over batches and shards).</param>
-public sealed record AttackStageReport(string Name, double RobustAccuracyAfter, int RobustAfter, int Broken, double Seconds);
+public sealed record AttackStageReport(string Name, double RobustAccuracyAfter, int RobustAfter, int Broken, double Seconds)
+{
+    /// <summary>Multi-label: (sample, label) decisions this attack flipped first, and the robust Hamming accuracy after it.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? LabelsFlipped { get; init; }
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? RobustHammingAfter { get; init; }
+}
 
 /// <param name="PerAttack">Robust accuracy after each attack (cumulative, as in <see cref="AttackStageReport"/>).</param>
 public sealed record EpsilonResult(double Epsilon, double RobustAccuracy, int Robust, IReadOnlyList<AttackStageReport> PerAttack)
@@ -109,7 +164,18 @@ public sealed record SampleOutcome
     public required double CleanConfidence { get; init; }
     /// <summary>One entry per ε of <see cref="RobustnessReport.EpsSweep"/>, same order.</summary>
     public required IReadOnlyList<SampleEpsilonOutcome> PerEpsilon { get; init; }
-    public bool CleanCorrect => CleanPrediction == Label;
+    /// <summary>Multi-label: the true label set (ascending class indices); <see cref="Label"/> and
+    /// <see cref="CleanPrediction"/> are then −1.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<int>? LabelSet { get; init; }
+    /// <summary>Multi-label: the predicted label set on the clean input.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<int>? PredictedSet { get; init; }
+    /// <summary>Single-label: top-1 correct. Multi-label: exact match of the predicted and true sets.</summary>
+    public bool CleanCorrect => LabelSet is { } set ? PredictedSet is { } p && p.SequenceEqual(set) : CleanPrediction == Label;
+    /// <summary>Multi-label: labels decided correctly on the clean input.</summary>
+    public IEnumerable<int> CorrectLabels(int classes) =>
+        Enumerable.Range(0, classes).Where(c => (LabelSet?.Contains(c) ?? false) == (PredictedSet?.Contains(c) ?? false));
     /// <summary>Clean-correct and not broken by any attack at ε index <paramref name="epsIndex"/>: robust.</summary>
     public bool RobustAt(int epsIndex) => CleanCorrect && !PerEpsilon[epsIndex].Broken;
 }
@@ -124,6 +190,15 @@ public sealed record SampleEpsilonOutcome(double Epsilon, int BrokenBy, double D
     bool? Verified = null)
 {
     public bool Broken => BrokenBy >= 0;
+    /// <summary>Multi-label: clean-correct labels some attack flipped at this ε (ascending).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<int>? FlippedLabels { get; init; }
+    /// <summary>Multi-label: per entry of <see cref="FlippedLabels"/>, the stage (attack index) that flipped it first.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<int>? FlippedBy { get; init; }
+    /// <summary>Multi-label: the predicted set at the breaking adversarial (null when not broken).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<int>? AdversarialSet { get; init; }
     /// <summary>Per attack (same order as the report's attacks): queries it asked on this sample, 0 where it did not
     /// run on it, null for attacks that do not count queries. Null when no attack counts queries.</summary>
     public IReadOnlyList<long?>? Queries { get; init; }

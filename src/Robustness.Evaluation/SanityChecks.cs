@@ -49,10 +49,14 @@ public static class SanityChecks
     }
 
     public static IReadOnlyList<SanityCheckResult> RunDataChecks(IReadOnlyList<EpsilonResult> sweep, IReadOnlyList<SampleOutcome> samples,
-        IReadOnlyList<AttackDescription> attacks, int mainEps) =>
-        samples.Any(s => s.PerEpsilon.Any(e => e.Verified is not null))
-            ? [MonotoneSweepCheck.Run(sweep, samples.Count), BlackBoxCheck.Run(samples, attacks, mainEps), CertifiedButBrokenCheck.Run(samples)]
-            : [MonotoneSweepCheck.Run(sweep, samples.Count), BlackBoxCheck.Run(samples, attacks, mainEps)];
+        IReadOnlyList<AttackDescription> attacks, int mainEps, IReadOnlyList<MultiLabelEpsilonResult>? multiLabelSweep = null)
+    {
+        var checks = new List<SanityCheckResult> { MonotoneSweepCheck.Run(sweep, samples.Count) };
+        if (multiLabelSweep is not null) checks.Add(MonotoneSweepCheck.RunHamming(multiLabelSweep, samples.Count));
+        checks.Add(BlackBoxCheck.Run(samples, attacks, mainEps));
+        if (samples.Any(s => s.PerEpsilon.Any(e => e.Verified is not null))) checks.Add(CertifiedButBrokenCheck.Run(samples));
+        return checks;
+    }
 
     public static ReportWarning WarningFor(SanityCheckResult r)
     {
@@ -84,12 +88,17 @@ public static class SanityChecks
                 $"PGD with twice the steps and restarts lowered robust accuracy noticeably: the attack has not converged. {m}",
                 "Increase the attacks' steps and restarts until robust accuracy stops falling, and report the stronger number."),
             LargeEpsilonCheck.Code => new(r.Code,
-                $"At a very large ε (enough to turn every image mid-grey) the accuracy stays well above chance. {m}",
+                $"At a very large ε (enough to turn every image mid-grey) the accuracy stays well above chance (multi-label: above what the label prior alone gives). {m}",
                 "An unbounded attack must reach chance accuracy: the attack is failing (gradient masking or a bug), so the robust accuracy is not meaningful."),
             ReducedPrecisionCheck.Code => new(r.Code,
                 $"The attacks with reduced-precision gradients left more points robust than the same attacks in float32. {m}",
                 "Rerun with float32 gradients and report that number; reduced precision is only safe where it matches float32."),
-            MonotoneSweepCheck.Code => new(r.Code,
+            LinearExactCheck.Code => new(r.Code,
+                r.Measured > 0 ? $"The attacks left more points robust than the exact worst case of this linear model allows. {m}"
+                               : $"The attacks broke more points than the exact worst case of this linear model allows: impossible unless the bound or an attack is wrong. {m}",
+                r.Measured > 0 ? "Use stronger attacks (more steps, per-label attacks for multi-label models) and report the exact number for linear models."
+                               : "Report this as a bug: an attack produced a verdict a linear model cannot give inside the threat model."),
+            MonotoneSweepCheck.Code or MonotoneSweepCheck.HammingCode => new(r.Code,
                 $"Robust accuracy rises as ε grows. {m}",
                 "A larger ball contains the smaller one, so accuracy must not rise: attacks are not converging; use more steps/restarts or check for gradient masking."),
             CertifiedButBrokenCheck.Code => new(r.Code,
@@ -110,11 +119,14 @@ public static class SanityChecks
     /// <summary>Clean-correct rows of the subset as an int64 index tensor (on the model's device).</summary>
     internal static (Tensor Index, int Count) CorrectRows(SanityCheckContext c)
     {
-        Tensor pred;
+        Tensor correct;
         using (no_grad())
         using (Evaluator.EvalScope(c.Model))
-            pred = c.Model.Logits(c.Inputs).argmax(1);
-        var idx = pred.eq(c.Labels).nonzero().flatten();
+        {
+            var logits = c.Model.Logits(c.Inputs);
+            correct = c.Labels.dim() == 2 ? MultiLabelTargets.Flipped(logits, c.Labels).any(1).logical_not() : logits.argmax(1).eq(c.Labels);
+        }
+        var idx = correct.nonzero().flatten();
         return (idx, (int)idx.shape[0]);
     }
 
@@ -142,11 +154,17 @@ internal sealed class ProbabilityOutputCheck : IModelSanityCheck
         using (no_grad())
         using (Evaluator.EvalScope(c.Model))
             out_ = c.Model.Logits(c.Inputs).to(ScalarType.Float64);
-        var looksLikeProb = out_.min(1).values.ge(-1e-6).logical_and(out_.sum(1).sub(1).abs().le(1e-3));
+        // Multi-label: K sigmoid probabilities (decision logits + offset in [0, 1] everywhere) instead of logits.
+        bool multi = c.Labels.dim() == 2;
+        var raw = multi ? out_ + c.Model.Spec.DecisionOffset : out_;
+        var looksLikeProb = multi
+            ? raw.min(1).values.ge(-1e-6).logical_and(raw.max(1).values.le(1 + 1e-6))
+            : out_.min(1).values.ge(-1e-6).logical_and(out_.sum(1).sub(1).abs().le(1e-3));
         double fraction = looksLikeProb.to(ScalarType.Float64).mean().ToDouble();
         const double threshold = 0.99;
         return [SanityChecks.Result(Code, SanityChecks.ModelScope, fraction >= threshold, fraction, threshold, c.Count,
-            $"{SanityChecks.F(fraction * 100)}% of {c.Count} output rows are probability vectors.")];
+            multi ? $"{SanityChecks.F(fraction * 100)}% of {c.Count} output rows lie in [0, 1] (probabilities, not logits)."
+                  : $"{SanityChecks.F(fraction * 100)}% of {c.Count} output rows are probability vectors.")];
     }
 }
 
@@ -192,10 +210,8 @@ internal sealed class GradientCheck : IModelSanityCheck
         using var grad_ = enable_grad();
         var x = c.Inputs.detach().clone().requires_grad_(true);
         var logits = c.Model.Logits(x);
-        var trueLogit = logits.gather(1, c.Labels.unsqueeze(1)).squeeze(1);
-        var trueMask = nn.functional.one_hot(c.Labels, logits.shape[1]).to(ScalarType.Bool);
-        var others = logits.masked_fill(trueMask, double.NegativeInfinity);
-        var margin = others.max(1).values - trueLogit;
+        // Largest other logit − true logit; multi-label: minus the smallest per-label margin (Objectives.Margin).
+        var margin = Objectives.Margin.Loss(logits, new AttackTargets(c.Labels));
         var grad = autograd.grad([margin.sum()], [x], allow_unused: true)[0];
         var flat = grad.reshape(grad.shape[0], -1).to(ScalarType.Float64);
         var finite = flat.isfinite().all(1);
@@ -311,10 +327,21 @@ internal sealed class LargeEpsilonCheck : IModelSanityCheck
         _ => throw new ArgumentOutOfRangeException(nameof(norm)),
     };
 
+    private static double MostFrequentSetShare(Tensor labels)
+    {
+        var rows = MultiLabelTargets.On(labels).cpu().to(ScalarType.Byte).contiguous().data<byte>().ToArray();
+        int n = (int)labels.shape[0], k = (int)labels.shape[1];
+        if (n == 0) return 0;
+        var counts = Enumerable.Range(0, n).GroupBy(i => Convert.ToHexString(rows, i * k, k)).Max(g => g.Count());
+        return (double)counts / n;
+    }
+
     public IReadOnlyList<SanityCheckResult> Run(SanityCheckContext c)
     {
         using var scope = NewDisposeScope();
-        double chance = 1.0 / Math.Max(1, c.NumClasses);
+        bool multi = c.Labels.dim() == 2;
+        // Multi-label: the share of the subset's most frequent label set (what a constant prediction gets).
+        double chance = multi ? MostFrequentSetShare(c.Labels) : 1.0 / Math.Max(1, c.NumClasses);
         double threshold = chance + MarginOverChance;
         var (rows, correct) = SanityChecks.CorrectRows(c);
         long dimension = c.Inputs.numel() / Math.Max(1, c.Count);
@@ -330,7 +357,8 @@ internal sealed class LargeEpsilonCheck : IModelSanityCheck
         }
         double acc = (double)robust / c.Count;
         return [SanityChecks.Result(Code, SanityChecks.ModelScope, acc > threshold, acc, threshold, c.Count,
-            $"Accuracy at {c.Threat.Norm.Name()} ε = {SanityChecks.F(eps)}: {SanityChecks.F(acc)} (chance {SanityChecks.F(chance)}).")];
+            multi ? $"Subset accuracy at {c.Threat.Norm.Name()} ε = {SanityChecks.F(eps)}: {SanityChecks.F(acc)} (most frequent label set {SanityChecks.F(chance)})."
+                  : $"Accuracy at {c.Threat.Norm.Name()} ε = {SanityChecks.F(eps)}: {SanityChecks.F(acc)} (chance {SanityChecks.F(chance)}).")];
     }
 }
 
@@ -338,6 +366,26 @@ internal sealed class LargeEpsilonCheck : IModelSanityCheck
 internal static class MonotoneSweepCheck
 {
     public const string Code = "non-monotone-sweep";
+    public const string HammingCode = "non-monotone-hamming-sweep";
+
+    /// <summary>Multi-label: robust Hamming accuracy must not rise with ε either (one sample's worth of decisions of slack).</summary>
+    public static SanityCheckResult RunHamming(IReadOnlyList<MultiLabelEpsilonResult> sweep, int total)
+    {
+        double tolerance = total > 0 ? 1.0 / total : 0;
+        double worstRise = 0;
+        string where_ = "";
+        for (int i = 1; i < sweep.Count; i++)
+        {
+            double rise = sweep[i].RobustHammingAccuracy - sweep[i - 1].RobustHammingAccuracy;
+            if (rise > worstRise)
+            {
+                worstRise = rise;
+                where_ = $" From ε = {SanityChecks.F(sweep[i - 1].Epsilon)} to {SanityChecks.F(sweep[i].Epsilon)} it rises by {SanityChecks.F(rise)}.";
+            }
+        }
+        return SanityChecks.Result(HammingCode, SanityChecks.DataScope, worstRise > tolerance + 1e-12, worstRise, tolerance, total,
+            $"Largest rise of robust Hamming accuracy between consecutive ε: {SanityChecks.F(worstRise)}.{where_}");
+    }
 
     public static SanityCheckResult Run(IReadOnlyList<EpsilonResult> sweep, int total)
     {

@@ -7,7 +7,12 @@ using static TorchSharp.torch;
 namespace Robustness.Evaluation;
 
 /// <summary>An adversarial attempt kept for the gallery: the point, its prediction, whether it broke the sample.</summary>
-internal sealed record GalleryAttempt(float[] Adversarial, int Prediction, double Confidence, bool Broken, string Attack, double Distance);
+internal sealed record GalleryAttempt(float[] Adversarial, int Prediction, double Confidence, bool Broken, string Attack, double Distance)
+{
+    /// <summary>Multi-label: the predicted set at the point, and its decision logits.</summary>
+    public int[]? PredictedSet { get; init; }
+    public double[]? DecisionLogits { get; init; }
+}
 
 /// <summary>
 /// One batch at one ε: the per-sample worst case over the attacks (<see cref="StandingPoints"/>, AutoAttack's
@@ -98,25 +103,41 @@ internal sealed class WorstCaseBatch
 }
 
 /// <summary>The point kept per sample (adversarial where broken, else the first attempt; the input where no attack
-/// ran), flattened on the CPU, with its distance to the input and the model's prediction on it.</summary>
+/// ran), flattened on the CPU, with its distance to the input and the model's prediction on it (multi-label models:
+/// <see cref="PredictedSets"/>, N·K flags, and −1 predictions).</summary>
 public sealed record KeptPoints(float[] Pixels, double[] Distance, int[] Prediction, double[] Confidence)
 {
+    public bool[]? PredictedSets { get; init; }
+
     internal static KeptPoints Of(IClassifier model, Tensor x, Tensor kept, ThreatModel threat)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         using var mode = Evaluator.EvalScope(model);
         var distance = Core.Geometry.Geometries.For(threat.Norm).Distance(kept.to(ScalarType.Float64) - x.to(ScalarType.Float64));
-        var (pred, conf) = Predictions.Of(model.Logits(kept), ModelAccesses.Of(model) == ModelAccess.Labels);
-        return new KeptPoints(kept.cpu().to(ScalarType.Float32).contiguous().flatten().data<float>().ToArray(),
-            distance.cpu().data<double>().ToArray(), pred, conf);
+        var logits = model.Logits(kept);
+        var pixels = kept.cpu().to(ScalarType.Float32).contiguous().flatten().data<float>().ToArray();
+        var distances = distance.cpu().data<double>().ToArray();
+        if (model.Spec.MultiLabel)
+        {
+            int n = (int)kept.shape[0];
+            return new KeptPoints(pixels, distances, Enumerable.Repeat(-1, n).ToArray(), new double[n])
+            {
+                PredictedSets = MultiLabelTargets.Predicted(logits).cpu().contiguous().flatten().data<bool>().ToArray(),
+            };
+        }
+        var (pred, conf) = Predictions.Of(logits, ModelAccesses.Of(model) == ModelAccess.Labels);
+        return new KeptPoints(pixels, distances, pred, conf);
     }
 
     public static KeptPoints Concat(IEnumerable<KeptPoints> parts)
     {
         var list = parts.ToArray();
         return new KeptPoints(list.SelectMany(p => p.Pixels).ToArray(), list.SelectMany(p => p.Distance).ToArray(),
-            list.SelectMany(p => p.Prediction).ToArray(), list.SelectMany(p => p.Confidence).ToArray());
+            list.SelectMany(p => p.Prediction).ToArray(), list.SelectMany(p => p.Confidence).ToArray())
+        {
+            PredictedSets = list.All(p => p.PredictedSets is not null) && list.Length > 0 ? list.SelectMany(p => p.PredictedSets!).ToArray() : null,
+        };
     }
 }
 

@@ -203,6 +203,7 @@ public static class ModelFile
                     {
                         ModelZoo.LeNet5Name => "fc3.weight",
                         ModelZoo.PreActResNet18Name or ModelZoo.ResNetSmallName => "linear.weight",
+                        ModelZoo.LogisticName => "fc.weight",
                         _ => "fc2.weight",
                     };
                     var result = spec;

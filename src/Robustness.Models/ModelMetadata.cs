@@ -20,6 +20,11 @@ public static class ModelMetadata
     public const string Mean = "mean";
     public const string Std = "std";
     public const string MultiLabel = "multi_label";
+    /// <summary>Multi-label models: the probability threshold τ of a positive decision (written only for them).</summary>
+    public const string DecisionThreshold = "decision_threshold";
+    /// <summary>"softmax" (one softmax over the classes) or "sigmoid" (K independent sigmoids: one-vs-rest, and every
+    /// multi-label model); absent = softmax for single-label, sigmoid for multi-label models. Travels in Extra.</summary>
+    public const string Output = ModelSpec.OutputKey;
     public const string MlpHidden = "mlp_hidden";
     public const string MlpActivation = "mlp_activation";
     /// <summary>Classifier-head dropout probability (absent = 0).</summary>
@@ -32,7 +37,7 @@ public static class ModelMetadata
 
     /// <summary>Keys that map to <see cref="ModelSpec"/> properties rather than <see cref="ModelSpec.Extra"/>.</summary>
     public static IReadOnlySet<string> SpecKeys { get; } =
-        new HashSet<string>(StringComparer.Ordinal) { Format, Arch, InputShape, NumClasses, Labels, Bounds, Mean, Std, MultiLabel };
+        new HashSet<string>(StringComparer.Ordinal) { Format, Arch, InputShape, NumClasses, Labels, Bounds, Mean, Std, MultiLabel, DecisionThreshold };
 
     /// <summary>The metadata for a spec: Extra entries, then <paramref name="extra"/>, then the spec fields (which win).</summary>
     public static Dictionary<string, string> FromSpec(ModelSpec spec, IReadOnlyDictionary<string, string>? extra = null)
@@ -51,6 +56,8 @@ public static class ModelMetadata
         if (spec.Std is not null) m[Std] = FloatArray(spec.Std);
         else m.Remove(Std);
         m[MultiLabel] = spec.MultiLabel ? "true" : "false";
+        if (spec.MultiLabel) m[DecisionThreshold] = spec.DecisionThreshold.ToString("R", CultureInfo.InvariantCulture);
+        else m.Remove(DecisionThreshold);
         return m;
     }
 
@@ -97,6 +104,14 @@ public static class ModelMetadata
         bool multiLabel = false;
         if (metadata.TryGetValue(MultiLabel, out var multiText) && !bool.TryParse(multiText, out multiLabel))
             throw Bad(file, MultiLabel, multiText, "true or false");
+        double threshold = 0.5;
+        if (metadata.TryGetValue(DecisionThreshold, out var thresholdText) &&
+            (!double.TryParse(thresholdText, NumberStyles.Float, CultureInfo.InvariantCulture, out threshold) || !(threshold > 0 && threshold < 1)))
+            throw Bad(file, DecisionThreshold, thresholdText, "a probability strictly between 0 and 1");
+        if (metadata.TryGetValue(Output, out var outputText) && outputText is not ("softmax" or "sigmoid"))
+            throw Bad(file, Output, outputText, "softmax or sigmoid");
+        if (multiLabel && outputText == "softmax")
+            throw new ModelFormatException($"{file}: metadata says multi_label = true with output = softmax; multi-label models have sigmoid outputs");
 
         var extra = metadata.Where(kv => !SpecKeys.Contains(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
         return new ModelSpec
@@ -109,6 +124,7 @@ public static class ModelMetadata
             Mean = mean,
             Std = std,
             MultiLabel = multiLabel,
+            DecisionThreshold = threshold,
             Extra = extra,
         };
     }

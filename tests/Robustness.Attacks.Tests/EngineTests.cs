@@ -31,43 +31,6 @@ public class EngineTests
     }
 
     [Fact]
-    public void LiveTensorCountIsFlatAcrossHundredsOfSteps()
-    {
-        var model = Fixtures.RandomMlp(5);
-        Tensor x, y;
-        using (var setup = NewDisposeScope())
-        {
-            (x, y) = Fixtures.RandomData(model, 16, 6);
-            x.DetachFromDisposeScope();
-            y.DetachFromDisposeScope();
-        }
-        var targets = new AttackTargets(y);
-        IAttack[] attacks =
-        [
-            Presets.Pgd(Linf, steps: 100, restarts: 2) with { EarlyStop = true },
-            Presets.MiFgsm(new ThreatModel(Norm.L1, 2, Bounds.Unit), steps: 50),
-            new AutoPgdAttack(new ThreatModel(Norm.L2, 0.5, Bounds.Unit)) { Steps = 100, TargetCount = 2 },
-            new CarliniWagnerL2Attack(new ThreatModel(Norm.L2, 0.5, Bounds.Unit)) { Steps = 20, BinarySearchSteps = 3 },
-            new DeepFoolAttack(Linf) { Steps = 20 },
-            new FabAttack(new ThreatModel(Norm.L1, 1, Bounds.Unit)) { Steps = 20, TargetCount = 2, Restarts = 2 },
-            new AutoPgdAttack(Linf) { Steps = 10, EotSamples = 3 },
-            new SquareAttack(new ThreatModel(Norm.L2, 0.5, Bounds.Unit)) { Queries = 100 },
-            AttackRegistry.Ensemble("standard", Linf, new AttackOptions { Steps = 20, Queries = 50, TargetCount = 2 }),
-        ];
-        // Warm up lazily created state (generators, caches) before counting.
-        foreach (var attack in attacks) attack.Run(model, x, targets, AttackContext.Seeded(1)).Dispose();
-        // Tensors leaked by earlier tests may be finalised at any time; settle the GC before each count.
-        Settle();
-        var before = Core.LiveTensors.Count;
-        foreach (var attack in attacks) attack.Run(model, x, targets, AttackContext.Seeded(2)).Dispose();
-        var ensemble = AttackRegistry.Ensemble("fast", Linf, new AttackOptions { Steps = 10, TargetCount = 2 });
-        ensemble.RunDetailed(model, x, targets, AttackContext.Seeded(3)).Dispose();
-        Settle();
-        Assert.Equal(before, Core.LiveTensors.Count);
-        x.Dispose(); y.Dispose();
-    }
-
-    [Fact]
     public void ModelRunsInEvalModeAndItsModeIsRestored()
     {
         using var scope = NewDisposeScope();
@@ -158,7 +121,7 @@ public class EngineTests
         Assert.Contains("apgd-ce", unknown.Message);
         Assert.ThrowsAny<InputException>(() => AttackRegistry.Preset("quick", Linf));
         Assert.ThrowsAny<InputException>(() => AttackRegistry.Create("fgsm", Linf, new AttackOptions { Steps = 5 }));
-        Assert.ThrowsAny<InputException>(() => AttackRegistry.Create("pgd", Linf, new AttackOptions { Loss = "hinge" }));
+        Assert.ThrowsAny<InputException>(() => AttackRegistry.Create("pgd", Linf, new AttackOptions { Loss = "focal" }));
         Assert.ThrowsAny<InputException>(() => AttackRegistry.Create("pgd", Linf, new AttackOptions { Targeted = true, TargetMode = "nearest" }));
         Assert.ThrowsAny<InputException>(() => AttackRegistry.Create("deepfool", Linf, new AttackOptions { Targeted = true }));
 
@@ -252,7 +215,7 @@ public class EngineTests
         Assert.True(stopped.Success.sum().ToInt64() >= full.Success.sum().ToInt64() - 2);
     }
 
-    private static void Settle()
+    internal static void Settle()
     {
         GC.Collect();
         GC.WaitForPendingFinalizers();
@@ -369,3 +332,52 @@ public class EotTests
         Assert.Equal("0.2", noisy.Spec.Extra["input_noise_std"]);
     }
 }
+
+/// <summary>Counts the process's live tensors, so it runs alone (other test classes allocate in parallel).</summary>
+[Collection("tensor counts")]
+public class EngineMemoryTests
+{
+    private static readonly ThreatModel Linf = ThreatModel.Linf(0.1);
+
+    private static void Settle() => EngineTests.Settle();
+
+    [Fact]
+    public void LiveTensorCountIsFlatAcrossHundredsOfSteps()
+    {
+        var model = Fixtures.RandomMlp(5);
+        Tensor x, y;
+        using (var setup = NewDisposeScope())
+        {
+            (x, y) = Fixtures.RandomData(model, 16, 6);
+            x.DetachFromDisposeScope();
+            y.DetachFromDisposeScope();
+        }
+        var targets = new AttackTargets(y);
+        IAttack[] attacks =
+        [
+            Presets.Pgd(Linf, steps: 100, restarts: 2) with { EarlyStop = true },
+            Presets.MiFgsm(new ThreatModel(Norm.L1, 2, Bounds.Unit), steps: 50),
+            new AutoPgdAttack(new ThreatModel(Norm.L2, 0.5, Bounds.Unit)) { Steps = 100, TargetCount = 2 },
+            new CarliniWagnerL2Attack(new ThreatModel(Norm.L2, 0.5, Bounds.Unit)) { Steps = 20, BinarySearchSteps = 3 },
+            new DeepFoolAttack(Linf) { Steps = 20 },
+            new FabAttack(new ThreatModel(Norm.L1, 1, Bounds.Unit)) { Steps = 20, TargetCount = 2, Restarts = 2 },
+            new AutoPgdAttack(Linf) { Steps = 10, EotSamples = 3 },
+            new SquareAttack(new ThreatModel(Norm.L2, 0.5, Bounds.Unit)) { Queries = 100 },
+            AttackRegistry.Ensemble("standard", Linf, new AttackOptions { Steps = 20, Queries = 50, TargetCount = 2 }),
+        ];
+        // Warm up lazily created state (generators, caches) before counting.
+        foreach (var attack in attacks) attack.Run(model, x, targets, AttackContext.Seeded(1)).Dispose();
+        // Tensors leaked by earlier tests may be finalised at any time; settle the GC before each count.
+        Settle();
+        var before = Core.LiveTensors.Count;
+        foreach (var attack in attacks) attack.Run(model, x, targets, AttackContext.Seeded(2)).Dispose();
+        var ensemble = AttackRegistry.Ensemble("fast", Linf, new AttackOptions { Steps = 10, TargetCount = 2 });
+        ensemble.RunDetailed(model, x, targets, AttackContext.Seeded(3)).Dispose();
+        Settle();
+        Assert.Equal(before, Core.LiveTensors.Count);
+        x.Dispose(); y.Dispose();
+    }
+}
+
+[CollectionDefinition("tensor counts", DisableParallelization = true)]
+public sealed class TensorCountCollection;

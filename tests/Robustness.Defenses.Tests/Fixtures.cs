@@ -12,17 +12,29 @@ internal static class Fixtures
     private static readonly Lazy<ImageDataset> All = new(() =>
     {
         var dir = FindDataDir();
-        return IdxReader.Load(Path.Combine(dir, "t10k-images-idx3-ubyte.gz"), Path.Combine(dir, "t10k-labels-idx1-ubyte.gz"), "fashion-mnist");
+        return Shared(IdxReader.Load(Path.Combine(dir, "t10k-images-idx3-ubyte.gz"), Path.Combine(dir, "t10k-labels-idx1-ubyte.gz"), "fashion-mnist"));
     });
 
     /// <summary>The first 2,000 shipped test images: the toy training set.</summary>
-    public static readonly Lazy<ImageDataset> Train = new(() => All.Value.Take(2000));
+    public static readonly Lazy<ImageDataset> Train = new(() => Shared(All.Value.Take(2000)));
 
     /// <summary>Images 5,000–5,499: held out from everything trained here.</summary>
-    public static readonly Lazy<ImageDataset> HeldOut = new(() => All.Value.Subset(Enumerable.Range(5000, 500).Select(i => (long)i).ToArray(), "held-out"));
+    public static readonly Lazy<ImageDataset> HeldOut = new(() => Shared(All.Value.Subset(Enumerable.Range(5000, 500).Select(i => (long)i).ToArray(), "held-out")));
 
     /// <summary>Images 6,000–6,299: the per-epoch validation split of the shared trained models.</summary>
-    public static readonly Lazy<ImageDataset> Validation = new(() => All.Value.Subset(Enumerable.Range(6000, 300).Select(i => (long)i).ToArray(), "validation"));
+    public static readonly Lazy<ImageDataset> Validation = new(() => Shared(All.Value.Subset(Enumerable.Range(6000, 300).Select(i => (long)i).ToArray(), "validation")));
+
+    /// <summary>
+    /// A dataset that lives for the whole test run: its tensors leave whatever dispose scope is open on the thread
+    /// that happens to create it first (a test with <c>using var scope = NewDisposeScope()</c> would otherwise free them
+    /// at its end, and every later test would find empty handles).
+    /// </summary>
+    public static ImageDataset Shared(ImageDataset data)
+    {
+        data.Images.DetachFromDisposeScope();
+        data.Labels.DetachFromDisposeScope();
+        return data;
+    }
 
     public static ImageDataset TrainSubset(int n) => Train.Value.Take(n);
 

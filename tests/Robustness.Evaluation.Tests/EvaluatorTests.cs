@@ -130,26 +130,6 @@ public class EvaluatorTests
     }
 
     [Fact]
-    public void Same_seed_gives_the_same_samples_and_progress_reaches_the_end()
-    {
-        var model = Fixtures.Healthy(); // shares the fixture network: not disposed
-        var options = Fixtures.Options(Fixtures.FgsmPgd(), 0.1) with { SampleCount = 50, SanityChecks = false };
-        var seen = new List<EvaluationProgress>();
-        var progress = new SyncProgress(seen);
-        long before = LiveTensors.Count;
-        var a = new Evaluator().Evaluate(model, Fixtures.Data, options, progress).Report;
-        long after = LiveTensors.Count;
-        var b = new Evaluator().Evaluate(model, Fixtures.Data, options).Report;
-        Assert.Equal(50, a.Total);
-        Assert.Equal(a.Provenance.SampleIndices, a.Provenance.SampleIndices.Order());
-        Assert.Equal(JsonSerializer.Serialize(a.Samples, JsonReportWriter.Options), JsonSerializer.Serialize(b.Samples, JsonReportWriter.Options));
-        Assert.DoesNotContain(a.SanityChecks, c => c.Scope == SanityChecks.ModelScope);
-        Assert.NotEmpty(seen);
-        Assert.Equal(seen[^1].Total, seen[^1].Completed);
-        Assert.True(after - before <= 2, $"evaluation leaked {after - before} tensors");
-    }
-
-    [Fact]
     public void Bad_options_are_input_errors()
     {
         var model = Fixtures.Healthy(); // shares the fixture network: not disposed
@@ -163,8 +143,36 @@ public class EvaluatorTests
     }
 
     /// <summary>Progress&lt;T&gt; posts to the thread pool; tests want the calls in order, synchronously.</summary>
-    private sealed class SyncProgress(List<EvaluationProgress> seen) : IProgress<EvaluationProgress>
+    internal sealed class SyncProgress(List<EvaluationProgress> seen) : IProgress<EvaluationProgress>
     {
         public void Report(EvaluationProgress value) => seen.Add(value);
     }
 }
+
+/// <summary>Counts the process's live tensors, so it runs alone (other test classes allocate in parallel).</summary>
+[Collection("tensor counts")]
+public class EvaluatorMemoryTests
+{
+    [Fact]
+    public void Same_seed_gives_the_same_samples_and_progress_reaches_the_end()
+    {
+        var model = Fixtures.Healthy(); // shares the fixture network: not disposed
+        var options = Fixtures.Options(Fixtures.FgsmPgd(), 0.1) with { SampleCount = 50, SanityChecks = false };
+        var seen = new List<EvaluationProgress>();
+        var progress = new EvaluatorTests.SyncProgress(seen);
+        long before = LiveTensors.Count;
+        var a = new Evaluator().Evaluate(model, Fixtures.Data, options, progress).Report;
+        long after = LiveTensors.Count;
+        var b = new Evaluator().Evaluate(model, Fixtures.Data, options).Report;
+        Assert.Equal(50, a.Total);
+        Assert.Equal(a.Provenance.SampleIndices, a.Provenance.SampleIndices.Order());
+        Assert.Equal(JsonSerializer.Serialize(a.Samples, JsonReportWriter.Options), JsonSerializer.Serialize(b.Samples, JsonReportWriter.Options));
+        Assert.DoesNotContain(a.SanityChecks, c => c.Scope == SanityChecks.ModelScope);
+        Assert.NotEmpty(seen);
+        Assert.Equal(seen[^1].Total, seen[^1].Completed);
+        Assert.True(after - before <= 2, $"evaluation leaked {after - before} tensors");
+    }
+}
+
+[CollectionDefinition("tensor counts", DisableParallelization = true)]
+public sealed class TensorCountCollection;

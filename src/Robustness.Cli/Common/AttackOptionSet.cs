@@ -15,7 +15,7 @@ public sealed class AttackOptionSet
     public Option<bool> Targeted { get; } = new("--targeted") { Description = "Targeted attack (targets from --target-mode)." };
     public Option<string> TargetMode { get; } = new("--target-mode") { Description = "random (another class, seeded), least-likely, or top-k.", DefaultValueFactory = _ => "random" };
     public Option<int?> TargetCount { get; } = new("--target-count") { Description = "Number of target classes for top-k / apgd-t (default 9)." };
-    public Option<string?> Loss { get; } = new("--loss") { Description = "Objective for gradient attacks: ce, margin, dlr." };
+    public Option<string?> Loss { get; } = new("--loss") { Description = "Objective for gradient attacks: ce, margin, dlr, hinge (C&W with --confidence); multi-label models: ce (= bce), bce, margin, hinge." };
     public Option<int?> Queries { get; } = new("--queries")
     {
         Description = $"Query budget per sample of the query-based attacks, a hard limit (square {new SquareAttack(ThreatModel.Linf(0.1)).Queries}, " +
@@ -37,7 +37,28 @@ public sealed class AttackOptionSet
         DefaultValueFactory = _ => "float32",
     };
 
-    public IEnumerable<Option> All => [Steps, StepSize, RelStepSize, Restarts, Targeted, TargetMode, TargetCount, Loss, Queries, EarlyStop, Momentum, Confidence, Eot, Precision];
+    public Option<string?> LabelAttacks { get; } = new("--label-attacks")
+    {
+        Description = "Multi-label models: attacks run per label after the ensemble, on every correct decision still standing, each asked to flip that label " +
+            "(default: the same attacks; 'none' skips them, which can overestimate per-label robustness).",
+    };
+    public Option<string?> TargetLabels { get; } = new("--target-labels")
+    {
+        Description = "Multi-label models: targeted evaluation (Song et al. 2018) towards the true set with these labels turned on (+Name) or off (-Name), " +
+            "the others unchanged; success = the whole target set reached. E.g. +Bag,-Trouser.",
+    };
+    public Option<int?> Flip { get; } = new("--flip") { Description = "Multi-label models: targeted evaluation towards the true set with k random labels flipped (seeded), the others unchanged." };
+
+    public IEnumerable<Option> All => [Steps, StepSize, RelStepSize, Restarts, Targeted, TargetMode, TargetCount, Loss, Queries, EarlyStop, Momentum, Confidence, Eot, Precision, LabelAttacks, TargetLabels, Flip];
+
+    /// <summary>The multi-label settings: label attacks (null = same as the ensemble, "none"), and the target goal text.</summary>
+    public (string? LabelAttacks, string? TargetLabels, int? Flip) ReadMultiLabel(ParseResult p)
+    {
+        var (labels, target, flip) = (p.GetValue(LabelAttacks), p.GetValue(TargetLabels), p.GetValue(Flip));
+        if (target is not null && flip is not null) throw new InputException("--target-labels and --flip: give one or the other");
+        if (flip is <= 0) throw new InputException($"--flip: must be ≥ 1, got {flip}");
+        return (labels, target, flip);
+    }
 
     public GradientPrecision ReadPrecision(ParseResult p) => GradientPrecisions.Parse(p.GetValue(Precision) ?? "float32");
 
@@ -64,6 +85,7 @@ public sealed class AttackOptionSet
             Confidence = p.GetValue(Confidence),
             EotSamples = p.GetValue(Eot),
         };
+        if (o.Loss is { } loss) Objectives.Parse(loss);
         if (o.Steps is <= 0) throw new InputException($"--steps: must be > 0, got {o.Steps}");
         if (o.Restarts is <= 0) throw new InputException($"--restarts: must be > 0, got {o.Restarts}");
         if (o.EotSamples is <= 0) throw new InputException($"--eot: must be > 0, got {o.EotSamples}");

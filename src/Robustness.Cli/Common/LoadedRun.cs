@@ -58,6 +58,8 @@ public sealed class LoadedRun : IDisposable
         LoadedRun? run = null;
         try
         {
+            if (inputs.LabelOnly && classifier.Spec.MultiLabel)
+                throw new InputException("--label-only: answers with the top-1 class; a multi-label model's answer is a label set (attack it white-box or with --transfer-from)");
             var model = inputs.LabelOnly ? QueryOnlyClassifier.LabelOnly(classifier) : classifier;
             CheckCompatible(dataset, model.Spec, data);
             var indices = SampleSelection.Indices(dataset.Count, n, sampleMode, seed);
@@ -88,6 +90,8 @@ public sealed class LoadedRun : IDisposable
         try { _surrogate = ModelLoader.Load(path, device, given); }
         catch (InputException e) { throw new InputException($"--transfer-from: {ParameterFlags.Message(e, null)}"); }
         var s = _surrogate.Classifier.Spec;
+        if (s.MultiLabel != spec.MultiLabel)
+            throw new InputException($"--transfer-from: {path} is {(s.MultiLabel ? "multi-label" : "single-label")} but --model is {(spec.MultiLabel ? "multi-label" : "single-label")}");
         if (!s.InputShape.SequenceEqual(spec.InputShape) || s.NumClasses != spec.NumClasses || s.Bounds != spec.Bounds)
             throw new InputException($"--transfer-from: {path} takes [{string.Join(",", s.InputShape)}] in [{s.Bounds}] with {s.NumClasses} classes, " +
                 $"but --model takes [{string.Join(",", spec.InputShape)}] in [{spec.Bounds}] with {spec.NumClasses}");
@@ -107,6 +111,7 @@ public sealed class LoadedRun : IDisposable
         {
             Resize = inputs.Resize,
             CenterCrop = inputs.CenterCrop,
+            AllowEmptyLabels = inputs.AllowEmptyLabels,
         });
         bool ort = inputs.Backend == "onnxruntime";
         if (ort && inputs.Arch is not null) throw new InputException("--arch: is for state dicts; --backend onnxruntime runs an ONNX graph");
@@ -150,6 +155,10 @@ public sealed class LoadedRun : IDisposable
     /// </summary>
     public static void CheckCompatible(ImageDataset dataset, ModelSpec spec, string data)
     {
+        if (dataset.MultiLabel != spec.MultiLabel)
+            throw new InputException(spec.MultiLabel
+                ? $"--data: the model is multi-label but {data} has one class per image (it needs label sets, e.g. fashion-mnist-multi or a folder with labels.csv)"
+                : $"--data: {data} has label sets (multi-label) but the model has a single-label head (train one with --multi-label)");
         var expected = spec.InputShape;
         if (!dataset.SampleShape.SequenceEqual(expected))
         {
@@ -158,6 +167,8 @@ public sealed class LoadedRun : IDisposable
                 : dataset.SampleShape.Length == 3 && expected.Length == 3 ? " (for an image folder, --resize and --center-crop change the size)" : "";
             throw new InputException($"--data: {data} has samples of shape [{string.Join(",", dataset.SampleShape)}] but the model expects [{string.Join(",", expected)}]{hint}");
         }
+        if (dataset.MultiLabel && dataset.NumClasses != spec.NumClasses)
+            throw new InputException($"--data: {data} has {dataset.NumClasses} labels but the model outputs {spec.NumClasses}");
         if (dataset.NumClasses > spec.NumClasses)
             throw new InputException($"--data: {data} has {dataset.NumClasses} classes but the model outputs {spec.NumClasses}");
         using var scope = NewDisposeScope();

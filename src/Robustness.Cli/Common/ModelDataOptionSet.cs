@@ -17,6 +17,7 @@ public sealed record ModelDataSelection
     /// <summary>Image-folder preprocessing (shorter side resized, then center crop).</summary>
     public int? Resize { get; init; }
     public int? CenterCrop { get; init; }
+    public bool AllowEmptyLabels { get; init; }
     /// <summary>σ of Gaussian noise added to the input in every forward pass (a randomised model), or null.</summary>
     public double? InputNoise { get; init; }
     /// <summary>"torch" (our loaders, white-box) or "onnxruntime" (ONNX Runtime, query-only).</summary>
@@ -40,6 +41,7 @@ public sealed class ModelDataOptionSet
     public ModelContractOptions Contract { get; } = new();
     public Option<int?> Resize { get; } = SharedOptions.Resize();
     public Option<int?> CenterCrop { get; } = SharedOptions.CenterCrop();
+    public Option<bool> AllowEmptyLabels { get; } = SharedOptions.AllowEmptyLabels();
     public Option<double?> InputNoise { get; } = new("--input-noise")
     {
         Description = "Evaluate the model as a randomised defense: Gaussian noise of this σ (input units) added to the input in every forward pass, " +
@@ -73,6 +75,7 @@ public sealed class ModelDataOptionSet
         Contract = Contract.Read(p),
         Resize = p.GetValue(Resize),
         CenterCrop = p.GetValue(CenterCrop),
+        AllowEmptyLabels = p.GetValue(AllowEmptyLabels),
         InputNoise = p.GetValue(InputNoise),
         Backend = p.GetValue(Backend)!.Trim().ToLowerInvariant() switch
         {
@@ -87,7 +90,7 @@ public sealed class ModelDataOptionSet
     /// <summary>Adds the options in front of the command's others, so help and "required" errors list the model first.</summary>
     public void AddTo(Command command)
     {
-        Option[] options = [Model, Arch, Backend, LabelOnly, TransferFrom, .. Contract.All, InputNoise, Data, Split, DataDir, Resize, CenterCrop, N, Sample];
+        Option[] options = [Model, Arch, Backend, LabelOnly, TransferFrom, .. Contract.All, InputNoise, Data, Split, DataDir, Resize, CenterCrop, AllowEmptyLabels, N, Sample];
         for (int i = 0; i < options.Length; i++) command.Options.Insert(i, options[i]);
     }
 }

@@ -32,6 +32,8 @@ public static class ParameterFlags
         ["EotSamples"] = "--eot", ["InputNoise"] = "--input-noise", ["Surrogate"] = "--transfer-from", ["Backend"] = "--backend",
         ["Dropout"] = "--dropout", ["Init"] = "--init", ["RecurrentHidden"] = "--rnn-hidden", ["RecurrentLayers"] = "--rnn-layers",
         ["Augmentation"] = "--augment", ["CropPadding"] = "--crop-padding",
+        ["TargetLabels"] = "--target-labels", ["FlipCount"] = "--flip", ["LabelAttacks"] = "--label-attacks", ["ThresholdMetric"] = "--tune-threshold",
+        ["AllowEmptyLabels"] = "--allow-empty-labels",
     };
 
     /// <summary>The flag for <paramref name="parameter"/> on <paramref name="command"/> (parameters given as flags pass through).</summary>

@@ -58,7 +58,7 @@ public static class SharedOptions
 
     public static Option<string> Data(string defaultValue = "fashion-mnist") => new("--data")
     {
-        Description = "Dataset name (fashion-mnist, mnist, cifar10) or path (IDX/CIFAR folder or class-per-folder images).",
+        Description = "Dataset name (fashion-mnist, fashion-mnist-multi, mnist, cifar10) or path (IDX/CIFAR folder, class-per-folder images, or images with labels.csv for multi-label).",
         DefaultValueFactory = _ => defaultValue,
     };
 
@@ -76,6 +76,11 @@ public static class SharedOptions
     public static Option<int?> CenterCrop() => new("--center-crop")
     {
         Description = "Image folders: keep the central S×S pixels (after --resize), as torchvision's CenterCrop(S).",
+    };
+
+    public static Option<bool> AllowEmptyLabels() => new("--allow-empty-labels")
+    {
+        Description = "Multi-label image folders (labels.csv): accept rows with an empty label set.",
     };
 
     public static Option<int?> N() => new("--n")

@@ -69,6 +69,7 @@ public sealed class Certifier
         var epsilons = o.AllEpsilons();
         foreach (var e in epsilons) new ThreatModel(Norm.Linf, e, bounds).Validate(e == o.Epsilon ? "--eps" : "--eps-sweep");
         if (o.BatchSize < 1) throw new ParameterException(nameof(o.BatchSize), $"must be ≥ 1, got {o.BatchSize}");
+        RequireSingleLabel(model, o.Bounds.Name());
         var graph = NetworkDescriptions.Of(model, o.Bounds.Name());
         var rows = Rows(data, o.SampleIndices);
         int main = epsilons.ToList().IndexOf(o.Epsilon);
@@ -169,6 +170,7 @@ public sealed class Certifier
         var date = DateTimeOffset.UtcNow;
         var s = o.Smoothing;
         s.Validate();
+        RequireSingleLabel(model, "smoothing");
         if (o.CheckPoints < 0) throw new ParameterException(nameof(o.CheckPoints), $"must be ≥ 0, got {o.CheckPoints}");
         if (o.CheckPoints > 0 && model is not IGradientClassifier)
             throw new InputException("smoothing: the empirical cross-check attacks the smoothed classifier with gradients; this model only gives scores (set CheckPoints = 0)");
@@ -387,6 +389,13 @@ public sealed class Certifier
                 Date = date,
             },
         };
+    }
+
+    /// <summary>The certificates are about the top-1 class; a multi-label model (K independent decisions) has none.</summary>
+    private static void RequireSingleLabel(IClassifier model, string method)
+    {
+        if (model.Spec.MultiLabel)
+            throw new InputException($"{method}: certifies the top-1 class of a single-label model; {model.Spec.Arch} is multi-label (one decision per label)");
     }
 
     private static long[] Rows(ImageDataset data, IReadOnlyList<long>? indices)

@@ -11,8 +11,12 @@ namespace Robustness.Models.Zoo;
 // (conv1.weight, layer1.0.shortcut.0.weight, ...) that reference-models.md fixes.
 #pragma warning disable IDE1006 // naming: PyTorch attribute names
 
-/// <summary>tiny-cnn: two 3×3 conv/ReLU/max-pool stages (16, 32 channels), then 128 → classes.</summary>
-internal sealed class TinyCnn : nn.Module<Tensor, Tensor>, IDescribedNetwork
+/// <summary>
+/// The two-stage CNNs: conv/ReLU/2×2 max-pool twice, then a hidden linear layer and the classes.
+/// tiny-cnn: 3×3 convs with 16, 32 channels, 128 hidden units; fmnist-cnn: the MNIST CNN of Madry et al.
+/// (5×5 convs with 32, 64 channels, 1024 hidden units).
+/// </summary>
+internal sealed class TwoStageCnn : nn.Module<Tensor, Tensor>, IDescribedNetwork
 {
     private readonly Conv2d conv1;
     private readonly Conv2d conv2;
@@ -21,56 +25,21 @@ internal sealed class TinyCnn : nn.Module<Tensor, Tensor>, IDescribedNetwork
 
     private readonly double _dropout;
 
-    public TinyCnn(int channels, int height, int width, int classes, double dropout = 0) : base("tiny-cnn")
+    private TwoStageCnn(string name, int channels, int height, int width, int classes, double dropout, int c1, int c2, int kernel, int hidden) : base(name)
     {
         _dropout = dropout;
-        conv1 = nn.Conv2d(channels, 16, 3, padding: 1);
-        conv2 = nn.Conv2d(16, 32, 3, padding: 1);
-        fc1 = nn.Linear(32L * (height / 2 / 2) * (width / 2 / 2), 128);
-        fc2 = nn.Linear(128, classes);
+        conv1 = nn.Conv2d(channels, c1, kernel, padding: kernel / 2);
+        conv2 = nn.Conv2d(c1, c2, kernel, padding: kernel / 2);
+        fc1 = nn.Linear((long)c2 * (height / 2 / 2) * (width / 2 / 2), hidden);
+        fc2 = nn.Linear(hidden, classes);
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x)
-    {
-        using var scope = NewDisposeScope();
-        var h = F.max_pool2d(F.relu(conv1.call(x)), 2);
-        h = F.max_pool2d(F.relu(conv2.call(h)), 2);
-        h = F.relu(fc1.call(h.flatten(1)));
-        return fc2.call(Head.Dropout(h, _dropout, training)).MoveToOuterDisposeScope();
-    }
+    public static TwoStageCnn Tiny(int channels, int height, int width, int classes, double dropout = 0) =>
+        new("tiny-cnn", channels, height, width, classes, dropout, c1: 16, c2: 32, kernel: 3, hidden: 128);
 
-    public NetworkGraph Describe()
-    {
-        var g = new NetworkGraphBuilder();
-        g.Then("conv1", Layers.Conv(conv1)); g.Then("relu1", ReluOp.Instance); g.Then("pool1", Layers.MaxPool(2));
-        g.Then("conv2", Layers.Conv(conv2)); g.Then("relu2", ReluOp.Instance); g.Then("pool2", Layers.MaxPool(2));
-        g.Then("flatten", FlattenOp.Instance);
-        g.Then("fc1", Layers.Linear(fc1)); g.Then("relu3", ReluOp.Instance);
-        g.Then("fc2", Layers.Linear(fc2));
-        return g.Build();
-    }
-}
-
-/// <summary>fmnist-cnn: the MNIST CNN of Madry et al. (5×5 convs with 32, 64 channels, 1024 hidden units).</summary>
-internal sealed class FmnistCnn : nn.Module<Tensor, Tensor>, IDescribedNetwork
-{
-    private readonly Conv2d conv1;
-    private readonly Conv2d conv2;
-    private readonly Linear fc1;
-    private readonly Linear fc2;
-
-    private readonly double _dropout;
-
-    public FmnistCnn(int channels, int height, int width, int classes, double dropout = 0) : base("fmnist-cnn")
-    {
-        _dropout = dropout;
-        conv1 = nn.Conv2d(channels, 32, 5, padding: 2);
-        conv2 = nn.Conv2d(32, 64, 5, padding: 2);
-        fc1 = nn.Linear(64L * (height / 2 / 2) * (width / 2 / 2), 1024);
-        fc2 = nn.Linear(1024, classes);
-        RegisterComponents();
-    }
+    public static TwoStageCnn Fmnist(int channels, int height, int width, int classes, double dropout = 0) =>
+        new("fmnist-cnn", channels, height, width, classes, dropout, c1: 32, c2: 64, kernel: 5, hidden: 1024);
 
     public override Tensor forward(Tensor x)
     {

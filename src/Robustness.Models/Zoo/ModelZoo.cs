@@ -18,6 +18,7 @@ public static class ModelZoo
     public const string FmnistCnnName = "fmnist-cnn";
     public const string PreActResNet18Name = "preact-resnet18";
     public const string IbpSmallName = "ibp-small";
+    public const string LogisticName = "logistic";
     public const string ResNetSmallName = "resnet-small";
     public const string LstmName = "lstm";
     public const string GruName = "gru";
@@ -26,7 +27,7 @@ public static class ModelZoo
     /// Declared before <see cref="Names"/>: static initialisers run in text order.</summary>
     private static readonly string[] LectureNames = [ResNetSmallName, LstmName, GruName];
 
-    public static IReadOnlyList<string> Names { get; } = [MlpName, LeNet5Name, TinyCnnName, FmnistCnnName, PreActResNet18Name, IbpSmallName, .. LectureNames];
+    public static IReadOnlyList<string> Names { get; } = [MlpName, LeNet5Name, TinyCnnName, FmnistCnnName, PreActResNet18Name, IbpSmallName, .. LectureNames, LogisticName];
 
     /// <summary>Hidden units of lstm/gru unless the options say otherwise.</summary>
     public const int DefaultRecurrentHidden = 128;
@@ -64,6 +65,10 @@ public static class ModelZoo
     private static nn.Module<Tensor, Tensor> Build(string name, int[] shape, ZooOptions options)
     {
         CheckDropout(options);
+        if (name == LogisticName)
+            return options.Dropout == 0
+                ? new Logistic(shape.Aggregate(1L, (a, b) => a * b), options.NumClasses)
+                : throw new ParameterException(nameof(ZooOptions.Dropout), "logistic is one linear layer and has no dropout head");
         if (name == MlpName)
         {
             var hidden = options.Hidden ?? DefaultMlpHidden;
@@ -79,8 +84,8 @@ public static class ModelZoo
             throw new InputException($"{name}: input {h}×{w} is too small (at least {minimum}×{minimum})");
         return name switch
         {
-            TinyCnnName => new TinyCnn(c, h, w, options.NumClasses, options.Dropout),
-            FmnistCnnName => new FmnistCnn(c, h, w, options.NumClasses, options.Dropout),
+            TinyCnnName => TwoStageCnn.Tiny(c, h, w, options.NumClasses, options.Dropout),
+            FmnistCnnName => TwoStageCnn.Fmnist(c, h, w, options.NumClasses, options.Dropout),
             LeNet5Name => new LeNet5(c, h, w, options.NumClasses, options.Dropout),
             PreActResNet18Name => new PreActResNet18(c, options.NumClasses, options.Dropout),
             IbpSmallName => options.Dropout == 0
@@ -127,6 +132,7 @@ public static class ModelZoo
         {
             checked
             {
+                if (name == LogisticName) return (shape.Aggregate(1L, (a, b) => a * b) + 1) * k;
                 if (name == MlpName)
                 {
                     var widths = new List<long> { shape.Aggregate(1L, (a, b) => a * b) };
@@ -247,9 +253,21 @@ public static class ModelZoo
         return Wrap(network, spec, device);
     }
 
-    /// <summary>Wraps a network (PyTorch keys) as a classifier: <see cref="NormalizedNetwork"/>(normalize, network) when the spec has mean/std.</summary>
+    /// <summary>
+    /// Wraps a network (PyTorch keys) as a classifier: <see cref="NormalizedNetwork"/>(normalize, network) when the spec
+    /// has mean/std, and, for a multi-label model with a decision threshold τ ≠ 0.5, a last stage that subtracts logit(τ)
+    /// from the logits (<see cref="ModelSpec.DecisionOffset"/>), so the classifier's logits are decision logits.
+    /// </summary>
     public static TorchClassifier Wrap(nn.Module<Tensor, Tensor> network, ModelSpec spec, Device? device = null)
     {
+        if (spec.MultiLabel && !(spec.DecisionThreshold > 0 && spec.DecisionThreshold < 1))
+            throw new ParameterException(nameof(ModelSpec.DecisionThreshold), $"must be in (0, 1), got {spec.DecisionThreshold}");
+        if (spec.DecisionOffset != 0)
+        {
+            var inner = Wrap(network, spec with { MultiLabel = false }, device);
+            var shifted = nn.Sequential(("model", inner.Module), ("decision_shift", new DecisionShift(spec.DecisionOffset)));
+            return new TorchClassifier(network, spec, device, shifted);
+        }
         if (spec.Mean is null != spec.Std is null)
             throw new InputException($"{spec.Arch}: mean and std must be given together");
         if (spec.Mean is null || spec.Std is null) return new TorchClassifier(network, spec, device);

@@ -27,6 +27,7 @@ public sealed record AttackRunOptions
     public string Device { get; init; } = "auto";
     public int Threads { get; init; }
     public int Images { get; init; } = 8;
+    public MultiLabelOptions MultiLabel { get; init; } = new();
     public required string Out { get; init; }
 }
 
@@ -72,8 +73,9 @@ public sealed class AttackCommand(AttackRunOptions o)
             Device = p.GetValue(DeviceOption)!,
             Threads = p.GetValue(ThreadsOption),
             Images = p.GetValue(ImagesOption),
+            MultiLabel = AttackOptions.ReadMultiLabel(p) is var (labels, target, flip) ? new MultiLabelOptions(labels, target, flip) : new(),
             Out = p.GetValue(OutOption)!,
-        }).Execute());
+        }).Execute(), new Dictionary<string, string> { ["LabelAttacks"] = "--label-attacks" });
         return command;
     }
 
@@ -104,7 +106,10 @@ public sealed class AttackCommand(AttackRunOptions o)
             AttackPrecision = o.Precision.Name(),
             KeepAdversarials = true,
         };
+        options = o.MultiLabel.ApplyTo(options, run.Model.Spec, run.ClassNames, attackOptions);
         options.Validate(run.Model.Spec.Bounds);
+        // Multi-label: the per-label stages must be runnable on the model too (checked before any output is written).
+        if (options.LabelAttacks?.Build(threat) is { } labelAttacks) AttackRegistry.RequireRunnable(labelAttacks, run.Access);
         // bf16 only for the gradient passes; the clean pass and every verdict come from the float32 model.
         var (attackModel, bf16) = run.AttackModel(o.Precision);
         using var view = bf16;
@@ -154,6 +159,32 @@ public sealed class AttackCommand(AttackRunOptions o)
             ["provenance"] = RunProvenance.Describe(run.Device, o.Seed, o.Inputs.Model, run.ModelSha256),
         };
 
+        bool multi = report.MultiLabel is not null;
+        if (report.MultiLabel is { } ml)
+        {
+            // Multi-label: the headline numbers beside robust_accuracy (which is the robust subset accuracy).
+            resultJson["multi_label"] = true;
+            resultJson["subset_accuracy"] = report.SubsetAccuracy;
+            resultJson["hamming_accuracy"] = report.HammingAccuracy;
+            resultJson["robust_subset_accuracy"] = report.RobustSubsetAccuracy;
+            resultJson["robust_hamming_accuracy"] = report.RobustHammingAccuracy;
+            resultJson["mean_labels_flipped"] = ml.MeanLabelsFlipped;
+            resultJson["labels_flipped_histogram"] = ml.EpsSweep[0].FlippedHistogram;
+            resultJson["label_attacks"] = ml.LabelStages;
+            resultJson["decision_threshold"] = ml.DecisionThreshold;
+            if (ml.Goal is { } goal && options.TargetGoal is { } target)
+            {
+                // Targeted (Song et al.): success = the whole target set reached, over the exact matches whose target
+                // differs from their true set (given sets can coincide with it; k random flips never do).
+                bool Differs(SampleOutcome s) => target.FlipCount is not null
+                    || target.TurnOn.Any(c => !(s.LabelSet ?? []).Contains(c)) || target.TurnOff.Any(c => (s.LabelSet ?? []).Contains(c));
+                var attacked = samples.Where(s => s.CleanCorrect && Differs(s)).ToArray();
+                resultJson["target_labels"] = goal;
+                resultJson["targeted_samples"] = attacked.Length;
+                resultJson["targeted_success_rate"] = attacked.Length == 0 ? 0.0 : (double)attacked.Count(s => s.PerEpsilon[0].Broken) / attacked.Length;
+            }
+        }
+
         var advPath = Path.Combine(o.Out, "adversarial.safetensors");
         using (var scope = NewDisposeScope())
         {
@@ -168,6 +199,21 @@ public sealed class AttackCommand(AttackRunOptions o)
                 ["success"] = tensor(broken).to(ScalarType.Byte),
                 ["distance"] = tensor(distance),
             };
+            if (multi)
+            {
+                // Multi-label: label sets as multi-hot rows (uint8 [N, K]) and the labels flipped per sample.
+                int k = run.Model.Spec.NumClasses;
+                Tensor Rows(Func<SampleOutcome, IEnumerable<int>> set)
+                {
+                    var flags = new byte[n * k];
+                    for (int i = 0; i < n; i++) foreach (var c in set(samples[i])) flags[i * k + c] = 1;
+                    return tensor(flags).reshape(n, k);
+                }
+                tensors["labels"] = Rows(s => s.LabelSet ?? []);
+                tensors["clean_predictions"] = Rows(s => s.PredictedSet ?? []);
+                tensors["adversarial_predictions"] = tensor(kept.PredictedSets!.Select(b => b ? (byte)1 : (byte)0).ToArray()).reshape(n, k);
+                tensors["labels_flipped"] = Rows(s => s.PerEpsilon[0].FlippedLabels ?? []);
+            }
             SafeTensors.Write(advPath, tensors, new Dictionary<string, string>
             {
                 ["format"] = "robustness-adversarial/1",
@@ -193,8 +239,15 @@ public sealed class AttackCommand(AttackRunOptions o)
         var table = new Table().AddColumn("").AddColumn("value");
         table.AddRow("attack", Markup.Escape($"{name} ({threat})"));
         table.AddRow("samples", n.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        table.AddRow("clean accuracy", Pct(report.CleanAccuracy));
-        table.AddRow("robust accuracy", Pct(report.RobustAccuracy));
+        table.AddRow(multi ? "clean subset accuracy" : "clean accuracy", Pct(report.CleanAccuracy));
+        table.AddRow(multi ? "robust subset accuracy" : "robust accuracy", Pct(report.RobustAccuracy));
+        if (report.MultiLabel is { } m)
+        {
+            table.AddRow("Hamming accuracy", $"{Pct(report.HammingAccuracy ?? 0)} clean, {Pct(report.RobustHammingAccuracy ?? 0)} robust");
+            table.AddRow("labels flipped", m.MeanLabelsFlipped.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture) + " per sample");
+            if (resultJson.TryGetValue("targeted_success_rate", out var rate) && rate is double r)
+                table.AddRow("targeted success", $"{Pct(r)} of {resultJson["targeted_samples"]} ({Markup.Escape(m.Goal ?? "")})");
+        }
         table.AddRow("max ‖δ‖", (distance.Length == 0 ? 0 : distance.Max()).ToString("G4", System.Globalization.CultureInfo.InvariantCulture));
         if (perturbation.MedianMinimumNorm is { } median) table.AddRow("median minimum norm", median.ToString("G4", System.Globalization.CultureInfo.InvariantCulture));
         foreach (var a in report.Queries?.PerAttack ?? [])

@@ -127,6 +127,8 @@ public sealed class CertifyCommand(CertifyRunOptions o)
 
         o.Results.CheckBeforeRun();
         using var run = LoadedRun.Open(o.Inputs, o.Seed, o.Device, o.Threads);
+        if (run.Model.Spec.MultiLabel)
+            throw new InputException($"--model: {o.Inputs.Model} is multi-label (one decision per label); certify proves the top-1 class of single-label models");
         CertificateReport report = null!;
         CertificateFiles files = null!;
         var options = (Seed: o.Seed, Indices: run.Indices, Path: Path.GetFullPath(o.Inputs.Model), Sha: run.ModelSha256);

@@ -27,6 +27,7 @@ public sealed record EvalRunOptions
     /// <summary>Also verify every point with IBP (L∞) and report certified beside empirical accuracy.</summary>
     public bool Certify { get; init; }
     public ShardSpec? Shard { get; init; }
+    public MultiLabelOptions MultiLabel { get; init; } = new();
     /// <summary>Where the finished run is recorded (the verb: the results database unless --no-record; other callers: nowhere).</summary>
     public ResultsTarget Results { get; init; } = ResultsTarget.None;
     public required string Out { get; init; }
@@ -92,6 +93,7 @@ public sealed class EvalCommand(EvalRunOptions o)
                 Sanity = !p.GetValue(NoSanityOption),
                 Certify = p.GetValue(CertifyOption),
                 Shard = p.GetValue(ShardOption) is { } s ? ShardSpec.Parse(s) : null,
+                MultiLabel = AttackOptions.ReadMultiLabel(p) is var (labels, target, flip) ? new MultiLabelOptions(labels, target, flip) : new(),
                 Results = ResultsOptions.Read(p),
                 Out = p.GetValue(OutOption)!,
             }).Execute();
@@ -135,9 +137,11 @@ public sealed class EvalCommand(EvalRunOptions o)
             DatasetSplit = o.Inputs.Split,
             AttackPrecision = o.Precision.Name(),
         };
+        options = o.MultiLabel.ApplyTo(options, run.Model.Spec, run.ClassNames, run.WithSurrogate(o.AttackOptions));
         options.Validate(run.Model.Spec.Bounds);
         // Fail on a bad attack name, or one the model cannot answer, before taking the output directory or spending time.
-        var attacks = options.Attacks.Build(new ThreatModel(o.Norm, epsilon, run.Model.Spec.Bounds));
+        var threat = new ThreatModel(o.Norm, epsilon, run.Model.Spec.Bounds);
+        var attacks = options.Attacks.Build(threat).Concat(options.LabelAttacks?.Build(threat) ?? []).ToArray();
         AttackRegistry.RequireRunnable(attacks, run.Access);
         run.CheckSurrogateUsed(attacks);
         // bf16 only for the gradient passes: the clean pass and every verdict come from the float32 model.
@@ -145,6 +149,8 @@ public sealed class EvalCommand(EvalRunOptions o)
         using var view = bf16;
         var wrapping = ModelWrapping.Apply(o.Inputs, model, o.Precision);
         options = options with { ModelNotes = wrapping.Notes };
+        if (o.Certify && run.Model.Spec.MultiLabel)
+            throw new InputException("--certify: IBP proves the top-1 class of single-label models; this model is multi-label (one decision per label)");
         if (o.Certify) Robustness.Core.Graphs.NetworkDescriptions.Of(run.Model, "--certify");
         using var outLock = OutputLock.Acquire(o.Out);
         EvaluationResult? result = null;

@@ -36,6 +36,13 @@ public sealed record TrainRunOptions
     public int? Replays { get; init; }
     public string? MlpHidden { get; init; }
     public string Activation { get; init; } = "relu";
+    /// <summary>K sigmoid outputs trained with BCE against multi-hot labels (the data must be multi-label).</summary>
+    public bool MultiLabel { get; init; }
+    public bool AllowEmptyLabels { get; init; }
+    /// <summary>Single-label: K sigmoid outputs trained with BCE against one-hot labels (one-vs-rest).</summary>
+    public bool OneVsRest { get; init; }
+    /// <summary>Multi-label: tune the decision threshold on the held-out images for this metric and store it.</summary>
+    public ThresholdMetric? TuneThreshold { get; init; }
     public double Dropout { get; init; }
     public string Init { get; init; } = "default";
     public int RecurrentHidden { get; init; } = ModelZoo.DefaultRecurrentHidden;
@@ -103,6 +110,17 @@ public sealed class TrainCommand(TrainRunOptions o)
     private static readonly Option<int> ValSizeOption = new("--val-size") { Description = "Training images held out for per-epoch (robust) validation.", DefaultValueFactory = _ => 1000 };
     private static readonly Option<string?> MlpHiddenOption = new("--mlp-hidden") { Description = "mlp: hidden widths, e.g. 256,256." };
     private static readonly Option<string> ActivationOption = new("--activation") { Description = "mlp: relu, tanh, sigmoid or linear.", DefaultValueFactory = _ => "relu" };
+    private static readonly Option<bool> MultiLabelOption = new("--multi-label")
+    {
+        Description = "Multi-label model for a multi-label dataset (e.g. fashion-mnist-multi, or a folder with labels.csv): K sigmoid outputs, " +
+            "binary cross-entropy with logits; PGD-AT's inner attack maximises the BCE, TRADES uses the per-label Bernoulli KL. Decision threshold 0.5 unless --tune-threshold.",
+    };
+    private static readonly Option<bool> AllowEmptyOption = SharedOptions.AllowEmptyLabels();
+    private static readonly Option<bool> OneVsRestOption = new("--one-vs-rest") { Description = "Single-label data: K sigmoid outputs trained with BCE against one-hot labels (one-vs-rest, e.g. --arch logistic); predictions stay arg-max." };
+    private static readonly Option<string?> TuneThresholdOption = new("--tune-threshold")
+    {
+        Description = "With --multi-label: after training, choose the decision threshold (0.05…0.95) that maximises subset, hamming or f1 on the held-out images (--val-size) and store it in best/last.safetensors.",
+    };
     private static readonly Option<double> DropoutOption = new("--dropout") { Description = "Dropout probability on the classifier head (train mode only; 0 = none).", DefaultValueFactory = _ => 0.0 };
     private static readonly Option<string> InitOption = new("--init") { Description = $"Initial weights: {string.Join(", ", WeightInits.Names)} (default = PyTorch's per-layer defaults).", DefaultValueFactory = _ => "default" };
     private static readonly Option<int> RnnHiddenOption = new("--rnn-hidden") { Description = "lstm/gru: hidden units per layer.", DefaultValueFactory = _ => ModelZoo.DefaultRecurrentHidden };
@@ -128,7 +146,8 @@ public sealed class TrainCommand(TrainRunOptions o)
             ArchOption, DataOption, DataDirOption, TrainSizeOption, EpochsOption, OptimizerOption, LrOption, MomentumOption, WeightDecayOption,
             ScheduleOption, DefenseOption, NormOption, EpsOption, StepsOption, StepSizeOption, AdvRatioOption, BetaOption, SigmaOption, KappaEndOption,
             AttackModeOption, AttackPrecisionOption, ReplaysOption, TargetRobustOption, EpsRampOption, EpsWarmupOption, ValSizeOption, MlpHiddenOption, ActivationOption,
-            DropoutOption, InitOption, RnnHiddenOption, RnnLayersOption, AugmentOption, CropPaddingOption, SeedOption, BatchOption, DeviceOption,
+            DropoutOption, InitOption, RnnHiddenOption, RnnLayersOption, AugmentOption, CropPaddingOption,
+            MultiLabelOption, OneVsRestOption, TuneThresholdOption, AllowEmptyOption, SeedOption, BatchOption, DeviceOption,
             ThreadsOption, ResumeOption, FromOption, OutOption, ModelOption,
         };
         foreach (var option in ContractOptions.All) command.Options.Add(option);
@@ -200,6 +219,10 @@ public sealed class TrainCommand(TrainRunOptions o)
                 Replays = p.GetValue(ReplaysOption),
                 MlpHidden = p.GetValue(MlpHiddenOption),
                 Activation = p.GetValue(ActivationOption)!,
+                MultiLabel = p.GetValue(MultiLabelOption),
+                AllowEmptyLabels = p.GetValue(AllowEmptyOption),
+                OneVsRest = p.GetValue(OneVsRestOption),
+                TuneThreshold = p.GetValue(TuneThresholdOption) is { } metric ? ThresholdTuning.Parse(metric) : null,
                 Dropout = p.GetValue(DropoutOption),
                 Init = p.GetValue(InitOption)!,
                 RecurrentHidden = p.GetValue(RnnHiddenOption),
@@ -250,9 +273,17 @@ public sealed class TrainCommand(TrainRunOptions o)
         }
         if (o.Model is null && o.Contract.IsGiven)
             throw new InputException("--input-shape, --bounds, --mean, --std, --labels: describe a model given with --model (a fresh zoo model takes the data's shape)");
+        if (o.MultiLabel && o.OneVsRest) throw new InputException("--one-vs-rest: single-label models only; a --multi-label model always has one sigmoid per label");
+        if (o.TuneThreshold is not null && !o.MultiLabel) throw new InputException("--tune-threshold: needs --multi-label (single-label models predict the arg-max class)");
+        if (o.TuneThreshold is not null && o.Training.ValidationSize == 0) throw new InputException("--tune-threshold: needs held-out images (--val-size > 0)");
+        if (o.Model is not null && o.OneVsRest) throw new InputException("--one-vs-rest: is for a fresh zoo model; --model brings its own output layer");
         var device = Devices.Parse(o.Training.Device);
         if (o.Training.Threads is { } t) set_num_threads(t);
         using var train = LoadTrain();
+        if (train.MultiLabel && !o.MultiLabel)
+            throw new InputException($"--multi-label: {o.Data} is a multi-label dataset (label sets); train it with --multi-label");
+        if (o.MultiLabel && !train.MultiLabel)
+            throw new InputException($"--multi-label: {o.Data} has one class per image; multi-label training needs label sets (e.g. fashion-mnist-multi, or a folder with labels.csv)");
         using var test = TryLoadTest();
         random.manual_seed(o.Training.Seed);
         using var loaded = o.Model is null ? null : LoadToFineTune(device, train);
@@ -265,6 +296,8 @@ public sealed class TrainCommand(TrainRunOptions o)
                 ["fine_tuned_from"] = Path.GetFullPath(basePath),
                 ["fine_tuned_from_sha256"] = ModelFile.Sha256(basePath),
             });
+        if (model.Spec.MultiLabel && objective is IbpObjective or CrownIbpObjective)
+            throw new InputException($"--defense {o.Defense}: certified training bounds the margins of one top-1 class; a multi-label model has one decision per label (use pgd, free or trades)");
         using var outLock = OutputLock.Acquire(o.Out);
         if (o.Resume is null && o.Arguments is { } arguments) TrainArguments.Save(o.Out, new Dictionary<string, string>(arguments));
 
@@ -284,12 +317,24 @@ public sealed class TrainCommand(TrainRunOptions o)
         foreach (var e in report.Events)
             CommandRunner.Out.MarkupLine($"[yellow]{Markup.Escape($"epoch {e.Epoch}: {e.Kind}: {e.Message}")}[/]");
         (double Accuracy, int Images)? testAccuracy = null;
+        if (o.TuneThreshold is { } metric)
+            foreach (var path in new[] { report.BestModelPath, report.LastModelPath })
+                if (path is not null && File.Exists(path)) TuneAndStore(path, train, metric, device);
         if (test is not null && report.BestModelPath is { } best && File.Exists(best))
         {
             using var bestModel = ModelLoader.Load(best, device, loaded?.Format == ModelFormat.TorchScript ? FineTuneContract(train) : null, null);
-            var acc = Accuracy.Clean(bestModel.Classifier, test, o.Training.BatchSize * 2);
-            CommandRunner.Out.MarkupLine($"test accuracy of {Markup.Escape(best)}: [bold]{Pct(acc)}[/] ({test.Count} images)");
-            testAccuracy = (acc, test.Count);
+            if (test.MultiLabel)
+            {
+                var counts = MultiLabelAccuracy.Counts(bestModel.Classifier, test, o.Training.BatchSize * 2);
+                CommandRunner.Out.MarkupLine($"test accuracy of {Markup.Escape(best)} (threshold {bestModel.Classifier.Spec.DecisionThreshold.ToString("0.##", CultureInfo.InvariantCulture)}): " +
+                    $"subset [bold]{Pct(counts.SubsetAccuracy)}[/], Hamming [bold]{Pct(counts.HammingAccuracy)}[/], micro-F1 {Pct(counts.MicroF1)} ({test.Count} images)");
+            }
+            else
+            {
+                var acc = Accuracy.Clean(bestModel.Classifier, test, o.Training.BatchSize * 2);
+                CommandRunner.Out.MarkupLine($"test accuracy of {Markup.Escape(best)}: [bold]{Pct(acc)}[/] ({test.Count} images)");
+                testAccuracy = (acc, test.Count);
+            }
         }
         var timeToRobust = o.Training.TargetRobustAccuracy is { } target
             ? ConfirmTarget(report, target, test, device, loaded?.Format == ModelFormat.TorchScript ? FineTuneContract(train) : null)
@@ -321,6 +366,28 @@ public sealed class TrainCommand(TrainRunOptions o)
             ["time_to_robust"] = timeToRobust,
         });
         return ExitCodes.Ok;
+    }
+
+    /// <summary>Tunes the threshold of a saved multi-label model on the trainer's held-out images (the same seeded
+    /// split) and rewrites the file with it (atomically).</summary>
+    private void TuneAndStore(string path, ImageDataset train, ThresholdMetric metric, Device device)
+    {
+        var (rest, validation) = ValidationSplit.Split(train, o.Training.ValidationSize, o.Training.Seed);
+        using (rest)
+        using (validation)
+        {
+            using var model = ModelFile.Load(path, device);
+            var tuned = ThresholdTuning.Tune(model, validation, metric, o.Training.BatchSize * 2);
+            var spec = model.Spec with
+            {
+                DecisionThreshold = tuned.Threshold,
+                Extra = new Dictionary<string, string>(model.Spec.Extra) { [ThresholdTuning.MetadataKey] = tuned.Describe() },
+            };
+            // Shares the network with `model` (disposed with it).
+            var retuned = ModelZoo.Wrap(model.Network, spec, device);
+            ModelFile.Save(retuned, path);
+            CommandRunner.Out.MarkupLine($"{Markup.Escape(Path.GetFileName(path))}: decision threshold {tuned.Threshold.ToString("0.##", CultureInfo.InvariantCulture)} ({Markup.Escape(tuned.Describe())})");
+        }
     }
 
     /// <summary>Copies the weights (and BN statistics) of <paramref name="path"/> into the new model; the architecture,
@@ -397,7 +464,8 @@ public sealed class TrainCommand(TrainRunOptions o)
             RecurrentHidden = o.RecurrentHidden,
             RecurrentLayers = o.RecurrentLayers,
             Init = WeightInits.Parse(o.Init),
-        }) with { Labels = train.ClassNames };
+        }) with { Labels = train.ClassNames, MultiLabel = o.MultiLabel };
+        if (o.OneVsRest) spec = spec with { Extra = new Dictionary<string, string>(spec.Extra) { [ModelMetadata.Output] = "sigmoid" } };
         if (!spec.InputShape.SequenceEqual(train.SampleShape))
             throw new InputException($"--arch: {o.Arch} takes inputs [{string.Join(",", spec.InputShape)}] but {o.Data} has [{string.Join(",", train.SampleShape)}]");
         if (o.From is { } from)
@@ -443,7 +511,7 @@ public sealed class TrainCommand(TrainRunOptions o)
 
     private ImageDataset LoadTrain()
     {
-        var full = DatasetCatalog.Load(o.Data, "train", o.DataDir);
+        var full = DatasetCatalog.Load(o.Data, "train", o.DataDir, new ImageFolderOptions { AllowEmptyLabels = o.AllowEmptyLabels });
         if (o.TrainSize is not { } size) return full;
         using (full)
         {
@@ -454,7 +522,7 @@ public sealed class TrainCommand(TrainRunOptions o)
 
     private ImageDataset? TryLoadTest()
     {
-        try { return DatasetCatalog.Load(o.Data, "test", o.DataDir); }
+        try { return DatasetCatalog.Load(o.Data, "test", o.DataDir, new ImageFolderOptions { AllowEmptyLabels = o.AllowEmptyLabels }); }
         catch (InputException) { return null; }
     }
 
