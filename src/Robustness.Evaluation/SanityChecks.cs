@@ -369,41 +369,29 @@ internal static class MonotoneSweepCheck
     public const string HammingCode = "non-monotone-hamming-sweep";
 
     /// <summary>Multi-label: robust Hamming accuracy must not rise with ε either (one sample's worth of decisions of slack).</summary>
-    public static SanityCheckResult RunHamming(IReadOnlyList<MultiLabelEpsilonResult> sweep, int total)
-    {
-        double tolerance = total > 0 ? 1.0 / total : 0;
-        double worstRise = 0;
-        string where_ = "";
-        for (int i = 1; i < sweep.Count; i++)
-        {
-            double rise = sweep[i].RobustHammingAccuracy - sweep[i - 1].RobustHammingAccuracy;
-            if (rise > worstRise)
-            {
-                worstRise = rise;
-                where_ = $" From ε = {SanityChecks.F(sweep[i - 1].Epsilon)} to {SanityChecks.F(sweep[i].Epsilon)} it rises by {SanityChecks.F(rise)}.";
-            }
-        }
-        return SanityChecks.Result(HammingCode, SanityChecks.DataScope, worstRise > tolerance + 1e-12, worstRise, tolerance, total,
-            $"Largest rise of robust Hamming accuracy between consecutive ε: {SanityChecks.F(worstRise)}.{where_}");
-    }
+    public static SanityCheckResult RunHamming(IReadOnlyList<MultiLabelEpsilonResult> sweep, int total) =>
+        Check(HammingCode, "robust Hamming accuracy", sweep.Select(e => (e.Epsilon, e.RobustHammingAccuracy)).ToArray(), total);
 
-    public static SanityCheckResult Run(IReadOnlyList<EpsilonResult> sweep, int total)
+    public static SanityCheckResult Run(IReadOnlyList<EpsilonResult> sweep, int total) =>
+        Check(Code, "robust accuracy", sweep.Select(e => (e.Epsilon, e.RobustAccuracy)).ToArray(), total);
+
+    private static SanityCheckResult Check(string code, string what, (double Epsilon, double Accuracy)[] sweep, int total)
     {
         // One sample of slack: attacks with random starts may flip a single borderline point.
         double tolerance = total > 0 ? 1.0 / total : 0;
         double worstRise = 0;
         string where_ = "";
-        for (int i = 1; i < sweep.Count; i++)
+        for (int i = 1; i < sweep.Length; i++)
         {
-            double rise = sweep[i].RobustAccuracy - sweep[i - 1].RobustAccuracy;
+            double rise = sweep[i].Accuracy - sweep[i - 1].Accuracy;
             if (rise > worstRise)
             {
                 worstRise = rise;
                 where_ = $" From ε = {SanityChecks.F(sweep[i - 1].Epsilon)} to {SanityChecks.F(sweep[i].Epsilon)} it rises by {SanityChecks.F(rise)}.";
             }
         }
-        return SanityChecks.Result(Code, SanityChecks.DataScope, worstRise > tolerance + 1e-12, worstRise, tolerance, total,
-            $"Largest rise of robust accuracy between consecutive ε: {SanityChecks.F(worstRise)}.{where_}");
+        return SanityChecks.Result(code, SanityChecks.DataScope, worstRise > tolerance + 1e-12, worstRise, tolerance, total,
+            $"Largest rise of {what} between consecutive ε: {SanityChecks.F(worstRise)}.{where_}");
     }
 }
 
