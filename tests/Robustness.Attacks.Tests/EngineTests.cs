@@ -270,6 +270,30 @@ public class AutoAttackPresetTests
         Assert.Equal(3, ((AutoPgdAttack)custom[1]).TargetCount);
     }
 
+    [Theory]
+    [InlineData("linf")]
+    [InlineData("l2")]
+    [InlineData("l1")]
+    public void StandardPresetIsAutoAttackWithoutFabAndWithAFifthOfSquaresQueries(string normName)
+    {
+        var threat = new ThreatModel(NormNames.Parse(normName), 0.5, Bounds.Unit);
+        var attacks = AttackRegistry.Preset("standard", threat);
+        bool l1 = threat.Norm == Norm.L1;
+        Assert.Equal(l1 ? ["apgd-ce", "apgd-t"] : ["apgd-ce", "apgd-t", "square"], attacks.Select(a => a.Name));
+        var ce = (AutoPgdAttack)attacks[0];
+        Assert.Equal((100, 1, 0, "ce"), (ce.Steps, ce.Restarts, ce.TargetCount, ce.Objective.Name));
+        var t = (AutoPgdAttack)attacks[1];
+        Assert.Equal((100, 1, 9), (t.Steps, t.Restarts, t.TargetCount));
+        if (!l1)
+        {
+            var square = (SquareAttack)attacks[2];
+            Assert.Equal((AutoAttackVersions.StandardPresetSquareQueries, 0.8), (square.Queries, square.PInit));
+            Assert.True(square.Queries < AutoAttackVersions.SquareQueries);
+            // --queries still sets the budget.
+            Assert.Equal(5000, ((SquareAttack)AttackRegistry.Preset("standard", threat, new AttackOptions { Queries = 5000 })[2]).Queries);
+        }
+    }
+
     [Fact]
     public void RandPresetAveragesTwentyGradientsAndEotReachesEveryGradientAttack()
     {

@@ -27,7 +27,7 @@ public sealed record BenchMeasurement(string Workload, string Model, int Batch, 
     public (string Workload, string Model, int Batch, string Dtype) Key => (Workload, Model, Batch, Dtype);
 
     /// <summary>Primary figure names, in the order a line's main figure is chosen when parsing others' JSON.</summary>
-    public static readonly string[] PrimaryFigures = ["img_steps_per_s", "images_per_s", "seconds_per_1000_s", "gflop_per_s"];
+    public static readonly string[] PrimaryFigures = ["img_steps_per_s", "images_per_s", "image_samples_per_s", "seconds_per_1000_s", "gflop_per_s"];
 
     public JsonObject ToJson(MachineInfo machine)
     {
