@@ -80,12 +80,18 @@ internal static class AttackCatalogue
             (t, o) =>
             {
                 var d = new SquareAttack(t);
-                return d with { Queries = PositiveOr(o.Queries, d.Queries, nameof(o.Queries)), PInit = o.PInit ?? d.PInit };
+                if (o.SquareHalvingFrom is < 0) throw new ParameterException(nameof(o.SquareHalvingFrom), $"must be ≥ 0 (0 = off), got {o.SquareHalvingFrom}");
+                return d with
+                {
+                    Queries = PositiveOr(o.Queries, d.Queries, nameof(o.Queries)), PInit = o.PInit ?? d.PInit,
+                    HalvingFrom = o.SquareHalvingFrom is { } h ? (h == 0 ? null : h) : d.HalvingFrom,
+                };
             },
             t =>
             {
                 var d = new SquareAttack(t);
-                return [new(nameof(AttackOptions.Queries), $"{d.Queries} queries"), new(nameof(AttackOptions.PInit), $"p_init {F(d.PInit)}")];
+                return [new(nameof(AttackOptions.Queries), $"{d.Queries} queries"), new(nameof(AttackOptions.PInit), $"p_init {F(d.PInit)}"),
+                    new(nameof(AttackOptions.SquareHalvingFrom), "every standing sample gets the whole budget (no halving)")];
             }),
         new("hopskipjump", "HopSkipJump: decision-based (label only), binary search to the boundary, gradient-direction estimate from label queries, geometric step; minimum norm — Chen, Jordan & Wainwright 2020", "l2, linf",
             (t, o) =>

@@ -38,6 +38,9 @@ public sealed record AttackOptions
     public int? Candidates { get; init; }
     public double? L1Sparsity { get; init; }
     public double? PInit { get; init; }
+    /// <summary>Square: successive halving of the budget from this many queries on (<see cref="SquareAttack.HalvingFrom"/>;
+    /// null = the attack's default, off; 0 = off even where a preset turns it on).</summary>
+    public int? SquareHalvingFrom { get; init; }
     /// <summary>Expectation over Transformation: forward/backward passes whose input gradients every gradient attack
     /// averages per step (for randomised models); null = the attack's default (1; 20 in the <c>rand</c> preset).</summary>
     public int? EotSamples { get; init; }

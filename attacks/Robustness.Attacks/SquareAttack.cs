@@ -21,12 +21,21 @@ public sealed record SquareAttack(ThreatModel Threat) : AttackBase(Threat)
     public double PInit { get; init; } = 0.8;
     /// <summary>How often (in queries) the set of still-robust samples is recomputed (a host sync).</summary>
     public int CompactEvery { get; init; } = 10;
+    /// <summary>
+    /// Successive halving of the budget (null = off, every standing sample gets all <see cref="Queries"/>): after
+    /// HalvingFrom queries, and again after 2·, 4·, 8·… that many, only the half of the still-standing samples of the
+    /// batch with the smallest margin go on; the others stop there. The samples closest to the boundary, the ones a
+    /// random search still breaks late, get the whole budget for a fraction of the queries. The p schedule stays that
+    /// of the full <see cref="Queries"/>.
+    /// </summary>
+    public int? HalvingFrom { get; init; }
 
     public override string Name => "square";
     public override ModelAccess Needs => ModelAccess.Scores;
 
-    public override IReadOnlyDictionary<string, object> Parameters => Describe(Threat,
-        ("queries", Queries), ("p_init", PInit), ("loss", "margin"));
+    public override IReadOnlyDictionary<string, object> Parameters => HalvingFrom is { } h
+        ? Describe(Threat, ("queries", Queries), ("p_init", PInit), ("loss", "margin"), ("halving_from", h), ("halving_keep", 0.5))
+        : Describe(Threat, ("queries", Queries), ("p_init", PInit), ("loss", "margin"));
 
     /// <summary>The paper's piecewise-constant schedule of p, defined on a 10,000-query budget and rescaled.</summary>
     public static double PSchedule(double pInit, int iteration, int queries) => SquarePatterns.PSchedule(pInit, iteration, queries);
@@ -36,6 +45,7 @@ public sealed record SquareAttack(ThreatModel Threat) : AttackBase(Threat)
         if (Threat.Norm == Norm.L1) throw new ParameterException("Norm", "square supports the linf and l2 norms, not l1");
         if (Queries < 1) throw new ParameterException("Queries", $"must be ≥ 1, got {Queries}");
         if (!(PInit > 0 && PInit <= 1)) throw new ParameterException(nameof(PInit), $"must be in (0,1], got {PInit}");
+        if (HalvingFrom is < 1) throw new ParameterException(nameof(HalvingFrom), $"must be ≥ 1, got {HalvingFrom}");
         var ledger = new QueryLedger((int)inputs.shape[0], Queries);
         if (Threat.Epsilon == 0) return Perturbation.Counted(inputs, ledger);
 
@@ -73,17 +83,27 @@ public sealed record SquareAttack(ThreatModel Threat) : AttackBase(Threat)
             int[] owners = [];
             AttackTargets? subTargets = null;
             int sinceCompaction = 0;
+            // Samples retired by successive halving (they keep their best point and stop querying).
+            using var retired = zeros(ledger.Count, ScalarType.Bool, x.device);
+            long nextHalving = attack.HalvingFrom ?? long.MaxValue;
             // The initial point may already be adversarial: one query.
             foreach (var r in AttackMath.Indices(margin.le(0)).cpu().data<long>().ToArray()) ledger.MarkSuccess((int)r);
             for (int i = 1; i < queries; i++)
             {
                 context.Cancel.ThrowIfCancellationRequested();
-                if (open is null || (i - 1) % Math.Max(1, attack.CompactEvery) == 0)
+                // Every sample still in the working set has taken i queries by now (the initial one and i − 1 steps).
+                bool halve = i >= nextHalving;
+                if (open is null || halve || (i - 1) % Math.Max(1, attack.CompactEvery) == 0)
                 {
                     // Write the working set back and pick the points that still stand (one host sync).
                     if (open is not null) (best, margin) = WriteBack(best, margin, open, bests!, margins!, owners, hitAt!, sinceCompaction);
                     open?.Dispose(); xs?.Dispose(); bests?.Dispose(); margins?.Dispose(); hitAt?.Dispose();
-                    open = AttackMath.Indices(margin.gt(0));
+                    if (halve)
+                    {
+                        Halve(margin, retired);
+                        nextHalving *= 2;
+                    }
+                    open = AttackMath.Indices(margin.gt(0).logical_and(retired.logical_not()));
                     owners = open.cpu().data<long>().Select(r => (int)r).ToArray();
                     if (owners.Length == 0) { open.Dispose(); open = null; break; }
                     xs = x.index_select(0, open);
@@ -110,6 +130,19 @@ public sealed record SquareAttack(ThreatModel Threat) : AttackBase(Threat)
             if (open is not null) (best, margin) = WriteBack(best, margin, open, bests!, margins!, owners, hitAt!, sinceCompaction);
             open?.Dispose(); xs?.Dispose(); bests?.Dispose(); margins?.Dispose(); hitAt?.Dispose();
             return best;
+        }
+
+        /// <summary>Retires the half of the standing, not yet retired samples with the largest margin (ties: the later rows).</summary>
+        private static void Halve(Tensor margin, Tensor retired)
+        {
+            using var scope = NewDisposeScope();
+            var standing = AttackMath.Indices(margin.gt(0).logical_and(retired.logical_not()));
+            long count = standing.shape[0];
+            long keep = (count + 1) / 2;
+            if (count - keep < 1) return;
+            var order = margin.index_select(0, standing).sort(0, false, true).Indices;
+            var drop = standing.index_select(0, order.narrow(0, keep, count - keep));
+            retired.index_fill_(0, drop, true);
         }
 
         /// <summary>Working set back into the batch; rows that became adversarial since the last write-back get the

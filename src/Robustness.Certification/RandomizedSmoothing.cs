@@ -120,8 +120,8 @@ public sealed record RandomizedSmoothing(double Sigma)
         {
             using var scope = NewDisposeScope();
             long b = Math.Min(BatchSize, samples - done);
-            var noise = randn([b, .. shape], generator: generator).to(model.Device);
-            var noisy = point + noise * Sigma;
+            // x + σ·N(0, I) in place in the fresh noise tensor: no further batch-sized allocations.
+            var noisy = randn([b, .. shape], generator: generator).to(model.Device).mul_(Sigma).add_(point);
             var predictions = model.Logits(noisy).argmax(1);
             counts.add_(predictions.bincount(null, classes));
         }

@@ -110,6 +110,36 @@ public sealed class BlackBoxTests
         }
     }
 
+    /// <summary>Square's successive halving: past each checkpoint h, 2h, 4h… at most half (rounded up) of the samples
+    /// still standing there go on, so at most ⌈n/2^k⌉ samples use more than 2^(k−1)·h queries; no sample exceeds the
+    /// budget; the counting model sees exactly the reported queries; the result stays inside the ε-ball.</summary>
+    [Fact]
+    public void Square_halving_spends_the_late_queries_on_a_shrinking_half()
+    {
+        using var scope = NewDisposeScope();
+        var inner = Fixtures.RandomMlp(31);
+        var (x, y) = Fixtures.RandomData(inner, 64, 32);
+        var threat = new ThreatModel(Norm.Linf, 0.002, Bounds.Unit); // small: most samples stand to the end
+        const int budget = 200, from = 20;
+        var attack = (SquareAttack)AttackRegistry.Create("square", threat, new AttackOptions { Queries = budget, SquareHalvingFrom = from });
+        Assert.Equal(from, attack.HalvingFrom);
+        var model = new CountingClassifier(inner, ModelAccess.Scores);
+        using var r = attack.Run(model, x, new AttackTargets(y), AttackContext.Seeded(5));
+        var used = r.Queries!.data<long>().ToArray();
+        Assert.Equal(used.Sum() + x.shape[0], model.QueriesAnswered);
+        Assert.All(used, q => Assert.InRange(q, 1, budget));
+        long n = x.shape[0];
+        for (int k = 1, h = from; h < budget; k++, h *= 2)
+            Assert.True(used.Count(q => q > h) <= (n + (1L << k) - 1) >> k, $"more than half went on past {h} queries");
+        Assert.True(used.Count(q => q > from) > 0, "nobody went on after the first halving");
+        // Without halving every standing sample takes the whole budget, so halving saves queries here.
+        var plain = (SquareAttack)AttackRegistry.Create("square", threat, new AttackOptions { Queries = budget });
+        using var all = plain.Run(new CountingClassifier(inner, ModelAccess.Scores), x, new AttackTargets(y), AttackContext.Seeded(5));
+        Assert.True(used.Sum() < all.Queries!.data<long>().Sum());
+        var delta = (r.Adversarial - x).abs().max().ToDouble();
+        Assert.True(delta <= threat.Epsilon + 1e-7, $"‖δ‖∞ = {delta}");
+    }
+
     [Fact]
     public void Transfer_from_the_model_itself_is_the_white_box_attack_with_one_query_each()
     {

@@ -274,7 +274,7 @@ public class AutoAttackPresetTests
     [InlineData("linf")]
     [InlineData("l2")]
     [InlineData("l1")]
-    public void StandardPresetIsAutoAttackWithoutFabAndWithAFifthOfSquaresQueries(string normName)
+    public void StandardPresetIsAutoAttackWithoutFabAndWithSquareHalving(string normName)
     {
         var threat = new ThreatModel(NormNames.Parse(normName), 0.5, Bounds.Unit);
         var attacks = AttackRegistry.Preset("standard", threat);
@@ -287,10 +287,10 @@ public class AutoAttackPresetTests
         if (!l1)
         {
             var square = (SquareAttack)attacks[2];
-            Assert.Equal((AutoAttackVersions.StandardPresetSquareQueries, 0.8), (square.Queries, square.PInit));
-            Assert.True(square.Queries < AutoAttackVersions.SquareQueries);
-            // --queries still sets the budget.
-            Assert.Equal(5000, ((SquareAttack)AttackRegistry.Preset("standard", threat, new AttackOptions { Queries = 5000 })[2]).Queries);
+            Assert.Equal((5000, 0.8, (int?)AutoAttackVersions.StandardPresetSquareHalvingFrom), (square.Queries, square.PInit, square.HalvingFrom));
+            // --queries still sets the budget, and halving can be turned off.
+            var custom = (SquareAttack)AttackRegistry.Preset("standard", threat, new AttackOptions { Queries = 800, SquareHalvingFrom = 0 })[2];
+            Assert.Equal((800, (int?)null), (custom.Queries, custom.HalvingFrom));
         }
     }
 
