@@ -21,6 +21,11 @@ public sealed class AttackOptionSet
         Description = $"Query budget per sample of the query-based attacks, a hard limit (square {new SquareAttack(ThreatModel.Linf(0.1)).Queries}, " +
             $"hopskipjump {new HopSkipJumpAttack(ThreatModel.Linf(0.1)).Queries}, boundary {new BoundaryAttack(ThreatModel.Linf(0.1)).Queries} by default).",
     };
+    public Option<int?> SquareHalving { get; } = new("--square-halving")
+    {
+        Description = "Square: successive halving of the budget from this many queries on (at 2x, 4x, ... of it only the half of the standing points " +
+            $"with the smallest margin go on); 0 = off. Default off, {AutoAttackVersions.StandardPresetSquareHalvingFrom} in the standard preset.",
+    };
     public Option<bool> EarlyStop { get; } = new("--early-stop") { Description = "Stop moving a sample once it is adversarial (hopskipjump, boundary: once inside ε; saves queries, their minimum norm is then not the best)." };
     public Option<double?> Momentum { get; } = new("--momentum") { Description = "Momentum decay of mi-fgsm (default 1.0)." };
     public Option<double?> Confidence { get; } = new("--confidence") { Description = "C&W confidence κ (default 0)." };
@@ -49,7 +54,7 @@ public sealed class AttackOptionSet
     };
     public Option<int?> Flip { get; } = new("--flip") { Description = "Multi-label models: targeted evaluation towards the true set with k random labels flipped (seeded), the others unchanged." };
 
-    public IEnumerable<Option> All => [Steps, StepSize, RelStepSize, Restarts, Targeted, TargetMode, TargetCount, Loss, Queries, EarlyStop, Momentum, Confidence, Eot, Precision, LabelAttacks, TargetLabels, Flip];
+    public IEnumerable<Option> All => [Steps, StepSize, RelStepSize, Restarts, Targeted, TargetMode, TargetCount, Loss, Queries, SquareHalving, EarlyStop, Momentum, Confidence, Eot, Precision, LabelAttacks, TargetLabels, Flip];
 
     /// <summary>The multi-label settings: label attacks (null = same as the ensemble, "none"), and the target goal text.</summary>
     public (string? LabelAttacks, string? TargetLabels, int? Flip) ReadMultiLabel(ParseResult p)
@@ -80,6 +85,7 @@ public sealed class AttackOptionSet
             TargetCount = p.GetValue(TargetCount),
             Loss = p.GetValue(Loss),
             Queries = p.GetValue(Queries),
+            SquareHalvingFrom = p.GetValue(SquareHalving),
             EarlyStop = p.GetValue(EarlyStop),
             Momentum = p.GetValue(Momentum),
             Confidence = p.GetValue(Confidence),
@@ -90,6 +96,7 @@ public sealed class AttackOptionSet
         if (o.Restarts is <= 0) throw new InputException($"--restarts: must be > 0, got {o.Restarts}");
         if (o.EotSamples is <= 0) throw new InputException($"--eot: must be > 0, got {o.EotSamples}");
         if (o.Queries is <= 0) throw new InputException($"--queries: must be > 0, got {o.Queries}");
+        if (o.SquareHalvingFrom is < 0) throw new InputException($"--square-halving: must be ≥ 0 (0 = off), got {o.SquareHalvingFrom}");
         if (o.StepSize is { } a && (!(a > 0) || double.IsInfinity(a))) throw new InputException($"--step-size: must be a finite number > 0, got {a}");
         if (o.RelativeStepSize is { } r && (!(r > 0) || double.IsInfinity(r))) throw new InputException($"--rel-step-size: must be a finite number > 0, got {r}");
         return o;

@@ -20,7 +20,7 @@ public static class ParameterFlags
         ["Shard"] = "--shard", ["Precision"] = "--precision", ["AttackPrecision"] = "--attack-precision",
         ["Steps"] = "--steps", ["StepSize"] = "--step-size", ["RelativeStepSize"] = "--rel-step-size", ["Restarts"] = "--restarts",
         ["Targeted"] = "--targeted", ["TargetMode"] = "--target-mode", ["TargetCount"] = "--target-count", ["Loss"] = "--loss",
-        ["Queries"] = "--queries", ["EarlyStop"] = "--early-stop", ["Momentum"] = "--momentum", ["Confidence"] = "--confidence", ["L1Sparsity"] = "--l1-sparsity",
+        ["Queries"] = "--queries", ["SquareHalvingFrom"] = "--square-halving", ["HalvingFrom"] = "--square-halving", ["EarlyStop"] = "--early-stop", ["Momentum"] = "--momentum", ["Confidence"] = "--confidence", ["L1Sparsity"] = "--l1-sparsity",
         ["Epochs"] = "--epochs", ["LearningRate"] = "--lr", ["WeightDecay"] = "--weight-decay", ["Schedule"] = "--schedule",
         ["Optimizer"] = "--optimizer", ["EpsRampEpochs"] = "--eps-ramp", ["ValidationSize"] = "--val-size", ["AdvRatio"] = "--adv-ratio",
         ["AlphaFactor"] = "--step-size", ["Beta"] = "--beta", ["Sigma"] = "--sigma", ["Defense"] = "--defense",
