@@ -180,7 +180,7 @@ public sealed class BenchWorkloads(ImageDataset data, BenchBudget budget, int th
     /// Randomized smoothing's inner loop: the base classifier's class counts over <see cref="BenchBudget.SmoothingSamples"/>
     /// noisy copies of one image (batches of <paramref name="noiseBatch"/>, counted on the device), untrained tiny-cnn.
     /// </summary>
-    public BenchMeasurement Smoothing(int noiseBatch = 1000)
+    public BenchMeasurement Smoothing(int noiseBatch = RandomizedSmoothing.DefaultBatchSize)
     {
         random.manual_seed(0);
         using var model = ModelZoo.CreateClassifier("tiny-cnn", CPU);

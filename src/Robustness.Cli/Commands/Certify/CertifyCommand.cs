@@ -58,7 +58,7 @@ public sealed class CertifyCommand(CertifyRunOptions o)
     private static readonly Option<int> CheckSamplesOption = new("--check-samples") { Description = "smoothing: PREDICT's noise samples on the clean and attacked points of the check.", DefaultValueFactory = _ => 10_000 };
     private static readonly Option<string?> OverlayOption = new("--overlay") { Description = "Comma-separated folders of earlier certificates (e.g. other σ) to draw on the same plot." };
     private static readonly Option<long> SeedOption = SharedOptions.Seed();
-    private static readonly Option<int?> BatchOption = new("--batch-size") { Description = "ibp: points per batch (default 256); smoothing: noisy copies per forward pass (default 1000)." };
+    private static readonly Option<int?> BatchOption = new("--batch-size") { Description = "ibp: points per batch (default 256); smoothing: noisy copies per forward pass (default 250)." };
     private static readonly Option<string> DeviceOption = SharedOptions.Device();
     private static readonly Option<int> ThreadsOption = SharedOptions.Threads();
     private static readonly Option<string> OutOption = SharedOptions.Out("Output directory (certificate.json, certificate.md, certificate.html, plots/).");
@@ -118,7 +118,7 @@ public sealed class CertifyCommand(CertifyRunOptions o)
         {
             if (o.Sigma is null) throw new InputException("--sigma: smoothing needs the noise level (e.g. --sigma 0.25)");
             if (o.Epsilon is not null || o.Sweep.Count > 0) throw new InputException("--eps: smoothing certifies a radius per point; it takes --sigma, not --eps");
-            smoothing = new RandomizedSmoothing(o.Sigma.Value) { N0 = o.N0, N = o.NoiseSamples, Alpha = o.Alpha, BatchSize = o.BatchSize ?? 1000 };
+            smoothing = new RandomizedSmoothing(o.Sigma.Value) { N0 = o.N0, N = o.NoiseSamples, Alpha = o.Alpha, BatchSize = o.BatchSize ?? RandomizedSmoothing.DefaultBatchSize };
             smoothing.Validate();
             if (o.CheckPoints < 0) throw new InputException($"--check-points: must be ≥ 0, got {o.CheckPoints}");
             SharedOptions.RequirePositive(o.CheckSamples, "--check-samples");
