@@ -20,6 +20,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "pytorch"))
 from make_fixture import FmnistCnn, TinyCnn  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pytorch_reference import pgd  # noqa: E402  (random start in the eps-ball; steps = 1 is FGSM-RS)
 
 EPS = 0.1
 TRAIN_IMAGES = 60000 - 1000
@@ -41,23 +43,11 @@ def load(folder, split, n=None):
     return x, y
 
 
-def attack(model, x, y, steps, alpha, gen):
-    """PGD with a uniform random start in the eps-ball (steps = 1: FGSM-RS), the model in eval mode, weights frozen."""
-    delta = (torch.rand(x.shape, generator=gen) * 2 - 1) * EPS
-    adv = (x + delta).clamp(0, 1)
-    for _ in range(steps):
-        adv.requires_grad_(True)
-        (g,) = torch.autograd.grad(F.cross_entropy(model(adv), y), [adv])
-        adv = adv.detach() + alpha * g.sign()
-        adv = torch.min(torch.max(adv, x - EPS), x + EPS).clamp(0, 1)
-    return adv.detach()
-
-
 def step(model, opt, x, y, steps, alpha, gen):
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    adv = attack(model, x, y, steps, alpha, gen)
+    adv = pgd(model, x, y, EPS, alpha, steps, gen)
     for p in model.parameters():
         p.requires_grad_(True)
     model.train()
@@ -117,7 +107,7 @@ def main():
         for i in range(0, len(y_test), 500):
             x, y = x_test[i:i + 500], y_test[i:i + 500]
             clean += (model(x).argmax(1) == y).sum().item()
-            correct += (model(attack(model, x, y, 20, EPS / 4, gen)).argmax(1) == y).sum().item()
+            correct += (model(pgd(model, x, y, EPS, EPS / 4, 20, gen)).argmax(1) == y).sum().item()
         print(json.dumps({"recipe": "fgsm-rs-10 (full run)", "model": "tiny-cnn", "batch": b, "epochs": epochs,
                           "training_s": wall, "test_clean_accuracy": clean / len(y_test),
                           "test_pgd20_robust_accuracy": correct / len(y_test), **common}), flush=True)
