@@ -13,6 +13,9 @@ public interface IParameterOptimizer : IDisposable
     string Name { get; }
     /// <summary>One update with learning rate <paramref name="learningRate"/> from the parameters' current gradients.</summary>
     void Step(double learningRate);
+    /// <summary>One update from <paramref name="gradients"/> (by parameter name; parameters left out are not updated)
+    /// instead of the parameters' own gradients: the float32 step of a mixed-precision backward pass.</summary>
+    void Step(double learningRate, IReadOnlyDictionary<string, Tensor> gradients);
     /// <summary>The state to checkpoint (momentum buffers, moments, step count), keyed by stable names.</summary>
     IReadOnlyDictionary<string, Tensor> State();
     /// <summary>Copies a checkpointed state back in place.</summary>
@@ -68,14 +71,19 @@ public sealed class SgdOptimizer : IParameterOptimizer
 
     public string Name => "sgd";
 
-    public void Step(double learningRate)
+    public void Step(double learningRate) => Update(learningRate, i => _parameters[i].Parameter.grad);
+
+    public void Step(double learningRate, IReadOnlyDictionary<string, Tensor> gradients) =>
+        Update(learningRate, i => gradients.GetValueOrDefault(_parameters[i].Name));
+
+    private void Update(double learningRate, Func<int, Tensor?> gradientOf)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         for (int i = 0; i < _parameters.Count; i++)
         {
             var p = _parameters[i].Parameter;
-            var g = p.grad;
+            var g = gradientOf(i);
             if (g is null) continue;
             if (_weightDecay != 0) g = g.add(p, _weightDecay);
             if (_mu > 0)
@@ -124,7 +132,12 @@ public sealed class AdamOptimizer : IParameterOptimizer
 
     public string Name => "adam";
 
-    public void Step(double learningRate)
+    public void Step(double learningRate) => Update(learningRate, i => _parameters[i].Parameter.grad);
+
+    public void Step(double learningRate, IReadOnlyDictionary<string, Tensor> gradients) =>
+        Update(learningRate, i => gradients.GetValueOrDefault(_parameters[i].Name));
+
+    private void Update(double learningRate, Func<int, Tensor?> gradientOf)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
@@ -134,7 +147,7 @@ public sealed class AdamOptimizer : IParameterOptimizer
         for (int i = 0; i < _parameters.Count; i++)
         {
             var p = _parameters[i].Parameter;
-            var g = p.grad;
+            var g = gradientOf(i);
             if (g is null) continue;
             if (_weightDecay != 0) g = g.add(p, _weightDecay);
             _m[i].mul_(_beta1).add_(g, 1 - _beta1);

@@ -25,7 +25,8 @@ public sealed class Trainer
 
     private readonly IGradientClassifier _model;
     private readonly ITrainingObjective _objective;
-    private IReducedPrecisionClassifier? _attackView;
+    private IReducedPrecisionClassifier? _view, _attackView;
+    private IMixedPrecisionStep? _stepView;
     private IObjectiveState? _objectiveState;
     private readonly TrainingOptions _options;
     private readonly List<ITrainingHook> _hooks;
@@ -62,6 +63,9 @@ public sealed class Trainer
         if (options.AttackPrecision != GradientPrecision.Float32 && !objective.ReducedPrecisionValidated)
             throw new ParameterException(nameof(TrainingOptions.AttackPrecision), $"{options.AttackPrecision.Name()} is offered only for the defenses where it " +
                 $"matched float32 robust accuracy within 0.5 points (pgd); with '{objective.Name}' it did not or was not measured (docs/performance.md)");
+        if (options.StepPrecision != GradientPrecision.Float32 && !objective.ReducedPrecisionValidated)
+            throw new ParameterException(nameof(TrainingOptions.StepPrecision), $"{options.StepPrecision.Name()} training steps are offered only for the defenses where " +
+                $"reduced precision was measured (pgd); with '{objective.Name}' it was not (docs/time-to-robust.md)");
     }
 
     private IModelWriter Writer => ModelWriter ?? throw new ParameterException(nameof(ModelWriter),
@@ -134,14 +138,24 @@ public sealed class Trainer
 
         // Parameters must be on their device before the optimizer takes references to them.
         _model.Module.to(device);
-        using var attackView = o.AttackPrecision == GradientPrecision.Float32 ? null
+        if (o.StepPrecision != GradientPrecision.Float32 && o.AttackPrecision != GradientPrecision.Float32 && o.StepPrecision != o.AttackPrecision)
+            throw new ParameterException(nameof(TrainingOptions.StepPrecision), $"{o.StepPrecision.Name()} with a {o.AttackPrecision.Name()} attack: the step and the attack share one reduced-precision copy");
+        if (o.StepPrecision != GradientPrecision.Float32 && _model.Module.named_buffers().Any(b => b.name.EndsWith("running_mean", StringComparison.Ordinal)))
+            throw new ParameterException(nameof(TrainingOptions.StepPrecision), $"{o.StepPrecision.Name()} training steps: '{_model.Spec.Arch}' has running statistics " +
+                "(BatchNorm), which the reduced-precision copy would update in its own precision; train it with float32 steps");
+        var viewPrecision = o.StepPrecision != GradientPrecision.Float32 ? o.StepPrecision : o.AttackPrecision;
+        using var reducedView = viewPrecision == GradientPrecision.Float32 ? null
             : (ReducedPrecisionViews ?? throw new ParameterException(nameof(TrainingOptions.AttackPrecision),
-                $"{o.AttackPrecision.Name()} needs a provider of reduced-precision views ({nameof(ReducedPrecisionViews)})")).Create(_model, o.AttackPrecision);
-        _attackView = attackView;
+                $"{viewPrecision.Name()} needs a provider of reduced-precision views ({nameof(ReducedPrecisionViews)})")).Create(_model, viewPrecision);
+        _view = reducedView;
+        _attackView = o.AttackPrecision == GradientPrecision.Float32 ? null : reducedView;
+        _stepView = o.StepPrecision == GradientPrecision.Float32 ? null
+            : reducedView as IMixedPrecisionStep ?? throw new ParameterException(nameof(TrainingOptions.StepPrecision),
+                $"the {viewPrecision.Name()} view of '{_model.Spec.Arch}' cannot carry a training step");
         using var optimizer = ParameterOptimizers.Create(_model.Module, o);
         using var generator = new Generator((ulong)o.Seed, CPU);
         using var augmentGenerator = new Generator((ulong)o.Seed ^ AugmentationSeedSalt, CPU);
-        using var gradientNorms = new LayerGradientNorms(_model.Module, device);
+        using var gradientNorms = new LayerGradientNorms(_stepView?.GradientModule ?? _model.Module, device);
         (_augmentGenerator, _gradientNorms) = (augmentGenerator, gradientNorms);
         using var objectiveState = _objective.CreateState(device);
         _objectiveState = objectiveState;
@@ -261,7 +275,7 @@ public sealed class Trainer
         finally
         {
             DisposeAll(best);
-            _attackView = null;
+            (_view, _attackView, _stepView) = (null, null, null);
             (_augmentGenerator, _gradientNorms) = (null, null);
             _objectiveState = null;
         }
@@ -296,15 +310,18 @@ public sealed class Trainer
                     using var replayScope = NewDisposeScope();
                     lr = lrSchedule.At(iteration);
                     eps = epsSchedule.At(iteration);
-                    // A bf16 attack view follows the weights of the last optimizer step (a copy, no host sync).
-                    _attackView?.Refresh();
+                    // A bf16 view follows the weights of the last optimizer step (a copy, no host sync).
+                    _view?.Refresh();
                     var context = new TrainingStepContext(eps, generator, epoch, iteration, _attackView) { Replay = replay, State = _objectiveState };
-                    var step = _objective.Compute(_model, inputs, batch.Labels, context);
+                    // With bf16 steps the loss is taken through the view: its graph runs in the bf16 copy.
+                    var step = _objective.Compute(_stepView is null ? _model : _view!, inputs, batch.Labels, context);
                     _model.Module.zero_grad(set_to_none: true);
+                    _stepView?.ZeroGradients();
                     step.Loss.backward();
                     _objective.AfterBackward(context);
                     _gradientNorms?.Accumulate();
-                    optimizer.Step(lr);
+                    if (_stepView is null) optimizer.Step(lr);
+                    else optimizer.Step(lr, _stepView.Float32Gradients());
                     using (no_grad())
                     {
                         lossSum.add_(step.Loss.detach().to(ScalarType.Float64) * batch.Count);
@@ -366,6 +383,7 @@ public sealed class Trainer
             mismatches.Add($"ε warm-up/ramp {a.EpsWarmupEpochs}/{a.EpsRampEpochs} vs {b.EpsWarmupEpochs}/{b.EpsRampEpochs}");
         if (a.ValidationSize != b.ValidationSize) mismatches.Add($"validation size {a.ValidationSize} vs {b.ValidationSize}");
         if (a.AttackPrecision != b.AttackPrecision) mismatches.Add($"attack precision {a.AttackPrecision.Name()} vs {b.AttackPrecision.Name()}");
+        if (a.StepPrecision != b.StepPrecision) mismatches.Add($"step precision {a.StepPrecision.Name()} vs {b.StepPrecision.Name()}");
         if ((a.Augmentation ?? Augmentation.None).ToString() != b.Augmentation.ToString()) mismatches.Add($"augmentation {a.Augmentation ?? Augmentation.None} vs {b.Augmentation}");
         if (m.Objective != _objective.Name) mismatches.Add($"objective {m.Objective} vs {_objective.Name}");
         if (m.TrainCount != trainCount) mismatches.Add($"training images {m.TrainCount} vs {trainCount}");

@@ -60,6 +60,12 @@ public sealed record TrainingOptions
     /// Fashion-MNIST (docs/performance.md): PGD-AT kept its robust accuracy (within 0.05 points), FGSM-RS lost 0.58
     /// points, so `robust train` offers it only for PGD-AT.</summary>
     public GradientPrecision AttackPrecision { get; init; } = GradientPrecision.Float32;
+    /// <summary>Arithmetic of the training step's forward and backward passes. Bf16 is mixed precision by hand (TorchSharp
+    /// 0.107 has no autocast): the loss is taken on the same bf16 copy the attack uses, its weight gradients are
+    /// converted to float32 and the optimizer applies them to the float32 weights, so the weights, the optimizer's
+    /// state, validation and the saved model stay float32. Refused for networks with BatchNorm running statistics
+    /// (they would be updated in bf16) and, like <see cref="AttackPrecision"/>, offered only where it was measured.</summary>
+    public GradientPrecision StepPrecision { get; init; } = GradientPrecision.Float32;
     /// <summary>Drop the last incomplete batch of each epoch.</summary>
     public bool DropLast { get; init; }
     /// <summary>Random crop and/or horizontal flip of every training batch, on the device (<see cref="Defenses.Augmentation"/>);

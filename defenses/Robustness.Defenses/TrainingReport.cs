@@ -59,6 +59,7 @@ public sealed record TrainingReport
             ["training.lr_schedule"] = Options.Schedule.ToString().ToLowerInvariant(),
             ["training.batch_size"] = Options.BatchSize.ToString(inv),
             ["training.attack_precision"] = Options.AttackPrecision.Name(),
+            ["training.step_precision"] = Options.StepPrecision.Name(),
             ["training.augment"] = Options.Augmentation.ToString(),
             ["training.wall_seconds"] = WallSeconds.ToString("F1", inv),
         };

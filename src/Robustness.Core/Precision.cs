@@ -32,6 +32,22 @@ public interface IReducedPrecisionViews
     IReducedPrecisionClassifier Create(IGradientClassifier model, GradientPrecision precision);
 }
 
+/// <summary>
+/// A reduced-precision view that can also carry the training step (mixed precision, the manual equivalent of autocast):
+/// the loss's backward pass through the view leaves the weight gradients on the view's own parameters, and
+/// <see cref="Float32Gradients"/> hands them back in float32 for the optimizer to apply to the float32 weights.
+/// </summary>
+public interface IMixedPrecisionStep
+{
+    /// <summary>The module whose parameters receive the gradients (same parameter names as the float32 model).</summary>
+    TorchSharp.torch.nn.Module GradientModule { get; }
+    /// <summary>Clears the view's parameter gradients before a backward pass.</summary>
+    void ZeroGradients();
+    /// <summary>The view's parameter gradients as float32 tensors in the caller's dispose scope, keyed by parameter
+    /// name; parameters without a gradient are left out.</summary>
+    IReadOnlyDictionary<string, TorchSharp.torch.Tensor> Float32Gradients();
+}
+
 /// <summary>Saves a trained model (best/last files) with provenance metadata; Robustness.Models writes its model files.</summary>
 public interface IModelWriter
 {

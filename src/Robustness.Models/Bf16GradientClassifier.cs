@@ -31,11 +31,12 @@ public sealed class Bf16Views : IReducedPrecisionViews
 /// compared with float32 before it is trusted (docs/performance.md, `robust bench --bf16`).
 /// The copy follows the source's weights only when <see cref="Refresh"/> is called (the trainer does so per batch).
 /// </summary>
-public sealed class Bf16GradientClassifier : IReducedPrecisionClassifier
+public sealed class Bf16GradientClassifier : IReducedPrecisionClassifier, IMixedPrecisionStep
 {
     private readonly TorchClassifier _source;
     private readonly TorchClassifier _copy;
     private readonly List<(Tensor From, Tensor To)> _pairs;
+    private readonly List<(string Name, TorchSharp.Modules.Parameter Parameter)> _parameters;
 
     public Bf16GradientClassifier(TorchClassifier source)
     {
@@ -49,6 +50,7 @@ public sealed class Bf16GradientClassifier : IReducedPrecisionClassifier
         _pairs = _copy.Module.state_dict().Select(kv => from.TryGetValue(kv.Key, out var f)
             ? (f, kv.Value)
             : throw new ArgumentException($"bf16 copy: the source model has no '{kv.Key}'")).ToList();
+        _parameters = _copy.Module.named_parameters().Where(p => p.parameter.requires_grad).ToList();
         ParametersConstructed = ConstructedParameters(source);
         _copy.Module.train(source.Module.training);
         Refresh();
@@ -83,6 +85,19 @@ public sealed class Bf16GradientClassifier : IReducedPrecisionClassifier
         using var _ = no_grad();
         foreach (var (from, to) in _pairs) to.copy_(from);
         _copy.Module.train(_source.Module.training);
+    }
+
+    /// <summary>The bf16 copy: a training step's backward pass through <see cref="Logits"/> leaves its gradients here.</summary>
+    public nn.Module GradientModule => _copy.Module;
+
+    public void ZeroGradients() => _copy.Module.zero_grad(set_to_none: true);
+
+    public IReadOnlyDictionary<string, Tensor> Float32Gradients()
+    {
+        var grads = new Dictionary<string, Tensor>(_parameters.Count);
+        foreach (var (name, p) in _parameters)
+            if (p.grad is { } g) grads[name] = g.to(ScalarType.Float32);
+        return grads;
     }
 
     public void Dispose() => _copy.Dispose();

@@ -51,6 +51,27 @@ public sealed class PrecisionTests : IDisposable
     }
 
     [Fact]
+    public void TrainWithBf16StepsRecordsItAndKeepsFloat32Weights()
+    {
+        var data = _temp.Sub("data");
+        Make.FashionSubset(data, "train", 0, 96);
+        var outDir = _temp.Sub("train");
+        var r = Cli.Run("train", "--data", data, "--defense", "pgd", "--steps", "2", "--eps", "0.1", "--epochs", "1", "--batch-size", "32",
+            "--val-size", "32", "--attack-precision", "bf16", "--train-precision", "bf16", "--threads", "1", "--out", outDir);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        using var state = SafeTensors.Read(Path.Combine(outDir, "last.safetensors"));
+        Assert.Equal("bf16", state.Metadata["training.step_precision"]);
+        Assert.All(state.Tensors.Values, t => Assert.Equal(TorchSharp.torch.ScalarType.Float32, t.dtype));
+
+        var bad = _temp.Sub("bad-step");
+        Expect.BadInput(Cli.Run("train", "--data", data, "--epochs", "1", "--defense", "trades", "--train-precision", "bf16", "--out", bad),
+            "--train-precision bf16", "--defense pgd", "trades");
+        Expect.BadInput(Cli.Run("train", "--data", data, "--arch", "resnet-small", "--epochs", "1", "--defense", "pgd", "--train-precision", "bf16",
+            "--threads", "1", "--out", bad), "--train-precision", "BatchNorm");
+        Expect.NoPartialOutput(bad);
+    }
+
+    [Fact]
     public void UnknownPrecisionIsBadInput()
     {
         var outDir = _temp.Sub("bad");

@@ -99,6 +99,12 @@ public sealed class TrainCommand(TrainRunOptions o)
             "every batch; the training step, validation and the saved model stay float32; about 2x faster PGD-7 epochs at the same robust accuracy, docs/performance.md).",
         DefaultValueFactory = _ => "float32",
     };
+    private static readonly Option<string> TrainPrecisionOption = new("--train-precision")
+    {
+        Description = "Arithmetic of the training step's forward and backward passes: float32, or bf16 with --defense pgd (mixed precision: the " +
+            "loss runs through the same bf16 copy as the attack, its gradients are applied in float32 to float32 weights; not for BatchNorm networks; docs/time-to-robust.md).",
+        DefaultValueFactory = _ => "float32",
+    };
     private static readonly Option<int?> ReplaysOption = new("--replays") { Description = $"free: replays m of each minibatch (default {FreeAdversarialObjective.DefaultReplays}); the run takes m optimizer steps per minibatch, so use about epochs/m epochs." };
     private static readonly Option<double?> TargetRobustOption = new("--target-robust")
     {
@@ -145,7 +151,7 @@ public sealed class TrainCommand(TrainRunOptions o)
         {
             ArchOption, DataOption, DataDirOption, TrainSizeOption, EpochsOption, OptimizerOption, LrOption, MomentumOption, WeightDecayOption,
             ScheduleOption, DefenseOption, NormOption, EpsOption, StepsOption, StepSizeOption, AdvRatioOption, BetaOption, SigmaOption, KappaEndOption,
-            AttackModeOption, AttackPrecisionOption, ReplaysOption, TargetRobustOption, EpsRampOption, EpsWarmupOption, ValSizeOption, MlpHiddenOption, ActivationOption,
+            AttackModeOption, AttackPrecisionOption, TrainPrecisionOption, ReplaysOption, TargetRobustOption, EpsRampOption, EpsWarmupOption, ValSizeOption, MlpHiddenOption, ActivationOption,
             DropoutOption, InitOption, RnnHiddenOption, RnnLayersOption, AugmentOption, CropPaddingOption,
             MultiLabelOption, OneVsRestOption, TuneThresholdOption, AllowEmptyOption, SeedOption, BatchOption, DeviceOption,
             ThreadsOption, ResumeOption, FromOption, OutOption, ModelOption,
@@ -190,6 +196,7 @@ public sealed class TrainCommand(TrainRunOptions o)
                 EpsWarmupEpochs = p.GetValue(EpsWarmupOption) ?? (certified ? IbpWarmupFraction * epochs : 0),
                 TargetRobustAccuracy = p.GetValue(TargetRobustOption),
                 AttackPrecision = GradientPrecisions.Parse(p.GetValue(AttackPrecisionOption)!, "--attack-precision"),
+                StepPrecision = GradientPrecisions.Parse(p.GetValue(TrainPrecisionOption)!, "--train-precision"),
                 Seed = p.GetValue(SeedOption),
                 Device = p.GetValue(DeviceOption)!,
                 ValidationSize = p.GetValue(ValSizeOption),
@@ -271,6 +278,9 @@ public sealed class TrainCommand(TrainRunOptions o)
             throw new InputException($"--attack-precision {o.Training.AttackPrecision.Name()}: offered only with --defense {string.Join(", ", offered)}, where it matched " +
                 $"float32 robust accuracy within 0.5 points; with '{o.Defense}' it did not or was not measured (docs/performance.md)");
         }
+        if (o.Training.StepPrecision != GradientPrecision.Float32 && !objective.ReducedPrecisionValidated)
+            throw new InputException($"--train-precision {o.Training.StepPrecision.Name()}: offered only with --defense pgd, where reduced precision was measured; " +
+                $"with '{o.Defense}' it was not (docs/time-to-robust.md)");
         if (o.Model is null && o.Contract.IsGiven)
             throw new InputException("--input-shape, --bounds, --mean, --std, --labels: describe a model given with --model (a fresh zoo model takes the data's shape)");
         if (o.MultiLabel && o.OneVsRest) throw new InputException("--one-vs-rest: single-label models only; a --multi-label model always has one sigmoid per label");
