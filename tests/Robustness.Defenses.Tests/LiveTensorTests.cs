@@ -26,4 +26,22 @@ public class LiveTensorTests
         var third = counts.At.Where(kv => kv.Key.Epoch == 3).Select(kv => kv.Value).ToList();
         Assert.Equal(third.Min(), third.Max());
     }
+
+    [Fact]
+    public void LiveTensorCountStaysFlatOverBf16Steps()
+    {
+        random.manual_seed(5);
+        using var model = ModelZoo.CreateClassifier("tiny-cnn", CPU, ModelZoo.DefaultSpec("tiny-cnn"));
+        var counts = new LiveTensorRecorder();
+        var options = new TrainingOptions
+        {
+            Epochs = 3, BatchSize = 25, LearningRate = 0.05, ValidationSize = 50, Seed = 1, Threads = 2, LogEvery = 3,
+            AttackPrecision = GradientPrecision.Bf16, StepPrecision = GradientPrecision.Bf16,
+        };
+        new Trainer(model, new PgdAdversarialObjective(0.1) { Steps = 2 }, options, [counts]) { ReducedPrecisionViews = Bf16Views.Instance }
+            .Fit(Fixtures.TrainSubset(250));
+        Assert.Equal(counts.At[(2, 5)], counts.At[(3, 5)]);
+        var third = counts.At.Where(kv => kv.Key.Epoch == 3).Select(kv => kv.Value).ToList();
+        Assert.Equal(third.Min(), third.Max());
+    }
 }
