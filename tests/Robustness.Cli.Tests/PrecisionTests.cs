@@ -66,7 +66,7 @@ public sealed class PrecisionTests : IDisposable
         var bad = _temp.Sub("bad-step");
         Expect.BadInput(Cli.Run("train", "--data", data, "--epochs", "1", "--defense", "trades", "--train-precision", "bf16", "--out", bad),
             "--train-precision bf16", "--defense pgd", "trades");
-        Expect.BadInput(Cli.Run("train", "--data", data, "--arch", "resnet-small", "--epochs", "1", "--defense", "pgd", "--train-precision", "bf16",
+        Expect.BadInput(Cli.Run("train", "--data", data, "--arch", "resnet-small", "--epochs", "1", "--val-size", "32", "--defense", "pgd", "--train-precision", "bf16",
             "--threads", "1", "--out", bad), "--train-precision", "BatchNorm");
         Expect.NoPartialOutput(bad);
     }
