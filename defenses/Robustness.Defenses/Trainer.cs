@@ -219,6 +219,11 @@ public sealed class Trainer
                 foreach (var h in _hooks) h.OnEpochStart(state);
                 var sw = Stopwatch.StartNew();
                 var train = RunEpoch(trainSet, epoch, ref iteration, itersPerEpoch, device, optimizer, generator, lrSchedule, epsSchedule, state);
+                if (o.BatchNormRecomputeImages > 0)
+                {
+                    using var statisticsImages = trainSet.Take(o.BatchNormRecomputeImages);
+                    BatchNormStatistics.Recompute(_model, statisticsImages, Math.Max(2, o.BatchSize), device);
+                }
                 var val = valSet is null ? null : validator.Validate(_model, valSet, epoch);
                 var epochEvents = new List<TrainingEvent>();
                 var metrics = train with
@@ -383,6 +388,7 @@ public sealed class Trainer
             mismatches.Add($"ε warm-up/ramp {a.EpsWarmupEpochs}/{a.EpsRampEpochs} vs {b.EpsWarmupEpochs}/{b.EpsRampEpochs}");
         if (a.ValidationSize != b.ValidationSize) mismatches.Add($"validation size {a.ValidationSize} vs {b.ValidationSize}");
         if (a.AttackPrecision != b.AttackPrecision) mismatches.Add($"attack precision {a.AttackPrecision.Name()} vs {b.AttackPrecision.Name()}");
+        if (a.BatchNormRecomputeImages != b.BatchNormRecomputeImages) mismatches.Add($"BatchNorm re-estimation {a.BatchNormRecomputeImages} vs {b.BatchNormRecomputeImages} images");
         if (a.StepPrecision != b.StepPrecision) mismatches.Add($"step precision {a.StepPrecision.Name()} vs {b.StepPrecision.Name()}");
         if ((a.Augmentation ?? Augmentation.None).ToString() != b.Augmentation.ToString()) mismatches.Add($"augmentation {a.Augmentation ?? Augmentation.None} vs {b.Augmentation}");
         if (m.Objective != _objective.Name) mismatches.Add($"objective {m.Objective} vs {_objective.Name}");

@@ -66,6 +66,10 @@ public sealed record TrainingOptions
     /// state, validation and the saved model stay float32. Refused for networks with BatchNorm running statistics
     /// (they would be updated in bf16) and, like <see cref="AttackPrecision"/>, offered only where it was measured.</summary>
     public GradientPrecision StepPrecision { get; init; } = GradientPrecision.Float32;
+    /// <summary>After every epoch, before validation, re-estimate the BatchNorm running statistics as a cumulative average
+    /// over the first this many training images, unaugmented (<see cref="BatchNormStatistics"/>); 0 = keep the training
+    /// run's moving averages. For short runs, whose moving averages lag behind the weights.</summary>
+    public int BatchNormRecomputeImages { get; init; }
     /// <summary>Drop the last incomplete batch of each epoch.</summary>
     public bool DropLast { get; init; }
     /// <summary>Random crop and/or horizontal flip of every training batch, on the device (<see cref="Defenses.Augmentation"/>);
@@ -78,6 +82,7 @@ public sealed record TrainingOptions
         if (Epochs < 1) throw new ParameterException("Epochs", $"must be ≥ 1, got {Epochs}");
         if (BatchSize < 1) throw new ParameterException("BatchSize", $"must be ≥ 1, got {BatchSize}");
         if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) throw new ParameterException("LearningRate", $"must be a finite number > 0, got {Inv(LearningRate)}");
+        if (BatchNormRecomputeImages < 0) throw new ParameterException("BatchNormRecomputeImages", $"must be ≥ 0, got {BatchNormRecomputeImages}");
         if (!(Momentum >= 0 && Momentum < 1)) throw new ParameterException("Momentum", $"must be in [0, 1), got {Inv(Momentum)}");
         if (!(WeightDecay >= 0) || double.IsInfinity(WeightDecay)) throw new ParameterException("WeightDecay", $"must be a finite number ≥ 0, got {Inv(WeightDecay)}");
         if (Nesterov && Momentum == 0) throw new ParameterException("Nesterov", "needs momentum > 0");

@@ -60,6 +60,7 @@ public sealed record TrainingReport
             ["training.batch_size"] = Options.BatchSize.ToString(inv),
             ["training.attack_precision"] = Options.AttackPrecision.Name(),
             ["training.step_precision"] = Options.StepPrecision.Name(),
+            ["training.bn_recompute_images"] = Options.BatchNormRecomputeImages.ToString(inv),
             ["training.augment"] = Options.Augmentation.ToString(),
             ["training.wall_seconds"] = WallSeconds.ToString("F1", inv),
         };

@@ -65,6 +65,7 @@ public sealed class LectureTrainTests : IDisposable
     [InlineData("--init", "ones", "ones")]
     [InlineData("--dropout", "1.5", "--dropout")]
     [InlineData("--rnn-layers", "3", "--rnn-layers")]
+    [InlineData("--bn-recompute", "-1", "--bn-recompute")]
     public void Bad_lecture_options_exit_2_naming_the_flag(string flag, string value, string fragment)
     {
         var outDir = _temp.Sub("out-" + Guid.NewGuid().ToString("N"));
@@ -94,5 +95,20 @@ public sealed class LectureTrainTests : IDisposable
         Assert.Equal("preact-resnet18", file.Metadata["arch"]);
         Assert.Equal("3,32,32", file.Metadata["input_shape"]);
         Assert.Equal("crop(pad 4)+flip", file.Metadata["training.augment"]);
+    }
+
+    [Fact]
+    public void Bn_recompute_leaves_eval_mode_statistics_of_the_final_weights_and_is_recorded()
+    {
+        var outDir = _temp.Sub("resnet-bn");
+        var r = Cli.Run("train", "--arch", "resnet-small", "--data", Data(), "--epochs", "1", "--batch-size", "16", "--val-size", "8",
+            "--bn-recompute", "16", "--threads", "1", "--seed", "1", "--out", outDir);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        using var file = SafeTensors.Read(Path.Combine(outDir, "last.safetensors"));
+        Assert.Equal("16", file.Metadata["training.bn_recompute_images"]);
+        // The 40 training images made 3 steps (16 + 16 + 8), each counted by every BatchNorm layer; the re-estimation
+        // resets the statistics and reads 16 images, one batch: the saved counters say 1, not 3.
+        Assert.All(file.Tensors.Where(kv => kv.Key.EndsWith("num_batches_tracked", StringComparison.Ordinal)),
+            kv => Assert.Equal(1L, kv.Value.item<long>()));
     }
 }

@@ -105,6 +105,12 @@ public sealed class TrainCommand(TrainRunOptions o)
             "loss runs through the same bf16 copy as the attack, its gradients are applied in float32 to float32 weights; not for BatchNorm networks; docs/time-to-robust.md).",
         DefaultValueFactory = _ => "float32",
     };
+    private static readonly Option<int> BnRecomputeOption = new("--bn-recompute")
+    {
+        Description = "After every epoch, re-estimate BatchNorm running statistics as an average over the first N training images (0 = off); " +
+            "for short runs, whose moving averages lag behind the weights (docs/results.md).",
+        DefaultValueFactory = _ => 0,
+    };
     private static readonly Option<int?> ReplaysOption = new("--replays") { Description = $"free: replays m of each minibatch (default {FreeAdversarialObjective.DefaultReplays}); the run takes m optimizer steps per minibatch, so use about epochs/m epochs." };
     private static readonly Option<double?> TargetRobustOption = new("--target-robust")
     {
@@ -151,7 +157,7 @@ public sealed class TrainCommand(TrainRunOptions o)
         {
             ArchOption, DataOption, DataDirOption, TrainSizeOption, EpochsOption, OptimizerOption, LrOption, MomentumOption, WeightDecayOption,
             ScheduleOption, DefenseOption, NormOption, EpsOption, StepsOption, StepSizeOption, AdvRatioOption, BetaOption, SigmaOption, KappaEndOption,
-            AttackModeOption, AttackPrecisionOption, TrainPrecisionOption, ReplaysOption, TargetRobustOption, EpsRampOption, EpsWarmupOption, ValSizeOption, MlpHiddenOption, ActivationOption,
+            AttackModeOption, AttackPrecisionOption, TrainPrecisionOption, BnRecomputeOption, ReplaysOption, TargetRobustOption, EpsRampOption, EpsWarmupOption, ValSizeOption, MlpHiddenOption, ActivationOption,
             DropoutOption, InitOption, RnnHiddenOption, RnnLayersOption, AugmentOption, CropPaddingOption,
             MultiLabelOption, OneVsRestOption, TuneThresholdOption, AllowEmptyOption, SeedOption, BatchOption, DeviceOption,
             ThreadsOption, ResumeOption, FromOption, OutOption, ModelOption,
@@ -197,6 +203,7 @@ public sealed class TrainCommand(TrainRunOptions o)
                 TargetRobustAccuracy = p.GetValue(TargetRobustOption),
                 AttackPrecision = GradientPrecisions.Parse(p.GetValue(AttackPrecisionOption)!, "--attack-precision"),
                 StepPrecision = GradientPrecisions.Parse(p.GetValue(TrainPrecisionOption)!, "--train-precision"),
+                BatchNormRecomputeImages = p.GetValue(BnRecomputeOption),
                 Seed = p.GetValue(SeedOption),
                 Device = p.GetValue(DeviceOption)!,
                 ValidationSize = p.GetValue(ValSizeOption),
