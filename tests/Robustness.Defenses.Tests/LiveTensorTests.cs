@@ -11,6 +11,11 @@ namespace Robustness.Defenses.Tests;
 [CollectionDefinition("tensor counts", DisableParallelization = true)]
 public sealed class TensorCountCollection;
 
+/// <summary>Tests whose outcome depends on the global torch generator's sequence (a network initialised after
+/// <c>manual_seed</c>): run alone, so that other test classes drawing from it meanwhile cannot change their weights.</summary>
+[CollectionDefinition("global rng", DisableParallelization = true)]
+public sealed class GlobalRngCollection;
+
 [Collection("tensor counts")]
 public class LiveTensorTests
 {

@@ -8,6 +8,7 @@ namespace Robustness.Defenses.Tests;
 
 /// <summary>Multi-label training: BCE with logits, PGD-AT with a BCE inner attack, TRADES with the per-label KL,
 /// validation in subset and Hamming accuracy, threshold tuning; one-vs-rest for single labels.</summary>
+[Collection("global rng")]
 public class MultiLabelTrainingTests
 {
     private static readonly Lazy<ImageDataset> Mosaics = new(() => Fixtures.Shared(DatasetCatalog.Load(FashionMnistMulti.Name, "test")));
@@ -37,7 +38,7 @@ public class MultiLabelTrainingTests
     {
         using var standard = Mlp(1);
         using var train = Train;
-        new Trainer(standard, new StandardObjective(), Options()).Fit(train);
+        new Trainer(standard, new StandardObjective(), Options(8)).Fit(train);
         var s = Measure(standard);
         // Far above the label prior (predicting every label absent gives Hamming 0.77, subset 0).
         Assert.True(s.HammingAccuracy > 0.82, $"standard Hamming {s.HammingAccuracy}");
@@ -46,7 +47,7 @@ public class MultiLabelTrainingTests
         Assert.True(s.RobustHammingAccuracy <= s.HammingAccuracy && s.RobustAccuracy <= s.CleanAccuracy);
 
         using var robust = Mlp(1);
-        new Trainer(robust, TrainingObjectives.Create("pgd", new DefenseSettings { Epsilon = 0.05, Steps = 5 }), Options()).Fit(train);
+        new Trainer(robust, TrainingObjectives.Create("pgd", new DefenseSettings { Epsilon = 0.05, Steps = 5 }), Options(8)).Fit(train);
         var r = Measure(robust);
         Assert.True(r.RobustHammingAccuracy > s.RobustHammingAccuracy + 0.02, $"PGD-AT robust Hamming {r.RobustHammingAccuracy} vs standard {s.RobustHammingAccuracy}");
     }
