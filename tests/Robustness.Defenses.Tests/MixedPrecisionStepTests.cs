@@ -8,7 +8,6 @@ namespace Robustness.Defenses.Tests;
 /// <summary>bf16 training steps (<see cref="TrainingOptions.StepPrecision"/>): the update they apply to the float32
 /// weights is the float32 update up to bf16 rounding, the weights stay float32, and the trainer refuses them where
 /// they would be wrong (BatchNorm statistics) or were not measured.</summary>
-[Collection("global rng")]
 public class MixedPrecisionStepTests
 {
     private static Dictionary<string, Tensor> Weights(TorchClassifier model) =>

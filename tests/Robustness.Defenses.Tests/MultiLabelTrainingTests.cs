@@ -8,7 +8,6 @@ namespace Robustness.Defenses.Tests;
 
 /// <summary>Multi-label training: BCE with logits, PGD-AT with a BCE inner attack, TRADES with the per-label KL,
 /// validation in subset and Hamming accuracy, threshold tuning; one-vs-rest for single labels.</summary>
-[Collection("global rng")]
 public class MultiLabelTrainingTests
 {
     private static readonly Lazy<ImageDataset> Mosaics = new(() => Fixtures.Shared(DatasetCatalog.Load(FashionMnistMulti.Name, "test")));
