@@ -15,8 +15,7 @@ namespace Robustness.Defenses;
 public static class BatchNormStatistics
 {
     /// <summary>The model's BatchNorm layers (1-D, 2-D and 3-D).</summary>
-    public static IReadOnlyList<nn.Module> Layers(nn.Module module) =>
-        module.modules().Where(m => m is BatchNorm1d or BatchNorm2d or BatchNorm3d).ToList();
+    public static IReadOnlyList<BatchNorm> Layers(nn.Module module) => module.modules().OfType<BatchNorm>().ToList();
 
     /// <summary>
     /// Resets each BatchNorm layer's statistics and recomputes them from <paramref name="data"/>'s images in batches of
@@ -29,51 +28,29 @@ public static class BatchNormStatistics
         if (batchSize < 2) throw new ParameterException("BatchSize", $"BatchNorm statistics need batches of at least 2 images, got {batchSize}");
         var layers = Layers(model.Module);
         if (layers.Count == 0) return 0;
-        var momenta = layers.Select(Momentum).ToArray();
+        var momenta = layers.Select(l => l.momentum).ToArray();
         using var mode = model.TrainMode();
         using var _ = no_grad();
-        foreach (var layer in layers) Reset(layer);
-        int k = 0;
-        foreach (var batch in data.Batches(batchSize, device))
+        foreach (var layer in layers) layer.reset_running_stats();
+        try
         {
-            using (batch)
-            using (NewDisposeScope())
+            int k = 0;
+            foreach (var batch in data.Batches(batchSize, device))
             {
-                if (batch.Count < 2) continue; // a single image has no batch variance
-                k++;
-                foreach (var layer in layers) SetMomentum(layer, 1.0 / k);
-                model.Logits(Layout.ChannelsLastView(batch.Inputs));
+                using (batch)
+                using (NewDisposeScope())
+                {
+                    if (batch.Count < 2) continue; // a single image has no batch variance
+                    k++;
+                    foreach (var layer in layers) layer.momentum = 1.0 / k;
+                    model.Logits(Layout.ChannelsLastView(batch.Inputs));
+                }
             }
         }
-        for (int i = 0; i < layers.Count; i++) SetMomentum(layers[i], momenta[i]);
+        finally
+        {
+            for (int i = 0; i < layers.Count; i++) layers[i].momentum = momenta[i];
+        }
         return layers.Count;
-    }
-
-    private static double? Momentum(nn.Module m) => m switch
-    {
-        BatchNorm1d b => b.momentum,
-        BatchNorm2d b => b.momentum,
-        BatchNorm3d b => b.momentum,
-        _ => throw new ArgumentException(m.GetType().Name),
-    };
-
-    private static void SetMomentum(nn.Module m, double? value)
-    {
-        switch (m)
-        {
-            case BatchNorm1d b: b.momentum = value; break;
-            case BatchNorm2d b: b.momentum = value; break;
-            case BatchNorm3d b: b.momentum = value; break;
-        }
-    }
-
-    private static void Reset(nn.Module m)
-    {
-        switch (m)
-        {
-            case BatchNorm1d b: b.reset_running_stats(); break;
-            case BatchNorm2d b: b.reset_running_stats(); break;
-            case BatchNorm3d b: b.reset_running_stats(); break;
-        }
     }
 }

@@ -138,8 +138,6 @@ public sealed class Trainer
 
         // Parameters must be on their device before the optimizer takes references to them.
         _model.Module.to(device);
-        if (o.StepPrecision != GradientPrecision.Float32 && o.AttackPrecision != GradientPrecision.Float32 && o.StepPrecision != o.AttackPrecision)
-            throw new ParameterException(nameof(TrainingOptions.StepPrecision), $"{o.StepPrecision.Name()} with a {o.AttackPrecision.Name()} attack: the step and the attack share one reduced-precision copy");
         if (o.StepPrecision != GradientPrecision.Float32 && _model.Module.named_buffers().Any(b => b.name.EndsWith("running_mean", StringComparison.Ordinal)))
             throw new ParameterException(nameof(TrainingOptions.StepPrecision), $"{o.StepPrecision.Name()} training steps: '{_model.Spec.Arch}' has running statistics " +
                 "(BatchNorm), which the reduced-precision copy would update in its own precision; train it with float32 steps");

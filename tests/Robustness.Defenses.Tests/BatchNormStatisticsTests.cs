@@ -28,12 +28,12 @@ public class BatchNormStatisticsTests
         }
         var trainMode = Logits(train: true);
         // Train-mode passes move the moving averages; put fresh statistics back for the "before" reading.
-        foreach (var layer in BatchNormStatistics.Layers(model.Module)) ((TorchSharp.Modules.BatchNorm2d)layer).reset_running_stats();
+        foreach (var layer in BatchNormStatistics.Layers(model.Module)) layer.reset_running_stats();
         var before = Logits(train: false);
         model.Module.eval();
         Assert.Equal(13, BatchNormStatistics.Recompute(model, data, batchSize: 128, CPU));
         Assert.False(model.Module.training, "the model's mode must be restored");
-        Assert.All(BatchNormStatistics.Layers(model.Module), l => Assert.Equal(0.1, ((TorchSharp.Modules.BatchNorm2d)l).momentum!.Value, 12));
+        Assert.All(BatchNormStatistics.Layers(model.Module), l => Assert.Equal(0.1, l.momentum!.Value, 12));
         var after = Logits(train: false);
         Assert.True(MaxRelative(before, trainMode) > 0.05, $"fresh statistics should not match the batch's ({MaxRelative(before, trainMode)})");
         // Running variance is the unbiased one (factor n/(n−1) with n ≥ 128·7·7 values per channel): agreement to ~1e-4.
