@@ -32,6 +32,7 @@ public sealed class Trainer
     private readonly List<ITrainingHook> _hooks;
     private Generator? _augmentGenerator;
     private LayerGradientNorms? _gradientNorms;
+    private WeightAverage? _average;
 
     /// <summary>Mixed into the seed of the augmentation generator, so its stream differs from the attack generator's.</summary>
     private const ulong AugmentationSeedSalt = 0x9E3779B97F4A7C15;
@@ -157,6 +158,8 @@ public sealed class Trainer
         (_augmentGenerator, _gradientNorms) = (augmentGenerator, gradientNorms);
         using var objectiveState = _objective.CreateState(device);
         _objectiveState = objectiveState;
+        using var average = o.WeightAverageDecay is { } decay ? new WeightAverage(_model.Module, decay) : null;
+        _average = average;
         random.manual_seed(o.Seed);
 
         var tracker = new BestEpochTracker();
@@ -188,6 +191,7 @@ public sealed class Trainer
                     else if (!o.Augmentation.IsNone) throw new InputException("resume: the checkpoint has no augmentation generator state (made before augmentation existed)");
                     random.set_rng_state(tensors["rng.torch"]);
                     objectiveState?.Load(Prefixed(tensors, "objective."));
+                    average?.Load(Prefixed(tensors, "ema."));
                     if (tensors.Keys.Any(k => k.StartsWith("best.", StringComparison.Ordinal)))
                         best = Prefixed(tensors, "best.").ToDictionary(kv => kv.Key, kv => kv.Value.clone().DetachFromDisposeScope());
                 }
@@ -201,6 +205,8 @@ public sealed class Trainer
                 elapsedBefore = manifest.ElapsedSeconds;
                 stopReason = manifest.StopReason;
                 finished = manifest.Finished;
+                // A finished run hands back what its files hold: the average (unless a collapse restored the best epoch).
+                if (finished && !(stopReason?.StartsWith("catastrophic overfitting", StringComparison.Ordinal) ?? false)) average?.SwapIn();
                 if (!finished) Emit(events, new TrainingEvent(manifest.EpochsCompleted, TrainingEvent.Resumed, $"resuming after epoch {manifest.EpochsCompleted} of {o.Epochs}"));
                 AtomicFile.WriteAllText(Path.Combine(outputDir, MetricsFile), string.Concat(history.Select(m => MetricsLine(m) + "\n")));
             }
@@ -217,6 +223,8 @@ public sealed class Trainer
                 foreach (var h in _hooks) h.OnEpochStart(state);
                 var sw = Stopwatch.StartNew();
                 var train = RunEpoch(trainSet, epoch, ref iteration, itersPerEpoch, device, optimizer, generator, lrSchedule, epsSchedule, state);
+                // Validation, the model files and the best snapshot see the averaged weights; the checkpoint keeps the live ones.
+                average?.SwapIn();
                 if (o.BatchNormRecomputeImages > 0)
                 {
                     using var statisticsImages = trainSet.Take(o.BatchNormRecomputeImages);
@@ -243,9 +251,11 @@ public sealed class Trainer
                     if (outputDir is not null) Writer.Save(_model, Path.Combine(outputDir, ModelFileName("best")), provenance);
                 }
                 if (outputDir is not null) Writer.Save(_model, Path.Combine(outputDir, ModelFileName("last")), provenance);
+                bool restoredBest = false;
                 if (detect && detector.Observe(metrics) is { } collapse)
                 {
                     RestoreWeights(_model.Module, best!);
+                    restoredBest = true;
                     stopReason = $"catastrophic overfitting: {collapse}";
                     epochEvents.Add(new TrainingEvent(epoch, TrainingEvent.CatastrophicOverfitting,
                         $"{collapse}; stopped and restored the weights of epoch {tracker.BestEpoch}"));
@@ -266,6 +276,9 @@ public sealed class Trainer
                 metrics = metrics with { Events = epochEvents.Select(e => $"{e.Kind}: {e.Message}").ToList() };
                 history.Add(metrics);
                 finished = stopReason is not null || epoch == o.Epochs;
+                // A collapse restored the best weights above: they stay; otherwise the run goes on from (or, finished,
+                // hands back) the live weights, and a finished run then ends with the average, as its files do.
+                if (average is not null && !restoredBest) average.SwapBack();
                 if (outputDir is not null)
                 {
                     File.AppendAllText(Path.Combine(outputDir, MetricsFile), MetricsLine(metrics) + "\n");
@@ -273,6 +286,7 @@ public sealed class Trainer
                         elapsedBefore + wall.Elapsed.TotalSeconds, source, trainSet, valSet);
                     TrainingCurves.WritePng(history, Path.Combine(outputDir, CurvesFile));
                 }
+                if (finished && average is not null && !restoredBest) average.SwapIn();
             }
         }
         finally
@@ -281,6 +295,7 @@ public sealed class Trainer
             (_view, _attackView, _stepView) = (null, null, null);
             (_augmentGenerator, _gradientNorms) = (null, null);
             _objectiveState = null;
+            _average = null;
         }
         return Report(source, trainSet, valSet, history, events, tracker, stopReason, elapsedBefore + wall.Elapsed.TotalSeconds, outputDir, history.Count)
             with { TargetReachedEpoch = targetReached?.Epoch, TargetReachedSeconds = targetReached?.Seconds };
@@ -325,6 +340,7 @@ public sealed class Trainer
                     _gradientNorms?.Accumulate();
                     if (_stepView is null) optimizer.Step(lr);
                     else optimizer.Step(lr, _stepView.Float32Gradients());
+                    _average?.Update(iteration);
                     using (no_grad())
                     {
                         lossSum.add_(step.Loss.detach().to(ScalarType.Float64) * batch.Count);
@@ -387,6 +403,7 @@ public sealed class Trainer
         if (a.ValidationSize != b.ValidationSize) mismatches.Add($"validation size {a.ValidationSize} vs {b.ValidationSize}");
         if (a.AttackPrecision != b.AttackPrecision) mismatches.Add($"attack precision {a.AttackPrecision.Name()} vs {b.AttackPrecision.Name()}");
         if (a.BatchNormRecomputeImages != b.BatchNormRecomputeImages) mismatches.Add($"BatchNorm re-estimation {a.BatchNormRecomputeImages} vs {b.BatchNormRecomputeImages} images");
+        if (a.WeightAverageDecay != b.WeightAverageDecay) mismatches.Add($"weight average {a.WeightAverageDecay?.ToString() ?? "none"} vs {b.WeightAverageDecay?.ToString() ?? "none"}");
         if (a.StepPrecision != b.StepPrecision) mismatches.Add($"step precision {a.StepPrecision.Name()} vs {b.StepPrecision.Name()}");
         if ((a.Augmentation ?? Augmentation.None).ToString() != b.Augmentation.ToString()) mismatches.Add($"augmentation {a.Augmentation ?? Augmentation.None} vs {b.Augmentation}");
         if (m.Objective != _objective.Name) mismatches.Add($"objective {m.Objective} vs {_objective.Name}");
@@ -409,6 +426,7 @@ public sealed class Trainer
         tensors.Add(KeyValuePair.Create("rng.torch", random.get_rng_state()));
         if (_objectiveState is { } objectiveState)
             tensors.AddRange(objectiveState.Save().Select(kv => KeyValuePair.Create("objective." + kv.Key, kv.Value)));
+        if (_average is { } average) tensors.AddRange(average.State().Select(kv => KeyValuePair.Create("ema." + kv.Key, kv.Value)));
         var manifest = new CheckpointManifest
         {
             EpochsCompleted = epoch,

@@ -70,6 +70,10 @@ public sealed record TrainingOptions
     /// over the first this many training images, unaugmented (<see cref="BatchNormStatistics"/>); 0 = keep the training
     /// run's moving averages. For short runs, whose moving averages lag behind the weights.</summary>
     public int BatchNormRecomputeImages { get; init; }
+    /// <summary>Decay of an exponential moving average of the weights, updated after every optimizer step
+    /// (<see cref="WeightAverage"/>); validation, the best/last model files and the trained model at the end use the
+    /// average, training continues from the live weights. Null = off. 0.999 is usual for runs of a few thousand steps.</summary>
+    public double? WeightAverageDecay { get; init; }
     /// <summary>Drop the last incomplete batch of each epoch.</summary>
     public bool DropLast { get; init; }
     /// <summary>Random crop and/or horizontal flip of every training batch, on the device (<see cref="Defenses.Augmentation"/>);
@@ -82,6 +86,7 @@ public sealed record TrainingOptions
         if (Epochs < 1) throw new ParameterException("Epochs", $"must be ≥ 1, got {Epochs}");
         if (BatchSize < 1) throw new ParameterException("BatchSize", $"must be ≥ 1, got {BatchSize}");
         if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) throw new ParameterException("LearningRate", $"must be a finite number > 0, got {Inv(LearningRate)}");
+        if (WeightAverageDecay is { } wad && !(wad > 0 && wad < 1)) throw new ParameterException(nameof(WeightAverageDecay), $"must be in (0, 1), got {Inv(wad)}");
         if (BatchNormRecomputeImages < 0) throw new ParameterException("BatchNormRecomputeImages", $"must be ≥ 0, got {BatchNormRecomputeImages}");
         if (!(Momentum >= 0 && Momentum < 1)) throw new ParameterException("Momentum", $"must be in [0, 1), got {Inv(Momentum)}");
         if (!(WeightDecay >= 0) || double.IsInfinity(WeightDecay)) throw new ParameterException("WeightDecay", $"must be a finite number ≥ 0, got {Inv(WeightDecay)}");

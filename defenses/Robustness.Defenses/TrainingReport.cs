@@ -62,6 +62,7 @@ public sealed record TrainingReport
             ["training.step_precision"] = Options.StepPrecision.Name(),
             ["training.bn_recompute_images"] = Options.BatchNormRecomputeImages.ToString(inv),
             ["training.augment"] = Options.Augmentation.ToString(),
+            ["training.weight_average"] = Options.WeightAverageDecay is { } ema ? "ema " + ema.ToString("R", inv) : "none",
             ["training.wall_seconds"] = WallSeconds.ToString("F1", inv),
         };
         foreach (var (k, v) in DefenseParameters) d[$"training.{k}"] = v;

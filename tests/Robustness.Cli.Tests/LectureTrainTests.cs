@@ -66,6 +66,7 @@ public sealed class LectureTrainTests : IDisposable
     [InlineData("--dropout", "1.5", "--dropout")]
     [InlineData("--rnn-layers", "3", "--rnn-layers")]
     [InlineData("--bn-recompute", "-1", "--bn-recompute")]
+    [InlineData("--ema", "1", "--ema")]
     public void Bad_lecture_options_exit_2_naming_the_flag(string flag, string value, string fragment)
     {
         var outDir = _temp.Sub("out-" + Guid.NewGuid().ToString("N"));

@@ -195,6 +195,7 @@ public sealed class LoadedRun : IDisposable
         if (precision == GradientPrecision.Float32) return (Model, null);
         if (Access != ModelAccess.Gradients || WhiteBox is null)
             throw new InputException($"--precision: {precision.Name()} runs the gradient passes of white-box attacks, but the model gives no gradients, only {Access.Describe()}");
+        if (NativeBf16.Warning(precision, Model.Device, "--precision") is { } warning) Console.Error.WriteLine($"robust: warning: {warning}");
         var view = Bf16Views.ViewOf(WhiteBox, precision)!;
         return (view, view);
     }

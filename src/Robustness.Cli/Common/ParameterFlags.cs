@@ -17,7 +17,7 @@ public static class ParameterFlags
         ["Norm"] = "--norm", ["Epsilon"] = "--eps", ["SweepEpsilons"] = "--eps-sweep", ["Bounds"] = "--bounds",
         ["Arch"] = "--arch", ["Dataset"] = "--data", ["Split"] = "--split", ["SampleIndices"] = "--indices", ["SampleCount"] = "--n",
         ["Attack"] = "--attack", ["Attacks"] = "--attacks", ["ImageCount"] = "--images", ["SanitySubset"] = "--sanity-subset",
-        ["Shard"] = "--shard", ["Precision"] = "--precision", ["AttackPrecision"] = "--attack-precision", ["StepPrecision"] = "--train-precision", ["BatchNormRecomputeImages"] = "--bn-recompute",
+        ["Shard"] = "--shard", ["Precision"] = "--precision", ["AttackPrecision"] = "--attack-precision", ["StepPrecision"] = "--train-precision", ["BatchNormRecomputeImages"] = "--bn-recompute", ["WeightAverageDecay"] = "--ema",
         ["Steps"] = "--steps", ["StepSize"] = "--step-size", ["RelativeStepSize"] = "--rel-step-size", ["Restarts"] = "--restarts",
         ["Targeted"] = "--targeted", ["TargetMode"] = "--target-mode", ["TargetCount"] = "--target-count", ["Loss"] = "--loss",
         ["Queries"] = "--queries", ["SquareHalvingFrom"] = "--square-halving", ["HalvingFrom"] = "--square-halving", ["EarlyStop"] = "--early-stop", ["Momentum"] = "--momentum", ["Confidence"] = "--confidence", ["L1Sparsity"] = "--l1-sparsity",

@@ -111,6 +111,11 @@ public sealed class TrainCommand(TrainRunOptions o)
             "for short runs, whose moving averages lag behind the weights (docs/results.md).",
         DefaultValueFactory = _ => 0,
     };
+    private static readonly Option<double?> EmaOption = new("--ema")
+    {
+        Description = "Keep an exponential moving average of the weights with this decay (e.g. 0.999), updated every step; validation, best/last " +
+            "and the final model use the average (Gowal et al. 2020: more robust accuracy, less robust overfitting). Recorded as training.weight_average.",
+    };
     private static readonly Option<int?> ReplaysOption = new("--replays") { Description = $"free: replays m of each minibatch (default {FreeAdversarialObjective.DefaultReplays}); the run takes m optimizer steps per minibatch, so use about epochs/m epochs." };
     private static readonly Option<double?> TargetRobustOption = new("--target-robust")
     {
@@ -157,7 +162,7 @@ public sealed class TrainCommand(TrainRunOptions o)
         {
             ArchOption, DataOption, DataDirOption, TrainSizeOption, EpochsOption, OptimizerOption, LrOption, MomentumOption, WeightDecayOption,
             ScheduleOption, DefenseOption, NormOption, EpsOption, StepsOption, StepSizeOption, AdvRatioOption, BetaOption, SigmaOption, KappaEndOption,
-            AttackModeOption, AttackPrecisionOption, TrainPrecisionOption, BnRecomputeOption, ReplaysOption, TargetRobustOption, EpsRampOption, EpsWarmupOption, ValSizeOption, MlpHiddenOption, ActivationOption,
+            AttackModeOption, AttackPrecisionOption, TrainPrecisionOption, BnRecomputeOption, EmaOption, ReplaysOption, TargetRobustOption, EpsRampOption, EpsWarmupOption, ValSizeOption, MlpHiddenOption, ActivationOption,
             DropoutOption, InitOption, RnnHiddenOption, RnnLayersOption, AugmentOption, CropPaddingOption,
             MultiLabelOption, OneVsRestOption, TuneThresholdOption, AllowEmptyOption, SeedOption, BatchOption, DeviceOption,
             ThreadsOption, ResumeOption, FromOption, OutOption, ModelOption,
@@ -204,6 +209,7 @@ public sealed class TrainCommand(TrainRunOptions o)
                 AttackPrecision = GradientPrecisions.Parse(p.GetValue(AttackPrecisionOption)!, "--attack-precision"),
                 StepPrecision = GradientPrecisions.Parse(p.GetValue(TrainPrecisionOption)!, "--train-precision"),
                 BatchNormRecomputeImages = p.GetValue(BnRecomputeOption),
+                WeightAverageDecay = p.GetValue(EmaOption),
                 Seed = p.GetValue(SeedOption),
                 Device = p.GetValue(DeviceOption)!,
                 ValidationSize = p.GetValue(ValSizeOption),
@@ -295,6 +301,8 @@ public sealed class TrainCommand(TrainRunOptions o)
         if (o.TuneThreshold is not null && o.Training.ValidationSize == 0) throw new InputException("--tune-threshold: needs held-out images (--val-size > 0)");
         if (o.Model is not null && o.OneVsRest) throw new InputException("--one-vs-rest: is for a fresh zoo model; --model brings its own output layer");
         var device = Devices.Parse(o.Training.Device);
+        foreach (var warning in new[] { NativeBf16.Warning(o.Training.AttackPrecision, device, "--attack-precision"), NativeBf16.Warning(o.Training.StepPrecision, device, "--train-precision") })
+            if (warning is not null) Console.Error.WriteLine($"robust: warning: {warning}");
         if (o.Training.Threads is { } t) set_num_threads(t);
         using var train = LoadTrain();
         if (train.MultiLabel && !o.MultiLabel)
