@@ -94,6 +94,18 @@ internal static class Fixtures
         return module.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().cpu().clone().DetachFromDisposeScope());
     }
 
+    /// <summary>Trains a <see cref="TinyMlp"/>(<paramref name="seed"/>) with <paramref name="options"/> into a fresh
+    /// directory, crashing at (<paramref name="epoch"/>, <paramref name="batch"/>), then resumes that directory into
+    /// <paramref name="resumed"/> (initialised otherwise: everything must come from the checkpoint). Returns the directory.</summary>
+    public static string CrashThenResume(ITrainingObjective objective, TrainingOptions options, ImageDataset data, long seed, int epoch, int batch, TorchClassifier resumed)
+    {
+        var crashDir = TempDir();
+        using (var crashing = TinyMlp(seed))
+            Assert.Throws<SimulatedCrash>(() => new Trainer(crashing, objective, options with { OutputDirectory = crashDir }, [new CrashHook(epoch, batch)]) { ModelWriter = Robustness.Models.ModelFileWriter.Instance }.Fit(data));
+        new Trainer(resumed, objective, options) { ModelWriter = Robustness.Models.ModelFileWriter.Instance }.Resume(crashDir, data);
+        return crashDir;
+    }
+
     public static double MaxDifference(IReadOnlyDictionary<string, Tensor> a, IReadOnlyDictionary<string, Tensor> b)
     {
         Assert.Equal(a.Keys.Order(), b.Keys.Order());

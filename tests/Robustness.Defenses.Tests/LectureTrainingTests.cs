@@ -79,11 +79,8 @@ public class LectureTrainingTests
         using var straight = Fixtures.TinyMlp(3);
         new Trainer(straight, objective, options with { OutputDirectory = straightDir }) { ModelWriter = ModelFileWriter.Instance }.Fit(data);
 
-        var crashDir = Fixtures.TempDir();
-        using (var crashing = Fixtures.TinyMlp(3))
-            Assert.Throws<SimulatedCrash>(() => new Trainer(crashing, objective, options with { OutputDirectory = crashDir }, [new CrashHook(epoch: 2, batch: 3)]) { ModelWriter = ModelFileWriter.Instance }.Fit(data));
         using var resumed = Fixtures.TinyMlp(99);
-        new Trainer(resumed, objective, options) { ModelWriter = ModelFileWriter.Instance }.Resume(crashDir, data);
+        var crashDir = Fixtures.CrashThenResume(objective, options, data, seed: 3, epoch: 2, batch: 3, resumed);
         var diff = Fixtures.MaxDifference(Fixtures.Weights(straight.Module), Fixtures.Weights(resumed.Module));
         Assert.True(diff == 0, $"resumed augmented run differs by {diff}");
 

@@ -87,11 +87,8 @@ public class WeightAverageTests
         }
 
         // A crash in epoch 2 and a resume end with the same average as the uninterrupted run.
-        var crashDir = Fixtures.TempDir();
-        using (var crashing = Fixtures.TinyMlp(3))
-            Assert.Throws<SimulatedCrash>(() => new Trainer(crashing, objective, options with { OutputDirectory = crashDir }, [new CrashHook(epoch: 2, batch: 3)]) { ModelWriter = ModelFileWriter.Instance }.Fit(data));
         using var resumed = Fixtures.TinyMlp(99);
-        new Trainer(resumed, objective, options) { ModelWriter = ModelFileWriter.Instance }.Resume(crashDir, data);
+        var crashDir = Fixtures.CrashThenResume(objective, options, data, seed: 3, epoch: 2, batch: 3, resumed);
         var diff = Fixtures.MaxDifference(Fixtures.Weights(straight.Module), Fixtures.Weights(resumed.Module));
         Assert.True(diff == 0, $"resumed averaged run differs by {diff}");
 
