@@ -43,6 +43,7 @@ public sealed record TrainingEvent(int Epoch, string Kind, string Message)
     public const string Resumed = "resumed";
     public const string BestRestored = "best-restored";
     public const string TargetReached = "target-reached";
+    public const string RobustOverfitting = "robust-overfitting";
 
     public override string ToString() => $"epoch {Epoch}: {Kind}: {Message}";
 }
@@ -68,6 +69,29 @@ public sealed class BestEpochTracker
     }
 
     internal void Restore(int? epoch, double? score) => (BestEpoch, BestScore) = (epoch, score);
+}
+
+/// <summary>
+/// Robust overfitting (Rice et al. 2020): validation robust accuracy falls well below its best while training goes
+/// on, as it does late in PGD-AT with few steps once the learning rate is small. The run is not stopped (the best file
+/// already keeps the best epoch); the first epoch that is <see cref="Drop"/> or more below the best says so once.
+/// </summary>
+public static class RobustOverfitting
+{
+    public const double Drop = 0.05;
+
+    /// <summary>The event for <paramref name="metrics"/>, or null: no robust validation, not far enough below the best
+    /// of <paramref name="earlier"/> epochs, or already said in <paramref name="events"/>.</summary>
+    public static TrainingEvent? Check(EpochMetrics metrics, IReadOnlyList<EpochMetrics> earlier, IEnumerable<TrainingEvent> events, string bestFile, string lastFile)
+    {
+        if (metrics.ValidationRobustAccuracy is not { } robust || events.Any(e => e.Kind == TrainingEvent.RobustOverfitting)) return null;
+        var best = earlier.Where(m => m.ValidationRobustAccuracy is not null).MaxBy(m => m.ValidationRobustAccuracy!.Value);
+        if (best is null || best.ValidationRobustAccuracy!.Value - robust < Drop) return null;
+        double top = best.ValidationRobustAccuracy.Value;
+        return new TrainingEvent(metrics.Epoch, TrainingEvent.RobustOverfitting, string.Create(CultureInfo.InvariantCulture,
+            $"validation robust accuracy {robust:P1} is {100 * (top - robust):F1} points below its best ({top:P1}, epoch {best.Epoch}); " +
+            $"{bestFile} keeps the most robust epoch, {lastFile} is less robust"));
+    }
 }
 
 /// <summary>

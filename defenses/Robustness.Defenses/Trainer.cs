@@ -260,6 +260,8 @@ public sealed class Trainer
                     epochEvents.Add(new TrainingEvent(epoch, TrainingEvent.CatastrophicOverfitting,
                         $"{collapse}; stopped and restored the weights of epoch {tracker.BestEpoch}"));
                 }
+                if (RobustOverfitting.Check(metrics, history, events, ModelFileName("best"), ModelFileName("last")) is { } overfitting && !restoredBest)
+                    epochEvents.Add(overfitting);
                 if (o.TargetRobustAccuracy is { } target && stopReason is null && metrics.ValidationRobustAccuracy >= target)
                 {
                     stopReason = FormattableString.Invariant($"target robust accuracy {target:P2} reached: validation PGD-{o.ValidationPgdSteps} {metrics.ValidationRobustAccuracy:P2}");

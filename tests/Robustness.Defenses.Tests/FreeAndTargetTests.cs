@@ -91,4 +91,25 @@ public sealed class FreeAndTargetTests
         Assert.Null(never.TargetReachedEpoch);
         Assert.ThrowsAny<InputException>(() => new Trainer(other, new StandardObjective(), options with { TargetRobustAccuracy = 1.5 }));
     }
+
+    [Fact]
+    public void Robust_overfitting_is_said_once_when_validation_falls_five_points_below_its_best()
+    {
+        using var model = Fixtures.TinyMlp(6);
+        var validator = new ScriptedValidator(
+            new ValidationMetrics(0.9, 0.50, null), new ValidationMetrics(0.9, 0.60, null), new ValidationMetrics(0.9, 0.56, null),
+            new ValidationMetrics(0.9, 0.54, null), new ValidationMetrics(0.9, 0.40, null));
+        var options = new TrainingOptions { Epochs = 5, BatchSize = 50, ValidationSize = 50, Seed = 3, Threads = 2 };
+        var report = new Trainer(model, new StandardObjective(), options) { Validator = validator }.Fit(Fixtures.TrainSubset(200));
+        var said = Assert.Single(report.Events, e => e.Kind == TrainingEvent.RobustOverfitting);
+        // 4 points below at epoch 3 is not enough; 6 at epoch 4 is; epoch 5 does not repeat it.
+        Assert.Equal(4, said.Epoch);
+        Assert.Contains("6.0 points below its best (60.0 %, epoch 2)", said.Message);
+        Assert.Equal(2, report.BestEpoch);
+        Assert.Equal(5, report.EpochsRun);
+
+        // Validation without robust accuracy never says it.
+        Assert.Null(RobustOverfitting.Check(new EpochMetrics { Epoch = 2, ValidationCleanAccuracy = 0.1 },
+            [new EpochMetrics { Epoch = 1, ValidationCleanAccuracy = 0.9 }], [], "best", "last"));
+    }
 }
