@@ -37,6 +37,17 @@ public sealed class Trainer
     /// <summary>Mixed into the seed of the augmentation generator, so its stream differs from the attack generator's.</summary>
     private const ulong AugmentationSeedSalt = 0x9E3779B97F4A7C15;
 
+    /// <summary>
+    /// Throws when reduced-precision training steps cannot be used with this model: a network with running statistics
+    /// (BatchNorm) would have them updated in the reduced precision. Callers can check before they announce a run.
+    /// </summary>
+    public static void CheckStepPrecision(IGradientClassifier model, TrainingOptions options)
+    {
+        if (options.StepPrecision != GradientPrecision.Float32 && model.Module.named_buffers().Any(b => b.name.EndsWith("running_mean", StringComparison.Ordinal)))
+            throw new ParameterException(nameof(TrainingOptions.StepPrecision), $"{options.StepPrecision.Name()} training steps: '{model.Spec.Arch}' has running statistics " +
+                "(BatchNorm), which the reduced-precision copy would update in its own precision; train it with float32 steps");
+    }
+
     public Trainer(IGradientClassifier model, ITrainingObjective objective, TrainingOptions options, IEnumerable<ITrainingHook>? hooks = null)
     {
         _model = model;
@@ -139,9 +150,7 @@ public sealed class Trainer
 
         // Parameters must be on their device before the optimizer takes references to them.
         _model.Module.to(device);
-        if (o.StepPrecision != GradientPrecision.Float32 && _model.Module.named_buffers().Any(b => b.name.EndsWith("running_mean", StringComparison.Ordinal)))
-            throw new ParameterException(nameof(TrainingOptions.StepPrecision), $"{o.StepPrecision.Name()} training steps: '{_model.Spec.Arch}' has running statistics " +
-                "(BatchNorm), which the reduced-precision copy would update in its own precision; train it with float32 steps");
+        CheckStepPrecision(_model, o);
         var viewPrecision = o.StepPrecision != GradientPrecision.Float32 ? o.StepPrecision : o.AttackPrecision;
         using var reducedView = viewPrecision == GradientPrecision.Float32 ? null
             : (ReducedPrecisionViews ?? throw new ParameterException(nameof(TrainingOptions.AttackPrecision),

@@ -301,8 +301,6 @@ public sealed class TrainCommand(TrainRunOptions o)
         if (o.TuneThreshold is not null && o.Training.ValidationSize == 0) throw new InputException("--tune-threshold: needs held-out images (--val-size > 0)");
         if (o.Model is not null && o.OneVsRest) throw new InputException("--one-vs-rest: is for a fresh zoo model; --model brings its own output layer");
         var device = Devices.Parse(o.Training.Device);
-        foreach (var warning in new[] { NativeBf16.Warning(o.Training.AttackPrecision, device, "--attack-precision"), NativeBf16.Warning(o.Training.StepPrecision, device, "--train-precision") })
-            if (warning is not null) Console.Error.WriteLine($"robust: warning: {warning}");
         if (o.Training.Threads is { } t) set_num_threads(t);
         using var train = LoadTrain();
         if (train.MultiLabel && !o.MultiLabel)
@@ -323,6 +321,10 @@ public sealed class TrainCommand(TrainRunOptions o)
             });
         if (model.Spec.MultiLabel && objective is IbpObjective or CrownIbpObjective)
             throw new InputException($"--defense {o.Defense}: certified training bounds the margins of one top-1 class; a multi-label model has one decision per label (use pgd, free or trades)");
+        Trainer.CheckStepPrecision(model, o.Training);
+        // Warnings come after every check, so that bad input is still exactly one line.
+        foreach (var warning in new[] { NativeBf16.Warning(o.Training.AttackPrecision, device, "--attack-precision"), NativeBf16.Warning(o.Training.StepPrecision, device, "--train-precision") })
+            if (warning is not null) Console.Error.WriteLine($"robust: warning: {warning}");
         using var outLock = OutputLock.Acquire(o.Out);
         if (o.Resume is null && o.Arguments is { } arguments) TrainArguments.Save(o.Out, new Dictionary<string, string>(arguments));
 
