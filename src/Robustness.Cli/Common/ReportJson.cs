@@ -9,7 +9,20 @@ namespace Robustness.Cli.Common;
 /// </summary>
 public static class ReportJson
 {
-    public static Dictionary<string, object?> Summary(RobustnessReport r) => new()
+    public static Dictionary<string, object?> Summary(RobustnessReport r)
+    {
+        var summary = SingleLabelSummary(r);
+        if (r.SubsetAccuracy is null) return summary;
+        // Multi-label: the four headline numbers as report.json has them at the top level, and the per-label detail.
+        summary["subset_accuracy"] = r.SubsetAccuracy;
+        summary["hamming_accuracy"] = r.HammingAccuracy;
+        summary["robust_subset_accuracy"] = r.RobustSubsetAccuracy;
+        summary["robust_hamming_accuracy"] = r.RobustHammingAccuracy;
+        summary["multi_label"] = r.MultiLabel;
+        return summary;
+    }
+
+    private static Dictionary<string, object?> SingleLabelSummary(RobustnessReport r) => new()
     {
         ["norm"] = r.Norm,
         ["epsilon"] = r.Epsilon,
