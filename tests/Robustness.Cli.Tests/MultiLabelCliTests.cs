@@ -133,6 +133,27 @@ public sealed class MultiLabelCliTests : IDisposable
     }
 
     [Fact]
+    public void ShippedMultiLabelDemoPairIsOrderedAsTrained()
+    {
+        // The README's `robust demo --multi-label` on the shipped pair (data/models), on fewer canvases: worst case never
+        // above clean, and the PGD-trained model keeps more labels right under attack than the standard one.
+        var r = Cli.Run("demo", "--multi-label", "--n", "40", "--threads", "2", "--out", _temp.Sub("ml-demo"), "--json");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        using var doc = JsonDocument.Parse(r.Stdout);
+        var models = doc.RootElement.GetProperty("models").EnumerateArray().ToDictionary(m => m.GetProperty("name").GetString()!);
+        Assert.Equal(["tiny-cnn-multi-standard", "tiny-cnn-multi-pgd"], models.Keys);
+        foreach (var m in models.Values)
+        {
+            Assert.Equal(40, m.GetProperty("samples").GetInt32());
+            Assert.True(m.GetProperty("robust_hamming_accuracy").GetDouble() <= m.GetProperty("hamming_accuracy").GetDouble());
+            Assert.True(m.GetProperty("robust_subset_accuracy").GetDouble() <= m.GetProperty("subset_accuracy").GetDouble());
+            Assert.True(File.Exists(m.GetProperty("files").GetProperty("html").GetString()));
+        }
+        Assert.True(models["tiny-cnn-multi-pgd"].GetProperty("robust_hamming_accuracy").GetDouble()
+            > models["tiny-cnn-multi-standard"].GetProperty("robust_hamming_accuracy").GetDouble(), r.Stdout);
+    }
+
+    [Fact]
     public void DataDescribesTheMultiLabelSet()
     {
         var r = Cli.Run("data", FashionMnistMulti.Name);
