@@ -64,7 +64,9 @@ public static class Plots
         plot.YLabel("accuracy");
         AccuracyAxis(plot);
         if (xs.Length == 1) plot.Axes.SetLimitsX(xs[0] - 0.5 * Math.Max(xs[0], 1e-3), xs[0] + 0.5 * Math.Max(xs[0], 1e-3));
-        plot.ShowLegend(Alignment.UpperRight);
+        // Multi-label Hamming curves stay high at every ε, where a legend inside the frame would cover them.
+        if (report.MultiLabel is null) plot.ShowLegend(Alignment.UpperRight);
+        else plot.ShowLegend(Edge.Bottom);
         return plot;
     }
 
