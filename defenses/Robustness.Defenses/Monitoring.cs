@@ -86,8 +86,7 @@ public static class RobustOverfitting
     {
         if (metrics.ValidationRobustAccuracy is not { } robust || events.Any(e => e.Kind == TrainingEvent.RobustOverfitting)) return null;
         var best = earlier.Where(m => m.ValidationRobustAccuracy is not null).MaxBy(m => m.ValidationRobustAccuracy!.Value);
-        if (best is null || best.ValidationRobustAccuracy!.Value - robust < Drop) return null;
-        double top = best.ValidationRobustAccuracy.Value;
+        if (best?.ValidationRobustAccuracy is not { } top || top - robust < Drop) return null;
         return new TrainingEvent(metrics.Epoch, TrainingEvent.RobustOverfitting, string.Create(CultureInfo.InvariantCulture,
             $"validation robust accuracy {robust:P1} is {100 * (top - robust):F1} points below its best ({top:P1}, epoch {best.Epoch}); " +
             $"{bestFile} keeps the most robust epoch, {lastFile} is less robust"));

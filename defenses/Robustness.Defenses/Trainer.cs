@@ -269,7 +269,7 @@ public sealed class Trainer
                     epochEvents.Add(new TrainingEvent(epoch, TrainingEvent.CatastrophicOverfitting,
                         $"{collapse}; stopped and restored the weights of epoch {tracker.BestEpoch}"));
                 }
-                if (RobustOverfitting.Check(metrics, history, events, ModelFileName("best"), ModelFileName("last")) is { } overfitting && !restoredBest)
+                if (!restoredBest && RobustOverfitting.Check(metrics, history, events, ModelFileName("best"), ModelFileName("last")) is { } overfitting)
                     epochEvents.Add(overfitting);
                 if (o.TargetRobustAccuracy is { } target && stopReason is null && metrics.ValidationRobustAccuracy >= target)
                 {
