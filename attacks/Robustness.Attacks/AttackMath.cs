@@ -2,6 +2,7 @@ using Robustness.Core;
 using Robustness.Core.Geometry;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Attacks;
 
@@ -47,7 +48,7 @@ internal static class AttackMath
             if (g is null) (g, l, f) = (gi.detach().clone().MoveToOuterDisposeScope(), li.detach().clone().MoveToOuterDisposeScope(), fi.detach().clone().MoveToOuterDisposeScope());
             else { g.add_(gi); l!.add_(li); f!.add_(fi); }
         }
-        using (no_grad()) { g!.div_(samples); l!.div_(samples); f!.div_(samples); }
+        using (no_grad()) { g!.div_(Keep(samples)); l!.div_(Keep(samples)); f!.div_(Keep(samples)); }
         return (g!, l!, f!);
     }
 
@@ -59,7 +60,7 @@ internal static class AttackMath
 
     /// <summary>x + δ clipped back into the ε-ball and the box.</summary>
     public static Tensor ProjectAndClamp(IPerturbationGeometry geometry, Tensor clean, Tensor candidate, double eps, Bounds bounds) =>
-        (clean + geometry.Project(candidate - clean, eps)).clamp(bounds.Lower, bounds.Upper);
+        (clean + geometry.Project(candidate - clean, eps)).clamp(Keep(bounds.Lower), Keep(bounds.Upper));
 
     /// <summary>Logits of the model without building a graph.</summary>
     public static Tensor CleanLogits(IClassifier model, Tensor x)

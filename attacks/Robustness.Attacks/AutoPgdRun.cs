@@ -3,6 +3,7 @@ using Robustness.Core.Attacking;
 using Robustness.Core.Geometry;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Attacks;
 
@@ -82,7 +83,7 @@ internal sealed class AutoPgdRun(AutoPgdAttack settings, IClassifier model, IPer
         var n = x.shape[0];
         return new ApgdState(
             X: x0, Previous: x0, Gradient: g0, Loss: f0,
-            Eta: full(n, settings.InitialRelativeStepSize * _threat.Epsilon, dtype: x.dtype, device: x.device),
+            Eta: full(n, Keep(settings.InitialRelativeStepSize * _threat.Epsilon), dtype: x.dtype, device: x.device),
             XMax: x0, GradientAtMax: g0, FMax: f0,
             Increases: zeros(n, dtype: ScalarType.Int64, device: x.device),
             ReducedLast: zeros(n, dtype: ScalarType.Bool, device: x.device),
@@ -102,7 +103,7 @@ internal sealed class AutoPgdRun(AutoPgdAttack settings, IClassifier model, IPer
             var z = AttackMath.ProjectAndClamp(geometry, x, s.X + geometry.Direction(s.Gradient, s.X, bounds) * eta, eps, bounds);
             const double a = AutoPgdAttack.MomentumAlpha;
             xNext = k == 0 ? z
-                : AttackMath.ProjectAndClamp(geometry, x, s.X + (z - s.X) * a + (s.X - s.Previous) * (1 - a), eps, bounds);
+                : AttackMath.ProjectAndClamp(geometry, x, s.X + (z - s.X) * Keep(a) + (s.X - s.Previous) * Keep(1 - a), eps, bounds);
         }
         var (grad, logits, loss) = AttackMath.LossGradient(model, xNext, objective, objectiveTargets, settings.EotSamples);
         using var _ = no_grad();
@@ -124,13 +125,13 @@ internal sealed class AutoPgdRun(AutoPgdAttack settings, IClassifier model, IPer
     private static ApgdState Checkpoint(ApgdState s, int sinceCheck)
     {
         using var _ = no_grad();
-        var condition1 = s.Increases.to(ScalarType.Float64).le(AutoPgdAttack.Rho * sinceCheck);
+        var condition1 = s.Increases.to(ScalarType.Float64).le(Keep(AutoPgdAttack.Rho * sinceCheck));
         var condition2 = s.ReducedLast.logical_not().logical_and(s.FMaxAtCheck.ge(s.FMax));
         var halve = condition1.logical_or(condition2);
         var back = Geometries.PerSample(halve, s.X);
         return s with
         {
-            Eta = where(halve, s.Eta * 0.5, s.Eta),
+            Eta = where(halve, s.Eta * Keep(0.5), s.Eta),
             X = where(back, s.XMax, s.X), Gradient = where(back, s.GradientAtMax, s.Gradient),
             Increases = zeros_like(s.Increases), ReducedLast = halve, FMaxAtCheck = s.FMax,
         };

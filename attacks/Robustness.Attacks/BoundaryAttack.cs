@@ -2,6 +2,7 @@ using Robustness.Core;
 using Robustness.Core.Attacking;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Attacks;
 
@@ -123,17 +124,17 @@ public sealed record BoundaryAttack(ThreatModel Threat) : AttackBase(Threat)
     private (Tensor Candidates, Tensor Spherical) Proposals(DecisionOracle oracle, Tensor xs, Tensor current, IEnumerable<double> sphericalStep, IEnumerable<double> sourceStep, Generator? generator)
     {
         var toSource = xs - current;
-        var sourceNorm = toSource.norm(1, true, 2).clamp_min(1e-12);
+        var sourceNorm = toSource.norm(1, true, 2).clamp_min(Keep(1e-12));
         var unit = toSource / sourceNorm;
         var eta = randn(current.shape, generator: generator).to(current.dtype).to(current.device);
         eta = eta - (eta * unit).sum(1, true) * unit;
-        eta = eta * oracle.Column(sphericalStep) * sourceNorm / eta.norm(1, true, 2).clamp_min(1e-12);
+        eta = eta * oracle.Column(sphericalStep) * sourceNorm / eta.norm(1, true, 2).clamp_min(Keep(1e-12));
         var direction = eta - toSource;
-        var spherical = (xs + direction / direction.norm(1, true, 2).clamp_min(1e-12) * sourceNorm).clamp(Threat.Bounds.Lower, Threat.Bounds.Upper);
+        var spherical = (xs + direction / direction.norm(1, true, 2).clamp_min(Keep(1e-12)) * sourceNorm).clamp(Keep(Threat.Bounds.Lower), Keep(Threat.Bounds.Upper));
         var newSource = xs - spherical;
-        var newNorm = newSource.norm(1, true, 2).clamp_min(1e-12);
-        var length = (oracle.Column(sourceStep) * sourceNorm + newNorm - sourceNorm).clamp_min(0);
-        var candidates = (spherical + length / newNorm * newSource).clamp(Threat.Bounds.Lower, Threat.Bounds.Upper);
+        var newNorm = newSource.norm(1, true, 2).clamp_min(Keep(1e-12));
+        var length = (oracle.Column(sourceStep) * sourceNorm + newNorm - sourceNorm).clamp_min(Keep(0));
+        var candidates = (spherical + length / newNorm * newSource).clamp(Keep(Threat.Bounds.Lower), Keep(Threat.Bounds.Upper));
         return (candidates, spherical);
     }
 }

@@ -3,6 +3,7 @@ using Robustness.Core.Geometry;
 using Robustness.Core.Attacking;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Attacks;
 
@@ -46,13 +47,13 @@ public sealed record CarliniWagnerL2Attack(ThreatModel Threat) : AttackBase(Thre
         using (no_grad())
         {
             // Inputs at the bounds map to ±atanh(0.999999): finite, and reachable again by the optimiser.
-            w0 = (((x - lo) / (hi - lo) * 2 - 1) * 0.999999).atanh();
+            w0 = (((x - Keep(lo)) / Keep(hi - lo) * Keep(2) - Keep(1)) * Keep(0.999999)).atanh();
         }
 
-        var c = full(n, InitialConst, dtype: ScalarType.Float64, device: device);
+        var c = full(n, Keep(InitialConst), dtype: ScalarType.Float64, device: device);
         var lower = zeros(n, dtype: ScalarType.Float64, device: device);
-        var upper = full(n, 1e10, dtype: ScalarType.Float64, device: device);
-        var bestNorm = full(n, double.PositiveInfinity, dtype: ScalarType.Float64, device: device);
+        var upper = full(n, Keep(1e10), dtype: ScalarType.Float64, device: device);
+        var bestNorm = full(n, Keep(double.PositiveInfinity), dtype: ScalarType.Float64, device: device);
         var bestAdv = x.clone();
         const double beta1 = 0.9, beta2 = 0.999;
         int abortEvery = Math.Max(1, Steps / 10);
@@ -74,27 +75,27 @@ public sealed record CarliniWagnerL2Attack(ThreatModel Threat) : AttackBase(Thre
                 {
                     using var withGrad = enable_grad();
                     var leaf = modifier.detach().requires_grad_(true);
-                    var point = (leaf + w0).tanh().add(1).mul((hi - lo) / 2).add(lo);
+                    var point = (leaf + w0).tanh().add(Keep(1)).mul(Keep((hi - lo) / 2)).add(Keep(lo));
                     var z = model.Logits(point);
                     // Margin > 0 exactly where the attack succeeded (untargeted or targeted, single- or multi-label).
-                    var hinge = (Confidence - Objectives.Margin.Loss(z, targets)).clamp_min(0);
-                    var distSq = Geometries.Flat(point - x).pow(2).sum(1);
+                    var hinge = (Keep(Confidence) - Objectives.Margin.Loss(z, targets)).clamp_min(Keep(0));
+                    var distSq = Geometries.Flat(point - x).pow(Keep(2)).sum(1);
                     var total = distSq + cx * hinge;
                     return (autograd.grad([total.sum()], [leaf])[0], z.detach(), total.detach());
                 });
                 Tensor candidate;
-                using (no_grad()) candidate = (modifier + w0).tanh().add(1).mul((hi - lo) / 2).add(lo);
+                using (no_grad()) candidate = (modifier + w0).tanh().add(Keep(1)).mul(Keep((hi - lo) / 2)).add(Keep(lo));
                 using (no_grad())
                 {
                     // Adam on the tanh-space modifier.
                     int t = step + 1;
-                    m.mul_(beta1).add_(grad * (1 - beta1));
-                    v.mul_(beta2).add_(grad.pow(2) * (1 - beta2));
-                    var mHat = m / (1 - Math.Pow(beta1, t));
-                    var vHat = v / (1 - Math.Pow(beta2, t));
-                    modifier.sub_(mHat / (vHat.sqrt() + 1e-8) * LearningRate);
+                    m.mul_(Keep(beta1)).add_(grad * Keep(1 - beta1));
+                    v.mul_(Keep(beta2)).add_(grad.pow(Keep(2)) * Keep(1 - beta2));
+                    var mHat = m / Keep(1 - Math.Pow(beta1, t));
+                    var vHat = v / Keep(1 - Math.Pow(beta2, t));
+                    modifier.sub_(mHat / (vHat.sqrt() + Keep(1e-8)) * Keep(LearningRate));
 
-                    var success = Objectives.Margin.Loss(logits.detach(), targets).gt(Confidence);
+                    var success = Objectives.Margin.Loss(logits.detach(), targets).gt(Keep(Confidence));
                     var dist = Geometries.Flat(candidate.detach() - x).to(ScalarType.Float64).norm(1, false, 2);
                     var improved = success.logical_and(dist.lt(bestNorm));
                     bestNorm.copy_(where(improved, dist, bestNorm));
@@ -114,8 +115,8 @@ public sealed record CarliniWagnerL2Attack(ThreatModel Threat) : AttackBase(Thre
             {
                 upper.copy_(where(succeeded, minimum(upper, c), upper));
                 lower.copy_(where(succeeded, lower, maximum(lower, c)));
-                var bisect = (lower + upper) / 2;
-                c.copy_(where(upper.lt(1e9), bisect, c * 10));
+                var bisect = (lower + upper) / Keep(2);
+                c.copy_(where(upper.lt(Keep(1e9)), bisect, c * Keep(10)));
             }
             modifier.Dispose(); m.Dispose(); v.Dispose(); succeeded.Dispose(); cx.Dispose();
         }

@@ -3,6 +3,7 @@ using Robustness.Core.Attacking;
 using Robustness.Core.Geometry;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Attacks;
 
@@ -55,7 +56,7 @@ internal sealed class DecisionOracle(IClassifier model, Tensor flatInputs, long[
             if (rows.Length == 0) break;
             using var scope = NewDisposeScope();
             var candidates = (rand([rows.Length, Dimension], generator: generator).to(flatInputs.dtype).to(flatInputs.device)
-                * bounds.Range + bounds.Lower);
+                * Keep(bounds.Range) + Keep(bounds.Lower));
             var adversarial = IsAdversarial(candidates, rows);
             var hit = Enumerable.Range(0, rows.Length).Where(j => adversarial[j]).ToArray();
             if (hit.Length == 0) continue;

@@ -3,6 +3,7 @@ using Robustness.Core.Geometry;
 using Robustness.Core.Attacking;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Attacks;
 
@@ -80,7 +81,7 @@ public sealed record DeepFoolAttack(ThreatModel Threat) : AttackBase(Threat)
                     var w = grads.select(1, k);
                     var wFlat = Geometries.Flat(w);
                     var dual = linf ? wFlat.abs().sum(1) : wFlat.norm(1, false, 2);
-                    var distance = f.abs() / (dual + 1e-8);
+                    var distance = f.abs() / (dual + Keep(1e-8));
                     if (bestDistance is null) (bestDistance, bf, bw) = (distance, f, w);
                     else
                     {
@@ -95,14 +96,14 @@ public sealed record DeepFoolAttack(ThreatModel Threat) : AttackBase(Threat)
             using (no_grad())
             {
                 var wFlat = Geometries.Flat(bestW);
-                var magnitude = bestF.abs() + 1e-4;
+                var magnitude = bestF.abs() + Keep(1e-4);
                 var r = linf
-                    ? bestW.sign() * Geometries.PerSample(magnitude / (wFlat.abs().sum(1) + 1e-8), bestW)
-                    : bestW * Geometries.PerSample(magnitude / (wFlat.pow(2).sum(1) + 1e-8), bestW);
+                    ? bestW.sign() * Geometries.PerSample(magnitude / (wFlat.abs().sum(1) + Keep(1e-8)), bestW)
+                    : bestW * Geometries.PerSample(magnitude / (wFlat.pow(Keep(2)).sum(1) + Keep(1e-8)), bestW);
                 // Points already across stay where they are.
                 r = r * Geometries.PerSample(active.to(r.dtype), r);
-                total.index_add_(0, open, r, 1);
-                var moved = (x.index_select(0, open) + total.index_select(0, open) * (1 + Overshoot)).clamp(lo, hi);
+                total.index_add_(0, open, r, Keep(1));
+                var moved = (x.index_select(0, open) + total.index_select(0, open) * Keep(1 + Overshoot)).clamp(Keep(lo), Keep(hi));
                 adv.index_copy_(0, open, moved);
                 var next = open.masked_select(active).MoveToOuterDisposeScope();
                 open.Dispose();
@@ -115,7 +116,7 @@ public sealed record DeepFoolAttack(ThreatModel Threat) : AttackBase(Threat)
             var logits = model.Logits(adv);
             var success = criterion.IsAdversarial(logits, targets);
             var distance = Geometry.Distance(adv - x);
-            var minimumNorm = where(success, distance, full_like(distance, double.PositiveInfinity));
+            var minimumNorm = where(success, distance, full_like(distance, Keep(double.PositiveInfinity)));
             return new Perturbation(adv, minimumNorm);
         }
     }

@@ -2,6 +2,7 @@ using Robustness.Core;
 using Robustness.Core.Attacking;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Attacks;
 
@@ -34,7 +35,7 @@ internal sealed class HopSkipJumpSearch(HopSkipJumpAttack attack, DecisionOracle
         var bestDist = Enumerable.Repeat(double.PositiveInfinity, n).ToArray();
         var all = Enumerable.Range(0, n).Where(i => found[i]).ToArray();
         current = BoundarySearch(current, all, dist, postUpdate);
-        best = Keep(best, bestDist, current, all, dist);
+        best = KeepClosest(best, bestDist, current, all, dist);
         for (int t = 1; ; t++)
         {
             context.Cancel.ThrowIfCancellationRequested();
@@ -52,9 +53,9 @@ internal sealed class HopSkipJumpSearch(HopSkipJumpAttack attack, DecisionOracle
             {
                 var next = current.index_copy(0, oracle.Rows(moved), candidate.index_select(0, oracle.Rows(Enumerable.Range(0, rows.Length).Where(j => accepted[j]).ToArray())));
                 current = BoundarySearch(next, moved, dist, postUpdate);
-                best = Keep(best, bestDist, current, rows, dist);
+                best = KeepClosest(best, bestDist, current, rows, dist);
             }
-            else Keep(best, bestDist, current, rows, dist);
+            else KeepClosest(best, bestDist, current, rows, dist);
             // Tensors made in this iteration's scope replace the previous ones, which are released.
             if (!ReferenceEquals(current, previous)) { current.MoveToOuterDisposeScope(); previous.Dispose(); }
             if (!ReferenceEquals(best, previousBest)) { best.MoveToOuterDisposeScope(); previousBest.Dispose(); }
@@ -135,16 +136,16 @@ internal sealed class HopSkipJumpSearch(HopSkipJumpAttack attack, DecisionOracle
             var basePoints = current.index_select(0, oracle.Rows(owners));
             var u = _norm == Norm.L2
                 ? randn([items.Length, _d], generator: context.Generator)
-                : rand([items.Length, _d], generator: context.Generator) * 2 - 1;
+                : rand([items.Length, _d], generator: context.Generator) * Keep(2) - Keep(1);
             u = u.to(x.dtype).to(x.device);
-            u = u / u.norm(1, true, 2).clamp_min(1e-12);
+            u = u / u.norm(1, true, 2).clamp_min(Keep(1e-12));
             var radius = oracle.Column(items.Select(j => delta[j]));
-            var probes = (basePoints + radius * u).clamp(_bounds.Lower, _bounds.Upper);
+            var probes = (basePoints + radius * u).clamp(Keep(_bounds.Lower), Keep(_bounds.Upper));
             var direction = (probes - basePoints) / radius;
             var adversarial = oracle.IsAdversarial(probes, owners);
             var phi = oracle.Column(adversarial.Select(a => a ? 1.0 : -1.0));
-            sumPhiU.index_add_(0, itemIndex, phi * direction, 1);
-            sumU.index_add_(0, itemIndex, direction, 1);
+            sumPhiU.index_add_(0, itemIndex, phi * direction, Keep(1));
+            sumU.index_add_(0, itemIndex, direction, Keep(1));
             for (int k = 0; k < items.Length; k++) sumPhi[items[k]] += adversarial[k] ? 1 : -1;
         }
         var b = count.Select(c => (double)Math.Max(1, c)).ToArray();
@@ -153,7 +154,7 @@ internal sealed class HopSkipJumpSearch(HopSkipJumpAttack attack, DecisionOracle
         var uWeight = oracle.Column(mean.Select(f => Math.Abs(f) == 1 ? f : -f).Zip(b, (w, n) => w / n));
         var phiWeight = oracle.Column(mean.Zip(b, (f, n) => Math.Abs(f) == 1 ? 0 : 1 / n));
         var grad = sumPhiU * phiWeight + sumU * uWeight;
-        return grad / grad.norm(1, true, 2).clamp_min(1e-12);
+        return grad / grad.norm(1, true, 2).clamp_min(Keep(1e-12));
     }
 
     /// <summary>Geometric step-size search: ξ = d_t/√t, halved until clip(x_t + ξ·v) is adversarial (or the budget ends).</summary>
@@ -170,7 +171,7 @@ internal sealed class HopSkipJumpSearch(HopSkipJumpAttack attack, DecisionOracle
             using var scope = NewDisposeScope();
             var local = oracle.Rows(open);
             var trial = (current.index_select(0, oracle.Rows(open.Select(j => rows[j]).ToArray()))
-                + oracle.Column(open.Select(j => xi[j])) * update.index_select(0, local)).clamp(_bounds.Lower, _bounds.Upper);
+                + oracle.Column(open.Select(j => xi[j])) * update.index_select(0, local)).clamp(Keep(_bounds.Lower), Keep(_bounds.Upper));
             var adversarial = oracle.IsAdversarial(trial, open.Select(j => rows[j]).ToArray());
             var took = Enumerable.Range(0, open.Length).Where(k => adversarial[k]).ToArray();
             foreach (var k in open) xi[k] /= 2;
@@ -183,7 +184,7 @@ internal sealed class HopSkipJumpSearch(HopSkipJumpAttack attack, DecisionOracle
 
     /// <summary>Keeps, per sample, the closest adversarial so far (a new tensor when any improved, else
     /// <paramref name="best"/> itself), and marks the samples now inside ε.</summary>
-    private Tensor Keep(Tensor best, double[] bestDist, Tensor current, int[] samples, double[] dist)
+    private Tensor KeepClosest(Tensor best, double[] bestDist, Tensor current, int[] samples, double[] dist)
     {
         var better = samples.Where(i => dist[i] < bestDist[i]).ToArray();
         foreach (var i in better) bestDist[i] = dist[i];

@@ -2,6 +2,7 @@ using System.Globalization;
 using Robustness.Core;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Attacks;
 
@@ -69,8 +70,8 @@ public sealed record LabelGoal
             if (TurnOn.Concat(TurnOff).Any(c => c < 0 || c >= k))
                 throw new ParameterException("TargetLabels", $"label indices must be in 0..{k - 1}");
             goal = MultiLabelTargets.On(labels).to(ScalarType.Float32).clone();
-            if (TurnOn.Count > 0) goal.index_fill_(1, tensor(TurnOn.Select(c => (long)c).ToArray(), device: labels.device), 1f);
-            if (TurnOff.Count > 0) goal.index_fill_(1, tensor(TurnOff.Select(c => (long)c).ToArray(), device: labels.device), 0f);
+            if (TurnOn.Count > 0) goal.index_fill_(1, tensor(TurnOn.Select(c => (long)c).ToArray(), device: labels.device), Keep(1f));
+            if (TurnOff.Count > 0) goal.index_fill_(1, tensor(TurnOff.Select(c => (long)c).ToArray(), device: labels.device), Keep(0f));
         }
         return goal.MoveToOuterDisposeScope();
     }

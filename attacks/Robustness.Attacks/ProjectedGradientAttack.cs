@@ -3,6 +3,7 @@ using Robustness.Core.Attacking;
 using Robustness.Core.Geometry;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Attacks;
 
@@ -96,14 +97,14 @@ public sealed record ProjectedGradientAttack(ThreatModel Threat) : AttackBase(Th
             {
                 if (Momentum > 0)
                 {
-                    var l1 = Geometries.Flat(grad).abs().sum(1).clamp_min(1e-12);
+                    var l1 = Geometries.Flat(grad).abs().sum(1).clamp_min(Keep(1e-12));
                     var normalised = grad / Geometries.PerSample(l1, grad);
-                    var v = velocity is null ? normalised : velocity * Momentum + normalised;
+                    var v = velocity is null ? normalised : velocity * Keep(Momentum) + normalised;
                     velocity?.Dispose();
                     velocity = v.MoveToOuterDisposeScope();
                     grad = velocity;
                 }
-                var next = AttackMath.ProjectAndClamp(geometry, x, adv + geometry.Direction(grad, adv, bounds) * alpha, eps, bounds);
+                var next = AttackMath.ProjectAndClamp(geometry, x, adv + geometry.Direction(grad, adv, bounds) * Keep(alpha), eps, bounds);
                 if (EarlyStop)
                 {
                     // Samples adversarial at the current point stay there (decided on the logits we already have).

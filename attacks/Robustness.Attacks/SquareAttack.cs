@@ -3,6 +3,7 @@ using Robustness.Core.Geometry;
 using Robustness.Core.Attacking;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Attacks;
 
@@ -87,7 +88,7 @@ public sealed record SquareAttack(ThreatModel Threat) : AttackBase(Threat)
             using var retired = zeros(ledger.Count, ScalarType.Bool, x.device);
             long nextHalving = attack.HalvingFrom ?? long.MaxValue;
             // The initial point may already be adversarial: one query.
-            foreach (var r in AttackMath.Indices(margin.le(0)).cpu().data<long>().ToArray()) ledger.MarkSuccess((int)r);
+            foreach (var r in AttackMath.Indices(margin.le(Keep(0))).cpu().data<long>().ToArray()) ledger.MarkSuccess((int)r);
             for (int i = 1; i < queries; i++)
             {
                 context.Cancel.ThrowIfCancellationRequested();
@@ -103,14 +104,14 @@ public sealed record SquareAttack(ThreatModel Threat) : AttackBase(Threat)
                         Halve(margin, retired);
                         nextHalving *= 2;
                     }
-                    open = AttackMath.Indices(margin.gt(0).logical_and(retired.logical_not()));
+                    open = AttackMath.Indices(margin.gt(Keep(0)).logical_and(retired.logical_not()));
                     owners = open.cpu().data<long>().Select(r => (int)r).ToArray();
                     if (owners.Length == 0) { open.Dispose(); open = null; break; }
                     xs = x.index_select(0, open);
                     bests = best.index_select(0, open);
                     margins = margin.index_select(0, open);
                     subTargets = targets.Select(open);
-                    hitAt = full(owners.Length, -1L, dtype: ScalarType.Int64, device: x.device);
+                    hitAt = full(owners.Length, Keep(-1L), dtype: ScalarType.Int64, device: x.device);
                     sinceCompaction = 0;
                 }
                 using var scope = NewDisposeScope();
@@ -122,7 +123,7 @@ public sealed record SquareAttack(ThreatModel Threat) : AttackBase(Threat)
                 var nextBest = where(Geometries.PerSample(better, candidate), candidate, bests!).MoveToOuterDisposeScope();
                 var nextMargin = where(better, newMargin, margins!).MoveToOuterDisposeScope();
                 // The query count at which each row first became adversarial, kept on the device until the next write-back.
-                var nextHit = where(hitAt!.lt(0).logical_and(nextMargin.le(0)), full_like(hitAt!, sinceCompaction), hitAt!).MoveToOuterDisposeScope();
+                var nextHit = where(hitAt!.lt(Keep(0)).logical_and(nextMargin.le(Keep(0))), full_like(hitAt!, Keep(sinceCompaction)), hitAt!).MoveToOuterDisposeScope();
                 bests!.Dispose(); margins!.Dispose(); hitAt!.Dispose();
                 (bests, margins, hitAt) = (nextBest, nextMargin, nextHit);
                 context.StepProgress?.Report(1);
@@ -136,13 +137,13 @@ public sealed record SquareAttack(ThreatModel Threat) : AttackBase(Threat)
         private static void Halve(Tensor margin, Tensor retired)
         {
             using var scope = NewDisposeScope();
-            var standing = AttackMath.Indices(margin.gt(0).logical_and(retired.logical_not()));
+            var standing = AttackMath.Indices(margin.gt(Keep(0)).logical_and(retired.logical_not()));
             long count = standing.shape[0];
             long keep = (count + 1) / 2;
             if (count - keep < 1) return;
             var order = margin.index_select(0, standing).sort(0, false, true).Indices;
             var drop = standing.index_select(0, order.narrow(0, keep, count - keep));
-            retired.index_fill_(0, drop, true);
+            retired.index_fill_(0, drop, Keep(true));
         }
 
         /// <summary>Working set back into the batch; rows that became adversarial since the last write-back get the

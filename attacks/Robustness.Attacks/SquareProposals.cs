@@ -2,6 +2,7 @@ using Robustness.Core;
 using Robustness.Core.Geometry;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Attacks;
 
@@ -22,14 +23,14 @@ internal sealed class SquareProposals(Tensor x, ThreatModel threat, Generator? g
     public Tensor Candidate(Tensor xs, Tensor bests, double p) => _linf ? LinfCandidate(xs, bests, p) : L2Candidate(xs, bests, p);
 
     private Tensor RandomSigns(params long[] shape) =>
-        rand(shape, generator: _gen).lt(0.5).to(x.dtype).mul(2).sub(1).to(x.device);
+        rand(shape, generator: _gen).lt(Keep(0.5)).to(x.dtype).mul(Keep(2)).sub(Keep(1)).to(x.device);
 
     public Tensor Initial()
     {
         using var scope = NewDisposeScope();
         if (_linf)
             // Vertical stripes of ±ε, as in the paper.
-            return (x + RandomSigns(_n, _c, 1, _w) * _eps).clamp(_bounds.Lower, _bounds.Upper).MoveToOuterDisposeScope();
+            return (x + RandomSigns(_n, _c, 1, _w) * Keep(_eps)).clamp(Keep(_bounds.Lower), Keep(_bounds.Upper)).MoveToOuterDisposeScope();
         // L2: a grid of pseudo-Gaussian tiles with random signs, scaled to norm ε.
         var delta = zeros_like(x);
         long th = Math.Max(1, _h / 5), tw = Math.Max(1, _w / 5);
@@ -41,23 +42,23 @@ internal sealed class SquareProposals(Tensor x, ThreatModel threat, Generator? g
                 var window = delta.narrow(2, vh, th).narrow(3, vw, tw);
                 window.add_(tile.view(1, 1, th, tw) * RandomSigns(_n, _c, 1, 1));
             }
-        return (x + Normalize(delta) * _eps).clamp(_bounds.Lower, _bounds.Upper).MoveToOuterDisposeScope();
+        return (x + Normalize(delta) * Keep(_eps)).clamp(Keep(_bounds.Lower), Keep(_bounds.Upper)).MoveToOuterDisposeScope();
     }
 
     private static Tensor Normalize(Tensor delta) =>
-        delta / Geometries.PerSample(Geometries.Flat(delta).norm(1, false, 2).clamp_min(1e-12), delta);
+        delta / Geometries.PerSample(Geometries.Flat(delta).norm(1, false, 2).clamp_min(Keep(1e-12)), delta);
 
     /// <summary>Per-sample random window of sh×sw: a [N,1,H,W] bool mask and its row/column offsets.</summary>
     private (Tensor Mask, Tensor Rows, Tensor Cols) Window(long n, long sh, long sw)
     {
         var vh = randint(0, _h - sh + 1, [n], dtype: ScalarType.Int64, generator: _gen).to(x.device);
         var vw = randint(0, _w - sw + 1, [n], dtype: ScalarType.Int64, generator: _gen).to(x.device);
-        var rows = arange(_h, dtype: ScalarType.Int64, device: x.device).unsqueeze(0) - vh.unsqueeze(1);
-        var cols = arange(_w, dtype: ScalarType.Int64, device: x.device).unsqueeze(0) - vw.unsqueeze(1);
-        var inRows = rows.ge(0).logical_and(rows.lt(sh));
-        var inCols = cols.ge(0).logical_and(cols.lt(sw));
+        var rows = arange(Keep(_h), dtype: ScalarType.Int64, device: x.device).unsqueeze(0) - vh.unsqueeze(1);
+        var cols = arange(Keep(_w), dtype: ScalarType.Int64, device: x.device).unsqueeze(0) - vw.unsqueeze(1);
+        var inRows = rows.ge(Keep(0)).logical_and(rows.lt(Keep(sh)));
+        var inCols = cols.ge(Keep(0)).logical_and(cols.lt(Keep(sw)));
         var mask = inRows.unsqueeze(2).logical_and(inCols.unsqueeze(1)).unsqueeze(1);
-        return (mask, rows.clamp(0, sh - 1), cols.clamp(0, sw - 1));
+        return (mask, rows.clamp(Keep(0), Keep(sh - 1)), cols.clamp(Keep(0), Keep(sw - 1)));
     }
 
     private Tensor LinfCandidate(Tensor xs, Tensor bests, double p)
@@ -65,7 +66,7 @@ internal sealed class SquareProposals(Tensor x, ThreatModel threat, Generator? g
         long n = xs.shape[0];
         long s = Math.Max(1, (long)Math.Round(Math.Sqrt(p * _c * _h * _w / _c)));
         var (mask, _, _) = Window(n, Math.Min(s, _h), Math.Min(s, _w));
-        var vertex = (xs + RandomSigns(n, _c, 1, 1) * _eps).clamp(_bounds.Lower, _bounds.Upper);
+        var vertex = (xs + RandomSigns(n, _c, 1, 1) * Keep(_eps)).clamp(Keep(_bounds.Lower), Keep(_bounds.Upper));
         return where(mask, vertex, bests);
     }
 
@@ -79,25 +80,25 @@ internal sealed class SquareProposals(Tensor x, ThreatModel threat, Generator? g
         var (mask1, rows, cols) = Window(n, sh, sw);
         var (mask2, _, _) = Window(n, sh, sw);
         var m1 = mask1.to(x.dtype);
-        var normsWindow1 = (delta * m1).pow(2).sum([2L, 3L], keepdim: true).sqrt();
+        var normsWindow1 = (delta * m1).pow(Keep(2)).sum([2L, 3L], keepdim: true).sqrt();
         var normsImage = Geometries.PerSample(Geometries.Flat(delta).norm(1, false, 2), delta);
         var normsWindows = Geometries.PerSample(Geometries.Flat(delta * mask1.logical_or(mask2).to(x.dtype)).norm(1, false, 2), delta);
 
         // The pseudo-Gaussian pattern placed at each sample's window (transposed at random when square).
-        var index = rows.unsqueeze(2) * sw + cols.unsqueeze(1);
+        var index = rows.unsqueeze(2) * Keep(sw) + cols.unsqueeze(1);
         var pattern = SquarePatterns.Meta((int)sh, (int)sw, transpose: false).to(x.device).flatten().take(index);
         if (sh == sw)
         {
             var transposed = SquarePatterns.Meta((int)sh, (int)sw, transpose: true).to(x.device).flatten().take(index);
-            var coin = rand([n], generator: _gen).lt(0.5).to(x.device).reshape(n, 1, 1);
+            var coin = rand([n], generator: _gen).lt(Keep(0.5)).to(x.device).reshape(n, 1, 1);
             pattern = where(coin, transposed, pattern);
         }
-        var fresh = pattern.unsqueeze(1) * m1 * RandomSigns(n, _c, 1, 1) + delta * m1 / (normsWindow1 + 1e-12);
-        var freshNorm = fresh.pow(2).sum([2L, 3L], keepdim: true).sqrt();
-        var budget = ((_eps * _eps - normsImage.pow(2)).clamp_min(0) / _c + normsWindows.pow(2)).sqrt();
-        fresh = fresh / (freshNorm + 1e-12) * budget;
+        var fresh = pattern.unsqueeze(1) * m1 * RandomSigns(n, _c, 1, 1) + delta * m1 / (normsWindow1 + Keep(1e-12));
+        var freshNorm = fresh.pow(Keep(2)).sum([2L, 3L], keepdim: true).sqrt();
+        var budget = ((Keep(_eps * _eps) - normsImage.pow(Keep(2))).clamp_min(Keep(0)) / Keep(_c) + normsWindows.pow(Keep(2))).sqrt();
+        fresh = fresh / (freshNorm + Keep(1e-12)) * budget;
         var moved = delta * mask2.logical_not().to(x.dtype);
-        moved = moved * (1 - m1) + fresh;
-        return (xs + Normalize(moved) * _eps).clamp(_bounds.Lower, _bounds.Upper);
+        moved = moved * (Keep(1) - m1) + fresh;
+        return (xs + Normalize(moved) * Keep(_eps)).clamp(Keep(_bounds.Lower), Keep(_bounds.Upper));
     }
 }

@@ -4,6 +4,7 @@ using Robustness.Core.Attacking;
 using Robustness.Core.Geometry;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Attacks;
 
@@ -130,7 +131,7 @@ public sealed class StandingPoints
         if (_keep == KeepRule.SuccessOrHigherScore)
         {
             var score = Need(o.Score).detach();
-            var kept = _score ?? full(_inputs.shape[0], double.NegativeInfinity, dtype: score.dtype, device: score.device);
+            var kept = _score ?? full(_inputs.shape[0], Keep(double.NegativeInfinity), dtype: score.dtype, device: score.device);
             var next = kept.index_copy(0, rows, where(take, score, kept.index_select(0, rows))).MoveToOuterDisposeScope();
             _score?.Dispose();
             _score = next;

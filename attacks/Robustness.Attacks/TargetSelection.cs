@@ -1,6 +1,7 @@
 using Robustness.Core;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Attacks;
 
@@ -77,14 +78,14 @@ public sealed record TargetSelection(TargetMode Mode, Tensor? GivenTargets = nul
     public static Tensor RandomOther(Tensor labels, int numClasses, Generator? generator)
     {
         var offset = randint(1, numClasses, labels.shape, dtype: ScalarType.Int64, generator: generator).to(labels.device);
-        return (labels + offset).remainder(numClasses);
+        return (labels + offset).remainder(Keep(numClasses));
     }
 
     /// <summary>The class with the smallest clean logit among those ≠ label.</summary>
     public static Tensor LeastLikelyClass(Tensor logits, Tensor labels)
     {
         var mask = nn.functional.one_hot(labels, logits.shape[1]).to(ScalarType.Bool);
-        return logits.masked_fill(mask, float.PositiveInfinity).argmin(1);
+        return logits.masked_fill(mask, Keep(float.PositiveInfinity)).argmin(1);
     }
 
     /// <summary>Multi-label: the k labels whose clean decision logits are closest to the threshold (smallest |z|),
@@ -96,6 +97,6 @@ public sealed record TargetSelection(TargetMode Mode, Tensor? GivenTargets = nul
     public static Tensor TopKOthers(Tensor logits, Tensor labels, int k)
     {
         var mask = nn.functional.one_hot(labels, logits.shape[1]).to(ScalarType.Bool);
-        return logits.masked_fill(mask, float.NegativeInfinity).topk(k, 1).indexes;
+        return logits.masked_fill(mask, Keep(float.NegativeInfinity)).topk(k, 1).indexes;
     }
 }

@@ -1,6 +1,7 @@
 using Robustness.Core;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Defenses;
 
@@ -79,14 +80,14 @@ public sealed record Augmentation
             var padded = nn.functional.pad(x, [p, p, p, p], PaddingModes.Constant, bounds.Lower);
             // Per-image offsets in [0, 2p]; row/column indices of each image's window, gathered without a host loop.
             var offsets = randint(0, 2 * p + 1, [n, 2], dtype: ScalarType.Int64, generator: generator).to(x.device);
-            var rows = offsets.narrow(1, 0, 1) + arange(h, dtype: ScalarType.Int64, device: x.device).unsqueeze(0);
-            var cols = offsets.narrow(1, 1, 1) + arange(w, dtype: ScalarType.Int64, device: x.device).unsqueeze(0);
+            var rows = offsets.narrow(1, 0, 1) + arange(Keep(h), dtype: ScalarType.Int64, device: x.device).unsqueeze(0);
+            var cols = offsets.narrow(1, 1, 1) + arange(Keep(w), dtype: ScalarType.Int64, device: x.device).unsqueeze(0);
             var byRows = padded.gather(2, rows.view(n, 1, h, 1).expand(n, c, h, w + 2 * p));
             x = byRows.gather(3, cols.view(n, 1, 1, w).expand(n, c, h, w));
         }
         if (Flip)
         {
-            var flip = rand([n], generator: generator).lt(0.5).to(x.device).view(n, 1, 1, 1);
+            var flip = rand([n], generator: generator).lt(Keep(0.5)).to(x.device).view(n, 1, 1, 1);
             x = where(flip, x.flip(3), x);
         }
         return x.contiguous();

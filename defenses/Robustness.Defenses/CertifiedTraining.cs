@@ -3,6 +3,7 @@ using Robustness.Core;
 using Robustness.Core.Graphs;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Defenses;
 
@@ -47,7 +48,7 @@ public sealed record IbpObjective(double Epsilon) : ITrainingObjective
         var box = Interval.LinfBall(inputs, context.Epsilon, model.Spec.Bounds);
         var worst = new IntervalBoundPropagation().WorstCaseLogits(graph, box, labels);
         var robust = nn.functional.cross_entropy(worst, labels);
-        var loss = clean * kappa + robust * (1 - kappa);
+        var loss = clean * Keep(kappa) + robust * Keep(1 - kappa);
         return new TrainingStepResult(loss, logits.detach(), worst.detach());
     }
 }
@@ -129,9 +130,9 @@ public sealed record CrownIbpObjective(double Epsilon) : ITrainingObjective
         var intervals = ibp.Propagate(graph, box, graph.Nodes.Count - 1);
         var margins = ibp.MarginLowerBounds(graph, box, labels);
         if (beta > 0)
-            margins = margins * (1 - beta) + new CrownIbp().MarginLowerBounds(graph, box, labels, intervals)! * beta;
+            margins = margins * Keep(1 - beta) + new CrownIbp().MarginLowerBounds(graph, box, labels, intervals)! * Keep(beta);
         var worst = -margins;
-        var loss = clean * kappa + nn.functional.cross_entropy(worst, labels) * (1 - kappa);
+        var loss = clean * Keep(kappa) + nn.functional.cross_entropy(worst, labels) * Keep(1 - kappa);
         return new TrainingStepResult(loss, logits.detach(), worst.detach());
     }
 }

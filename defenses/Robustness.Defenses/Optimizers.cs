@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Defenses;
 
@@ -85,14 +86,14 @@ public sealed class SgdOptimizer : IParameterOptimizer
             var p = _parameters[i].Parameter;
             var g = gradientOf(i);
             if (g is null) continue;
-            if (_weightDecay != 0) g = g.add(p, _weightDecay);
+            if (_weightDecay != 0) g = g.add(p, Keep(_weightDecay));
             if (_mu > 0)
             {
                 var buf = _momentum[i];
-                buf.mul_(_mu).add_(g);
-                g = _nesterov ? g.add(buf, _mu) : buf;
+                buf.mul_(Keep(_mu)).add_(g);
+                g = _nesterov ? g.add(buf, Keep(_mu)) : buf;
             }
-            p.add_(g, -learningRate);
+            p.add_(g, Keep(-learningRate));
         }
     }
 
@@ -149,11 +150,11 @@ public sealed class AdamOptimizer : IParameterOptimizer
             var p = _parameters[i].Parameter;
             var g = gradientOf(i);
             if (g is null) continue;
-            if (_weightDecay != 0) g = g.add(p, _weightDecay);
-            _m[i].mul_(_beta1).add_(g, 1 - _beta1);
-            _v[i].mul_(_beta2).addcmul_(g, g, 1 - _beta2);
-            var denom = _v[i].sqrt().div_(bc2Sqrt).add_(_eps);
-            p.addcdiv_(_m[i], denom, -learningRate / bc1);
+            if (_weightDecay != 0) g = g.add(p, Keep(_weightDecay));
+            _m[i].mul_(Keep(_beta1)).add_(g, Keep(1 - _beta1));
+            _v[i].mul_(Keep(_beta2)).addcmul_(g, g, Keep(1 - _beta2));
+            var denom = _v[i].sqrt().div_(Keep(bc2Sqrt)).add_(Keep(_eps));
+            p.addcdiv_(_m[i], denom, Keep(-learningRate / bc1));
         }
     }
 

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Robustness.Core;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Defenses;
 
@@ -53,13 +54,13 @@ public static class ThresholdTuning
         using (no_grad())
             foreach (var batch in validation.Batches(batchSize, model.Device))
                 using (batch)
-                    probabilities.Add((model.Logits(batch.Inputs).to(ScalarType.Float64) + model.Spec.DecisionOffset).sigmoid().cpu());
+                    probabilities.Add((model.Logits(batch.Inputs).to(ScalarType.Float64) + Keep(model.Spec.DecisionOffset)).sigmoid().cpu());
         var p = cat(probabilities, 0);
         var labels = validation.Labels.cpu();
         double Score(double tau)
         {
             using var s = NewDisposeScope();
-            var counts = MultiLabelCounts.Of(p.gt(tau), labels);
+            var counts = MultiLabelCounts.Of(p.gt(Keep(tau)), labels);
             return metric switch
             {
                 ThresholdMetric.SubsetAccuracy => counts.SubsetAccuracy,

@@ -6,6 +6,7 @@ using Robustness.Certification;
 using Robustness.Core;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Defenses;
 
@@ -354,7 +355,7 @@ public sealed class Trainer
                     _average?.Update(iteration);
                     using (no_grad())
                     {
-                        lossSum.add_(step.Loss.detach().to(ScalarType.Float64) * batch.Count);
+                        lossSum.add_(step.Loss.detach().to(ScalarType.Float64) * Keep(batch.Count));
                         if (step.CleanLogits is { } c)
                         {
                             // Objectives may score only the first rows of the batch for the display (CleanAccuracySample).

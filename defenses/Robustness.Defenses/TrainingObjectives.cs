@@ -4,6 +4,7 @@ using Robustness.Core.Attacking;
 using Robustness.Core.Geometry;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Defenses;
 
@@ -157,7 +158,7 @@ public sealed record PgdAdversarialObjective(double Epsilon, Norm Norm = Norm.Li
             return new TrainingStepResult(advLoss, clean, advLogits.detach());
         }
         var cleanLogits = model.Logits(inputs);
-        var loss = supervised.Mean(cleanLogits, labels) * (1 - AdvRatio) + advLoss * AdvRatio;
+        var loss = supervised.Mean(cleanLogits, labels) * Keep(1 - AdvRatio) + advLoss * Keep(AdvRatio);
         return new TrainingStepResult(loss, cleanLogits.detach(), advLogits.detach());
     }
 }
@@ -250,7 +251,7 @@ public sealed record TradesObjective(double Epsilon, Norm Norm = Norm.Linf) : IT
         var advLogits = model.Logits(adversarial);
         var natural = ClassificationLosses.For(model.Spec).Mean(cleanLogits, labels);
         var robust = (sigmoid ? BernoulliKl(cleanLogits, advLogits) : KlDivergence(cleanLogits, advLogits)).mean();
-        return new TrainingStepResult(natural + robust * Beta, cleanLogits.detach(), advLogits.detach());
+        return new TrainingStepResult(natural + robust * Keep(Beta), cleanLogits.detach(), advLogits.detach());
     }
 
     /// <summary>
@@ -264,7 +265,7 @@ public sealed record TradesObjective(double Epsilon, Norm Norm = Norm.Linf) : IT
         var log1mP = nn.functional.logsigmoid(-pLogits);
         var logQ = nn.functional.logsigmoid(qLogits);
         var log1mQ = nn.functional.logsigmoid(-qLogits);
-        return (p * (logP - logQ) + (1 - p) * (log1mP - log1mQ)).sum(1);
+        return (p * (logP - logQ) + (Keep(1) - p) * (log1mP - log1mQ)).sum(1);
     }
 
     /// <summary>Per-sample KL(softmax(p) ‖ softmax(q)) from logits, [N].</summary>
@@ -310,7 +311,7 @@ public sealed class BernoulliKlObjective : IAttackObjective
         if (p.dim() != 2 || !p.is_floating_point())
             throw new ArgumentException("the Bernoulli KL objective needs clean probabilities [N, K] (float) as labels");
         var bce = nn.functional.binary_cross_entropy_with_logits(logits, p.to(logits.dtype), reduction: nn.Reduction.None);
-        var entropy = -(p.xlogy(p) + (1 - p).xlogy(1 - p));
+        var entropy = -(p.xlogy(p) + (Keep(1) - p).xlogy(Keep(1) - p));
         return (bce - entropy).sum(1);
     }
 }
@@ -351,7 +352,7 @@ public sealed record GaussianNoiseObjective(double Sigma) : ITrainingObjective
     public TrainingStepResult Compute(IGradientClassifier model, Tensor inputs, Tensor labels, TrainingStepContext context)
     {
         if (!(Sigma >= 0) || double.IsInfinity(Sigma)) throw new ParameterException("Sigma", $"must be a finite number ≥ 0, got {Sigma}");
-        var noisy = inputs + randn(inputs.shape, dtype: inputs.dtype, generator: context.Generator).to(inputs.device) * Sigma;
+        var noisy = inputs + randn(inputs.shape, dtype: inputs.dtype, generator: context.Generator).to(inputs.device) * Keep(Sigma);
         var logits = model.Logits(noisy);
         var clean = ObjectiveMath.CleanLogitsForDisplay(model, inputs, CleanAccuracySample);
         return new TrainingStepResult(ClassificationLosses.For(model.Spec).Mean(logits, labels), clean, logits.detach());
@@ -387,7 +388,7 @@ public sealed record FreeAdversarialObjective(double Epsilon, Norm Norm = Norm.L
         if (Replays < 1) throw new ParameterException(nameof(Replays), $"must be ≥ 1, got {Replays}");
         var delta = ((FreePerturbation)(context.State ?? throw new InvalidOperationException("free AT needs its state"))).For(inputs);
         var bounds = model.Spec.Bounds;
-        var adversarial = (inputs + delta).clamp(bounds.Lower, bounds.Upper);
+        var adversarial = (inputs + delta).clamp(Keep(bounds.Lower), Keep(bounds.Upper));
         var logits = model.Logits(adversarial);
         var clean = context.Replay == 0 ? ObjectiveMath.CleanLogitsForDisplay(model, inputs, CleanAccuracySample) : null;
         return new TrainingStepResult(ClassificationLosses.For(model.Spec).Mean(logits, labels), clean, logits.detach());
@@ -426,7 +427,7 @@ internal sealed class FreePerturbation(Device device) : IObjectiveState
         if (_leaf?.grad is not { } grad) return;
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var moved = geometry.Project(_leaf + geometry.Direction(grad, _leaf, new Bounds(float.MinValue, float.MaxValue)) * eps, eps);
+        var moved = geometry.Project(_leaf + geometry.Direction(grad, _leaf, new Bounds(float.MinValue, float.MaxValue)) * Keep(eps), eps);
         _delta!.narrow(0, 0, moved.shape[0]).copy_(moved);
     }
 

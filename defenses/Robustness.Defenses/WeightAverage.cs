@@ -1,6 +1,7 @@
 using Robustness.Core;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Defenses;
 
@@ -47,7 +48,7 @@ public sealed class WeightAverage : IDisposable
         using var _ = no_grad();
         for (int i = 0; i < _live.Length; i++)
         {
-            if (_floating[i]) _average[i].mul_(d).add_(_live[i].detach(), alpha: 1 - d);
+            if (_floating[i]) _average[i].mul_(Keep(d)).add_(_live[i].detach(), alpha: Keep(1 - d));
             else _average[i].copy_(_live[i]);
         }
     }

@@ -2,6 +2,7 @@ using Robustness.Core.Graphs;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Certification;
 
@@ -56,7 +57,7 @@ public sealed record CrownIbp
             if (!Slack.IsNone)
             {
                 var row = F.linear(At(last.Inputs[0]).Magnitude, w.abs()) + b.abs();        // [N, K]
-                bias = bias - (row.gather(1, classes.unsqueeze(1)) + row) * Slack.Relative(w.shape[1]);
+                bias = bias - (row.gather(1, classes.unsqueeze(1)) + row) * Keep(Slack.Relative(w.shape[1]));
             }
             Accumulate(last.Inputs[0], diff);
             start = graph.Nodes.Count - 2;
@@ -88,7 +89,7 @@ public sealed record CrownIbp
                     {
                         var e = F.linear(x.Magnitude, w.abs());
                         if (op.Bias is not null) e = e + op.Bias.to(dtype).abs();
-                        bias = bias - (l.abs() * e.unsqueeze(1)).sum(-1) * Slack.Relative(w.shape[1]);
+                        bias = bias - (l.abs() * e.unsqueeze(1)).sum(-1) * Keep(Slack.Relative(w.shape[1]));
                     }
                     Accumulate(node.Inputs[0], l.matmul(w));
                     break;
@@ -104,7 +105,7 @@ public sealed record CrownIbp
                     if (!Slack.IsNone)
                     {
                         var e = F.conv2d(x.Magnitude, w.abs(), op.Bias?.to(dtype).abs(), op.Stride, op.Padding, op.Dilation, op.Groups);
-                        bias = bias - (l.abs() * e.unsqueeze(1)).sum([2L, 3L, 4L]) * Slack.Relative(w.shape[1] * w.shape[2] * w.shape[3]);
+                        bias = bias - (l.abs() * e.unsqueeze(1)).sum([2L, 3L, 4L]) * Keep(Slack.Relative(w.shape[1] * w.shape[2] * w.shape[3]));
                     }
                     var flat = l.reshape([n * k, .. outShape]);
                     var outputPadding = new long[2];
@@ -120,14 +121,14 @@ public sealed record CrownIbp
                 case ReluOp:
                 {
                     var (lo, hi) = (x.Lower.unsqueeze(1), x.Upper.unsqueeze(1));
-                    var active = lo.ge(0);
-                    var unstable = lo.lt(0).logical_and(hi.gt(0));
-                    var width = (hi - lo).clamp_min(1e-30);
+                    var active = lo.ge(Keep(0));
+                    var unstable = lo.lt(Keep(0)).logical_and(hi.gt(Keep(0)));
+                    var width = (hi - lo).clamp_min(Keep(1e-30));
                     var upperSlope = where(active, ones_like(hi), where(unstable, hi / width, zeros_like(hi)));
                     var upperIntercept = where(unstable, -lo * hi / width, zeros_like(hi));
                     var lowerSlope = where(active, ones_like(hi), where(unstable, hi.ge(-lo).to(dtype), zeros_like(hi)));
-                    var positive = l.clamp_min(0);
-                    var negative = l.clamp_max(0);
+                    var positive = l.clamp_min(Keep(0));
+                    var negative = l.clamp_max(Keep(0));
                     bias = bias + (negative * upperIntercept).flatten(2).sum(-1);
                     Accumulate(node.Inputs[0], positive * lowerSlope + negative * upperSlope);
                     break;
@@ -149,9 +150,9 @@ public sealed record CrownIbp
                     if (!Slack.IsNone)
                     {
                         var e = F.avg_pool2d(x.Magnitude, p.Kernel, p.Stride, p.Padding);
-                        bias = bias - (l.abs() * e.unsqueeze(1)).sum([2L, 3L, 4L]) * Slack.Relative(area);
+                        bias = bias - (l.abs() * e.unsqueeze(1)).sum([2L, 3L, 4L]) * Keep(Slack.Relative(area));
                     }
-                    var weight = full([c, 1, p.Kernel[0], p.Kernel[1]], 1.0 / area, dtype: dtype, device: l.device);
+                    var weight = full([c, 1, p.Kernel[0], p.Kernel[1]], Keep(1.0 / area), dtype: dtype, device: l.device);
                     var outputPadding = new long[2];
                     for (int d = 0; d < 2; d++)
                         outputPadding[d] = inShape[1 + d] - ((l.shape[3 + d] - 1) * p.Stride[d] - 2 * p.Padding[d] + p.Kernel[d]);
@@ -166,9 +167,9 @@ public sealed record CrownIbp
                     if (!Slack.IsNone)
                     {
                         var e = F.adaptive_avg_pool2d(x.Magnitude, 1);
-                        bias = bias - (l.abs() * e.unsqueeze(1)).sum([2L, 3L, 4L]) * Slack.Relative(area);
+                        bias = bias - (l.abs() * e.unsqueeze(1)).sum([2L, 3L, 4L]) * Keep(Slack.Relative(area));
                     }
-                    Accumulate(node.Inputs[0], (l / area).expand([n, l.shape[1], .. inShape]));
+                    Accumulate(node.Inputs[0], (l / Keep(area)).expand([n, l.shape[1], .. inShape]));
                     break;
                 }
                 case AddOp:
@@ -176,7 +177,7 @@ public sealed record CrownIbp
                     if (!Slack.IsNone)
                     {
                         var e = x.Magnitude + At(node.Inputs[1]).Magnitude;
-                        bias = bias - (l.abs() * e.unsqueeze(1)).flatten(2).sum(-1) * Slack.Relative(1);
+                        bias = bias - (l.abs() * e.unsqueeze(1)).flatten(2).sum(-1) * Keep(Slack.Relative(1));
                     }
                     Accumulate(node.Inputs[0], l);
                     Accumulate(node.Inputs[1], l);
@@ -209,7 +210,7 @@ public sealed record CrownIbp
         if (!Slack.IsNone)
         {
             var e = x.Magnitude.unsqueeze(1) * sv.abs() + tv.abs();
-            bias = bias - (l.abs() * e).flatten(2).sum(-1) * Slack.Relative(4);
+            bias = bias - (l.abs() * e).flatten(2).sum(-1) * Keep(Slack.Relative(4));
         }
         accumulate(input, l * sv);
     }

@@ -3,14 +3,15 @@ using Robustness.Core.Graphs;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Certification;
 
 /// <summary>Elementwise bounds Lower ≤ v ≤ Upper on a batch of activations (same shape, same dtype).</summary>
 public sealed record Interval(Tensor Lower, Tensor Upper) : IDisposable
 {
-    public Tensor Center => (Upper + Lower) * 0.5;
-    public Tensor Radius => (Upper - Lower) * 0.5;
+    public Tensor Center => (Upper + Lower) * Keep(0.5);
+    public Tensor Radius => (Upper - Lower) * Keep(0.5);
 
     /// <summary>max(|Lower|, |Upper|): the largest magnitude any value in the interval can have.</summary>
     public Tensor Magnitude => Lower.abs().maximum(Upper.abs());
@@ -29,7 +30,7 @@ public sealed record Interval(Tensor Lower, Tensor Upper) : IDisposable
 
     /// <summary>The L∞ ball of radius ε around x, intersected with the input bounds: [max(x − ε, lo), min(x + ε, hi)].</summary>
     public static Interval LinfBall(Tensor x, double epsilon, Bounds bounds) =>
-        new((x - epsilon).clamp_min(bounds.Lower), (x + epsilon).clamp_max(bounds.Upper));
+        new((x - Keep(epsilon)).clamp_min(Keep(bounds.Lower)), (x + Keep(epsilon)).clamp_max(Keep(bounds.Upper)));
 }
 
 /// <summary>
@@ -116,7 +117,7 @@ public sealed record IntervalBoundPropagation
                 var m = h.Magnitude;
                 var row = F.linear(m, w.abs()) + b.abs();                   // [N, K]
                 var rel = Slack.Relative(w.shape[1]);
-                margin = margin - (row.gather(1, classes.unsqueeze(1)) + row) * rel;
+                margin = margin - (row.gather(1, classes.unsqueeze(1)) + row) * Keep(rel);
             }
             return ZeroAtLabel(margin, classes);
         }
@@ -147,7 +148,7 @@ public sealed record IntervalBoundPropagation
                 var centre = x.Center;
                 var mu = F.linear(centre, w, b);
                 var r = F.linear(SlackedRadius(centre, x.Radius, w.shape[1], out var rel), wAbs);
-                if (rel > 0 && b is not null) r = r + b.abs() * rel;
+                if (rel > 0 && b is not null) r = r + b.abs() * Keep(rel);
                 return new Interval(mu - r, mu + r);
             }
             case Conv2dOp c:
@@ -159,7 +160,7 @@ public sealed record IntervalBoundPropagation
                 var centre = x.Center;
                 var mu = F.conv2d(centre, w, b, c.Stride, c.Padding, c.Dilation, c.Groups);
                 var r = F.conv2d(SlackedRadius(centre, x.Radius, w.shape[1] * w.shape[2] * w.shape[3], out var rel), wAbs, null, c.Stride, c.Padding, c.Dilation, c.Groups);
-                if (rel > 0 && b is not null) r = r + GraphExecutor.ChannelView(b.abs(), r) * rel;
+                if (rel > 0 && b is not null) r = r + GraphExecutor.ChannelView(b.abs(), r) * Keep(rel);
                 return new Interval(mu - r, mu + r);
             }
             case ReluOp:
@@ -186,7 +187,7 @@ public sealed record IntervalBoundPropagation
                 var y = second!;
                 var sum = new Interval(x.Lower + y.Lower, x.Upper + y.Upper);
                 if (Slack.IsNone) return sum;
-                var bound = (x.Magnitude + y.Magnitude) * Slack.Relative(1);
+                var bound = (x.Magnitude + y.Magnitude) * Keep(Slack.Relative(1));
                 return new Interval(sum.Lower - bound, sum.Upper + bound);
             }
             default:
@@ -203,7 +204,7 @@ public sealed record IntervalBoundPropagation
         var mu = x.Center * s + t;
         var r = x.Radius * s.abs();
         if (!Slack.IsNone)
-            r = r + (x.Magnitude * s.abs() + t.abs()) * Slack.Relative(4);
+            r = r + (x.Magnitude * s.abs() + t.abs()) * Keep(Slack.Relative(4));
         return new Interval(mu - r, mu + r);
     }
 
@@ -216,14 +217,14 @@ public sealed record IntervalBoundPropagation
     private Tensor SlackedRadius(Tensor centre, Tensor radius, long terms, out double rel)
     {
         rel = Slack.Relative(terms);
-        return rel > 0 ? radius.mul(1 + rel).add_(centre.abs().mul_(rel)) : radius;
+        return rel > 0 ? radius.mul(Keep(1 + rel)).add_(centre.abs().mul_(Keep(rel))) : radius;
     }
 
     /// <summary>Widens an interval computed by a rounded op of about <paramref name="terms"/> terms.</summary>
     private Interval Widen(Interval y, long terms)
     {
         if (Slack.IsNone) return y;
-        var bound = y.Magnitude * Slack.Relative(terms);
+        var bound = y.Magnitude * Keep(Slack.Relative(terms));
         return new Interval(y.Lower - bound, y.Upper + bound);
     }
 

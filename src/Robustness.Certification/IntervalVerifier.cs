@@ -2,6 +2,7 @@ using Robustness.Core;
 using Robustness.Core.Graphs;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Certification;
 
@@ -85,9 +86,9 @@ public sealed record IntervalVerifier(double Epsilon)
             margins = margins.maximum(crown); // both are sound lower bounds, so is their maximum
         var classes = labels.to(ScalarType.Int64).unsqueeze(1);
         // The label's own entry is 0 by construction; take the minimum over the others.
-        var others = margins.scatter(1, classes, full_like(classes, double.PositiveInfinity, dtype: margins.dtype));
+        var others = margins.scatter(1, classes, full_like(classes, Keep(double.PositiveInfinity), dtype: margins.dtype));
         var worst = others.amin([1L]).to(ScalarType.Float64);
-        var result = new VerificationResult(worst.gt(0), worst);
+        var result = new VerificationResult(worst.gt(Keep(0)), worst);
         result.MoveToOuterDisposeScope();
         return result;
     }

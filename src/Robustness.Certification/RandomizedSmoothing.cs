@@ -1,6 +1,7 @@
 using Robustness.Core;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Certification;
 
@@ -124,7 +125,7 @@ public sealed record RandomizedSmoothing(double Sigma)
             using var scope = NewDisposeScope();
             long b = Math.Min(BatchSize, samples - done);
             // x + σ·N(0, I) in place in the fresh noise tensor: no further batch-sized allocations.
-            var noisy = randn([b, .. shape], generator: generator).to(model.Device).mul_(Sigma).add_(point);
+            var noisy = randn([b, .. shape], generator: generator).to(model.Device).mul_(Keep(Sigma)).add_(point);
             var predictions = model.Logits(noisy).argmax(1);
             counts.add_(predictions.bincount(null, classes));
         }

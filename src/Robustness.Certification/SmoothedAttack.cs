@@ -3,6 +3,7 @@ using Robustness.Core.Attacking;
 using Robustness.Core.Geometry;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Certification;
 
@@ -53,16 +54,16 @@ public sealed record SmoothedPgdAttack(double Sigma, ThreatModel Threat)
             using (enable_grad())
             {
                 var leaf = adv.detach().requires_grad_(true);
-                var noise = randn([b * NoiseSamples, .. shape], generator: generator).to(x.device) * Sigma;
+                var noise = randn([b * NoiseSamples, .. shape], generator: generator).to(x.device) * Keep(Sigma);
                 var noisy = leaf.repeat_interleave(NoiseSamples, 0) + noise;
                 var probabilities = nn.functional.softmax(model.Logits(noisy), 1).reshape(b, NoiseSamples, -1).mean([1L]);
-                var loss = -probabilities.gather(1, y.unsqueeze(1)).clamp_min(1e-20).log().sum();
+                var loss = -probabilities.gather(1, y.unsqueeze(1)).clamp_min(Keep(1e-20)).log().sum();
                 grad = autograd.grad([loss], [leaf])[0];
             }
             using (no_grad())
             {
-                var moved = adv + geometry.Direction(grad, adv, bounds) * StepSize;
-                var next = (x + geometry.Project(moved - x, Threat.Epsilon)).clamp(bounds.Lower, bounds.Upper).MoveToOuterDisposeScope();
+                var moved = adv + geometry.Direction(grad, adv, bounds) * Keep(StepSize);
+                var next = (x + geometry.Project(moved - x, Threat.Epsilon)).clamp(Keep(bounds.Lower), Keep(bounds.Upper)).MoveToOuterDisposeScope();
                 adv.Dispose();
                 adv = next;
             }

@@ -1,4 +1,5 @@
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Core;
 
@@ -15,19 +16,19 @@ public static class MultiLabelTargets
     public const float Any = -1f;
 
     /// <summary>Bool [N, K]: the class is predicted (decision logit &gt; 0).</summary>
-    public static Tensor Predicted(Tensor logits) => logits.gt(0);
+    public static Tensor Predicted(Tensor logits) => logits.gt(Keep(0));
 
     /// <summary>Bool [N, K]: present in a multi-hot row (or wanted on in a goal).</summary>
-    public static Tensor On(Tensor labels) => labels.gt(0.5);
+    public static Tensor On(Tensor labels) => labels.gt(Keep(0.5));
 
     /// <summary>±1 per class, +1 where present: the sign under which a correct decision logit is positive.</summary>
-    public static Tensor Signs(Tensor labels) => On(labels).to(ScalarType.Float32) * 2 - 1;
+    public static Tensor Signs(Tensor labels) => On(labels).to(ScalarType.Float32) * Keep(2) - Keep(1);
 
     /// <summary>Bool [N, K]: the prediction differs from the true label set in that class.</summary>
     public static Tensor Flipped(Tensor logits, Tensor labels) => Predicted(logits).ne(On(labels));
 
     /// <summary>Bool [N, K]: the goal constrains that class (its state is not <see cref="Any"/>).</summary>
-    public static Tensor Constrained(Tensor goal) => goal.ge(0);
+    public static Tensor Constrained(Tensor goal) => goal.ge(Keep(0));
 
     /// <summary>Bool [N]: every constrained class of the goal is predicted as wanted.</summary>
     public static Tensor Reached(Tensor logits, Tensor goal) =>
@@ -38,7 +39,7 @@ public static class MultiLabelTargets
     /// their opposite and every other class kept as it is (float [N, K], no <see cref="Any"/>).
     /// </summary>
     public static Tensor FlipGoal(Tensor labels, Tensor flip) =>
-        where(flip, 1 - On(labels).to(ScalarType.Float32), On(labels).to(ScalarType.Float32));
+        where(flip, Keep(1) - On(labels).to(ScalarType.Float32), On(labels).to(ScalarType.Float32));
 
     /// <summary>
     /// A goal that asks only that class <paramref name="label"/> (int64 [N]) be flipped; every other class is
@@ -48,7 +49,7 @@ public static class MultiLabelTargets
     {
         var k = labels.shape[1];
         var one = nn.functional.one_hot(label, k).to(ScalarType.Bool);
-        var flipped = 1 - On(labels).to(ScalarType.Float32);
-        return where(one, flipped, full_like(flipped, Any));
+        var flipped = Keep(1) - On(labels).to(ScalarType.Float32);
+        return where(one, flipped, full_like(flipped, Keep(Any)));
     }
 }

@@ -1,4 +1,5 @@
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Core;
 
@@ -55,7 +56,7 @@ public static class Objectives
     public static Tensor MaxOther(Tensor logits, Tensor cls)
     {
         var mask = nn.functional.one_hot(cls, logits.shape[1]).to(ScalarType.Bool);
-        return logits.masked_fill(mask, float.NegativeInfinity).amax([1L]);
+        return logits.masked_fill(mask, Keep(float.NegativeInfinity)).amax([1L]);
     }
 
     public static Tensor Pick(Tensor logits, Tensor cls) => logits.gather(1, cls.unsqueeze(1)).squeeze(1);
@@ -92,7 +93,7 @@ public sealed class MarginObjective : IAttackObjective
         if (Objectives.IsMultiLabel(t))
         {
             var (m, counted) = Objectives.LabelMargins(logits, t);
-            var worst = m.masked_fill(counted.logical_not(), float.PositiveInfinity).amin([1L]);
+            var worst = m.masked_fill(counted.logical_not(), Keep(float.PositiveInfinity)).amin([1L]);
             return t.TargetClasses is null ? -worst : worst;
         }
         return t.TargetClasses is { } target
@@ -115,9 +116,9 @@ public sealed record HingeObjective(double Confidence = 0) : IAttackObjective
     {
         if (!(Confidence >= 0) || double.IsInfinity(Confidence))
             throw new ParameterException(nameof(Confidence), $"must be a finite number ≥ 0, got {Confidence}");
-        if (!Objectives.IsMultiLabel(t)) return Objectives.Margin.Loss(logits, t).clamp_max(Confidence);
+        if (!Objectives.IsMultiLabel(t)) return Objectives.Margin.Loss(logits, t).clamp_max(Keep(Confidence));
         var (m, counted) = Objectives.LabelMargins(logits, t);
-        var perClass = (t.TargetClasses is null ? -m : m).clamp_max(Confidence);
+        var perClass = (t.TargetClasses is null ? -m : m).clamp_max(Keep(Confidence));
         return (perClass * counted.to(perClass.dtype)).sum([1L]);
     }
 }
@@ -138,11 +139,11 @@ public sealed class DlrObjective : IAttackObjective
         var zy = Objectives.Pick(logits, t.Labels);
         if (t.TargetClasses is { } target)
         {
-            var denom = sorted[.., 0] - (sorted[.., 2] + sorted[.., 3]) * 0.5 + 1e-12;
+            var denom = sorted[.., 0] - (sorted[.., 2] + sorted[.., 3]) * Keep(0.5) + Keep(1e-12);
             return -(zy - Objectives.Pick(logits, target)) / denom;
         }
         var maxOther = Objectives.MaxOther(logits, t.Labels);
-        return -(zy - maxOther) / (sorted[.., 0] - sorted[.., 2] + 1e-12);
+        return -(zy - maxOther) / (sorted[.., 0] - sorted[.., 2] + Keep(1e-12));
     }
 }
 

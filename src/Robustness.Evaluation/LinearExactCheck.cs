@@ -1,6 +1,7 @@
 using Robustness.Core;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Evaluation;
 
@@ -40,18 +41,18 @@ internal static class LinearExactCheck
             b = b - w.matmul(mu);
         }
         double eps = threat.Epsilon;
-        var roomUp = (threat.Bounds.Upper - x).clamp(0, eps);
-        var roomDown = (x - threat.Bounds.Lower).clamp(0, eps);
+        var roomUp = (Keep(threat.Bounds.Upper) - x).clamp(Keep(0), Keep(eps));
+        var roomDown = (x - Keep(threat.Bounds.Lower)).clamp(Keep(0), Keep(eps));
         if (model.Spec.MultiLabel)
         {
-            var z = x.matmul(w.t()) + b - model.Spec.DecisionOffset;
-            var positive = w.clamp_min(0).t();
-            var negative = (-w).clamp_min(0).t();
+            var z = x.matmul(w.t()) + b - Keep(model.Spec.DecisionOffset);
+            var positive = w.clamp_min(Keep(0)).t();
+            var negative = (-w).clamp_min(Keep(0)).t();
             // Largest fall of s·z: s = +1 moves against w (down where w > 0, up where w < 0), s = −1 with it.
             var fallOn = roomDown.matmul(positive) + roomUp.matmul(negative);
             var fallOff = roomUp.matmul(positive) + roomDown.matmul(negative);
             var on = MultiLabelTargets.On(data.Labels.index_select(0, idx)).to(z.device);
-            var robust = where(on, (z - fallOn).gt(0), (-z - fallOff).ge(0));
+            var robust = where(on, (z - fallOn).gt(Keep(0)), (-z - fallOff).ge(Keep(0)));
             return (robust.all(1).to(ScalarType.Float64).mean().item<double>(), robust.to(ScalarType.Float64).mean().item<double>());
         }
         else
@@ -65,8 +66,8 @@ internal static class LinearExactCheck
                 // Margin of the true class over `other`: Δw = w_y − w_other, per sample.
                 var dw = w.index_select(0, labels) - w[other];
                 var margin = (z.gather(1, labels.unsqueeze(1)).squeeze(1) - z[.., other]);
-                var fall = (roomDown * dw.clamp_min(0) + roomUp * (-dw).clamp_min(0)).sum(1);
-                robust = robust.logical_and(labels.eq(other).logical_or((margin - fall).gt(0)));
+                var fall = (roomDown * dw.clamp_min(Keep(0)) + roomUp * (-dw).clamp_min(Keep(0))).sum(1);
+                robust = robust.logical_and(labels.eq(Keep(other)).logical_or((margin - fall).gt(Keep(0))));
             }
             return (robust.to(ScalarType.Float64).mean().item<double>(), null);
         }

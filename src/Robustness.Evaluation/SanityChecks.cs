@@ -4,6 +4,7 @@ using Robustness.Core;
 using Robustness.Core.Attacking;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Evaluation;
 
@@ -156,10 +157,10 @@ internal sealed class ProbabilityOutputCheck : IModelSanityCheck
             out_ = c.Model.Logits(c.Inputs).to(ScalarType.Float64);
         // Multi-label: K sigmoid probabilities (decision logits + offset in [0, 1] everywhere) instead of logits.
         bool multi = c.Labels.dim() == 2;
-        var raw = multi ? out_ + c.Model.Spec.DecisionOffset : out_;
+        var raw = multi ? out_ + Keep(c.Model.Spec.DecisionOffset) : out_;
         var looksLikeProb = multi
-            ? raw.min(1).values.ge(-1e-6).logical_and(raw.max(1).values.le(1 + 1e-6))
-            : out_.min(1).values.ge(-1e-6).logical_and(out_.sum(1).sub(1).abs().le(1e-3));
+            ? raw.min(1).values.ge(Keep(-1e-6)).logical_and(raw.max(1).values.le(Keep(1 + 1e-6)))
+            : out_.min(1).values.ge(Keep(-1e-6)).logical_and(out_.sum(1).sub(Keep(1)).abs().le(Keep(1e-3)));
         double fraction = looksLikeProb.to(ScalarType.Float64).mean().ToDouble();
         const double threshold = 0.99;
         return [SanityChecks.Result(Code, SanityChecks.ModelScope, fraction >= threshold, fraction, threshold, c.Count,
@@ -217,7 +218,7 @@ internal sealed class GradientCheck : IModelSanityCheck
         var finite = flat.isfinite().all(1);
         double nonFinite = 1 - finite.to(ScalarType.Float64).mean().ToDouble();
         var norms = flat.abs().sum(1);
-        double zero = norms.le(1e-12).logical_and(finite).to(ScalarType.Float64).mean().ToDouble();
+        double zero = norms.le(Keep(1e-12)).logical_and(finite).to(ScalarType.Float64).mean().ToDouble();
         return
         [
             SanityChecks.Result(ZeroCode, SanityChecks.ModelScope, zero > ZeroFractionThreshold, zero, ZeroFractionThreshold, c.Count,

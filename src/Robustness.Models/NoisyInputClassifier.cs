@@ -2,6 +2,7 @@ using System.Globalization;
 using Robustness.Core;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Models;
 
@@ -54,7 +55,7 @@ public sealed class NoisyInputClassifier : IGradientClassifier
         public override Tensor forward(Tensor input)
         {
             using var scope = NewDisposeScope();
-            var noise = randn(input.shape, dtype: input.dtype, device: input.device) * _sigma;
+            var noise = randn(input.shape, dtype: input.dtype, device: input.device) * Keep(_sigma);
             return _classifier.Logits(input + noise).MoveToOuterDisposeScope();
         }
     }

@@ -1,6 +1,7 @@
 using Robustness.Certification;
 using Robustness.Core;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Playground;
 
@@ -38,8 +39,8 @@ public sealed class IntervalBoundCertifier : IPointCertifier
         var classes = labels.to(ScalarType.Int64);
         var margins = Propagation.MarginLowerBounds(model.Network.DescribeLayers(twoLogits: true), box, classes);
         // The label's own entry is 0; the other class's entry is the margin to beat.
-        var other = margins.gather(1, (1 - classes).unsqueeze(1)).squeeze(1);
-        return other.gt(0).MoveToOuterDisposeScope();
+        var other = margins.gather(1, (Keep(1) - classes).unsqueeze(1)).squeeze(1);
+        return other.gt(Keep(0)).MoveToOuterDisposeScope();
     }
 
     /// <summary>Sound bounds [lo, hi] ([N, 1] each, float64) of the output neuron s over the ball around each point.</summary>
@@ -56,12 +57,12 @@ public sealed class IntervalBoundCertifier : IPointCertifier
     {
         var eps = threat.Epsilon;
         var x = points.to(ScalarType.Float64);
-        var lo = (x - eps).clamp(threat.Bounds.Lower, threat.Bounds.Upper);
-        var hi = (x + eps).clamp(threat.Bounds.Lower, threat.Bounds.Upper);
+        var lo = (x - Keep(eps)).clamp(Keep(threat.Bounds.Lower), Keep(threat.Bounds.Upper));
+        var hi = (x + Keep(eps)).clamp(Keep(threat.Bounds.Lower), Keep(threat.Bounds.Upper));
         var (l, u) = Features(names, lo, hi);
         // The network computes its features in float32: a few ulps of relative rounding (x², x₁x₂, sin) on each side.
         const double rounding = 4.0 / (1 << 24);
-        return new Interval(l - l.abs() * rounding - 1e-30, u + u.abs() * rounding + 1e-30);
+        return new Interval(l - l.abs() * Keep(rounding) - Keep(1e-30), u + u.abs() * Keep(rounding) + Keep(1e-30));
     }
 
     private static (Tensor, Tensor) Features(IReadOnlyList<string> names, Tensor lo, Tensor hi)
@@ -92,7 +93,7 @@ public sealed class IntervalBoundCertifier : IPointCertifier
     private static (Tensor, Tensor) Square(Tensor l, Tensor u)
     {
         var ll = l * l; var uu = u * u;
-        var straddles = l.lt(0).logical_and(u.gt(0));
+        var straddles = l.lt(Keep(0)).logical_and(u.gt(Keep(0)));
         return (where(straddles, zeros_like(l), minimum(ll, uu)), maximum(ll, uu));
     }
 
@@ -109,8 +110,8 @@ public sealed class IntervalBoundCertifier : IPointCertifier
         var lower = minimum(sl, su);
         var upper = maximum(sl, su);
         const double twoPi = 2 * Math.PI;
-        var crest = ((l - Math.PI / 2) / twoPi).ceil().le(((u - Math.PI / 2) / twoPi).floor());
-        var trough = ((l + Math.PI / 2) / twoPi).ceil().le(((u + Math.PI / 2) / twoPi).floor());
+        var crest = ((l - Keep(Math.PI / 2)) / Keep(twoPi)).ceil().le(((u - Keep(Math.PI / 2)) / Keep(twoPi)).floor());
+        var trough = ((l + Keep(Math.PI / 2)) / Keep(twoPi)).ceil().le(((u + Keep(Math.PI / 2)) / Keep(twoPi)).floor());
         upper = where(crest, ones_like(upper), upper);
         lower = where(trough, -ones_like(lower), lower);
         return (lower, upper);

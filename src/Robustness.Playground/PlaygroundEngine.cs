@@ -5,6 +5,7 @@ using Robustness.Data.Toy;
 using Robustness.Defenses;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Playground;
 
@@ -292,7 +293,7 @@ public sealed class PlaygroundEngine : IDisposable
     internal static byte[] Quantise(Tensor values)
     {
         using var scope = NewDisposeScope();
-        var q = ((values.nan_to_num(0, 1, -1).clamp(-1, 1) + 1) * 127.5).round().to(ScalarType.Byte).contiguous();
+        var q = ((values.nan_to_num(0, 1, -1).clamp(Keep(-1), Keep(1)) + Keep(1)) * Keep(127.5)).round().to(ScalarType.Byte).contiguous();
         return q.data<byte>().ToArray();
     }
 
@@ -377,8 +378,8 @@ public sealed class PlaygroundEngine : IDisposable
             {
                 Tensor penalty = zeros(1);
                 foreach (var l in layers)
-                    penalty = penalty + (s.Regularization == "l1" ? l.weight!.abs().sum() : l.weight!.square().sum() * 0.5);
-                loss = loss + penalty.squeeze() * s.RegularizationRate;
+                    penalty = penalty + (s.Regularization == "l1" ? l.weight!.abs().sum() : l.weight!.square().sum() * Keep(0.5));
+                loss = loss + penalty.squeeze() * Keep(s.RegularizationRate);
             }
             module.zero_grad();
             loss.backward();
@@ -475,7 +476,7 @@ public sealed class PlaygroundEngine : IDisposable
                     advErr = SquaredErrorObjective.Instance.Loss(Model.Logits(points), new AttackTargets(testY));
                 }
                 // "Broken" for a regressor: the attack at least doubled the squared error and moved it by more than 0.01.
-                var broken = advErr.gt(cleanErr * 2).logical_and((advErr - cleanErr).gt(0.01)).data<bool>().ToArray();
+                var broken = advErr.gt(cleanErr * Keep(2)).logical_and((advErr - cleanErr).gt(Keep(0.01))).data<bool>().ToArray();
                 Attack = new AttackSnapshot(epoch, points.contiguous().data<float>().ToArray(), broken, null, null, null, advErr.mean().ToDouble());
             }
         }

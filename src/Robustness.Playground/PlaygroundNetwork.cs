@@ -3,6 +3,7 @@ using Robustness.Data.Toy;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Playground;
 
@@ -124,7 +125,7 @@ public sealed class PlaygroundNetwork : nn.Module<Tensor, Tensor>
             {
                 var w = l.weight!.detach();
                 var bias = l.bias!.detach();
-                b.Then($"fc{i + 1}+head", new Core.Graphs.LinearOp(cat([w * -0.5, w * 0.5], 0), cat([bias * -0.5, bias * 0.5], 0)));
+                b.Then($"fc{i + 1}+head", new Core.Graphs.LinearOp(cat([w * Keep(-0.5), w * Keep(0.5)], 0), cat([bias * Keep(-0.5), bias * Keep(0.5)], 0)));
             }
             else b.Then($"fc{i + 1}", Core.Graphs.Layers.Linear(l));
             if (!last)
@@ -188,7 +189,7 @@ public sealed class PlaygroundModel : IGradientClassifier, IDisposable
             var s = network.call(x);
             if (!_classification) return s;
             using var scope = NewDisposeScope();
-            var half = s * 0.5;
+            var half = s * Keep(0.5);
             return cat([-half, half], 1).MoveToOuterDisposeScope();
         }
     }
@@ -217,7 +218,7 @@ public sealed class PlaygroundModel : IGradientClassifier, IDisposable
     public Tensor Logits(Tensor inputs) => Module.call(inputs);
 
     /// <summary>What the page colours: tanh(s/2) for classification, s for regression.</summary>
-    public Tensor DisplayValue(Tensor s) => Classification ? (s * 0.5).tanh() : s.alias();
+    public Tensor DisplayValue(Tensor s) => Classification ? (s * Keep(0.5)).tanh() : s.alias();
 
     public void Dispose() => Module.Dispose();
 }

@@ -2,6 +2,7 @@ using Robustness.Attacks;
 using Robustness.Core;
 using Robustness.Defenses;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Playground;
 
@@ -36,7 +37,7 @@ public sealed record SquaredErrorTrainingObjective(string Kind, double Epsilon =
         var x = Kind switch
         {
             "standard" => inputs,
-            "gaussian" => inputs + randn(inputs.shape, dtype: inputs.dtype, generator: context.Generator) * Sigma,
+            "gaussian" => inputs + randn(inputs.shape, dtype: inputs.dtype, generator: context.Generator) * Keep(Sigma),
             "pgd" => new ProjectedGradientAttack(new ThreatModel(Norm, Epsilon, model.Spec.Bounds))
             {
                 Steps = Steps,

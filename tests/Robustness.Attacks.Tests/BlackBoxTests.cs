@@ -2,6 +2,7 @@ using Robustness.Core;
 using Robustness.Core.Attacking;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Attacks.Tests;
 
@@ -37,7 +38,7 @@ public sealed class BlackBoxTests
         var outputs = view.Logits(x.clone().requires_grad_(true));
         Assert.False(outputs.requires_grad);
         Assert.Equal(model.Logits(x).argmax(1).data<long>().ToArray(), outputs.argmax(1).data<long>().ToArray());
-        Assert.True(outputs.sum(1).eq(1).all().ToBoolean() && outputs.eq(0).logical_or(outputs.eq(1)).all().ToBoolean(), "label-only outputs must be one-hot");
+        Assert.True(outputs.sum(1).eq(Keep(1)).all().ToBoolean() && outputs.eq(Keep(0)).logical_or(outputs.eq(Keep(1))).all().ToBoolean(), "label-only outputs must be one-hot");
         Assert.Equal(32, view.QueriesAnswered);
     }
 

@@ -2,6 +2,7 @@ using Robustness.Core;
 using Robustness.Core.Attacking;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Attacks.Tests;
 
@@ -23,7 +24,7 @@ public class ClosedFormLinearTests
         var layer = nn.Linear(Features, classes);
         var gen = new Generator((ulong)seed);
         var w = randn([classes, Features], generator: gen);
-        var b = randn([classes], generator: gen) * 0.5;
+        var b = randn([classes], generator: gen) * Keep(0.5);
         using (no_grad())
         {
             layer.weight!.copy_(w);
@@ -32,7 +33,7 @@ public class ClosedFormLinearTests
         var model = new TorchClassifier(layer, Fixtures.Spec([Features], classes, Huge));
         var x = randn([Points, Features], generator: gen);
         // Labels from a slightly different linear rule, so some points are misclassified clean.
-        var y = (x.matmul(w.t()) + b + randn([Points, classes], generator: gen) * 0.3).argmax(1);
+        var y = (x.matmul(w.t()) + b + randn([Points, classes], generator: gen) * Keep(0.3)).argmax(1);
         return new Linear(model, ToArray2(w), b.to(ScalarType.Float64).data<double>().ToArray(), x, y, ToArray2(x), y.data<long>().ToArray());
     }
 
@@ -209,7 +210,7 @@ public class ClosedFormLinearTests
         public override IReadOnlyDictionary<string, object> Parameters => Inner.Parameters;
         protected override Perturbation Perturb(IClassifier model, Tensor inputs, AttackTargets targets, AttackContext context)
         {
-            var target = (targets.Labels + Offset).remainder(Classes);
+            var target = (targets.Labels + Keep(Offset)).remainder(Keep(Classes));
             using var r = Inner.Run(model, inputs, new AttackTargets(targets.Labels, target), context);
             return new Perturbation(r.Adversarial.clone());
         }

@@ -2,6 +2,7 @@ using Robustness.Core;
 using Robustness.Core.Attacking;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Attacks.Tests;
 
@@ -48,7 +49,7 @@ public class FabTests
         Assert.True(Median(f) <= Median(d), $"median FAB {Median(f):G4} > median DeepFool {Median(d):G4}");
 
         // The reported minimum norms are real: the adversarials where they are within ε are broken at ε.
-        var inside = fab.MinimumNorm!.le(threat.Epsilon);
+        var inside = fab.MinimumNorm!.le(Keep(threat.Epsilon));
         Assert.True(inside.logical_and(fab.Success.logical_not()).sum().ToInt64() == 0, "a minimum norm within ε that is not broken at ε");
     }
 }

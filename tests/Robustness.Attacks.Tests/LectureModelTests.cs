@@ -3,6 +3,7 @@ using Robustness.Core.Attacking;
 using Robustness.Models;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Attacks.Tests;
 
@@ -27,7 +28,7 @@ public class LectureModelTests
         var spec = ModelZoo.DefaultSpec(arch, new ZooOptions { Dropout = 0.5 });
         using var model = ModelZoo.CreateClassifier(arch, CPU, spec);
         var x = rand(6, 1, 28, 28);
-        var y = arange(6, ScalarType.Int64) % 10;
+        var y = arange(Keep(6), ScalarType.Int64) % Keep(10);
         model.Module.train();
         using (no_grad())
         {

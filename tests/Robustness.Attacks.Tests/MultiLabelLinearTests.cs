@@ -2,6 +2,7 @@ using Robustness.Core;
 using Robustness.Core.Attacking;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Attacks.Tests;
 
@@ -31,7 +32,7 @@ public class MultiLabelLinearTests
         var model = new TorchClassifier(layer, spec);
         var x = randn([Points, Features], generator: gen);
         // Label sets from a noisy version of the model's own rule: some decisions are wrong clean.
-        var y = (x.matmul(w.t()) + b + randn([Points, Labels], generator: gen) * 0.8).gt(0).to(ScalarType.Float32);
+        var y = (x.matmul(w.t()) + b + randn([Points, Labels], generator: gen) * Keep(0.8)).gt(Keep(0)).to(ScalarType.Float32);
         var flat = y.data<float>().ToArray();
         var truth = new bool[Points, Labels];
         for (int i = 0; i < Points; i++) for (int l = 0; l < Labels; l++) truth[i, l] = flat[i * Labels + l] > 0.5f;
@@ -104,7 +105,7 @@ public class MultiLabelLinearTests
         var correct = MultiLabelTargets.Flipped(clean, m.Y).logical_not().data<bool>().ToArray();
         for (int l = 0; l < Labels; l++)
         {
-            var goal = MultiLabelTargets.FlipOnly(m.Y, full([Points], (long)l, ScalarType.Int64));
+            var goal = MultiLabelTargets.FlipOnly(m.Y, full([Points], Keep((long)l), ScalarType.Int64));
             using var result = attack.Run(m.Model, m.X, new AttackTargets(m.Y, goal), AttackContext.Seeded(5 + l));
             var success = result.Success.data<bool>().ToArray();
             for (int i = 0; i < Points; i++) robust[i, l] = correct[i * Labels + l] && !success[i];

@@ -5,6 +5,7 @@ using Robustness.Core.Attacking;
 using Robustness.Core.Geometry;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Attacks.Tests;
 
@@ -42,8 +43,8 @@ public sealed class PropertyTests
                 if (dist.max().ToDouble() > b.Eps * (1 + 1e-5) + 1e-7) return false;
                 if ((twice - once).abs().max().ToDouble() > 1e-5 * Math.Max(1, b.Eps)) return false;
                 // Points already inside stay where they are.
-                var inside = g.Distance(delta).le(b.Eps);
-                var unchanged = (once - delta).abs().amax([1L]).le(1e-5 * Math.Max(1, b.Eps));
+                var inside = g.Distance(delta).le(Keep(b.Eps));
+                var unchanged = (once - delta).abs().amax([1L]).le(Keep(1e-5 * Math.Max(1, b.Eps)));
                 if (inside.logical_and(unchanged.logical_not()).any().ToBoolean()) return false;
             }
             return true;
@@ -59,14 +60,14 @@ public sealed class PropertyTests
             using var scope = NewDisposeScope();
             var v = ToTensor(rows).to(ScalarType.Float64);
             var p = L1Geometry.ProjectL1(v, eps);
-            var gap = (v - p).pow(2).sum(1);
+            var gap = (v - p).pow(Keep(2)).sum(1);
             // Random points of the ball (uniform-ish: random direction, random radius) are never closer to v.
             var geometry = Geometries.For(Norm.L1);
             using var gen = new Generator((ulong)seed);
             for (int k = 0; k < 20; k++)
             {
                 var u = geometry.RandomStart(v, eps, gen);
-                if ((v - u).pow(2).sum(1).lt(gap - 1e-9).any().ToBoolean()) return false;
+                if ((v - u).pow(Keep(2)).sum(1).lt(gap - Keep(1e-9)).any().ToBoolean()) return false;
             }
             return true;
         }, iter: Iterations);
@@ -83,7 +84,7 @@ public sealed class PropertyTests
             var current = zeros_like(grad);
             // Directions guard against division by a vanishing norm (clamped at 1e-12), so only gradients of norm
             // well above that must give unit steps.
-            var nonzero = grad.abs().amax([1L]).gt(1e-6);
+            var nonzero = grad.abs().amax([1L]).gt(Keep(1e-6));
             foreach (var norm in AllNorms)
             {
                 // L1 with the smallest sparsity moves one coordinate: the exact steepest direction.
@@ -92,8 +93,8 @@ public sealed class PropertyTests
                 var primal = g.Distance(d);
                 var inner = (grad * d).sum(1);
                 var dual = Geometries.For(norm.Dual()).Distance(grad);
-                bool unit = primal.sub(1).abs().le(1e-9).logical_or(nonzero.logical_not()).all().ToBoolean();
-                bool realises = inner.sub(dual).abs().le(1e-9 * (1 + dual.max().ToDouble())).logical_or(nonzero.logical_not()).all().ToBoolean();
+                bool unit = primal.sub(Keep(1)).abs().le(Keep(1e-9)).logical_or(nonzero.logical_not()).all().ToBoolean();
+                bool realises = inner.sub(dual).abs().le(Keep(1e-9 * (1 + dual.max().ToDouble()))).logical_or(nonzero.logical_not()).all().ToBoolean();
                 if (!unit || !realises) return false;
             }
             return true;
@@ -111,7 +112,7 @@ public sealed class PropertyTests
             using var scope = NewDisposeScope();
             using var gen = new Generator((ulong)seed);
             var x = rand(n, 3, generator: gen);
-            var initial = rand(n, generator: gen).lt(0.3);
+            var initial = rand(n, generator: gen).lt(Keep(0.3));
             var points = new StandingPoints(x, new AttackTargets(zeros(n, ScalarType.Int64)), (KeepRule)rule, initial);
             var robust = new List<long> { n - initial.sum().ToInt64() };
             var everBroken = initial.cpu().data<bool>().ToArray();
@@ -119,7 +120,7 @@ public sealed class PropertyTests
             Stage stage = (rows, xs, ts, c) =>
             {
                 ranOn.Add(rows.cpu().data<long>().ToArray());
-                var success = rand(xs.shape[0], generator: gen).lt(0.4);
+                var success = rand(xs.shape[0], generator: gen).lt(Keep(0.4));
                 return new StageOutcome(rand(xs.shape, generator: gen), success, rand(xs.shape[0], generator: gen));
             };
             points.Run(Enumerable.Repeat(stage, stageCount).ToArray(), new AttackContext(gen), observe: r =>
@@ -136,7 +137,7 @@ public sealed class PropertyTests
             if ((KeepRule)rule == KeepRule.Success)
             {
                 var standing = points.Broken.logical_not();
-                var moved = (points.Adversarial - x).abs().amax([1L]).gt(0);
+                var moved = (points.Adversarial - x).abs().amax([1L]).gt(Keep(0));
                 if (standing.logical_and(moved).any().ToBoolean()) return false;
             }
             return true;

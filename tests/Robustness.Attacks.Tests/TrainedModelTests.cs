@@ -2,6 +2,7 @@ using Robustness.Core;
 using Robustness.Core.Attacking;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Attacks.Tests;
 
@@ -96,7 +97,7 @@ public class TrainedModelTests
         var finite = norms.isfinite();
         Assert.True(finite.to(ScalarType.Float64).mean().ToDouble() >= 0.9, $"only {finite.sum().ToInt64()} of {x.shape[0]} with an adversarial");
         // Points whose minimal adversarial lies inside the ball must be reported broken at ε.
-        var inside = norms.le(eps * 0.999);
+        var inside = norms.le(Keep(eps * 0.999));
         var consistent = inside.logical_not().logical_or(r.Success);
         Assert.True(consistent.to(ScalarType.Float64).mean().ToDouble() >= 0.97,
             $"{inside.logical_and(r.Success.logical_not()).sum().ToInt64()} points with minimum norm ≤ ε not broken at ε");

@@ -3,6 +3,7 @@ using Robustness.Core.Graphs;
 using Robustness.Models;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Certification.Tests;
 
@@ -28,7 +29,7 @@ public class GridTests
         int verifiedCount = 0, gridRobust = 0;
         for (int i = 0; i < centres.shape[0]; i++)
         {
-            var points = (centres[i].unsqueeze(0) + grid).clamp(0, 1);
+            var points = (centres[i].unsqueeze(0) + grid).clamp(Keep(0), Keep(1));
             var robust = GraphExecutor.Forward(graph, points).argmax(1).eq(labels[i]).all().ToBoolean();
             if (robust) gridRobust++;
             if (verified[i]) verifiedCount++;
@@ -52,8 +53,8 @@ public class GridTests
             {
                 using var scope = NewDisposeScope();
                 var x = rand(256, 2);
-                var angle = atan2(x[.., 1] - 0.5, x[.., 0] - 0.5) + Math.PI;      // [0, 2π]
-                var y = (angle / (2 * Math.PI / 3)).floor().clamp(0, 2).to(int64);
+                var angle = atan2(x[.., 1] - Keep(0.5), x[.., 0] - Keep(0.5)) + Keep(Math.PI);      // [0, 2π]
+                var y = (angle / Keep(2 * Math.PI / 3)).floor().clamp(Keep(0), Keep(2)).to(int64);
                 optimizer.zero_grad();
                 nn.functional.cross_entropy(model.Logits(x), y).backward();
                 optimizer.step();

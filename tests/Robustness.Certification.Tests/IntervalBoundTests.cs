@@ -3,6 +3,7 @@ using Robustness.Core.Graphs;
 using Robustness.Models;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Certification.Tests;
 
@@ -18,7 +19,7 @@ public class IntervalBoundTests
         var w = randn(4, 12, dtype: float64);
         var b = randn(4, dtype: float64);
         var graph = new NetworkGraph([new GraphNode("fc", new LinearOp(w, b), [NetworkGraph.Input])]);
-        var x = rand(5, 12, dtype: float64) * 0.6 + 0.2;
+        var x = rand(5, 12, dtype: float64) * Keep(0.6) + Keep(0.2);
         var labels = tensor(new long[] { 0, 1, 2, 3, 1 });
         const double eps = 0.15;
         var margin = new IntervalBoundPropagation().MarginLowerBounds(graph, Interval.LinfBall(x, eps, Bounds.Unit), labels);

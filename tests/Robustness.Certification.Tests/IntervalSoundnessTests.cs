@@ -5,6 +5,7 @@ using Robustness.Core.Attacking;
 using Robustness.Core.Graphs;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Certification.Tests;
 
@@ -42,10 +43,10 @@ public class IntervalSoundnessTests
             var label = logits.argmax(1);
 
             // Uniform draws and corners of the box, clamped to [0, 1] as the threat model does.
-            var u = rand([Perturbations, .. shape]) * 2 - 1;
-            var corners = rand([Perturbations / 2, .. shape]).lt(0.5).to(float32) * 2 - 1;
+            var u = rand([Perturbations, .. shape]) * Keep(2) - Keep(1);
+            var corners = rand([Perturbations / 2, .. shape]).lt(Keep(0.5)).to(float32) * Keep(2) - Keep(1);
             var directions = cat([u, corners], 0);
-            var points = (x + directions * eps).clamp(0, 1);
+            var points = (x + directions * Keep(eps)).clamp(Keep(0), Keep(1));
             var labels = label.expand(points.shape[0]);
 
             // float32 network, bounds in float64 with the rounding slack: sound for what the network computes.
@@ -54,7 +55,7 @@ public class IntervalSoundnessTests
             // The float64 network against float64 bounds without slack: the exact-arithmetic statement.
             var graph64 = RandomNetworks.Cast(graph, float64, []);
             // Points drawn in float64 too: float32 points can sit an ulp outside the float64 ball.
-            var points64 = (x.to(float64) + directions.to(float64) * eps).clamp(0, 1);
+            var points64 = (x.to(float64) + directions.to(float64) * Keep(eps)).clamp(Keep(0), Keep(1));
             CheckInside(graph64, x.to(float64), label, eps, points64, labels, GraphExecutor.Forward(graph64, points64), recipe, slack: false);
         }, iter: 120, threads: 1);
     }

@@ -2,6 +2,7 @@ using Robustness.Core;
 using Robustness.Core.Graphs;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Certification.Tests;
 
@@ -26,16 +27,16 @@ public static class RandomNetworks
     {
         manual_seed(r.Seed);
         var g = new NetworkGraphBuilder();
-        Tensor Keep(Tensor t) { owned.Add(t); return t; }
+        Tensor Own(Tensor t) { owned.Add(t); return t; }
         Tensor Weight(params long[] shape)
         {
             long fanIn = shape.Skip(1).Aggregate(1L, (a, b) => a * b);
-            return Keep(randn(shape) / Math.Sqrt(fanIn));
+            return Own(randn(shape) / Keep(Math.Sqrt(fanIn)));
         }
         if (r.Normalize)
         {
             int c = r.Image ? r.Channels : 1;
-            g.Then("normalize", new ChannelAffineOp(Keep(rand(c) * 2 + 0.5), Keep(randn(c) * 0.5)));
+            g.Then("normalize", new ChannelAffineOp(Own(rand(c) * Keep(2) + Keep(0.5)), Own(randn(c) * Keep(0.5))));
         }
         long features;
         if (r.Image)
@@ -48,7 +49,7 @@ public static class RandomNetworks
                     case 0:
                         {
                             long outC = 2 + (long)(rand(1).ToSingle() * 3);
-                            g.Then("conv", new Conv2dOp(Weight(outC, channels, 3, 3), Keep(randn(outC) * 0.1), [1, 1], [1, 1], [1, 1]));
+                            g.Then("conv", new Conv2dOp(Weight(outC, channels, 3, 3), Own(randn(outC) * Keep(0.1)), [1, 1], [1, 1], [1, 1]));
                             channels = outC;
                             break;
                         }
@@ -56,12 +57,12 @@ public static class RandomNetworks
                     case 2 when side >= 4: g.Then("maxpool", new MaxPool2dOp([2, 2], [2, 2], [0, 0])); side /= 2; break;
                     case 3 when side >= 4: g.Then("avgpool", new AvgPool2dOp([2, 2], [2, 2], [0, 0])); side /= 2; break;
                     case 4:
-                        g.Then("bn", new BatchNormOp(Keep(rand(channels) + 0.5), Keep(randn(channels) * 0.1), Keep(randn(channels) * 0.2), Keep(rand(channels) + 0.3), 1e-5));
+                        g.Then("bn", new BatchNormOp(Own(rand(channels) + Keep(0.5)), Own(randn(channels) * Keep(0.1)), Own(randn(channels) * Keep(0.2)), Own(rand(channels) + Keep(0.3)), 1e-5));
                         break;
                     case 5:
                         {
                             int input = g.Last;
-                            g.Then("res.conv1", new Conv2dOp(Weight(channels, channels, 3, 3), Keep(randn(channels) * 0.1), [1, 1], [1, 1], [1, 1]));
+                            g.Then("res.conv1", new Conv2dOp(Weight(channels, channels, 3, 3), Own(randn(channels) * Keep(0.1)), [1, 1], [1, 1], [1, 1]));
                             g.Then("res.relu", ReluOp.Instance);
                             int h = g.Then("res.conv2", new Conv2dOp(Weight(channels, channels, 3, 3), null, [1, 1], [1, 1], [1, 1]));
                             g.Add("res.add", AddOp.Instance, h, input);
@@ -70,7 +71,7 @@ public static class RandomNetworks
                     case 6 when side >= 4:
                         {
                             long outC = 2 + (long)(rand(1).ToSingle() * 3);
-                            g.Then("conv-s2", new Conv2dOp(Weight(outC, channels, 2, 2), Keep(randn(outC) * 0.1), [2, 2], [0, 0], [1, 1]));
+                            g.Then("conv-s2", new Conv2dOp(Weight(outC, channels, 2, 2), Own(randn(outC) * Keep(0.1)), [2, 2], [0, 0], [1, 1]));
                             channels = outC;
                             side /= 2;
                             break;
@@ -88,15 +89,15 @@ public static class RandomNetworks
             {
                 if (code % 2 == 0)
                 {
-                    g.Then("fc", new LinearOp(Weight(r.Hidden, features), Keep(randn(r.Hidden) * 0.1)));
+                    g.Then("fc", new LinearOp(Weight(r.Hidden, features), Own(randn(r.Hidden) * Keep(0.1))));
                     features = r.Hidden;
                 }
                 else g.Then("relu", ReluOp.Instance);
             }
         }
-        g.Then("head", new LinearOp(Weight(r.Hidden, features), Keep(randn(r.Hidden) * 0.1)));
+        g.Then("head", new LinearOp(Weight(r.Hidden, features), Own(randn(r.Hidden) * Keep(0.1))));
         g.Then("head.relu", ReluOp.Instance);
-        g.Then("logits", new LinearOp(Weight(r.Classes, r.Hidden), Keep(randn(r.Classes) * 0.1)));
+        g.Then("logits", new LinearOp(Weight(r.Classes, r.Hidden), Own(randn(r.Classes) * Keep(0.1))));
         return g.Build();
     }
 

@@ -1,6 +1,7 @@
 using Robustness.Core;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Certification.Tests;
 
@@ -42,7 +43,7 @@ public class SmoothingTests
         for (int i = 0; i < 24; i++)
         {
             using var scope = NewDisposeScope();
-            var x = randn(Dim, generator: generator) * 0.3;
+            var x = randn(Dim, generator: generator) * Keep(0.3);
             double d = Distance(w, b, x);
             int side = (w * x).sum().ToDouble() + b > 0 ? 1 : 0;
             var c = smoothing.Certify(model, x, generator);
@@ -65,12 +66,12 @@ public class SmoothingTests
         var smoothing = new RandomizedSmoothing(0.25) { Alpha = 0.001, BatchSize = 1000 };
         using var generator = new Generator(12);
         using var scope = NewDisposeScope();
-        var onBoundary = w * (-b);                       // w·x + b = 0
+        var onBoundary = w * Keep(-b);                       // w·x + b = 0
         int answered = 0;
         for (int t = 0; t < 10; t++)
             if (!smoothing.Predict(model, onBoundary, 1000, generator).Abstained) answered++;
         Assert.True(answered <= 1, $"PREDICT answered {answered} of 10 times on the decision boundary");
-        var far = w * 2;                                 // distance 1.9 on the positive side
+        var far = w * Keep(2);                                 // distance 1.9 on the positive side
         var p = smoothing.Predict(model, far, 1000, generator);
         Assert.Equal(1, p.Prediction);
         Assert.True(p.PValue < 1e-100);
@@ -111,7 +112,7 @@ public class SmoothingTests
         var smoothing = new RandomizedSmoothing(sigma) { BatchSize = 2000 };
         using var generator = new Generator(13);
         using var scope = NewDisposeScope();
-        var x = (w * 0.6).unsqueeze(0);                  // distance 0.5 from the boundary, class 1
+        var x = (w * Keep(0.6)).unsqueeze(0);                  // distance 0.5 from the boundary, class 1
         var y = tensor(new long[] { 1 });
         foreach (var (eps, flips) in new[] { (0.3, false), (0.8, true) })
         {

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Core.Tests;
 
@@ -22,7 +23,7 @@ public class LayoutTests
         Assert.True(view.eq(x).all().ToBoolean());
         Assert.Same(view, Layout.ChannelsLastView(view));
 
-        var weights = arange(view.numel(), dtype: ScalarType.Float32).reshape(view.shape);
+        var weights = arange(Keep(view.numel()), dtype: ScalarType.Float32).reshape(view.shape);
         var grad = autograd.grad([(view * weights).sum()], [x])[0];
         Assert.True(grad.eq(weights).all().ToBoolean(), "gradient did not flow back through the layout change");
     }

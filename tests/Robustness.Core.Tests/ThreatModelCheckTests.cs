@@ -2,6 +2,7 @@ using Robustness.Core.Attacking;
 using Robustness.Core.Geometry;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Core.Tests;
 
@@ -28,10 +29,10 @@ public class ThreatModelCheckTests
         using var scope = NewDisposeScope();
         var gen = new Generator(7);
         // Pixels in [0.5, 1) have the coarsest float32 grid in [0,1]: the worst case for x + δ rounding.
-        var x = (rand(256, 64, generator: gen) * 0.1 + 0.5).to(ScalarType.Float32);
+        var x = (rand(256, 64, generator: gen) * Keep(0.1) + Keep(0.5)).to(ScalarType.Float32);
         var noise = randn(256, 64, generator: gen);
         var radius = Geometries.For(norm).Distance(noise).to(ScalarType.Float32).unsqueeze(1);
-        var wild = x + noise / radius * (2 * eps); // every row on the 2ε sphere
+        var wild = x + noise / radius * Keep(2 * eps); // every row on the 2ε sphere
         var threat = new ThreatModel(norm, eps, Bounds.Unit);
         using var result = ThreatModelCheck.Finalize(model, x, wild, threat, new AttackTargets(zeros(256, ScalarType.Int64)));
         var exact = Geometries.For(norm).Distance(result.Adversarial.to(ScalarType.Float64) - x.to(ScalarType.Float64));
@@ -59,12 +60,12 @@ public class ThreatModelCheckTests
     public void VerifyRejectsPointsOutsideTheBallOrBounds()
     {
         using var scope = NewDisposeScope();
-        var x = full(4, 3, 0.5f);
+        var x = full(4, 3, Keep(0.5f));
         var threat = new ThreatModel(Norm.Linf, 0.1, Bounds.Unit);
-        var far = x + 0.2;
+        var far = x + Keep(0.2);
         Assert.Throws<ThreatModelViolationException>(() => ThreatModelCheck.Verify(x, far, LinfGeometry.Instance.Distance(far - x), threat));
-        var outOfBox = full(4, 3, 1.05f);
-        var near = full(4, 3, 1.0f);
+        var outOfBox = full(4, 3, Keep(1.05f));
+        var near = full(4, 3, Keep(1.0f));
         Assert.Throws<ThreatModelViolationException>(() => ThreatModelCheck.Verify(near, outOfBox, LinfGeometry.Instance.Distance(outOfBox - near), threat));
     }
 
@@ -79,7 +80,7 @@ public class ThreatModelCheckTests
         var like = zeros(100, 1, 4, 4);
         var start = g.RandomStart(like, 0.3, new Generator(3));
         Assert.True(g.Distance(start).max().ToDouble() <= 0.3 * (1 + 1e-6));
-        var big = randn(100, 1, 4, 4) * 5;
+        var big = randn(100, 1, 4, 4) * Keep(5);
         var p1 = g.Project(big, 0.3);
         var p2 = g.Project(p1, 0.3);
         Assert.True((p1 - p2).abs().max().ToSingle() < 1e-6);
@@ -95,11 +96,11 @@ public class ThreatModelCheckTests
         using var scope = NewDisposeScope();
         var g = Geometries.For(norm, 0.9);
         var grad = randn(10, 20);
-        var current = full(10, 20, 0.5f);
+        var current = full(10, 20, Keep(0.5f));
         var dir = g.Direction(grad, current, Bounds.Unit);
         // A steepest-ascent direction has unit norm (L∞: every coordinate ±1) and positive inner product with the gradient.
         Assert.True((grad * dir).sum(1).min().ToSingle() > 0);
         var size = g.Distance(dir);
-        Assert.True((size - 1).abs().max().ToDouble() < 1e-5);
+        Assert.True((size - Keep(1)).abs().max().ToDouble() < 1e-5);
     }
 }

@@ -1,6 +1,7 @@
 using Robustness.Core;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Data.Tests;
 
@@ -8,7 +9,7 @@ public class DatasetSplitsTests
 {
     /// <summary>N images whose single pixel holds the row number, so every split row can be traced back.</summary>
     private static ImageDataset Numbered(int n) =>
-        new("numbered", arange(n, ScalarType.Float32).reshape(n, 1, 1, 1), arange(n, ScalarType.Int64).remainder(10),
+        new("numbered", arange(Keep(n), ScalarType.Float32).reshape(n, 1, 1, 1), arange(Keep(n), ScalarType.Int64).remainder(Keep(10)),
             DatasetCatalog.DigitClassNames, new Bounds(0f, n));
 
     private static long[] Rows(ImageDataset ds) => ds.Images.flatten().data<float>().Select(v => (long)v).ToArray();

@@ -3,6 +3,7 @@ using Robustness.Core.Geometry;
 using Robustness.Models;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Defenses.Tests;
 
@@ -44,7 +45,7 @@ public sealed class FreeAndTargetTests
             // The last, smaller batch uses the first rows of δ.
             var batch = step % 3 == 2 ? x.narrow(0, 0, 5) : x;
             var delta = state.For(batch);
-            var loss = (batch + delta).reshape(batch.shape[0], -1).matmul(w).pow(2).sum();
+            var loss = (batch + delta).reshape(batch.shape[0], -1).matmul(w).pow(Keep(2)).sum();
             loss.backward();
             state.Step(geometry, 0.1);
             var saved = state.Save().Single().Value;

@@ -4,6 +4,7 @@ using Robustness.Core.Formats;
 using Robustness.Models;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Defenses.Tests;
 
@@ -17,7 +18,7 @@ public class LectureTrainingTests
         using var scope = NewDisposeScope();
         const int n = 64, p = 2;
         // Every pixel distinct and > 0, so a window is identified by its values; the pad value is 0.
-        var x = (arange(n * 8 * 8, dtype: ScalarType.Float32) + 1).view(n, 1, 8, 8) / (n * 64 + 1);
+        var x = (arange(Keep(n * 8 * 8), dtype: ScalarType.Float32) + Keep(1)).view(n, 1, 8, 8) / Keep(n * 64 + 1);
         var padded = nn.functional.pad(x, [p, p, p, p]);
         var augmentation = new Augmentation { Crop = true, CropPadding = p, Flip = true };
         var y = augmentation.Apply(x, new Generator(5), Bounds.Unit);
@@ -173,7 +174,7 @@ public class LectureTrainingTests
         var spec = ModelZoo.DefaultSpec(arch, new ZooOptions { InputShape = shape, Dropout = arch is "mlp" or "tiny-cnn" ? 0.3 : 0 });
         using var model = ModelZoo.CreateClassifier(arch, CPU, spec);
         using var images = rand([count, .. shape.Select(d => (long)d)]);
-        using var labels = arange(count, ScalarType.Int64) % 10;
+        using var labels = arange(Keep(count), ScalarType.Int64) % Keep(10);
         using var data = new ImageDataset("random", images.clone(), labels.clone(), Enumerable.Range(0, 10).Select(i => $"{i}").ToList());
         var before = Fixtures.Weights(model.Network);
         model.Module.eval(); // the trainer switches to train mode for the steps and restores the caller's mode

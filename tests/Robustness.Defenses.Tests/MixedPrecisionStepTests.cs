@@ -2,6 +2,7 @@ using Robustness.Core;
 using Robustness.Models;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Defenses.Tests;
 
@@ -45,8 +46,8 @@ public class MixedPrecisionStepTests
             var d16 = (a16[name] - b16[name]).flatten();
             var n32 = d32.norm().item<float>();
             Assert.True(n32 > 0, $"{name}: the float32 step did not move the weights");
-            var cosine = (d32.dot(d16) / (n32 * d16.norm())).item<float>();
-            var relative = ((d16 - d32).norm() / n32).item<float>();
+            var cosine = (d32.dot(d16) / (Keep(n32) * d16.norm())).item<float>();
+            var relative = ((d16 - d32).norm() / Keep(n32)).item<float>();
             // bf16 keeps 8 significant bits (relative rounding 2^-9 per operation); the summed gradients stay within a few percent.
             Assert.True(cosine > 0.995, $"{name}: cosine between the float32 and bf16 updates {cosine}");
             Assert.True(relative < 0.1, $"{name}: relative difference of the updates {relative}");

@@ -3,6 +3,7 @@ using Robustness.Core.Attacking;
 using Robustness.Data;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Defenses.Tests;
 
@@ -90,10 +91,10 @@ public class MultiLabelTrainingTests
         var q = randn(8, 5);
         var probs = p.sigmoid();
         var bce = nn.functional.binary_cross_entropy_with_logits(q, probs, reduction: nn.Reduction.None).sum(1);
-        var entropy = -(probs.xlogy(probs) + (1 - probs).xlogy(1 - probs)).sum(1);
+        var entropy = -(probs.xlogy(probs) + (Keep(1) - probs).xlogy(Keep(1) - probs)).sum(1);
         Assert.True(TradesObjective.BernoulliKl(p, q).allclose(bce - entropy, 1e-5, 1e-5));
         Assert.True(BernoulliKlObjective.Instance.Loss(q, new AttackTargets(probs)).allclose(bce - entropy, 1e-5, 1e-5));
-        Assert.True(TradesObjective.BernoulliKl(p, q).ge(-1e-6).all().item<bool>());
+        Assert.True(TradesObjective.BernoulliKl(p, q).ge(Keep(-1e-6)).all().item<bool>());
     }
 
     [Fact]
@@ -106,7 +107,7 @@ public class MultiLabelTrainingTests
         using (no_grad())
         {
             var fc2 = model.Network.named_parameters().First(p => p.name == "fc2.bias").parameter;
-            fc2.sub_(2.0);
+            fc2.sub_(Keep(2.0));
         }
         using var held = HeldOut;
         var tuned = ThresholdTuning.Tune(model, held, ThresholdMetric.SubsetAccuracy);
@@ -123,7 +124,7 @@ public class MultiLabelTrainingTests
 
     private sealed class Shift(double offset) : nn.Module<Tensor, Tensor>("shift")
     {
-        public override Tensor forward(Tensor x) => x - offset;
+        public override Tensor forward(Tensor x) => x - Keep(offset);
     }
 
     [Fact]

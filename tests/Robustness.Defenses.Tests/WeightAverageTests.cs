@@ -3,6 +3,7 @@ using Robustness.Core.Formats;
 using Robustness.Models;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Defenses.Tests;
 
@@ -21,7 +22,7 @@ public class WeightAverageTests
         var values = new[] { 3.0, -1.0, 0.5, 2.0, 7.0, -4.0, 1.5, 0.25, 6.0, -2.0, 3.5, 0.0, 1.0, 2.0 };
         for (int t = 0; t < values.Length; t++)
         {
-            using (no_grad()) { weight.fill_(values[t]); bn.num_batches_tracked!.fill_(t + 1); }
+            using (no_grad()) { weight.fill_(Keep(values[t])); bn.num_batches_tracked!.fill_(Keep(t + 1)); }
             average.Update(t);
             double d = Math.Min(0.9, (1.0 + t) / (10.0 + t));
             Assert.Equal(d, average.DecayAt(t), 12);
@@ -41,14 +42,14 @@ public class WeightAverageTests
         using var model = Fixtures.TinyMlp(5);
         var before = Fixtures.Weights(model.Module);
         using var average = new WeightAverage(model.Module, 0.99);
-        using (no_grad()) foreach (var p in model.Module.parameters()) p.add_(1.0);
+        using (no_grad()) foreach (var p in model.Module.parameters()) p.add_(Keep(1.0));
         var live = Fixtures.Weights(model.Module);
         average.Update(10_000);
         average.SwapIn();
         // The average moved 1 % of the way (d = min(0.99, 10001/10010) = 0.99) from the start towards the shifted weights.
         var averaged = Fixtures.Weights(model.Module);
         foreach (var (key, t) in averaged)
-            Assert.True((t - before[key] - 0.01).abs().max().ToSingle() < 1e-5f, key);
+            Assert.True((t - before[key] - Keep(0.01)).abs().max().ToSingle() < 1e-5f, key);
         Assert.Throws<InvalidOperationException>(() => average.Update(10_001));
         average.SwapBack();
         Assert.Equal(0, Fixtures.MaxDifference(live, Fixtures.Weights(model.Module)));

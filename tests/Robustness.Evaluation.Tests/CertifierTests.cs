@@ -4,6 +4,7 @@ using Robustness.Core.Graphs;
 using Robustness.Models;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Evaluation.Tests;
 
@@ -161,8 +162,8 @@ public class CertifierTests
         public override Tensor forward(Tensor x)
         {
             var favoured = x.shape[0] >= 500 ? 0 : 1;
-            var logits = zeros(x.shape[0], Fixtures.Classes, device: x.device) + x.flatten(1).sum(1, true) * 0;
-            return logits.index_fill(1, tensor(new long[] { favoured }, device: x.device), 5f);
+            var logits = zeros(x.shape[0], Fixtures.Classes, device: x.device) + x.flatten(1).sum(1, true) * Keep(0);
+            return logits.index_fill(1, tensor(new long[] { favoured }, device: x.device), Keep(5f));
         }
     }
 }

@@ -3,6 +3,7 @@ using Robustness.Core;
 using Robustness.Evaluation;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Evaluation.Tests;
 
@@ -48,9 +49,9 @@ internal static class Fixtures
         using var scope = NewDisposeScope();
         var g = new Generator((ulong)seed);
         var protoGen = new Generator(12345);
-        var prototypes = rand([Classes, channels, Side, Side], generator: protoGen) * 0.6 + 0.2;
+        var prototypes = rand([Classes, channels, Side, Side], generator: protoGen) * Keep(0.6) + Keep(0.2);
         var labels = randint(0, Classes, [n], generator: g, dtype: ScalarType.Int64);
-        var images = (prototypes.index_select(0, labels) + randn([n, channels, Side, Side], generator: g) * 0.08).clamp(0, 1);
+        var images = (prototypes.index_select(0, labels) + randn([n, channels, Side, Side], generator: g) * Keep(0.08)).clamp(Keep(0), Keep(1));
         images.MoveToOuterDisposeScope();
         labels.MoveToOuterDisposeScope();
         return new ImageDataset("synthetic-prototypes", images, labels, names ?? ClassNames, Bounds.Unit, "generated in tests");
@@ -93,12 +94,12 @@ internal static class Fixtures
     {
         var generator = new torch.Generator(20261201);
         return new(new Wrapped("noisy", Trained.Value.Net,
-            before: x => x + torch.randn(x.shape, dtype: x.dtype, device: x.device, generator: generator) * 1.0), Spec("test-mlp-noisy"));
+            before: x => x + torch.randn(x.shape, dtype: x.dtype, device: x.device, generator: generator) * Keep(1.0)), Spec("test-mlp-noisy"));
     }
 
     /// <summary>Quantises its input to steps of 1/4 first: round() has zero gradient, so gradients are masked.</summary>
     public static TorchClassifier Quantising() =>
-        new(new Wrapped("quantise", Trained.Value.Net, before: x => (x * 4).round() / 4), Spec("test-mlp-quantised"));
+        new(new Wrapped("quantise", Trained.Value.Net, before: x => (x * Keep(4)).round() / Keep(4)), Spec("test-mlp-quantised"));
 
     /// <summary>sqrt of the input first: the gradient at a zero pixel is infinite.</summary>
     public static TorchClassifier SqrtInput() =>

@@ -6,6 +6,7 @@ using Robustness.Evaluation;
 using Robustness.Models;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Evaluation.Tests;
 
@@ -36,7 +37,7 @@ public class MultiLabelEvaluatorTests
         }
         var model = ModelZoo.Wrap(network, spec);
         var x = randn([N, 20], generator: g);
-        var y = (x.matmul(w.t()) + b + randn([N, Labels], generator: g) * 0.8).gt(0).to(ScalarType.Float32);
+        var y = (x.matmul(w.t()) + b + randn([N, Labels], generator: g) * Keep(0.8)).gt(Keep(0)).to(ScalarType.Float32);
         var data = new ImageDataset("linear-multi", x.reshape(N, 1, 4, 5).MoveToOuterDisposeScope(), y.MoveToOuterDisposeScope(), Names, Huge, "generated");
         return (model, data, ToArray(w), b.to(ScalarType.Float64).data<double>().ToArray());
     }

@@ -4,6 +4,7 @@ using Robustness.Core.Attacking;
 using Robustness.Evaluation;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Evaluation.Tests;
 
@@ -168,7 +169,7 @@ public class SanityCheckTests
         public Device Device => full.Device;
         public nn.Module<Tensor, Tensor> Module => full.Module;
         public Tensor Logits(Tensor inputs) =>
-            !is_grad_enabled() || useful ? full.Logits(inputs) : full.Logits(inputs.detach()) + inputs.sum() * 0;
+            !is_grad_enabled() || useful ? full.Logits(inputs) : full.Logits(inputs.detach()) + inputs.sum() * Keep(0);
         public void Refresh() { }
         public void Dispose() { }
     }

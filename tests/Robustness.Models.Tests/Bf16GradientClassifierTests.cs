@@ -1,6 +1,7 @@
 using Robustness.Core;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Models.Tests;
 
@@ -56,7 +57,7 @@ public class Bf16GradientClassifierTests
         Tensor before;
         using (enable_grad()) before = view.Logits(x).detach();
         using (no_grad())
-            foreach (var p in model.Module.parameters()) p.mul_(0.5);
+            foreach (var p in model.Module.parameters()) p.mul_(Keep(0.5));
         Tensor stale, fresh, expected;
         using (enable_grad()) stale = view.Logits(x).detach();
         view.Refresh();

@@ -3,6 +3,7 @@ using Robustness.Core;
 using Robustness.Core.Formats;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Models.Tests;
 
@@ -129,7 +130,7 @@ public class LectureZooTests
         var grad = autograd.grad([logits.select(1, 0).sum()], [x])[0];
         // Row r is step r: the first row reaches the output only through 27 recurrent steps.
         var perRow = grad.abs().sum([0, 1, 3]);
-        Assert.True(perRow.gt(0).all().ToBoolean(), $"rows without gradient: {string.Join(",", perRow.data<float>().ToArray())}");
+        Assert.True(perRow.gt(Keep(0)).all().ToBoolean(), $"rows without gradient: {string.Join(",", perRow.data<float>().ToArray())}");
     }
 
     [Fact]

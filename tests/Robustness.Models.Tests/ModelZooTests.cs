@@ -2,6 +2,7 @@ using Robustness.Core.Formats;
 using Robustness.Core;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Models.Tests;
 
@@ -139,7 +140,7 @@ public class ModelZooTests
         model.Module.eval();
         var x = rand(2, 1, 28, 28);
         var viaPipeline = model.Logits(x);
-        var byHand = model.Network.call((x - 0.25f) / 0.5f);
+        var byHand = model.Network.call((x - Keep(0.25f)) / Keep(0.5f));
         Assert.True(Fixtures.MaxAbsDifference(viaPipeline, byHand) < 1e-6f);
     }
 

@@ -2,6 +2,7 @@ using Robustness.Core;
 using Robustness.Core.Formats;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Models.Tests;
 
@@ -55,8 +56,8 @@ public class MultiLabelModelTests
         // Decision logits = raw logits − logit(0.3): predicted exactly where σ(raw) > 0.3.
         var raw2 = loaded.Network.call(x);
         var decision = loaded.Logits(x);
-        Assert.True(decision.allclose(raw2 - Math.Log(0.3 / 0.7), 1e-5, 1e-5));
-        Assert.True(MultiLabelTargets.Predicted(decision).eq(raw2.sigmoid().gt(0.3)).all().item<bool>());
+        Assert.True(decision.allclose(raw2 - Keep(Math.Log(0.3 / 0.7)), 1e-5, 1e-5));
+        Assert.True(MultiLabelTargets.Predicted(decision).eq(raw2.sigmoid().gt(Keep(0.3))).all().item<bool>());
         File.Delete(path);
     }
 

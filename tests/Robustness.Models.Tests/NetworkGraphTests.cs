@@ -3,6 +3,7 @@ using Robustness.Core.Graphs;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Models.Tests;
 
@@ -80,10 +81,10 @@ public class NetworkGraphTests
         foreach (var (_, m) in module.named_modules())
             if (m is BatchNorm2d bn)
             {
-                bn.running_mean!.copy_(randn(bn.running_mean.shape) * 0.1);
-                bn.running_var!.copy_(rand(bn.running_var.shape) + 0.5);
-                bn.weight!.copy_(rand(bn.weight.shape) + 0.5);
-                bn.bias!.copy_(randn(bn.bias!.shape) * 0.1);
+                bn.running_mean!.copy_(randn(bn.running_mean.shape) * Keep(0.1));
+                bn.running_var!.copy_(rand(bn.running_var.shape) + Keep(0.5));
+                bn.weight!.copy_(rand(bn.weight.shape) + Keep(0.5));
+                bn.bias!.copy_(randn(bn.bias!.shape) * Keep(0.1));
             }
     }
 }

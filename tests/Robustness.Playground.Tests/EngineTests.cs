@@ -3,6 +3,7 @@ using Robustness.Data.Toy;
 using Robustness.Playground;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Playground.Tests;
 
@@ -105,9 +106,9 @@ public class EngineTests
                 for (int k = 0; k < 30; k++)
                 {
                     // random points of the ball (and its boundary), clamped to the box as attacks are
-                    var delta = geometry.Project(geometry.RandomStart(x, threat.Epsilon, gen) * (k % 3 == 0 ? 100 : 1), threat.Epsilon);
-                    var s = e.Model.Network.call((x + delta).clamp(-6, 6)).to(ScalarType.Float64);
-                    Assert.True(s.ge(lo - 1e-4).all().ToBoolean() && s.le(hi + 1e-4).all().ToBoolean(), $"{activation}/{norm}: a sampled output left its interval");
+                    var delta = geometry.Project(geometry.RandomStart(x, threat.Epsilon, gen) * Keep(k % 3 == 0 ? 100 : 1), threat.Epsilon);
+                    var s = e.Model.Network.call((x + delta).clamp(Keep(-6), Keep(6))).to(ScalarType.Float64);
+                    Assert.True(s.ge(lo - Keep(1e-4)).all().ToBoolean() && s.le(hi + Keep(1e-4)).all().ToBoolean(), $"{activation}/{norm}: a sampled output left its interval");
                 }
             }
     }

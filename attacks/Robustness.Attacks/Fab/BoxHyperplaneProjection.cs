@@ -1,6 +1,7 @@
 using Robustness.Core;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Attacks;
 
@@ -30,7 +31,7 @@ internal static class BoxHyperplaneProjection
         var c = value.to(ScalarType.Float64);
         var v = w.to(ScalarType.Float64) * c.sign().unsqueeze(1);
         var a = v.abs();
-        var room = where(v.gt(0), p - bounds.Lower, bounds.Upper - p).clamp_min(0);
+        var room = where(v.gt(Keep(0)), p - Keep(bounds.Lower), Keep(bounds.Upper) - p).clamp_min(Keep(0));
         var need = c.abs();
         var amounts = norm switch
         {
@@ -50,7 +51,7 @@ internal static class BoxHyperplaneProjection
     /// <summary><paramref name="t"/> with a column of <paramref name="fill"/> prepended (<paramref name="front"/>) or appended.</summary>
     internal static Tensor Pad(Tensor t, double fill, bool front)
     {
-        var column = full(t.shape[0], 1, fill, dtype: t.dtype, device: t.device);
+        var column = full(t.shape[0], 1, Keep(fill), dtype: t.dtype, device: t.device);
         return front ? cat([column, t], 1) : cat([t, column], 1);
     }
 

@@ -2,6 +2,7 @@ using Robustness.Core;
 using Robustness.Core.Attacking;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Attacks;
 
@@ -56,7 +57,7 @@ public sealed record FabAttack(ThreatModel Threat) : AttackBase(Threat)
 
         var criterion = Criteria.For(targets);
         var already = criterion.IsAdversarial(clean, targets);
-        var minimumNorm = full(already.shape[0], double.PositiveInfinity, dtype: ScalarType.Float64, device: inputs.device).masked_fill(already, 0);
+        var minimumNorm = full(already.shape[0], Keep(double.PositiveInfinity), dtype: ScalarType.Float64, device: inputs.device).masked_fill(already, Keep(0));
         var run = new FabRun(this, model, criterion);
         bool topK = TargetCount > 0 && !targets.Targeted;
         var columns = topK ? TargetSelection.TopKOthers(clean, targets.Labels, Math.Min(TargetCount, classes - 1)) : null;
@@ -74,7 +75,7 @@ public sealed record FabAttack(ThreatModel Threat) : AttackBase(Threat)
                     var kept = minimumNorm.index_select(0, rows);
                     minimumNorm.index_copy_(0, rows, minimum(kept, distance));
                     // Success at ε: an adversarial inside the ball (the final step judges it again).
-                    var inside = distance.le(Threat.Epsilon * (1 + ThreatModelCheck.RelativeTolerance));
+                    var inside = distance.le(Keep(Threat.Epsilon * (1 + ThreatModelCheck.RelativeTolerance)));
                     return new StageOutcome(point, inside, distance.neg());
                 });
             }

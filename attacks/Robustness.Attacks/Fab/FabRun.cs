@@ -3,6 +3,7 @@ using Robustness.Core.Attacking;
 using Robustness.Core.Geometry;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Attacks;
 
@@ -30,7 +31,7 @@ internal sealed class FabRun(FabAttack settings, IClassifier model, ICriterion c
         {
             current = randomStart ? RandomStart(x, context.Generator) : x.clone();
             best = x.clone();
-            bestDistance = full(n, double.PositiveInfinity, dtype: ScalarType.Float64, device: x.device);
+            bestDistance = full(n, Keep(double.PositiveInfinity), dtype: ScalarType.Float64, device: x.device);
         }
         var flatX = Geometries.Flat(x);
         for (int step = 0; step < settings.Steps; step++)
@@ -47,10 +48,10 @@ internal sealed class FabRun(FabAttack settings, IClassifier model, ICriterion c
                 var both = BoxHyperplaneProjection.Project(_threat.Norm, cat([flat, flatX]), cat([w, w]), cat([f.to(ScalarType.Float64), atOriginal]), bounds);
                 var d1 = both.narrow(0, 0, n).reshape(x.shape);
                 var d2 = both.narrow(0, n, n).reshape(x.shape);
-                var a1 = _geometry.Distance(d1).clamp_min(1e-8);
-                var a2 = _geometry.Distance(d2).clamp_min(1e-8);
-                var alpha = Geometries.PerSample((a1 / (a1 + a2)).clamp(0, settings.AlphaMax).to(x.dtype), x);
-                next = ((current + d1 * settings.Eta) * (1 - alpha) + (x + d2 * settings.Eta) * alpha).clamp(bounds.Lower, bounds.Upper);
+                var a1 = _geometry.Distance(d1).clamp_min(Keep(1e-8));
+                var a2 = _geometry.Distance(d2).clamp_min(Keep(1e-8));
+                var alpha = Geometries.PerSample((a1 / (a1 + a2)).clamp(Keep(0), Keep(settings.AlphaMax)).to(x.dtype), x);
+                next = ((current + d1 * Keep(settings.Eta)) * (Keep(1) - alpha) + (x + d2 * Keep(settings.Eta)) * alpha).clamp(Keep(bounds.Lower), Keep(bounds.Upper));
 
                 var adversarial = criterion.IsAdversarial(model.Logits(next), judged);
                 var distance = _geometry.Distance(next.to(ScalarType.Float64) - x.to(ScalarType.Float64));
@@ -58,7 +59,7 @@ internal sealed class FabRun(FabAttack settings, IClassifier model, ICriterion c
                 nextBest = where(Geometries.PerSample(closer, x), next, best);
                 nextDistance = where(closer, distance, bestDistance);
                 // Adversarial: step back towards the original, to search closer to it.
-                next = where(Geometries.PerSample(adversarial, x), x + (next - x) * settings.Beta, next);
+                next = where(Geometries.PerSample(adversarial, x), x + (next - x) * Keep(settings.Beta), next);
             }
             Swap(ref current, next);
             Swap(ref best, nextBest);
@@ -82,7 +83,7 @@ internal sealed class FabRun(FabAttack settings, IClassifier model, ICriterion c
             var leaf = Layout.ChannelsLastView(at.detach()).requires_grad_(true);
             var z = model.Logits(leaf);
             var zy = Objectives.Pick(z, labels);
-            Tensor[] columns = targetClasses is { } t ? [t] : Enumerable.Range(0, (int)z.shape[1]).Select(j => full_like(labels, j)).ToArray();
+            Tensor[] columns = targetClasses is { } t ? [t] : Enumerable.Range(0, (int)z.shape[1]).Select(j => full_like(labels, Keep(j))).ToArray();
             var g = columns.Select((c, i) => autograd.grad([(Objectives.Pick(z, c) - zy).sum()], [leaf], retain_graph: i < columns.Length - 1)[0]
                 .contiguous().reshape(at.shape[0], 1, -1)).ToArray();
             return (cat(g, 1), z.detach(), zy.detach());
@@ -96,11 +97,11 @@ internal sealed class FabRun(FabAttack settings, IClassifier model, ICriterion c
         var dual = _threat.Norm switch
         {
             Norm.Linf => grads.abs().sum(2),
-            Norm.L2 => grads.pow(2).sum(2).sqrt(),
+            Norm.L2 => grads.pow(Keep(2)).sum(2).sqrt(),
             _ => grads.abs().amax([2L]),
         };
         var own = nn.functional.one_hot(labels, values.shape[1]).to(ScalarType.Bool);
-        var distance = (values.abs() / (dual + 1e-12)).masked_fill(own, float.PositiveInfinity);
+        var distance = (values.abs() / (dual + Keep(1e-12))).masked_fill(own, Keep(float.PositiveInfinity));
         var j = distance.argmin(1);
         var normal = grads.gather(1, j.view(-1, 1, 1).expand(-1, 1, grads.shape[2])).squeeze(1);
         return (Objectives.Pick(values, j), normal);
@@ -112,7 +113,7 @@ internal sealed class FabRun(FabAttack settings, IClassifier model, ICriterion c
     {
         var half = _threat.Epsilon / 2;
         var t = _threat.Norm == Norm.Linf
-            ? rand(x.shape, dtype: x.dtype, generator: generator).to(x.device) * 2 - 1
+            ? rand(x.shape, dtype: x.dtype, generator: generator).to(x.device) * Keep(2) - Keep(1)
             : randn(x.shape, dtype: x.dtype, generator: generator).to(x.device);
         var size = _threat.Norm switch
         {
@@ -120,7 +121,7 @@ internal sealed class FabRun(FabAttack settings, IClassifier model, ICriterion c
             Norm.L2 => Geometries.Flat(t).norm(1, false, 2),
             _ => Geometries.Flat(t).abs().sum(1),
         };
-        return (x + t / Geometries.PerSample(size.clamp_min(1e-12), t) * half).clamp(_threat.Bounds.Lower, _threat.Bounds.Upper);
+        return (x + t / Geometries.PerSample(size.clamp_min(Keep(1e-12)), t) * Keep(half)).clamp(Keep(_threat.Bounds.Lower), Keep(_threat.Bounds.Upper));
     }
 
     private static void Swap(ref Tensor field, Tensor value)

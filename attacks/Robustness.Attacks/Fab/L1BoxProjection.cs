@@ -1,4 +1,5 @@
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Attacks;
 
@@ -17,13 +18,13 @@ internal static class L1BoxProjection
         var k = used.lt(need.unsqueeze(1)).sum(1);               // the coordinate used in part (d: none, box too small)
         var before = BoxHyperplaneProjection.At(BoxHyperplaneProjection.Pad(used, 0, front: true), k);
         var d = a.shape[1];
-        var kClamped = k.clamp_max(d - 1);
-        var part = (need - before) / BoxHyperplaneProjection.At(aS, kClamped).clamp_min(1e-300);
-        var rank = arange(d, dtype: k.dtype, device: a.device).unsqueeze(0);
+        var kClamped = k.clamp_max(Keep(d - 1));
+        var part = (need - before) / BoxHyperplaneProjection.At(aS, kClamped).clamp_min(Keep(1e-300));
+        var rank = arange(Keep(d), dtype: k.dtype, device: a.device).unsqueeze(0);
         var kk = k.unsqueeze(1);
         var amountS = where(rank.lt(kk), roomS, where(rank.eq(kk), minimum(part.unsqueeze(1), roomS), zeros_like(roomS)));
         // A coordinate with a_i = 0 reduces nothing: it is never spent on (when the box is too small, k runs past them).
-        amountS = where(aS.gt(0), amountS, zeros_like(amountS));
+        amountS = where(aS.gt(Keep(0)), amountS, zeros_like(amountS));
         return zeros_like(a).scatter(1, order, amountS);
     }
 }

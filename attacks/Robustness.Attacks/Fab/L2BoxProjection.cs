@@ -1,4 +1,5 @@
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Attacks;
 
@@ -15,8 +16,8 @@ internal static class L2BoxProjection
 
     public static Tensor Amounts(Tensor a, Tensor room, Tensor need)
     {
-        var helps = a.gt(0);
-        var breakpoints = where(helps, room / a.clamp_min(1e-300), Never);
+        var helps = a.gt(Keep(0));
+        var breakpoints = where(helps, room / a.clamp_min(Keep(1e-300)), Never);
         var (sorted, order) = breakpoints.sort(1);
         var aS = a.gather(1, order);
         var saturated = (aS * room.gather(1, order)).cumsum(1);  // Σ_{j≤k} a_j room_j
@@ -27,7 +28,7 @@ internal static class L2BoxProjection
         long d = a.shape[1];
         var before = BoxHyperplaneProjection.At(BoxHyperplaneProjection.Pad(saturated, 0, front: true), k);
         var slope = BoxHyperplaneProjection.At(BoxHyperplaneProjection.Pad(tail, 0, front: false), k);
-        var lambda = where(k.lt(d), (need - before) / slope.clamp_min(1e-300), double.PositiveInfinity).unsqueeze(1);
+        var lambda = where(k.lt(Keep(d)), (need - before) / slope.clamp_min(Keep(1e-300)), double.PositiveInfinity).unsqueeze(1);
         // k = d: the box does not reach the hyperplane; every helping coordinate goes to its bound (λ = ∞).
         return where(helps, minimum(lambda * a, room), zeros_like(a));
     }

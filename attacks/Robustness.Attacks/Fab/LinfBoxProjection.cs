@@ -1,4 +1,5 @@
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Attacks;
 
@@ -23,7 +24,7 @@ internal static class LinfBoxProjection
         var before = BoxHyperplaneProjection.At(BoxHyperplaneProjection.Pad(saturated, 0, front: true), k);
         var slope = BoxHyperplaneProjection.At(BoxHyperplaneProjection.Pad(tail, 0, front: false), k);
         // k = d: even the whole box does not reach the hyperplane; take every coordinate to its bound.
-        var rho = where(k.lt(d), (need - before) / slope.clamp_min(1e-300), double.PositiveInfinity);
+        var rho = where(k.lt(Keep(d)), (need - before) / slope.clamp_min(Keep(1e-300)), double.PositiveInfinity);
         return minimum(rho.unsqueeze(1), room);
     }
 }

@@ -1,5 +1,6 @@
 using Robustness.Core.Geometry;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Core.Attacking;
 
@@ -37,7 +38,7 @@ internal sealed record UniformStart : IStartStrategy
     public Tensor Start(Tensor inputs, ThreatModel threat, IPerturbationGeometry geometry, Generator? generator)
     {
         using var _ = no_grad();
-        return (inputs + geometry.RandomStart(inputs, threat.Epsilon, generator)).clamp(threat.Bounds.Lower, threat.Bounds.Upper);
+        return (inputs + geometry.RandomStart(inputs, threat.Epsilon, generator)).clamp(Keep(threat.Bounds.Lower), Keep(threat.Bounds.Upper));
     }
 }
 
@@ -62,8 +63,8 @@ internal sealed record GaussianStart : IStartStrategy
     public Tensor Start(Tensor inputs, ThreatModel threat, IPerturbationGeometry geometry, Generator? generator)
     {
         using var _ = no_grad();
-        var noise = randn(inputs.shape, dtype: inputs.dtype, generator: generator).to(inputs.device) * Std;
-        return (inputs + noise).clamp(threat.Bounds.Lower, threat.Bounds.Upper);
+        var noise = randn(inputs.shape, dtype: inputs.dtype, generator: generator).to(inputs.device) * Keep(Std);
+        return (inputs + noise).clamp(Keep(threat.Bounds.Lower), Keep(threat.Bounds.Upper));
     }
 }
 

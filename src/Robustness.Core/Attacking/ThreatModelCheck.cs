@@ -1,6 +1,7 @@
 using TorchSharp;
 using Robustness.Core.Geometry;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Core.Attacking;
 
@@ -32,7 +33,7 @@ public static class ThreatModelCheck
             // between x and x_adv (so inside the bounds) and shrinks |δ_i| by exactly the rounding that caused it.
             for (int fix = 0; fix < MaxRoundingFixes; fix++)
             {
-                var over = geometry.Distance(adv.to(ScalarType.Float64) - x64).gt(threat.Epsilon);
+                var over = geometry.Distance(adv.to(ScalarType.Float64) - x64).gt(Keep(threat.Epsilon));
                 if (!over.any().ToBoolean()) break;
                 var move = Geometries.PerSample(over, adv).logical_and(adv.ne(x));
                 adv = where(move, adv.nextafter(x), adv);
@@ -50,9 +51,9 @@ public static class ThreatModelCheck
         if (queries is not null)
         {
             used = queries.to(ScalarType.Int64).cpu().clone();
-            var marked = (queriesToSuccess ?? full_like(used, -1L)).to(ScalarType.Int64).cpu();
+            var marked = (queriesToSuccess ?? full_like(used, Keep(-1L))).to(ScalarType.Int64).cpu();
             var ok = success.cpu();
-            toSuccess = where(ok, where(marked.ge(0), marked, used), full_like(used, -1L));
+            toSuccess = where(ok, where(marked.ge(Keep(0)), marked, used), full_like(used, Keep(-1L)));
         }
         var result = new AttackResult(adv, success, distance, logits, minimumNorm?.detach(), used, toSuccess);
         result.MoveToOuterDisposeScope();
@@ -69,7 +70,7 @@ public static class ThreatModelCheck
         using var _ = no_grad();
         var x = clean.detach();
         var delta = Geometries.For(threat.Norm).Project(adversarial.detach().to(x.dtype) - x, threat.Epsilon);
-        return (x + delta).clamp(threat.Bounds.Lower, threat.Bounds.Upper);
+        return (x + delta).clamp(Keep(threat.Bounds.Lower), Keep(threat.Bounds.Upper));
     }
 
     /// <summary>Throws <see cref="ThreatModelViolationException"/> when any row leaves the ball or the bounds, or is not finite.</summary>

@@ -1,4 +1,5 @@
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Core.Geometry;
 
@@ -57,11 +58,11 @@ public sealed class LinfGeometry : IPerturbationGeometry
     public Norm Norm => Norm.Linf;
 
     public Tensor RandomStart(Tensor like, double eps, Generator? generator) =>
-        (rand(like.shape, dtype: like.dtype, generator: generator).to(like.device) * 2 - 1) * eps;
+        (rand(like.shape, dtype: like.dtype, generator: generator).to(like.device) * Keep(2) - Keep(1)) * Keep(eps);
 
     public Tensor Direction(Tensor grad, Tensor current, Bounds bounds) => grad.sign();
 
-    public Tensor Project(Tensor delta, double eps) => delta.clamp(-eps, eps);
+    public Tensor Project(Tensor delta, double eps) => delta.clamp(Keep(-eps), Keep(eps));
 
     public Tensor Distance(Tensor delta) => Geometries.Flat(delta).to(ScalarType.Float64).abs().amax([1L]);
 }
@@ -77,22 +78,22 @@ public sealed class L2Geometry : IPerturbationGeometry
         var n = like.shape[0];
         var d = like.numel() / Math.Max(1, n);
         var g = randn(like.shape, dtype: like.dtype, generator: generator).to(like.device);
-        var norms = Geometries.Flat(g).norm(1, true, 2).clamp_min(1e-12);
-        var radius = rand(n, 1, dtype: like.dtype, generator: generator).to(like.device).pow(1.0 / d) * eps;
+        var norms = Geometries.Flat(g).norm(1, true, 2).clamp_min(Keep(1e-12));
+        var radius = rand(n, 1, dtype: like.dtype, generator: generator).to(like.device).pow(Keep(1.0 / d)) * Keep(eps);
         return (Geometries.Flat(g) / norms * radius).reshape(like.shape);
     }
 
     public Tensor Direction(Tensor grad, Tensor current, Bounds bounds)
     {
         var flat = Geometries.Flat(grad);
-        return (flat / flat.norm(1, true, 2).clamp_min(1e-12)).reshape(grad.shape);
+        return (flat / flat.norm(1, true, 2).clamp_min(Keep(1e-12))).reshape(grad.shape);
     }
 
     public Tensor Project(Tensor delta, double eps)
     {
         var flat = Geometries.Flat(delta);
         var norms = flat.norm(1, true, 2);
-        var factor = (eps / norms.clamp_min(1e-12)).clamp_max(1.0);
+        var factor = (Keep(eps) / norms.clamp_min(Keep(1e-12))).clamp_max(Keep(1.0));
         return (flat * factor).reshape(delta.shape);
     }
 
@@ -116,11 +117,11 @@ public sealed class L1Geometry(double sparsity = L1Geometry.DefaultSparsity) : I
         // Uniform in the L1 ball: exponential spacings e_1..e_{d+1}, normalised by their sum, random signs.
         var n = like.shape[0];
         var d = like.numel() / Math.Max(1, n);
-        var u = rand(n, d + 1, dtype: ScalarType.Float64, generator: generator).clamp_min(1e-300);
+        var u = rand(n, d + 1, dtype: ScalarType.Float64, generator: generator).clamp_min(Keep(1e-300));
         var e = -u.log();
         var point = e[.., ..(int)d] / e.sum(1, true);
-        var signs = rand(n, d, dtype: ScalarType.Float64, generator: generator).lt(0.5).to(ScalarType.Float64) * 2 - 1;
-        return (point * signs * eps).to(like.dtype).to(like.device).reshape(like.shape);
+        var signs = rand(n, d, dtype: ScalarType.Float64, generator: generator).lt(Keep(0.5)).to(ScalarType.Float64) * Keep(2) - Keep(1);
+        return (point * signs * Keep(eps)).to(like.dtype).to(like.device).reshape(like.shape);
     }
 
     public Tensor Direction(Tensor grad, Tensor current, Bounds bounds)
@@ -128,13 +129,13 @@ public sealed class L1Geometry(double sparsity = L1Geometry.DefaultSparsity) : I
         var g = Geometries.Flat(grad);
         var x = Geometries.Flat(current);
         // A coordinate at a bound cannot move outward: don't spend the step there.
-        var blocked = x.le(bounds.Lower).logical_and(g.lt(0)).logical_or(x.ge(bounds.Upper).logical_and(g.gt(0)));
-        var score = g.abs().masked_fill(blocked, 0);
+        var blocked = x.le(Keep(bounds.Lower)).logical_and(g.lt(Keep(0))).logical_or(x.ge(Keep(bounds.Upper)).logical_and(g.gt(Keep(0))));
+        var score = g.abs().masked_fill(blocked, Keep(0));
         var d = g.shape[1];
         var k = Math.Max(1L, (long)Math.Ceiling((1 - Sparsity) * d));
         var threshold = score.topk((int)k, 1).values.narrow(1, k - 1, 1);
-        var chosen = score.ge(threshold).logical_and(score.gt(0));
-        var count = chosen.sum(1, true, ScalarType.Float32).clamp_min(1).to(g.dtype);
+        var chosen = score.ge(threshold).logical_and(score.gt(Keep(0)));
+        var count = chosen.sum(1, true, ScalarType.Float32).clamp_min(Keep(1)).to(g.dtype);
         return (g.sign() * chosen.to(g.dtype) / count).reshape(grad.shape);
     }
 
@@ -146,16 +147,16 @@ public sealed class L1Geometry(double sparsity = L1Geometry.DefaultSparsity) : I
         // Sorting and cumulative sums in float32 lose θ when coordinates are large; work in float64.
         var v = Geometries.Flat(delta).to(ScalarType.Float64);
         var abs = v.abs();
-        var inside = abs.sum(1, true).le(eps);
+        var inside = abs.sum(1, true).le(Keep(eps));
         if (eps <= 0) return zeros_like(delta);
         var u = abs.sort(1, descending: true).Values;
         var css = u.cumsum(1);
         var d = v.shape[1];
-        var j = arange(1, d + 1, dtype: v.dtype, device: v.device).unsqueeze(0);
-        var cond = (u - (css - eps) / j).gt(0);
-        var rho = cond.sum(1, true, ScalarType.Int64).clamp_min(1);
-        var theta = ((css.gather(1, rho - 1) - eps) / rho.to(v.dtype)).clamp_min(0);
-        var projected = v.sign() * (abs - theta).clamp_min(0);
+        var j = arange(Keep(1), Keep(d + 1), dtype: v.dtype, device: v.device).unsqueeze(0);
+        var cond = (u - (css - Keep(eps)) / j).gt(Keep(0));
+        var rho = cond.sum(1, true, ScalarType.Int64).clamp_min(Keep(1));
+        var theta = ((css.gather(1, rho - Keep(1)) - Keep(eps)) / rho.to(v.dtype)).clamp_min(Keep(0));
+        var projected = v.sign() * (abs - theta).clamp_min(Keep(0));
         return where(inside, v, projected).to(delta.dtype).reshape(delta.shape);
     }
 

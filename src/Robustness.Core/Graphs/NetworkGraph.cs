@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Core.Graphs;
 
@@ -83,7 +84,7 @@ public sealed record BatchNormOp(Tensor? Weight, Tensor? Bias, Tensor RunningMea
     /// <summary>The per-channel (scale, shift) of the eval-mode function, differentiable in γ and β.</summary>
     public (Tensor Scale, Tensor Shift) Affine()
     {
-        var inv = (RunningVar + Eps).rsqrt();
+        var inv = (RunningVar + Keep(Eps)).rsqrt();
         var scale = Weight is null ? inv : Weight * inv;
         var shift = -RunningMean * scale;
         if (Bias is not null) shift = shift + Bias;

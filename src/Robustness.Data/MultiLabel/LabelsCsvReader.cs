@@ -4,6 +4,7 @@ using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 using SixLabors.ImageSharp.Processing;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Data;
 
@@ -190,8 +191,8 @@ public static class LabelsCsvReader
         if (!dataset.MultiLabel) throw new ArgumentException("not a multi-label dataset", nameof(dataset));
         Directory.CreateDirectory(directory);
         using var scope = NewDisposeScope();
-        var bytes = dataset.Images.mul(255).round().clamp(0, 255).to(ScalarType.Byte).contiguous().data<byte>().ToArray();
-        var on = dataset.Labels.gt(0.5).contiguous().data<bool>().ToArray();
+        var bytes = dataset.Images.mul(Keep(255)).round().clamp(Keep(0), Keep(255)).to(ScalarType.Byte).contiguous().data<byte>().ToArray();
+        var on = dataset.Labels.gt(Keep(0.5)).contiguous().data<bool>().ToArray();
         var (c, h, w) = (dataset.SampleShape[0], dataset.SampleShape[1], dataset.SampleShape[2]);
         int k = dataset.NumClasses, plane = h * w, digits = Math.Max(5, dataset.Count.ToString().Length);
         var csv = new StringBuilder("file,labels\n");

@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Robustness.Core;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Data;
 
@@ -16,7 +17,7 @@ public static class MultiLabelDescription
     {
         if (!dataset.MultiLabel) throw new ArgumentException("not a multi-label dataset", nameof(dataset));
         using var scope = NewDisposeScope();
-        var on = dataset.Labels.gt(0.5);
+        var on = dataset.Labels.gt(Keep(0.5));
         var perClass = on.sum([0L], type: ScalarType.Int64).data<long>().ToArray();
         var sizes = on.sum([1L], type: ScalarType.Int64);
         var setSizes = bincount(sizes, minlength: dataset.NumClasses + 1).data<long>().ToArray();
@@ -31,8 +32,8 @@ public static class MultiLabelDescription
     public static string Fingerprint(ImageDataset dataset)
     {
         using var scope = NewDisposeScope();
-        var pixels = dataset.Images.mul(255).round().clamp(0, 255).to(ScalarType.Byte).contiguous().data<byte>().ToArray();
-        var labels = dataset.Labels.gt(0.5).to(ScalarType.Byte).contiguous().data<byte>().ToArray();
+        var pixels = dataset.Images.mul(Keep(255)).round().clamp(Keep(0), Keep(255)).to(ScalarType.Byte).contiguous().data<byte>().ToArray();
+        var labels = dataset.Labels.gt(Keep(0.5)).to(ScalarType.Byte).contiguous().data<byte>().ToArray();
         int plane = pixels.Length / Math.Max(1, dataset.Count), k = dataset.NumClasses;
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         for (int i = 0; i < dataset.Count; i++)
@@ -49,7 +50,7 @@ public static class MultiLabelDescription
         using var scope = NewDisposeScope();
         var (h, w) = (dataset.Images.shape[2], dataset.Images.shape[3]);
         var cells = dataset.Images.reshape(dataset.Count, dataset.Images.shape[1], FashionMnistMulti.Grid, h / FashionMnistMulti.Grid, FashionMnistMulti.Grid, w / FashionMnistMulti.Grid);
-        var occupied = cells.amax([1L, 3L, 5L]).gt(0).sum([1L, 2L], type: ScalarType.Int64);
+        var occupied = cells.amax([1L, 3L, 5L]).gt(Keep(0)).sum([1L, 2L], type: ScalarType.Int64);
         return bincount(occupied, minlength: FashionMnistMulti.MaxItems + 1).data<long>().ToArray();
     }
 

@@ -2,6 +2,7 @@ using Robustness.Core.Graphs;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Models.Zoo;
 
@@ -48,5 +49,5 @@ internal sealed class DecisionShift : nn.Module<Tensor, Tensor>
 
     public DecisionShift(double offset) : base("decision_shift") => _offset = offset;
 
-    public override Tensor forward(Tensor logits) => logits - _offset;
+    public override Tensor forward(Tensor logits) => logits - Keep(_offset);
 }

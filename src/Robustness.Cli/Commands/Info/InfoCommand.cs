@@ -6,6 +6,7 @@ using Robustness.Models;
 using Robustness.Models.Backends.OnnxRuntime;
 using Spectre.Console;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Cli.Commands.Info;
 
@@ -88,7 +89,7 @@ public sealed class InfoCommand(string modelPath, string? arch, InputContract co
         using var scope = NewDisposeScope();
         var generator = Seeding.Seed(seed);
         var b = spec.Bounds;
-        var x = rand([n, .. spec.InputShape.Select(d => (long)d)], generator: generator) * (b.Upper - b.Lower) + b.Lower;
+        var x = rand([n, .. spec.InputShape.Select(d => (long)d)], generator: generator) * Keep(b.Upper - b.Lower) + Keep(b.Lower);
         var check = OnnxRuntimeReference.Compare(loaded, modelPath, x);
         bool ok = check.Relative <= CheckTolerance && check.PredictionsAgree == check.Samples;
         var ort = typeof(Microsoft.ML.OnnxRuntime.InferenceSession).Assembly.GetName().Version;

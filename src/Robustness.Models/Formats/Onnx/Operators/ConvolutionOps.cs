@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Models.Formats.Onnx.Operators;
 
@@ -196,8 +197,8 @@ internal static class ConvolutionOps
         var lhs = transA ? a.t() : a;
         var rhs = transB ? b.t() : b;
         var y = lhs.matmul(rhs);
-        if (alpha != 1f) y = y * alpha;
-        if (c is not null && beta != 0f) y = beta == 1f ? y + c : y + c * beta;
+        if (alpha != 1f) y = y * Keep(alpha);
+        if (c is not null && beta != 0f) y = beta == 1f ? y + c : y + c * Keep(beta);
         return [OnnxValue.Of(y)];
     }
 }

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Models.Formats.Onnx.Operators;
 
@@ -65,7 +66,7 @@ internal static class ElementwiseOps
         var y = n.Input(1);
         // A constant scalar exponent (LayerNorm decompositions use 2.0) stays a scalar power: same values, cheaper backward.
         if (y.Count == 1 && (y.Reals ?? y.Ints?.Select(v => (double)v).ToArray()) is { } e)
-            return [OnnxValue.Of(x.pow(e[0]))];
+            return [OnnxValue.Of(x.pow(Keep(e[0])))];
         var t = y.Tensor(n.Device);
         return [OnnxValue.Of(x.pow(t.is_floating_point() ? t : t.to(x.dtype)))];
     }
@@ -82,7 +83,7 @@ internal static class ElementwiseOps
         n.AllowOnly();
         var x = n.F(0);
         var slope = n.F(1);
-        using var negative = x.lt(0);
+        using var negative = x.lt(Keep(0));
         using var scaled = x * slope;
         return [OnnxValue.Of(where(negative, scaled, x))];
     }
@@ -94,7 +95,7 @@ internal static class ElementwiseOps
         if (n.Opset < 11)
         {
             n.AllowOnly("min", "max");
-            return [OnnxValue.Of(x.clamp(n.Float("min", float.NegativeInfinity), n.Float("max", float.PositiveInfinity)))];
+            return [OnnxValue.Of(x.clamp(Keep(n.Float("min", float.NegativeInfinity)), Keep(n.Float("max", float.PositiveInfinity))))];
         }
         n.AllowOnly();
         double? Bound(int i)
@@ -110,9 +111,9 @@ internal static class ElementwiseOps
         if (lo is not null && hi is not null && lo > hi)
         {
             // ONNX: every output is max when min > max.
-            return [OnnxValue.Of(x.clamp(hi.Value, hi.Value))];
+            return [OnnxValue.Of(x.clamp(Keep(hi.Value), Keep(hi.Value)))];
         }
-        return [OnnxValue.Of(lo is null ? x.clamp_max(hi!.Value) : hi is null ? x.clamp_min(lo.Value) : x.clamp(lo.Value, hi.Value))];
+        return [OnnxValue.Of(lo is null ? x.clamp_max(Keep(hi!.Value)) : hi is null ? x.clamp_min(Keep(lo.Value)) : x.clamp(Keep(lo.Value), Keep(hi.Value)))];
     }
 
     /// <summary>Inference: the identity. A graph that asks for training-mode dropout is refused.</summary>

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Models.Formats.Onnx.Operators;
 
@@ -45,7 +46,7 @@ internal static class NormalizationOps
         using var centred = x - mean;
         using var squared = centred.square();
         using var variance = squared.mean(dims, keepdim: true);
-        using var std = (variance + n.Float("epsilon", 1e-5f)).sqrt();
+        using var std = (variance + Keep(n.Float("epsilon", 1e-5f))).sqrt();
         var y = centred / std * n.F(1);
         if (n.Has(2)) y = y + n.F(2);
         return [OnnxValue.Of(y)];

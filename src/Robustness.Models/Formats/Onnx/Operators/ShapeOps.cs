@@ -2,6 +2,7 @@ using Robustness.Core;
 using Onnx;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Robustness.Core.TorchScalars;
 
 namespace Robustness.Models.Formats.Onnx.Operators;
 
@@ -53,8 +54,8 @@ internal static class ShapeOps
         else
         {
             using var raw = indicesValue.Tensor(n.Device).to(ScalarType.Int64).flatten();
-            using var negative = raw.lt(0);
-            using var shifted = raw + size;
+            using var negative = raw.lt(Keep(0));
+            using var shifted = raw + Keep(size);
             indices = where(negative, shifted, raw);
         }
         using (indices)
@@ -239,6 +240,6 @@ internal static class ShapeOps
             dtype = v.IsFloat ? ScalarType.Float32 : v.DType == ScalarType.Bool ? ScalarType.Bool : ScalarType.Int64;
             value = v.ReadReals()[0];
         }
-        return [OnnxValue.Of(full(shape, value, dtype, n.Device))];
+        return [OnnxValue.Of(full(shape, Keep(value), dtype, n.Device))];
     }
 }
