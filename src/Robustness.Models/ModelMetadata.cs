@@ -29,6 +29,8 @@ public static class ModelMetadata
     public const string MlpActivation = "mlp_activation";
     /// <summary>Classifier-head dropout probability (absent = 0).</summary>
     public const string Dropout = "dropout";
+    /// <summary>tiny-cnn/fmnist-cnn: the classifier head's window in pixels (absent = the whole input).</summary>
+    public const string Window = "window";
     /// <summary>lstm/gru: hidden units and stacked layers.</summary>
     public const string RecurrentHidden = "rnn_hidden";
     public const string RecurrentLayers = "rnn_layers";

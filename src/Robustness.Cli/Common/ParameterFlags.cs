@@ -30,7 +30,7 @@ public static class ParameterFlags
         ["InputShape"] = "--input-shape", ["Mean"] = "--mean", ["Std"] = "--std", ["Labels"] = "--labels",
         ["Resize"] = "--resize", ["CenterCrop"] = "--center-crop", ["ResultsDatabase"] = "--results-db",
         ["EotSamples"] = "--eot", ["InputNoise"] = "--input-noise", ["Surrogate"] = "--transfer-from", ["Backend"] = "--backend",
-        ["Dropout"] = "--dropout", ["Init"] = "--init", ["RecurrentHidden"] = "--rnn-hidden", ["RecurrentLayers"] = "--rnn-layers",
+        ["Dropout"] = "--dropout", ["Window"] = "--window", ["Init"] = "--init", ["RecurrentHidden"] = "--rnn-hidden", ["RecurrentLayers"] = "--rnn-layers",
         ["Augmentation"] = "--augment", ["CropPadding"] = "--crop-padding",
         ["TargetLabels"] = "--target-labels", ["FlipCount"] = "--flip", ["LabelAttacks"] = "--label-attacks", ["ThresholdMetric"] = "--tune-threshold",
         ["AllowEmptyLabels"] = "--allow-empty-labels",

@@ -15,6 +15,9 @@ namespace Robustness.Models.Zoo;
 /// The two-stage CNNs: conv/ReLU/2×2 max-pool twice, then a hidden linear layer and the classes.
 /// tiny-cnn: 3×3 convs with 16, 32 channels, 128 hidden units; fmnist-cnn: the MNIST CNN of Madry et al.
 /// (5×5 convs with 32, 64 channels, 1024 hidden units).
+/// With a window (<see cref="ZooOptions.Window"/>) the head reads each window×window block of the input on its own
+/// (fc1 and fc2 applied as convolutions, stride one window) and returns each class's maximum over the blocks. The
+/// parameters are those of the plain network on one window, with the same names and shapes.
 /// </summary>
 internal sealed class TwoStageCnn : nn.Module<Tensor, Tensor>, IDescribedNetwork
 {
@@ -24,41 +27,81 @@ internal sealed class TwoStageCnn : nn.Module<Tensor, Tensor>, IDescribedNetwork
     private readonly Linear fc2;
 
     private readonly double _dropout;
+    /// <summary>The window's side in feature cells (pixels / 4); 0 = no window.</summary>
+    private readonly int _cells;
+    private readonly int _c2;
+    /// <summary>The grid of windows: rows and columns.</summary>
+    private readonly long[] _grid;
+    private readonly List<Tensor> _describedViews = [];
 
-    private TwoStageCnn(string name, int channels, int height, int width, int classes, double dropout, int c1, int c2, int kernel, int hidden) : base(name)
+    private TwoStageCnn(string name, int channels, int height, int width, int classes, double dropout, int window, int c1, int c2, int kernel, int hidden) : base(name)
     {
         _dropout = dropout;
+        _cells = window / 4;
+        _c2 = c2;
+        _grid = window > 0 ? [height / window, width / window] : [1, 1];
         conv1 = nn.Conv2d(channels, c1, kernel, padding: kernel / 2);
         conv2 = nn.Conv2d(c1, c2, kernel, padding: kernel / 2);
-        fc1 = nn.Linear((long)c2 * (height / 2 / 2) * (width / 2 / 2), hidden);
+        fc1 = nn.Linear(window > 0 ? (long)c2 * _cells * _cells : (long)c2 * (height / 2 / 2) * (width / 2 / 2), hidden);
         fc2 = nn.Linear(hidden, classes);
         RegisterComponents();
     }
 
-    public static TwoStageCnn Tiny(int channels, int height, int width, int classes, double dropout = 0) =>
-        new("tiny-cnn", channels, height, width, classes, dropout, c1: 16, c2: 32, kernel: 3, hidden: 128);
+    public static TwoStageCnn Tiny(int channels, int height, int width, int classes, double dropout = 0, int window = 0) =>
+        new("tiny-cnn", channels, height, width, classes, dropout, window, c1: 16, c2: 32, kernel: 3, hidden: 128);
 
-    public static TwoStageCnn Fmnist(int channels, int height, int width, int classes, double dropout = 0) =>
-        new("fmnist-cnn", channels, height, width, classes, dropout, c1: 32, c2: 64, kernel: 5, hidden: 1024);
+    public static TwoStageCnn Fmnist(int channels, int height, int width, int classes, double dropout = 0, int window = 0) =>
+        new("fmnist-cnn", channels, height, width, classes, dropout, window, c1: 32, c2: 64, kernel: 5, hidden: 1024);
 
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
         var h = F.max_pool2d(F.relu(conv1.call(x)), 2);
         h = F.max_pool2d(F.relu(conv2.call(h)), 2);
-        h = F.relu(fc1.call(h.flatten(1)));
-        return fc2.call(Head.Dropout(h, _dropout, training)).MoveToOuterDisposeScope();
+        if (_cells == 0)
+        {
+            h = F.relu(fc1.call(h.flatten(1)));
+            return fc2.call(Head.Dropout(h, _dropout, training)).MoveToOuterDisposeScope();
+        }
+        var (w1, w2) = HeadKernels();
+        h = F.relu(F.conv2d(h, w1, fc1.bias, strides: [_cells, _cells]));
+        h = F.conv2d(Head.Dropout(h, _dropout, training), w2, fc2.bias);
+        return h.amax([2L, 3L]).MoveToOuterDisposeScope();
     }
+
+    /// <summary>fc1 and fc2 as convolution kernels: views of the live weights ([hidden, c2·s·s] is [hidden, c2, s, s]
+    /// in PyTorch's flatten order).</summary>
+    private (Tensor Fc1, Tensor Fc2) HeadKernels() =>
+        (fc1.weight!.view(fc1.weight.shape[0], _c2, _cells, _cells), fc2.weight!.view(fc2.weight.shape[0], fc2.weight.shape[1], 1, 1));
 
     public NetworkGraph Describe()
     {
         var g = new NetworkGraphBuilder();
         g.Then("conv1", Layers.Conv(conv1)); g.Then("relu1", ReluOp.Instance); g.Then("pool1", Layers.MaxPool(2));
         g.Then("conv2", Layers.Conv(conv2)); g.Then("relu2", ReluOp.Instance); g.Then("pool2", Layers.MaxPool(2));
+        if (_cells == 0)
+        {
+            g.Then("flatten", FlattenOp.Instance);
+            g.Then("fc1", Layers.Linear(fc1)); g.Then("relu3", ReluOp.Instance);
+            g.Then("fc2", Layers.Linear(fc2));
+            return g.Build();
+        }
+        // The views live as long as the module (the graph refers to them, as to the other layers' parameters).
+        var (w1, w2) = HeadKernels();
+        _describedViews.Add(w1.DetachFromDisposeScope());
+        _describedViews.Add(w2.DetachFromDisposeScope());
+        g.Then("fc1", new Conv2dOp(w1, fc1.bias, [_cells, _cells], [0, 0], [1, 1])); g.Then("relu3", ReluOp.Instance);
+        g.Then("fc2", new Conv2dOp(w2, fc2.bias, [1, 1], [0, 0], [1, 1]));
+        g.Then("max", new MaxPool2dOp(_grid, _grid, [0, 0]));
         g.Then("flatten", FlattenOp.Instance);
-        g.Then("fc1", Layers.Linear(fc1)); g.Then("relu3", ReluOp.Instance);
-        g.Then("fc2", Layers.Linear(fc2));
         return g.Build();
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) foreach (var v in _describedViews) v.Dispose();
+        _describedViews.Clear();
+        base.Dispose(disposing);
     }
 }
 

@@ -65,6 +65,7 @@ public static class ModelZoo
     private static nn.Module<Tensor, Tensor> Build(string name, int[] shape, ZooOptions options)
     {
         CheckDropout(options);
+        CheckNoWindow(name, options);
         if (name == LogisticName)
             return options.Dropout == 0
                 ? new Logistic(shape.Aggregate(1L, (a, b) => a * b), options.NumClasses)
@@ -84,8 +85,8 @@ public static class ModelZoo
             throw new InputException($"{name}: input {h}×{w} is too small (at least {minimum}×{minimum})");
         return name switch
         {
-            TinyCnnName => TwoStageCnn.Tiny(c, h, w, options.NumClasses, options.Dropout),
-            FmnistCnnName => TwoStageCnn.Fmnist(c, h, w, options.NumClasses, options.Dropout),
+            TinyCnnName => TwoStageCnn.Tiny(c, h, w, options.NumClasses, options.Dropout, CheckWindow(name, h, w, options.Window)),
+            FmnistCnnName => TwoStageCnn.Fmnist(c, h, w, options.NumClasses, options.Dropout, CheckWindow(name, h, w, options.Window)),
             LeNet5Name => new LeNet5(c, h, w, options.NumClasses, options.Dropout),
             PreActResNet18Name => new PreActResNet18(c, options.NumClasses, options.Dropout),
             IbpSmallName => options.Dropout == 0
@@ -95,6 +96,23 @@ public static class ModelZoo
             LstmName or GruName => Recurrent(name, c, w, options),
             _ => throw new InvalidOperationException($"zoo entry '{name}' has no constructor"),
         };
+    }
+
+    /// <summary>The window of a two-stage CNN's head (<see cref="ZooOptions.Window"/>), checked against the input.</summary>
+    private static int CheckWindow(string name, int height, int width, int window)
+    {
+        if (window == 0) return 0;
+        if (window < 4 || window % 4 != 0)
+            throw new ParameterException(nameof(ZooOptions.Window), $"must be a positive multiple of 4 (two 2×2 poolings), got {window}");
+        if (height % window != 0 || width % window != 0)
+            throw new ParameterException(nameof(ZooOptions.Window), $"{window} does not divide the {name} input {height}×{width}");
+        return window;
+    }
+
+    private static void CheckNoWindow(string name, ZooOptions options)
+    {
+        if (options.Window != 0 && name is not (TinyCnnName or FmnistCnnName))
+            throw new ParameterException(nameof(ZooOptions.Window), $"only tiny-cnn and fmnist-cnn have a windowed head, not {name}");
     }
 
     private static void CheckDropout(ZooOptions options)
@@ -146,8 +164,8 @@ public static class ModelZoo
                 long c = shape[0], h = shape[1], w = shape[2];
                 return name switch
                 {
-                    TinyCnnName => c * 16 * 9 + 16 + 16 * 32 * 9 + 32 + 32 * (h / 4) * (w / 4) * 128 + 128 + 128 * k + k,
-                    FmnistCnnName => c * 32 * 25 + 32 + 32 * 64 * 25 + 64 + 64 * (h / 4) * (w / 4) * 1024 + 1024 + 1024 * k + k,
+                    TinyCnnName => c * 16 * 9 + 16 + 16 * 32 * 9 + 32 + 32 * HeadCells(h, w, options) * 128 + 128 + 128 * k + k,
+                    FmnistCnnName => c * 32 * 25 + 32 + 32 * 64 * 25 + 64 + 64 * HeadCells(h, w, options) * 1024 + 1024 + 1024 * k + k,
                     LeNet5Name => c * 6 * 25 + 6 + 6 * 16 * 25 + 16 + 16 * Math.Max((h / 2 - 4) / 2, 0) * Math.Max((w / 2 - 4) / 2, 0) * 120 + 120
                                   + 120 * 84 + 84 + 84 * k + k,
                     PreActResNet18Name => c * 64 * 9 + PreActResNet18Body + 512 * k + k,
@@ -162,6 +180,10 @@ public static class ModelZoo
         }
         catch (OverflowException) { return long.MaxValue; }
     }
+
+    /// <summary>Feature cells a two-stage CNN's fc1 reads: the whole (H/4)×(W/4) map, or one window's.</summary>
+    private static long HeadCells(long h, long w, ZooOptions options) =>
+        options.Window > 0 ? (long)(options.Window / 4) * (options.Window / 4) : (h / 4) * (w / 4);
 
     /// <summary>Parameters of preact-resnet18 between its first conv and its classifier (convs, shortcuts, BN affine).</summary>
     private const long PreActResNet18Body = 11_165_312; // checked against the built network by ParameterCountTests
@@ -187,6 +209,8 @@ public static class ModelZoo
         }
         CheckDropout(options);
         if (options.Dropout != 0) extra[ModelMetadata.Dropout] = options.Dropout.ToString("R", CultureInfo.InvariantCulture);
+        CheckNoWindow(name, options);
+        if (options.Window != 0) extra[ModelMetadata.Window] = options.Window.ToString(CultureInfo.InvariantCulture);
         if (options.Init != WeightInit.Default) extra[ModelMetadata.Init] = options.Init.Name();
         return new ModelSpec
         {
@@ -204,6 +228,8 @@ public static class ModelZoo
         var options = new ZooOptions { InputShape = spec.InputShape, NumClasses = spec.NumClasses };
         if (spec.Extra.TryGetValue(ModelMetadata.Dropout, out var dropoutText))
             options = options with { Dropout = ParseMetadataNumber(dropoutText, ModelMetadata.Dropout, 0, 0.999999) };
+        if (spec.Extra.TryGetValue(ModelMetadata.Window, out var windowText))
+            options = options with { Window = (int)ParseMetadataNumber(windowText, ModelMetadata.Window, 4, 1 << 16, integer: true) };
         if (IsRecurrent(spec.Arch))
         {
             if (spec.Extra.TryGetValue(ModelMetadata.RecurrentHidden, out var hiddenText))

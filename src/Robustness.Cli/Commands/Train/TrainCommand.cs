@@ -44,6 +44,7 @@ public sealed record TrainRunOptions
     /// <summary>Multi-label: tune the decision threshold on the held-out images for this metric and store it.</summary>
     public ThresholdMetric? TuneThreshold { get; init; }
     public double Dropout { get; init; }
+    public int Window { get; init; }
     public string Init { get; init; } = "default";
     public int RecurrentHidden { get; init; } = ModelZoo.DefaultRecurrentHidden;
     public int RecurrentLayers { get; init; } = 1;
@@ -139,6 +140,13 @@ public sealed class TrainCommand(TrainRunOptions o)
         Description = "With --multi-label: after training, choose the decision threshold (0.05…0.95) that maximises subset, hamming or f1 on the held-out images (--val-size) and store it in best/last.safetensors.",
     };
     private static readonly Option<double> DropoutOption = new("--dropout") { Description = "Dropout probability on the classifier head (train mode only; 0 = none).", DefaultValueFactory = _ => 0.0 };
+    private static readonly Option<int> WindowOption = new("--window")
+    {
+        Description = "tiny-cnn/fmnist-cnn: the classifier head reads each W×W-pixel block of the input on its own and keeps each class's " +
+                      "largest logit (global max pooling; for multi-label images made of items, e.g. 28 on fashion-mnist-multi). " +
+                      "A multiple of 4 that divides the input; 0 = the whole input.",
+        DefaultValueFactory = _ => 0,
+    };
     private static readonly Option<string> InitOption = new("--init") { Description = $"Initial weights: {string.Join(", ", WeightInits.Names)} (default = PyTorch's per-layer defaults).", DefaultValueFactory = _ => "default" };
     private static readonly Option<int> RnnHiddenOption = new("--rnn-hidden") { Description = "lstm/gru: hidden units per layer.", DefaultValueFactory = _ => ModelZoo.DefaultRecurrentHidden };
     private static readonly Option<int> RnnLayersOption = new("--rnn-layers") { Description = "lstm/gru: stacked recurrent layers (1 or 2).", DefaultValueFactory = _ => 1 };
@@ -163,7 +171,7 @@ public sealed class TrainCommand(TrainRunOptions o)
             ArchOption, DataOption, DataDirOption, TrainSizeOption, EpochsOption, OptimizerOption, LrOption, MomentumOption, WeightDecayOption,
             ScheduleOption, DefenseOption, NormOption, EpsOption, StepsOption, StepSizeOption, AdvRatioOption, BetaOption, SigmaOption, KappaEndOption,
             AttackModeOption, AttackPrecisionOption, TrainPrecisionOption, BnRecomputeOption, EmaOption, ReplaysOption, TargetRobustOption, EpsRampOption, EpsWarmupOption, ValSizeOption, MlpHiddenOption, ActivationOption,
-            DropoutOption, InitOption, RnnHiddenOption, RnnLayersOption, AugmentOption, CropPaddingOption,
+            DropoutOption, WindowOption, InitOption, RnnHiddenOption, RnnLayersOption, AugmentOption, CropPaddingOption,
             MultiLabelOption, OneVsRestOption, TuneThresholdOption, AllowEmptyOption, SeedOption, BatchOption, DeviceOption,
             ThreadsOption, ResumeOption, FromOption, OutOption, ModelOption,
         };
@@ -244,6 +252,7 @@ public sealed class TrainCommand(TrainRunOptions o)
                 OneVsRest = p.GetValue(OneVsRestOption),
                 TuneThreshold = p.GetValue(TuneThresholdOption) is { } metric ? ThresholdTuning.Parse(metric) : null,
                 Dropout = p.GetValue(DropoutOption),
+                Window = p.GetValue(WindowOption),
                 Init = p.GetValue(InitOption)!,
                 RecurrentHidden = p.GetValue(RnnHiddenOption),
                 RecurrentLayers = p.GetValue(RnnLayersOption),
@@ -424,7 +433,7 @@ public sealed class TrainCommand(TrainRunOptions o)
         using var source = ModelFile.Load(path, model.Device);
         var (a, b) = (ModelZoo.OptionsFor(source.Spec) with { Init = WeightInit.Default }, ModelZoo.OptionsFor(model.Spec) with { Init = WeightInit.Default });
         bool same = source.Spec.Arch == model.Spec.Arch && source.Spec.InputShape.SequenceEqual(model.Spec.InputShape) && a.NumClasses == b.NumClasses
-            && a.Dropout == b.Dropout && a.RecurrentHidden == b.RecurrentHidden && a.RecurrentLayers == b.RecurrentLayers && a.Activation == b.Activation
+            && a.Dropout == b.Dropout && a.Window == b.Window && a.RecurrentHidden == b.RecurrentHidden && a.RecurrentLayers == b.RecurrentLayers && a.Activation == b.Activation
             && (a.Hidden ?? []).SequenceEqual(b.Hidden ?? []);
         if (!same)
             throw new InputException($"--from: {path} is a {source.Spec.Arch} [{string.Join(",", source.Spec.InputShape)}] with other architecture options than the model being trained ({model.Spec.Arch} [{string.Join(",", model.Spec.InputShape)}], --dropout, --rnn-*, --mlp-hidden and --activation must match)");
@@ -488,6 +497,7 @@ public sealed class TrainCommand(TrainRunOptions o)
             Hidden = o.MlpHidden is { } h ? ModelZoo.ParseHidden(h, "--mlp-hidden") : null,
             Activation = o.Activation,
             Dropout = o.Dropout,
+            Window = o.Window,
             RecurrentHidden = o.RecurrentHidden,
             RecurrentLayers = o.RecurrentLayers,
             Init = WeightInits.Parse(o.Init),
