@@ -67,10 +67,12 @@ public sealed class LectureTrainTests : IDisposable
     [InlineData("--rnn-layers", "3", "--rnn-layers")]
     [InlineData("--bn-recompute", "-1", "--bn-recompute")]
     [InlineData("--ema", "1", "--ema")]
+    [InlineData("--window", "12", "does not divide")]
+    [InlineData("--window", "28", "only tiny-cnn and fmnist-cnn")]
     public void Bad_lecture_options_exit_2_naming_the_flag(string flag, string value, string fragment)
     {
         var outDir = _temp.Sub("out-" + Guid.NewGuid().ToString("N"));
-        var arch = flag == "--rnn-layers" ? "gru" : "tiny-cnn";
+        var arch = flag == "--rnn-layers" || (flag, value) == ("--window", "28") ? "gru" : "tiny-cnn";
         string[] augment = flag == "--crop-padding" ? ["--augment", "crop"] : [];
         var line = Expect.BadInput(Cli.Run(["train", "--arch", arch, flag, value, .. augment, "--data", Data(), "--epochs", "1", "--val-size", "8", "--threads", "1", "--out", outDir]), fragment);
         Assert.Contains(flag, line);
