@@ -79,6 +79,11 @@ public class WindowedHeadTests
         var x = rand(2, 1, 56, 56);
         using (no_grad()) AssertClose(network.call(x), GraphExecutor.Forward(graph, x));
 
+        // Describing again (IBP training does it every step) makes no new tensors.
+        long live = LiveTensors.Count;
+        for (int i = 0; i < 50; i++) ((IDescribedNetwork)network).Describe();
+        Assert.Equal(live, LiveTensors.Count);
+
         network.train();
         network.call(x).sum().backward();
         foreach (var (name, p) in network.named_parameters())

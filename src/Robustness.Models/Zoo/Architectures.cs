@@ -32,7 +32,8 @@ internal sealed class TwoStageCnn : nn.Module<Tensor, Tensor>, IDescribedNetwork
     private readonly int _c2;
     /// <summary>The grid of windows: rows and columns.</summary>
     private readonly long[] _grid;
-    private readonly List<Tensor> _describedViews = [];
+    /// <summary>The head's kernels as described last, and the weights they view (IBP training describes every step).</summary>
+    private (IntPtr Fc1Handle, Tensor Fc1, Tensor Fc2)? _described;
 
     private TwoStageCnn(string name, int channels, int height, int width, int classes, double dropout, int window, int c1, int c2, int kernel, int hidden) : base(name)
     {
@@ -86,10 +87,15 @@ internal sealed class TwoStageCnn : nn.Module<Tensor, Tensor>, IDescribedNetwork
             g.Then("fc2", Layers.Linear(fc2));
             return g.Build();
         }
-        // The views live as long as the module (the graph refers to them, as to the other layers' parameters).
-        var (w1, w2) = HeadKernels();
-        _describedViews.Add(w1.DetachFromDisposeScope());
-        _describedViews.Add(w2.DetachFromDisposeScope());
+        // The views live as long as the module (the graph refers to them, as to the other layers' parameters) and
+        // are made again only when the weights are new tensors (after .to(device)).
+        if (_described is not { } d || d.Fc1Handle != fc1.weight!.Handle)
+        {
+            DisposeDescribed();
+            var (k1, k2) = HeadKernels();
+            _described = d = (fc1.weight!.Handle, k1.DetachFromDisposeScope(), k2.DetachFromDisposeScope());
+        }
+        var (w1, w2) = (d.Fc1, d.Fc2);
         g.Then("fc1", new Conv2dOp(w1, fc1.bias, [_cells, _cells], [0, 0], [1, 1])); g.Then("relu3", ReluOp.Instance);
         g.Then("fc2", new Conv2dOp(w2, fc2.bias, [1, 1], [0, 0], [1, 1]));
         g.Then("max", new MaxPool2dOp(_grid, _grid, [0, 0]));
@@ -99,9 +105,14 @@ internal sealed class TwoStageCnn : nn.Module<Tensor, Tensor>, IDescribedNetwork
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing) foreach (var v in _describedViews) v.Dispose();
-        _describedViews.Clear();
+        if (disposing) DisposeDescribed();
         base.Dispose(disposing);
+    }
+
+    private void DisposeDescribed()
+    {
+        if (_described is { } d) { d.Fc1.Dispose(); d.Fc2.Dispose(); }
+        _described = null;
     }
 }
 
