@@ -112,7 +112,8 @@ internal static class ObjectiveMath
 /// iterates; <see cref="KeepModelMode"/> attacks the model in train mode as the original code does). The loss is
 /// (1 − r)·CE(clean) + r·CE(adversarial) with r = <see cref="AdvRatio"/> (1 = adversarial only). For a multi-label model
 /// both the loss and the inner attack's objective are the binary cross-entropy against the true label set (the "ce"
-/// objective follows the multi-hot labels, <see cref="CrossEntropyObjective"/>).
+/// objective follows the multi-hot labels, <see cref="CrossEntropyObjective"/>); <see cref="LabelFocus"/> can point the
+/// inner attack at single decisions instead, as the per-label stages of a multi-label evaluation do.
 /// </summary>
 public sealed record PgdAdversarialObjective(double Epsilon, Norm Norm = Norm.Linf) : ITrainingObjective
 {
@@ -125,6 +126,8 @@ public sealed record PgdAdversarialObjective(double Epsilon, Norm Norm = Norm.Li
     /// <summary>When <see cref="AdvRatio"/> = 1: how many inputs of each batch get an eval-mode clean forward pass for
     /// the clean-accuracy display (0 = none; the batch size or more = all).</summary>
     public int CleanAccuracySample { get; init; } = ObjectiveMath.DefaultCleanAccuracySample;
+    /// <summary>Multi-label models: which decisions the inner attack goes after (ignored for single-label models).</summary>
+    public LabelFocus LabelFocus { get; init; } = LabelFocus.All;
 
     public string Name => "pgd";
     public double Alpha => StepSize ?? 2.5 * Epsilon / Steps;
@@ -133,13 +136,14 @@ public sealed record PgdAdversarialObjective(double Epsilon, Norm Norm = Norm.Li
     public IReadOnlyDictionary<string, object> Parameters => new Dictionary<string, object>
     {
         ["eps"] = Epsilon, ["norm"] = Norm.Name(), ["steps"] = Steps, ["step_size"] = Alpha,
-        ["adv_ratio"] = AdvRatio, ["attack_mode"] = KeepModelMode ? "train" : "eval",
+        ["adv_ratio"] = AdvRatio, ["attack_mode"] = KeepModelMode ? "train" : "eval", ["label_focus"] = LabelFocus.Name(),
     };
 
     public TrainingStepResult Compute(IGradientClassifier model, Tensor inputs, Tensor labels, TrainingStepContext context)
     {
         ObjectiveMath.CheckEpsilon(Epsilon);
         if (Steps < 1) throw new ParameterException("Steps", $"PGD training needs at least 1 step, got {Steps}");
+        if (!Enum.IsDefined(LabelFocus)) throw new ParameterException(nameof(LabelFocus), $"unknown label focus {(int)LabelFocus}");
         if (!(AdvRatio >= 0 && AdvRatio <= 1)) throw new ParameterException("AdvRatio", $"must be in [0, 1], got {AdvRatio}");
         var attack = new ProjectedGradientAttack(new ThreatModel(Norm, context.Epsilon, model.Spec.Bounds))
         {
@@ -148,7 +152,10 @@ public sealed record PgdAdversarialObjective(double Epsilon, Norm Norm = Norm.Li
             Start = Starts.Uniform,
             EarlyStop = false,
         };
-        var adversarial = attack.Craft(context.AttackModel ?? model, inputs, new AttackTargets(labels), new AttackContext(context.Generator, KeepModelMode: KeepModelMode));
+        var attackContext = new AttackContext(context.Generator, KeepModelMode: KeepModelMode);
+        var adversarial = LabelFocus == LabelFocus.All || labels.dim() != 2
+            ? attack.Craft(context.AttackModel ?? model, inputs, new AttackTargets(labels), attackContext)
+            : CraftFocused(attack, context.AttackModel ?? model, inputs, labels, attackContext, LabelFocus);
         var supervised = ClassificationLosses.For(model.Spec);
         var advLogits = model.Logits(adversarial);
         var advLoss = supervised.Mean(advLogits, labels);
@@ -161,6 +168,56 @@ public sealed record PgdAdversarialObjective(double Epsilon, Norm Norm = Norm.Li
         var loss = supervised.Mean(cleanLogits, labels) * Keep(1 - AdvRatio) + advLoss * Keep(AdvRatio);
         return new TrainingStepResult(loss, cleanLogits.detach(), advLogits.detach());
     }
+
+    /// <summary>
+    /// Multi-label inner attack on single decisions: per sample, the decision with the smallest clean margin s·z (the
+    /// one closest to flipping, found in the attack's mode without a graph) is the only one the goal asks to flip
+    /// (<see cref="MultiLabelTargets.FlipOnly"/>). <see cref="LabelFocus.Mixed"/> attacks the first half of the
+    /// (shuffled) batch on the whole label set and the second half so.
+    /// </summary>
+    private static Tensor CraftFocused(ProjectedGradientAttack attack, IGradientClassifier attacked, Tensor inputs, Tensor labels,
+        AttackContext context, LabelFocus focus)
+    {
+        long n = inputs.shape[0], whole = focus == LabelFocus.Mixed ? n / 2 : 0;
+        var x = inputs.narrow(0, whole, n - whole);
+        var y = labels.narrow(0, whole, n - whole);
+        Tensor goal;
+        using (context.KeepModelMode ? null : attacked.EvalMode())
+        using (no_grad())
+        {
+            var (margins, _) = Objectives.LabelMargins(attacked.Logits(x), new AttackTargets(y));
+            goal = MultiLabelTargets.FlipOnly(y, margins.argmin(1));
+        }
+        if (whole == 0) return attack.Craft(attacked, x, new AttackTargets(y, goal), context);
+        var rest = attack.Craft(attacked, inputs.narrow(0, 0, whole), new AttackTargets(labels.narrow(0, 0, whole)), context);
+        return cat([rest, attack.Craft(attacked, x, new AttackTargets(y, goal), context)], 0);
+    }
+}
+
+/// <summary>Which decisions of a multi-label model the PGD-AT inner attack goes after.</summary>
+public enum LabelFocus
+{
+    /// <summary>The binary cross-entropy of the whole label set: every decision at once (the sample-level attack).</summary>
+    All,
+    /// <summary>Per sample, only the decision with the smallest clean margin, flipped alone.</summary>
+    Weakest,
+    /// <summary>Half of each batch <see cref="All"/>, the other half <see cref="Weakest"/>.</summary>
+    Mixed,
+}
+
+public static class LabelFocusNames
+{
+    public static readonly IReadOnlyList<string> Names = ["all", "weakest", "mixed"];
+
+    public static string Name(this LabelFocus focus) => focus.ToString().ToLowerInvariant();
+
+    public static LabelFocus Parse(string name) => name.Trim().ToLowerInvariant() switch
+    {
+        "all" => LabelFocus.All,
+        "weakest" => LabelFocus.Weakest,
+        "mixed" => LabelFocus.Mixed,
+        _ => throw new ParameterException(nameof(LabelFocus), $"unknown label focus '{name}' (valid: {string.Join(", ", Names)})"),
+    };
 }
 
 /// <summary>
@@ -466,6 +523,8 @@ public sealed record DefenseSettings
     public int? Replays { get; init; }
     /// <summary>IBP / CROWN-IBP: final weight κ of the clean loss (default 0.5).</summary>
     public double? KappaEnd { get; init; }
+    /// <summary>PGD-AT on a multi-label model: which decisions the inner attack goes after (default all).</summary>
+    public LabelFocus? LabelFocus { get; init; }
 }
 
 public static class TrainingObjectives
@@ -484,7 +543,7 @@ public static class TrainingObjectives
         {
             "none" or "standard" => new StandardObjective(),
             "pgd" => new PgdAdversarialObjective(eps, norm) is var p
-                ? p with { Steps = settings.Steps ?? p.Steps, StepSize = settings.StepSize ?? p.StepSize, AdvRatio = settings.AdvRatio ?? p.AdvRatio, KeepModelMode = keep } : null!,
+                ? p with { Steps = settings.Steps ?? p.Steps, StepSize = settings.StepSize ?? p.StepSize, AdvRatio = settings.AdvRatio ?? p.AdvRatio, KeepModelMode = keep, LabelFocus = settings.LabelFocus ?? p.LabelFocus } : null!,
             "fgsm-rs" => new FgsmRsObjective(eps, norm) is var f
                 ? f with { AlphaFactor = settings.StepSize is { } a ? a / eps : f.AlphaFactor, KeepModelMode = keep } : null!,
             "free" => new FreeAdversarialObjective(eps, norm) is var fr

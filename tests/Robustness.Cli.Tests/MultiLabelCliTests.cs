@@ -171,6 +171,9 @@ public sealed class MultiLabelCliTests : IDisposable
         var outDir = _temp.Sub("bad");
         Expect.BadInput(Cli.Run("train", "--arch", "logistic", "--data", data, "--epochs", "1", "--out", outDir), "--multi-label", "multi-label dataset");
         Expect.BadInput(Cli.Run("train", "--arch", "logistic", "--data", data, "--tune-threshold", "subset", "--out", outDir), "--tune-threshold");
+        Expect.BadInput(Cli.Run("train", "--arch", "logistic", "--data", data, "--multi-label", "--defense", "pgd", "--label-focus", "strongest", "--out", outDir), "--label-focus", "strongest");
+        Expect.BadInput(Cli.Run("train", "--arch", "logistic", "--data", data, "--multi-label", "--defense", "trades", "--label-focus", "weakest", "--out", outDir), "--label-focus", "--defense pgd");
+        Expect.BadInput(Cli.Run("train", "--arch", "logistic", "--data", "fashion-mnist", "--defense", "pgd", "--label-focus", "weakest", "--out", outDir), "--label-focus", "--multi-label");
         Expect.BadInput(Cli.Run("train", "--arch", "logistic", "--data", data, "--multi-label", "--tune-threshold", "best", "--out", outDir), "--tune-threshold", "unknown metric");
         Expect.BadInput(Cli.Run("eval", "--model", model, "--data", "fashion-mnist", "--n", "4", "--eps", "0.1", "--out", outDir), "--data", "multi-label");
         Expect.BadInput(Cli.Run("eval", "--model", Make.TinyCnn, "--data", "fashion-mnist", "--n", "4", "--eps", "0.1", "--flip", "1", "--out", outDir), "--flip");

@@ -72,6 +72,50 @@ public class MultiLabelTrainingTests
         }
     }
 
+    /// <summary>
+    /// On a linear multi-label model the BCE gradient of one decision has a constant sign, so PGD-3 (2.5·ε of travel)
+    /// from any start in the ball ends at the corner x − ε·sign(s_ℓ·W_ℓ): the weakest decision's margin drops by
+    /// exactly ε·‖W_ℓ‖₁ (inputs at 0.5 ± 0.1, so the bounds never clip). Mixed attacks the first half as "all" does.
+    /// </summary>
+    [Fact]
+    public void WeakestLabelFocusFlipsTheClosestDecisionByTheClosedFormAndMixedSplitsTheBatch()
+    {
+        using var scope = NewDisposeScope();
+        random.manual_seed(11);
+        var net = nn.Sequential(("flatten", nn.Flatten()), ("fc", nn.Linear(16, 5)));
+        using var model = new TorchClassifier(net, new ModelSpec
+        {
+            Arch = "test-linear", InputShape = [1, 4, 4], NumClasses = 5, Labels = ["a", "b", "c", "d", "e"], MultiLabel = true,
+        });
+        var x = rand(new long[] { 12, 1, 4, 4 }) * Keep(0.2) + Keep(0.4);
+        var y = rand(12, 5).gt(Keep(0.5)).to(ScalarType.Float32);
+        const double eps = 0.05;
+        TrainingStepResult Step(LabelFocus focus) =>
+            new PgdAdversarialObjective(eps) { Steps = 3, LabelFocus = focus, CleanAccuracySample = 0 }
+                .Compute(model, x, y, new TrainingStepContext(eps, new Generator(7), 0, 0));
+
+        Tensor clean, weight;
+        using (no_grad()) { clean = model.Logits(x); weight = net.named_parameters().First(p => p.name == "fc.weight").parameter.detach(); }
+        var (cleanMargins, _) = Objectives.LabelMargins(clean, new AttackTargets(y));
+        var weakest = cleanMargins.argmin(1);
+        var drop = weight.abs().sum(1).index_select(0, weakest) * Keep(eps);
+        Tensor MarginOfWeakest(Tensor logits) => Objectives.LabelMargins(logits, new AttackTargets(y)).Margins.gather(1, weakest.unsqueeze(1)).squeeze(1);
+
+        var focused = Step(LabelFocus.Weakest).AdversarialLogits!;
+        Assert.True(MarginOfWeakest(focused).allclose(MarginOfWeakest(clean) - drop, 1e-4, 1e-4),
+            $"margins {MarginOfWeakest(focused).str()} expected {(MarginOfWeakest(clean) - drop).str()}");
+        var all = Step(LabelFocus.All).AdversarialLogits!;
+        // The whole-set attack spends the budget on every decision, so the weakest one drops at most as far.
+        Assert.True(MarginOfWeakest(all).ge(MarginOfWeakest(focused) - Keep(1e-4)).all().item<bool>());
+        Assert.False(all.allclose(focused, 1e-4, 1e-4));
+        var mixed = Step(LabelFocus.Mixed).AdversarialLogits!;
+        Assert.True(mixed.narrow(0, 0, 6).allclose(all.narrow(0, 0, 6), 1e-4, 1e-4));
+        Assert.True(mixed.narrow(0, 6, 6).allclose(focused.narrow(0, 6, 6), 1e-4, 1e-4));
+        // Recorded for provenance, and refused by name when unknown.
+        Assert.Equal("weakest", new PgdAdversarialObjective(eps) { LabelFocus = LabelFocus.Weakest }.Parameters["label_focus"]);
+        Assert.Equal("LabelFocus", Assert.Throws<ParameterException>(() => LabelFocusNames.Parse("strongest")).Parameter);
+    }
+
     [Fact]
     public void TradesTrainsMultiLabelModelsWithTheBernoulliKl()
     {

@@ -22,7 +22,7 @@ public static class ParameterFlags
         ["Targeted"] = "--targeted", ["TargetMode"] = "--target-mode", ["TargetCount"] = "--target-count", ["Loss"] = "--loss",
         ["Queries"] = "--queries", ["SquareHalvingFrom"] = "--square-halving", ["HalvingFrom"] = "--square-halving", ["EarlyStop"] = "--early-stop", ["Momentum"] = "--momentum", ["Confidence"] = "--confidence", ["L1Sparsity"] = "--l1-sparsity",
         ["Epochs"] = "--epochs", ["LearningRate"] = "--lr", ["WeightDecay"] = "--weight-decay", ["Schedule"] = "--schedule",
-        ["Optimizer"] = "--optimizer", ["EpsRampEpochs"] = "--eps-ramp", ["ValidationSize"] = "--val-size", ["AdvRatio"] = "--adv-ratio",
+        ["Optimizer"] = "--optimizer", ["EpsRampEpochs"] = "--eps-ramp", ["ValidationSize"] = "--val-size", ["AdvRatio"] = "--adv-ratio", ["LabelFocus"] = "--label-focus",
         ["AlphaFactor"] = "--step-size", ["Beta"] = "--beta", ["Sigma"] = "--sigma", ["Defense"] = "--defense",
         ["MlpHidden"] = "--mlp-hidden", ["Activation"] = "--activation", ["AttackMode"] = "--attack-mode", ["Patience"] = "--patience",
         ["EpsWarmupEpochs"] = "--eps-warmup", ["KappaEnd"] = "--kappa-end", ["N0"] = "--n0", ["N"] = "--noise-samples", ["Alpha"] = "--alpha",

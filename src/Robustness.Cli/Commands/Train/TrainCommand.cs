@@ -34,6 +34,7 @@ public sealed record TrainRunOptions
     public double KappaEnd { get; init; } = 0.5;
     public string AttackMode { get; init; } = "eval";
     public int? Replays { get; init; }
+    public string? LabelFocus { get; init; }
     public string? MlpHidden { get; init; }
     public string Activation { get; init; } = "relu";
     /// <summary>K sigmoid outputs trained with BCE against multi-hot labels (the data must be multi-label).</summary>
@@ -117,6 +118,11 @@ public sealed class TrainCommand(TrainRunOptions o)
         Description = "Keep an exponential moving average of the weights with this decay (e.g. 0.999), updated every step; validation, best/last " +
             "and the final model use the average (Gowal et al. 2020: more robust accuracy, less robust overfitting). Recorded as training.weight_average.",
     };
+    private static readonly Option<string?> LabelFocusOption = new("--label-focus")
+    {
+        Description = $"pgd on a --multi-label model: which decisions the inner attack goes after: {string.Join(", ", LabelFocusNames.Names)} " +
+            "(all = the whole label set's BCE; weakest = per image the decision closest to flipping, alone, as the evaluation's per-label attacks do; mixed = half of each batch each; default all).",
+    };
     private static readonly Option<int?> ReplaysOption = new("--replays") { Description = $"free: replays m of each minibatch (default {FreeAdversarialObjective.DefaultReplays}); the run takes m optimizer steps per minibatch, so use about epochs/m epochs." };
     private static readonly Option<double?> TargetRobustOption = new("--target-robust")
     {
@@ -170,7 +176,7 @@ public sealed class TrainCommand(TrainRunOptions o)
         {
             ArchOption, DataOption, DataDirOption, TrainSizeOption, EpochsOption, OptimizerOption, LrOption, MomentumOption, WeightDecayOption,
             ScheduleOption, DefenseOption, NormOption, EpsOption, StepsOption, StepSizeOption, AdvRatioOption, BetaOption, SigmaOption, KappaEndOption,
-            AttackModeOption, AttackPrecisionOption, TrainPrecisionOption, BnRecomputeOption, EmaOption, ReplaysOption, TargetRobustOption, EpsRampOption, EpsWarmupOption, ValSizeOption, MlpHiddenOption, ActivationOption,
+            AttackModeOption, AttackPrecisionOption, TrainPrecisionOption, BnRecomputeOption, EmaOption, ReplaysOption, LabelFocusOption, TargetRobustOption, EpsRampOption, EpsWarmupOption, ValSizeOption, MlpHiddenOption, ActivationOption,
             DropoutOption, WindowOption, InitOption, RnnHiddenOption, RnnLayersOption, AugmentOption, CropPaddingOption,
             MultiLabelOption, OneVsRestOption, TuneThresholdOption, AllowEmptyOption, SeedOption, BatchOption, DeviceOption,
             ThreadsOption, ResumeOption, FromOption, OutOption, ModelOption,
@@ -245,6 +251,7 @@ public sealed class TrainCommand(TrainRunOptions o)
                 KappaEnd = p.GetValue(KappaEndOption),
                 AttackMode = p.GetValue(AttackModeOption)!,
                 Replays = p.GetValue(ReplaysOption),
+                LabelFocus = p.GetValue(LabelFocusOption),
                 MlpHidden = p.GetValue(MlpHiddenOption),
                 Activation = p.GetValue(ActivationOption)!,
                 MultiLabel = p.GetValue(MultiLabelOption),
@@ -287,6 +294,7 @@ public sealed class TrainCommand(TrainRunOptions o)
         {
             Norm = o.Norm, Epsilon = o.Epsilon, Steps = o.Steps, StepSize = o.StepSize,
             AdvRatio = o.AdvRatio, Beta = o.Beta, Sigma = o.Sigma, KeepModelMode = keepMode, KappaEnd = o.KappaEnd, Replays = o.Replays,
+            LabelFocus = o.LabelFocus is { } focus ? LabelFocusNames.Parse(focus) : null,
         });
     }
 
@@ -305,6 +313,8 @@ public sealed class TrainCommand(TrainRunOptions o)
                 $"with '{o.Defense}' it was not (docs/time-to-robust.md)");
         if (o.Model is null && o.Contract.IsGiven)
             throw new InputException("--input-shape, --bounds, --mean, --std, --labels: describe a model given with --model (a fresh zoo model takes the data's shape)");
+        if (o.LabelFocus is not null && !(o.MultiLabel && objective is PgdAdversarialObjective))
+            throw new InputException("--label-focus: is for --defense pgd on a --multi-label model (the decisions its inner attack goes after)");
         if (o.MultiLabel && o.OneVsRest) throw new InputException("--one-vs-rest: single-label models only; a --multi-label model always has one sigmoid per label");
         if (o.TuneThreshold is not null && !o.MultiLabel) throw new InputException("--tune-threshold: needs --multi-label (single-label models predict the arg-max class)");
         if (o.TuneThreshold is not null && o.Training.ValidationSize == 0) throw new InputException("--tune-threshold: needs held-out images (--val-size > 0)");
