@@ -36,24 +36,28 @@ public sealed record TrainingReport
     public int? TargetReachedEpoch { get; init; }
     public double? TargetReachedSeconds { get; init; }
 
+    /// <summary>Metadata keys that later tools read back: the data's name and the seeded training/held-out split.</summary>
+    public const string DataKey = "data", EpsilonKey = "training.eps", NormKey = "training.norm", SeedKey = "training.seed",
+        TrainCountKey = "training.train_count", ValidationCountKey = "training.val_count";
+
     /// <summary>String metadata for the model file: what defense, ε, steps, step size, epochs, seed, data and final metrics.</summary>
     public IReadOnlyDictionary<string, string> ToMetadata()
     {
         var inv = CultureInfo.InvariantCulture;
         var d = new Dictionary<string, string>
         {
-            ["data"] = DataName,
+            [DataKey] = DataName,
             ["seed"] = Seed.ToString(inv),
             ["tool_version"] = ToolInfo.Version,
             ["training.defense"] = Defense,
-            ["training.eps"] = Epsilon.ToString("R", inv),
-            ["training.norm"] = Norm,
+            [EpsilonKey] = Epsilon.ToString("R", inv),
+            [NormKey] = Norm,
             ["training.epochs"] = EpochsRun.ToString(inv),
             ["training.epochs_planned"] = EpochsPlanned.ToString(inv),
-            ["training.seed"] = Seed.ToString(inv),
+            [SeedKey] = Seed.ToString(inv),
             ["training.data"] = Data,
-            ["training.train_count"] = TrainCount.ToString(inv),
-            ["training.val_count"] = ValidationCount.ToString(inv),
+            [TrainCountKey] = TrainCount.ToString(inv),
+            [ValidationCountKey] = ValidationCount.ToString(inv),
             ["training.optimizer"] = Options.Optimizer.ToString().ToLowerInvariant(),
             ["training.lr"] = Options.LearningRate.ToString("R", inv),
             ["training.lr_schedule"] = Options.Schedule.ToString().ToLowerInvariant(),

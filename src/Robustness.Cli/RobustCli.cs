@@ -29,6 +29,7 @@ public static class RobustCli
         Commands.Eval.EvalCommand.Definition(),
         Commands.Certify.CertifyCommand.Definition(),
         Commands.Demo.DemoCommand.Definition(),
+        Commands.Threshold.ThresholdCommand.Definition(),
         Commands.Merge.MergeCommand.Definition(),
         Commands.Leaderboard.LeaderboardCommand.Definition(),
         Commands.Compare.CompareCommand.Definition(),

@@ -59,6 +59,21 @@ public sealed class MultiLabelCliTests : IDisposable
         }
         Assert.Contains("Hamming", r.Stdout);
 
+        // Re-tuned after training for robust Hamming accuracy, on the same held-out split (seed and size from the metadata).
+        var retuned = _temp.Sub("retuned.safetensors");
+        r = Cli.Run("threshold", best, "--data", data, "--metric", "robust-hamming", "--eps", "0.05", "--steps", "3", "--threads", "1", "--json", "--out", retuned);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        using (var json = JsonDocument.Parse(r.Stdout))
+        {
+            var root = json.RootElement;
+            Assert.Equal(20, root.GetProperty("held_out_images").GetInt32());
+            Assert.Equal(1, root.GetProperty("seed").GetInt64());
+            Assert.True(root.GetProperty("score").GetDouble() >= root.GetProperty("score_at_half").GetDouble());
+            using var state = SafeTensors.Read(retuned);
+            Assert.Equal(root.GetProperty("threshold").GetDouble(), double.Parse(state.Metadata["decision_threshold"], System.Globalization.CultureInfo.InvariantCulture));
+            Assert.Contains("robust Hamming accuracy (PGD-3 per label, linf ε = 0.05) on 20 held-out images", state.Metadata["training.threshold_tuning"]);
+        }
+
         var eval = _temp.Sub("eval");
         r = Cli.Run("eval", "--model", best, "--data", data, "--attacks", "fgsm,pgd", "--steps", "2", "--label-attacks", "pgd",
             "--eps-sweep", "0,0.05,0.1", "--threads", "1", "--images", "3", "--out", eval);
@@ -175,6 +190,16 @@ public sealed class MultiLabelCliTests : IDisposable
         Expect.BadInput(Cli.Run("train", "--arch", "logistic", "--data", data, "--multi-label", "--defense", "trades", "--label-focus", "weakest", "--out", outDir), "--label-focus", "--defense pgd");
         Expect.BadInput(Cli.Run("train", "--arch", "logistic", "--data", "fashion-mnist", "--defense", "pgd", "--label-focus", "weakest", "--out", outDir), "--label-focus", "--multi-label");
         Expect.BadInput(Cli.Run("train", "--arch", "logistic", "--data", data, "--multi-label", "--tune-threshold", "best", "--out", outDir), "--tune-threshold", "unknown metric");
+        var tunedOut = Path.Combine(outDir, "m.safetensors");
+        var recordsFolder = _temp.Sub("records-folder");
+        Assert.Equal(0, Cli.Run("train", "--arch", "logistic", "--data", data, "--multi-label", "--epochs", "1", "--val-size", "20", "--threads", "1", "--out", recordsFolder).ExitCode);
+        Expect.BadInput(Cli.Run("threshold", Path.Combine(recordsFolder, "best.safetensors"), "--metric", "hamming", "--out", tunedOut), "--data", "records its training data as 'ml-data'");
+        Expect.BadInput(Cli.Run("threshold", model, "--metric", "hamming", "--out", tunedOut), "--data", "does not record");
+        Expect.BadInput(Cli.Run("threshold", model, "--metric", "best", "--data", data, "--val-size", "20", "--seed", "1", "--out", tunedOut), "--metric", "unknown metric");
+        Expect.BadInput(Cli.Run("threshold", model, "--metric", "hamming", "--eps", "0.1", "--data", data, "--val-size", "20", "--seed", "1", "--out", tunedOut), "--eps", "robust-hamming");
+        Expect.BadInput(Cli.Run("threshold", model, "--metric", "robust-hamming", "--data", data, "--val-size", "20", "--seed", "1", "--out", tunedOut), "--eps", "does not record");
+        Expect.BadInput(Cli.Run("threshold", model, "--metric", "hamming", "--data", data, "--val-size", "500", "--seed", "1", "--out", tunedOut), "--val-size");
+        Expect.BadInput(Cli.Run("threshold", Make.TinyCnn, "--metric", "hamming", "--data", data, "--val-size", "20", "--seed", "1", "--out", tunedOut), "not a multi-label model");
         Expect.BadInput(Cli.Run("eval", "--model", model, "--data", "fashion-mnist", "--n", "4", "--eps", "0.1", "--out", outDir), "--data", "multi-label");
         Expect.BadInput(Cli.Run("eval", "--model", Make.TinyCnn, "--data", "fashion-mnist", "--n", "4", "--eps", "0.1", "--flip", "1", "--out", outDir), "--flip");
         Expect.BadInput(Cli.Run("eval", "--model", model, "--data", data, "--eps", "0.1", "--target-labels", "+Nope", "--out", outDir), "--target-labels", "Nope");

@@ -166,6 +166,55 @@ public class MultiLabelTrainingTests
         Assert.Equal(tuned.Threshold, ThresholdTuning.Tune(shifted, held).Threshold);
     }
 
+    /// <summary>
+    /// The worst decision logits behind robust threshold tuning, on a linear model: PGD-10 on one decision ends at the
+    /// corner, so every logit moves by exactly ε·‖W_ℓ‖₁ against its true side (inputs at 0.5 ± 0.1, no clipping).
+    /// </summary>
+    [Fact]
+    public void WorstCaseLogitsOfALinearModelMoveByTheClosedForm()
+    {
+        using var scope = NewDisposeScope();
+        random.manual_seed(12);
+        var net = nn.Sequential(("flatten", nn.Flatten()), ("fc", nn.Linear(16, 5)));
+        using var model = new TorchClassifier(net, new ModelSpec
+        {
+            Arch = "test-linear", InputShape = [1, 4, 4], NumClasses = 5, Labels = ["a", "b", "c", "d", "e"], MultiLabel = true,
+        });
+        var x = rand(new long[] { 9, 1, 4, 4 }) * Keep(0.2) + Keep(0.4);
+        var y = rand(9, 5).gt(Keep(0.5)).to(ScalarType.Float32);
+        const double eps = 0.05;
+        var worst = ThresholdTuning.WorstCaseLogits(model, x, y, new ThresholdAttack(eps) { Seed = 1 }, new Generator(3));
+        Tensor clean, weight;
+        using (no_grad()) { clean = model.Logits(x); weight = net.named_parameters().First(p => p.name == "fc.weight").parameter.detach(); }
+        var expected = clean - MultiLabelTargets.Signs(y) * weight.abs().sum(1).unsqueeze(0) * Keep(eps);
+        Assert.True(worst.allclose(expected, 1e-4, 1e-4), $"worst {worst.str()} expected {expected.str()}");
+    }
+
+    [Fact]
+    public void RobustThresholdTuningScoresUnderTheAttackAndNeedsOne()
+    {
+        using var model = Mlp(6);
+        using var train = Train.Take(640);
+        new Trainer(model, TrainingObjectives.Create("pgd", new DefenseSettings { Epsilon = 0.05, Steps = 3 }), Options(2)).Fit(train);
+        using var held = HeldOut;
+        var attack = new ThresholdAttack(0.05) { Seed = 2 };
+        var robust = ThresholdTuning.Tune(model, held, ThresholdMetric.RobustHammingAccuracy, 200, attack);
+        Assert.True(robust.Score >= robust.ScoreAtHalf);
+        Assert.Contains("robust Hamming accuracy (PGD-10 per label, linf ε = 0.05)", robust.Describe());
+        // At the tuned τ, the robust score cannot exceed the clean Hamming accuracy, which needs no attack.
+        var shifted = new TorchClassifier(model.Network, model.Spec with { DecisionThreshold = robust.Threshold },
+            pipeline: nn.Sequential(("m", model.Module), ("shift", new Shift(Math.Log(robust.Threshold / (1 - robust.Threshold))))));
+        var cleanHamming = MultiLabelAccuracy.Counts(shifted, held).HammingAccuracy;
+        Assert.True(robust.Score <= cleanHamming, $"robust {robust.Score} > clean {cleanHamming} at τ = {robust.Threshold}");
+        // So at τ = 0.5.
+        var validated = new RobustValidator(ThreatModel.Linf(0.05), pgdSteps: 10, batchSize: 200, seed: 5).Validate(model, held, 0);
+        Assert.True(robust.ScoreAtHalf <= validated.HammingAccuracy, $"robust {robust.ScoreAtHalf} > clean {validated.HammingAccuracy} at τ = 0.5");
+        // Tuning a model that carries the threshold starts from its raw outputs.
+        Assert.Equal(robust.Threshold, ThresholdTuning.Tune(shifted, held, ThresholdMetric.RobustHammingAccuracy, 200, attack).Threshold);
+        Assert.Equal("Attack", Assert.Throws<ParameterException>(() => ThresholdTuning.Tune(model, held, ThresholdMetric.RobustHammingAccuracy)).Parameter);
+        Assert.Equal(ThresholdMetric.RobustHammingAccuracy, ThresholdTuning.Parse("robust-hamming"));
+    }
+
     private sealed class Shift(double offset) : nn.Module<Tensor, Tensor>("shift")
     {
         public override Tensor forward(Tensor x) => x - Keep(offset);

@@ -143,7 +143,9 @@ public sealed class TrainCommand(TrainRunOptions o)
     private static readonly Option<bool> OneVsRestOption = new("--one-vs-rest") { Description = "Single-label data: K sigmoid outputs trained with BCE against one-hot labels (one-vs-rest, e.g. --arch logistic); predictions stay arg-max." };
     private static readonly Option<string?> TuneThresholdOption = new("--tune-threshold")
     {
-        Description = "With --multi-label: after training, choose the decision threshold (0.05…0.95) that maximises subset, hamming or f1 on the held-out images (--val-size) and store it in best/last.safetensors.",
+        Description = "With --multi-label: after training, choose the decision threshold (0.05…0.95) that maximises subset, hamming, f1 or robust-hamming " +
+            "(Hamming accuracy when PGD-10 at --eps attacks every decision on its own, as the evaluation's per-label stages do) on the held-out images (--val-size) " +
+            "and store it in best/last.safetensors.",
     };
     private static readonly Option<double> DropoutOption = new("--dropout") { Description = "Dropout probability on the classifier head (train mode only; 0 = none).", DefaultValueFactory = _ => 0.0 };
     private static readonly Option<int> WindowOption = new("--window")
@@ -422,17 +424,10 @@ public sealed class TrainCommand(TrainRunOptions o)
         using (rest)
         using (validation)
         {
-            using var model = ModelFile.Load(path, device);
-            var tuned = ThresholdTuning.Tune(model, validation, metric, o.Training.BatchSize * 2);
-            var spec = model.Spec with
-            {
-                DecisionThreshold = tuned.Threshold,
-                Extra = new Dictionary<string, string>(model.Spec.Extra) { [ThresholdTuning.MetadataKey] = tuned.Describe() },
-            };
-            // Shares the network with `model` (disposed with it).
-            var retuned = ModelZoo.Wrap(model.Network, spec, device);
-            ModelFile.Save(retuned, path);
-            CommandRunner.Out.MarkupLine($"{Markup.Escape(Path.GetFileName(path))}: decision threshold {tuned.Threshold.ToString("0.##", CultureInfo.InvariantCulture)} ({Markup.Escape(tuned.Describe())})");
+            var attack = metric == ThresholdMetric.RobustHammingAccuracy
+                ? new ThresholdAttack(o.Epsilon, o.Norm) { Seed = o.Training.Seed }
+                : null;
+            ThresholdFile.TuneAndSave(path, path, validation, metric, attack, o.Training.BatchSize * 2, device);
         }
     }
 
