@@ -1,6 +1,7 @@
 using Robustness.Models;
 using Robustness.Core.Formats;
 using Robustness.Core;
+using Robustness.Data;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -53,5 +54,34 @@ public class LiveTensorTests
         Assert.Equal(counts.At[(2, 5)], counts.At[(3, 5)]);
         var third = counts.At.Where(kv => kv.Key.Epoch == 3).Select(kv => kv.Value).ToList();
         Assert.Equal(third.Min(), third.Max());
+    }
+
+    /// <summary>Robust threshold tuning attacks every decision batch by batch and keeps one tensor per batch (its
+    /// worst-case probabilities): the count grows by exactly one per batch, and nothing is left behind.</summary>
+    [Fact]
+    public void LiveTensorCountStaysFlatOverRobustThresholdTuning()
+    {
+        Settle();
+        random.manual_seed(6);
+        var net = nn.Sequential(("flatten", nn.Flatten()), ("fc", nn.Linear(56 * 56, 10)));
+        using var model = new TorchClassifier(net, new ModelSpec
+        {
+            Arch = "test-linear", InputShape = [1, 56, 56], NumClasses = 10, Labels = DatasetCatalog.FashionMnistClassNames, MultiLabel = true,
+        });
+        using var all = DatasetCatalog.Load(FashionMnistMulti.Name, "test");
+        using var held = all.Take(40);
+        var counts = new List<long>();
+        long before = LiveTensors.Count;
+        ThresholdTuning.Tune(model, held, ThresholdMetric.RobustHammingAccuracy, 50, new ThresholdAttack(0.05) { Steps = 2 },
+            new Recorder(counts));
+        Settle();
+        Assert.Equal(8, counts.Count);
+        Assert.All(counts.Zip(counts.Skip(1)), pair => Assert.Equal(pair.First + 1, pair.Second));
+        Assert.Equal(before, LiveTensors.Count);
+    }
+
+    private sealed class Recorder(List<long> counts) : IProgress<int>
+    {
+        public void Report(int value) => counts.Add(LiveTensors.Count);
     }
 }
