@@ -12,11 +12,10 @@ namespace Robustness.Cli.Common;
 /// (the tuning record in its metadata), atomically; `robust train --tune-threshold` and `robust threshold` share it.</summary>
 public static class ThresholdFile
 {
-    public static ThresholdTuningResult TuneAndSave(string modelPath, string outPath, ImageDataset validation, ThresholdMetric metric,
+    /// <summary>Tunes <paramref name="model"/> (loaded from a file, multi-label) and writes it to <paramref name="outPath"/>.</summary>
+    public static ThresholdTuningResult TuneAndSave(TorchClassifier model, string outPath, ImageDataset validation, ThresholdMetric metric,
         ThresholdAttack? attack, int batchSize, torch.Device device)
     {
-        using var model = ModelFile.Load(modelPath, device);
-        if (!model.Spec.MultiLabel) throw new InputException($"{modelPath}: not a multi-label model (single-label models predict the arg-max class)");
         ThresholdTuningResult tuned = null!;
         ProgressBar.Run($"threshold: {ThresholdTuning.Name(metric)}", attack is null ? 1 : validation.Count, tick =>
             tuned = ThresholdTuning.Tune(model, validation, metric, batchSize, attack, new Ticks(tick)));
@@ -25,7 +24,7 @@ public static class ThresholdFile
             DecisionThreshold = tuned.Threshold,
             Extra = new Dictionary<string, string>(model.Spec.Extra) { [ThresholdTuning.MetadataKey] = tuned.Describe() },
         };
-        // Shares the network with `model` (disposed with it).
+        // Shares the network with `model` (the caller disposes it).
         var retuned = ModelZoo.Wrap(model.Network, spec, device);
         ModelFile.Save(retuned, outPath);
         CommandRunner.Out.MarkupLine($"{Markup.Escape(Path.GetFileName(outPath))}: decision threshold {tuned.Threshold.ToString("0.##", CultureInfo.InvariantCulture)} ({Markup.Escape(tuned.Describe())})");

@@ -99,8 +99,9 @@ public sealed class ThresholdCommand(ThresholdRunOptions o)
         SharedOptions.RequirePositive(o.BatchSize, "--batch-size");
         SharedOptions.ApplyThreads(o.Threads);
         var device = Devices.Parse(o.Device);
-        ModelSpec spec;
-        using (var probe = ModelFile.Load(o.Model, device)) spec = probe.Spec;
+        using var model = ModelFile.Load(o.Model, device);
+        var spec = model.Spec;
+        var sha256 = ModelFile.Sha256(o.Model); // before --out may overwrite it
         if (!spec.MultiLabel) throw new InputException($"{o.Model}: not a multi-label model (single-label models predict the arg-max class)");
         string Recorded(string key, string option) => spec.Extra.TryGetValue(key, out var v) ? v
             : throw new InputException($"{option}: {o.Model} does not record it ({key}); give {option}");
@@ -128,11 +129,11 @@ public sealed class ThresholdCommand(ThresholdRunOptions o)
         using (rest)
         using (validation)
         {
-            var tuned = ThresholdFile.TuneAndSave(o.Model, o.Out, validation, o.Metric, attack, o.BatchSize, device);
+            var tuned = ThresholdFile.TuneAndSave(model, o.Out, validation, o.Metric, attack, o.BatchSize, device);
             JsonOutput.Write(new Dictionary<string, object?>
             {
                 ["model"] = Path.GetFullPath(o.Model),
-                ["model_sha256"] = ModelFile.Sha256(o.Model),
+                ["model_sha256"] = sha256,
                 ["output"] = Path.GetFullPath(o.Out),
                 ["metric"] = tuned.MetricName,
                 ["threshold"] = tuned.Threshold,

@@ -427,7 +427,8 @@ public sealed class TrainCommand(TrainRunOptions o)
             var attack = metric == ThresholdMetric.RobustHammingAccuracy
                 ? new ThresholdAttack(o.Epsilon, o.Norm) { Seed = o.Training.Seed }
                 : null;
-            ThresholdFile.TuneAndSave(path, path, validation, metric, attack, o.Training.BatchSize * 2, device);
+            using var model = ModelFile.Load(path, device);
+            ThresholdFile.TuneAndSave(model, path, validation, metric, attack, o.Training.BatchSize * 2, device);
         }
     }
 
